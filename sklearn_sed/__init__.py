@@ -1,0 +1,43 @@
+"""sklearn-sed: sound event detection as scikit-learn estimators.
+
+The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
+:class:`PseudoLabelSED` estimator, log-mel extraction as a
+:class:`LogMelExtractor` transformer, and sed_eval metrics as scorers.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from sklearn_sed.estimator import PseudoLabelSED
+from sklearn_sed.features import LogMelExtractor, load_audio, log_mel_spectrogram
+from sklearn_sed.labels import EventEncoder
+from sklearn_sed.metrics import (
+    event_based_f1,
+    event_f1_scorer,
+    make_sed_scorer,
+    segment_based_f1,
+    segment_f1_scorer,
+)
+from sklearn_sed.nets import SEDNet, make_sed_net
+from sklearn_sed.resnet import ResNetSED
+
+try:
+    __version__ = version("sklearn-sed")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "EventEncoder",
+    "LogMelExtractor",
+    "PseudoLabelSED",
+    "ResNetSED",
+    "SEDNet",
+    "__version__",
+    "event_based_f1",
+    "event_f1_scorer",
+    "load_audio",
+    "log_mel_spectrogram",
+    "make_sed_net",
+    "make_sed_scorer",
+    "segment_based_f1",
+    "segment_f1_scorer",
+]

@@ -1,0 +1,658 @@
+"""PseudoLabelSED: the NEC DCASE2019 system as a scikit-learn estimator.
+
+Two-stage training (section 3 of the report): stage 1 trains the network on
+the given labels (eq. 6); stage 2 repeats ``max_iter`` times: weak clips whose
+clip prediction, binarized at ``theta_i`` (eq. 5), equals their weak label get
+class-frame pseudo labels (eq. 4), and the network is trained on eq. 9.
+Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+
+from sklearn_sed._validation import check_features, check_n_clips, check_per_class
+from sklearn_sed.labels import check_events, encode_weak_labels, events_to_frames
+from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK, paper_class_weights
+from sklearn_sed.metrics import event_based_f1, segment_based_f1
+from sklearn_sed.nets import make_sed_net
+from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
+from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
+from sklearn_sed.resnet import ResNetSED
+
+__all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
+
+#: Parameters that change only post-processing: never retrain for them.
+POSTPROCESSING_PARAMS = frozenset(
+    {"threshold", "median_filter_sec", "postprocessing", "clip_gating", "verbose"}
+)
+
+
+class _StageLog(Callback):
+    """Write the stage, ``M_p`` and ``theta_i`` into every history row."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        crit = net.criterion_
+        net.history.record("stage", crit.stage)
+        net.history.record("n_pseudo", crit.n_pseudo)
+        net.history.record("pl_threshold", getattr(crit, "threshold", float("nan")))
+
+
+def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
+    """Frame labels (n_clips, n_frames, n_classes) and a strong-clip mask."""
+    frames = np.zeros((n_clips, n_frames, len(classes)), dtype=np.float32)
+    if y_strong is None:
+        return frames, np.zeros(n_clips, dtype=bool), [None] * n_clips
+    if isinstance(y_strong, np.ndarray) and y_strong.ndim == 3:
+        if y_strong.shape != frames.shape:
+            raise ValueError(
+                f"y_strong has shape {y_strong.shape} but PseudoLabelSED expects "
+                f"(n_clips, n_frames_out, n_classes) = {frames.shape} (NaN rows "
+                "for weak-only clips). Consider passing event lists instead."
+            )
+        strong = ~np.isnan(y_strong).any(axis=(1, 2))
+        frames[strong] = y_strong[strong]
+        if not np.all(np.isin(frames, (0, 1))):
+            raise ValueError("y_strong frame labels must be 0, 1 or NaN.")
+        return frames, strong, [None] * n_clips
+    strong = np.zeros(n_clips, dtype=bool)
+    events_per_clip = []
+    for i, events in enumerate(y_strong):
+        if events is None:
+            events_per_clip.append(None)
+            continue
+        events = check_events(
+            events, duration=duration, classes=classes, name=f"y_strong[{i}]"
+        )
+        strong[i] = True
+        frames[i] = events_to_frames(
+            events, classes=classes, n_frames=n_frames, duration=duration
+        )
+        events_per_clip.append(events)
+    return frames, strong, events_per_clip
+
+
+class PseudoLabelSED(BaseEstimator):
+    """Sound event detector trained with class-frame pseudo labels (NEC, DCASE2019).
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        Network returning ``(frame_probs, clip_probs)``; None is
+        :class:`~sklearn_sed.resnet.ResNetSED`. A class is built with
+        ``n_classes=len(classes_)``.
+    n_filters : int, default=64
+        Width of the default ResNet (paper: 64).
+    n_blocks : int, default=2
+        Basic blocks per residual stage of the default ResNet (paper silent).
+    classes : array-like of shape (n_classes,), default=None
+        Fixed class list; learnt from the labels (sorted) when None.
+    class_weight : "paper", None or array-like of shape (n_classes,), default="paper"
+        ``w_c`` of eq. 1: ``"paper"`` computes eq. 2 from the training labels;
+        None gives every class ``1 / n_classes`` (the same loss scale).
+    optimizer : torch optimizer class, default=torch.optim.SGD
+        The report uses stochastic gradient descent.
+    optimizer_kwargs : dict, default=None
+        Extra optimizer arguments; None means ``{"momentum": 0.9}`` for SGD
+        and ``{}`` otherwise.
+    lr : float, default=0.05
+        Learning rate (paper silent).
+    batch_size : int, default=32
+        Clips per batch (paper silent).
+    max_epochs : int, default=20
+        Epochs of stage 1 (paper silent).
+    pseudo_label : bool, default=True
+        Run stage 2; False is the report's "ResNet without pseudo label".
+    max_iter : int, default=10
+        Pseudo-labelling iterations of stage 2 (paper silent).
+    epochs_per_iter : int, default=1
+        Training epochs between two pseudo labellings.
+    delta : float, default=0.05
+        Decrease of the threshold per iteration in eq. 5 (paper silent).
+    threshold_start, threshold_floor : float, default=0.75, 0.25
+        The 3/4 and 1/4 of eq. 5.
+    threshold : float or array-like of shape (n_classes,), default=0.5
+        Decision threshold of ``predict`` and ``predict_events``.
+    median_filter_sec : float or array-like of shape (n_classes,), default=0.4
+        Median filter on frame decisions, in seconds.
+    postprocessing : {"threshold_first", "filter_first"}, default="threshold_first"
+        Binarize then filter (DCASE2019), or filter the probabilities first.
+    clip_gating : bool, default=False
+        Drop frame decisions of classes whose clip probability is below the
+        threshold.
+    duration : float, default=10.0
+        Clip length in seconds, for event times.
+    device : str, default="cpu"
+        Torch device for training and inference.
+    memory : str, joblib.Memory or None, default=None
+        Cache of trained networks keyed on the training parameters and data:
+        refitting with other post-processing parameters (e.g. in
+        ``GridSearchCV``) then costs no training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation and batch order.
+    verbose : int, default=0
+        Print skorch's per-epoch table when > 0.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks for the skorch net.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    net_ : SEDNet
+        The trained skorch net.
+    class_weight_ : ndarray of shape (n_classes,)
+        ``w_c`` used in training.
+    n_mels_in_ : int
+        Mel bands of the training features.
+    n_frames_in_ : int
+        Input frames per clip at fit time.
+    n_frames_out_ : int
+        Output frames per clip (128 for 1024 input frames).
+    n_iter_ : int
+        Pseudo-labelling iterations run.
+    pseudo_label_history_ : list of dict
+        Per iteration: ``iteration``, ``threshold`` (theta_i) and ``n_pseudo``
+        (M_p, weak clips that got pseudo labels) out of ``n_weak``.
+    n_strong_, n_weak_ : int
+        ``M_s`` and ``M_w``.
+
+    See Also
+    --------
+    LogMelExtractor : Makes the feature maps this estimator takes.
+    sklearn.semi_supervised.SelfTrainingClassifier : The model for this design.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed import PseudoLabelSED
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((4, 32, 8), dtype=np.float32)
+    >>> y_weak = [["a"], ["b"], ["a", "b"], []]
+    >>> y_strong = [[(0.0, 0.5, "a")], None, None, []]
+    >>> sed = PseudoLabelSED(n_filters=2, n_blocks=1, max_epochs=1, max_iter=1,
+    ...                      duration=1.0, random_state=0)
+    >>> sed.fit(X, y_weak, y_strong).predict_frames(X).shape
+    (4, 4, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "module": [HasMethods(["forward"]), callable, None],
+        "n_filters": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
+        "classes": ["array-like", None],
+        "class_weight": [StrOptions({"paper"}), "array-like", None],
+        "optimizer": [callable],
+        "optimizer_kwargs": [dict, None],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "pseudo_label": ["boolean"],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "epochs_per_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "delta": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "median_filter_sec": [Interval(numbers.Real, 0, None, closed="left"), "array-like"],
+        "postprocessing": [StrOptions(set(POSTPROCESSING_ORDERS))],
+        "clip_gating": ["boolean"],
+        "duration": [Interval(numbers.Real, 0, None, closed="neither")],
+        "device": [str, torch.device],
+        "memory": [None, str, HasMethods(["cache"])],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        n_filters=64,
+        n_blocks=2,
+        classes=None,
+        class_weight="paper",
+        optimizer=torch.optim.SGD,
+        optimizer_kwargs=None,
+        lr=0.05,
+        batch_size=32,
+        max_epochs=20,
+        pseudo_label=True,
+        max_iter=10,
+        epochs_per_iter=1,
+        delta=0.05,
+        threshold_start=0.75,
+        threshold_floor=0.25,
+        threshold=0.5,
+        median_filter_sec=0.4,
+        postprocessing="threshold_first",
+        clip_gating=False,
+        duration=10.0,
+        device="cpu",
+        memory=None,
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+    ):
+        self.module = module
+        self.n_filters = n_filters
+        self.n_blocks = n_blocks
+        self.classes = classes
+        self.class_weight = class_weight
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.pseudo_label = pseudo_label
+        self.max_iter = max_iter
+        self.epochs_per_iter = epochs_per_iter
+        self.delta = delta
+        self.threshold_start = threshold_start
+        self.threshold_floor = threshold_floor
+        self.threshold = threshold
+        self.median_filter_sec = median_filter_sec
+        self.postprocessing = postprocessing
+        self.clip_gating = clip_gating
+        self.duration = duration
+        self.device = device
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.non_deterministic = self.device != "cpu"
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y_weak, y_strong=None):
+        """Train the network in two stages.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps from :class:`~sklearn_sed.LogMelExtractor`.
+        y_weak : array-like of shape (n_clips, n_classes) or sequence of collections
+            Weak labels: an indicator matrix, or per clip the labels present
+            (a comma-separated string is split). May be None when every clip
+            has strong labels.
+        y_strong : sequence or ndarray of shape (n_clips, n_frames_out, n_classes), default=None
+            Strong labels: per clip a list of ``(onset, offset, event_label)``
+            in seconds, or None for a weak-only clip; or frame labels with NaN
+            rows for weak-only clips. A strong clip's weak label must match
+            its events.
+
+        Returns
+        -------
+        self : PseudoLabelSED
+            The fitted estimator.
+        """
+        if self.threshold_floor > self.threshold_start:
+            raise ValueError(
+                "threshold_floor must be <= threshold_start. Got "
+                f"threshold_floor={self.threshold_floor} and threshold_start="
+                f"{self.threshold_start} instead."
+            )
+        X = check_features(X)
+        if y_weak is None:
+            if y_strong is None or any(ev is None for ev in y_strong):
+                raise ValueError(
+                    "y_weak may be None only when every clip has strong labels. "
+                    "Consider passing the weak labels of the weak-only clips."
+                )
+            y_weak = [sorted({e[2] for e in ev}, key=str) for ev in y_strong]
+        check_n_clips(X, y_weak, name="y_weak")
+        if y_strong is not None:
+            check_n_clips(X, y_strong, name="y_strong")
+        Y_weak, self.classes_ = encode_weak_labels(y_weak, self.classes)
+        n_clips, n_classes = Y_weak.shape
+        if n_classes == 0:
+            raise ValueError(
+                "y_weak holds no class at all. Consider passing `classes`."
+            )
+        self.n_mels_in_ = X.shape[2]
+        self.n_frames_in_ = X.shape[1]
+
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        torch.manual_seed(seed)
+        self.n_frames_out_ = self._probe_output_frames(X, n_classes)
+        frames, strong, _ = _encode_strong(
+            y_strong,
+            n_clips=n_clips,
+            classes=self.classes_,
+            n_frames=self.n_frames_out_,
+            duration=self.duration,
+        )
+        implied = frames.max(axis=1)
+        bad = np.flatnonzero(strong & np.any(implied != Y_weak, axis=1))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"y_strong[{i}] contradicts y_weak[{i}]: the events contain "
+                f"{self.classes_[implied[i] > 0].tolist()} but the weak label is "
+                f"{self.classes_[Y_weak[i] > 0].tolist()} ({bad.size} clip(s) "
+                "disagree). A strong clip's weak label must list exactly its "
+                "event classes."
+            )
+        self.n_strong_ = int(strong.sum())
+        self.n_weak_ = int(n_clips - self.n_strong_)
+        self.class_weight_ = self._class_weight(Y_weak)
+        kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
+        y = {"weak": Y_weak, "frames": frames, "kind": kind}
+
+        if self.memory is None:
+            net, history = self._train(X, y, seed)
+        else:
+            from sklearn.utils.validation import check_memory
+
+            train = check_memory(self.memory).cache(_train_cached)
+            net, history = train(self._training_params(), X, y, seed)
+        self.net_ = net
+        self.pseudo_label_history_ = history
+        self.n_iter_ = len(history)
+        return self
+
+    def _training_params(self):
+        params = self.get_params(deep=False)
+        for name in POSTPROCESSING_PARAMS | {"memory"}:
+            params.pop(name)
+        return params
+
+    def _class_weight(self, Y_weak):
+        n_classes = Y_weak.shape[1]
+        if isinstance(self.class_weight, str):  # "paper": eq. 2
+            return paper_class_weights(Y_weak.sum(axis=0))
+        if self.class_weight is None:
+            return np.full(n_classes, 1.0 / n_classes)
+        return check_per_class(
+            self.class_weight, name="class_weight", n_classes=n_classes, low=0.0
+        )
+
+    def _module_params(self, n_classes):
+        if self.module is None:
+            return ResNetSED, {
+                "module__n_classes": n_classes,
+                "module__n_filters": self.n_filters,
+                "module__n_blocks": self.n_blocks,
+            }
+        if isinstance(self.module, type):
+            return self.module, {"module__n_classes": n_classes}
+        import copy
+
+        return copy.deepcopy(self.module), {}
+
+    def _probe_output_frames(self, X, n_classes):
+        module, params = self._module_params(n_classes)
+        if isinstance(module, type):
+            kwargs = {k.removeprefix("module__"): v for k, v in params.items()}
+            module = module(**kwargs)
+        module.eval()
+        with torch.no_grad():
+            out = module(torch.as_tensor(np.asarray(X[:1], dtype=np.float32)))
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(
+                f"module must return (frame_probs, clip_probs). Got "
+                f"{type(out).__name__} instead."
+            )
+        frame_probs, clip_probs = out
+        if frame_probs.ndim != 3 or frame_probs.shape[2] != n_classes:
+            raise ValueError(
+                f"module returned frame_probs of shape {tuple(frame_probs.shape)}; "
+                f"expected (batch, n_frames_out, {n_classes})."
+            )
+        return int(frame_probs.shape[1])
+
+    def _make_net(self, n_weak, n_strong):
+        module, module_params = self._module_params(len(self.classes_))
+        optimizer_kwargs = self.optimizer_kwargs
+        if optimizer_kwargs is None:
+            optimizer_kwargs = {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
+        return make_sed_net(
+            module,
+            class_weight=self.class_weight_,
+            n_weak=n_weak,
+            n_strong=n_strong,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            device=self.device,
+            verbose=self.verbose,
+            callbacks=[("stage_log", _StageLog()), *list(self.callbacks or [])],
+            **module_params,
+            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+        )
+
+    def _train(self, X, y, seed):
+        """Stage 1, then ``max_iter`` pseudo-label iterations (stage 2)."""
+        torch.manual_seed(seed)
+        n_strong = int((y["kind"] == KIND_STRONG).sum())
+        n_weak = len(y["kind"]) - n_strong
+        net = self._make_net(n_weak, n_strong)
+        net.initialize()
+        net.criterion_.stage = 1
+        if self.max_epochs:
+            net.partial_fit(X, y, epochs=self.max_epochs)
+        history = []
+        if not (self.pseudo_label and n_weak):
+            return net, history
+        weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
+        for i in range(self.max_iter):
+            theta = threshold_schedule(
+                i,
+                delta=self.delta,
+                start=self.threshold_start,
+                floor=self.threshold_floor,
+            )
+            frame_probs, clip_probs = _forward(net, X, weak_idx, self.batch_size)
+            selected, pseudo = select_pseudo_labels(
+                clip_probs, frame_probs, y["weak"][weak_idx], threshold=theta
+            )
+            # Renewed every iteration: clips not selected now lose old labels.
+            y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
+            y["frames"][weak_idx[selected]] = pseudo[selected]
+            n_pseudo = int(selected.sum())
+            crit = net.criterion_
+            crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
+            history.append(
+                {"iteration": i, "threshold": theta, "n_pseudo": n_pseudo,
+                 "n_weak": n_weak}
+            )
+            net.partial_fit(X, y, epochs=self.epochs_per_iter)
+        return net, history
+
+    # -------------------------------------------------------------- predict
+    def _forward_all(self, X):
+        check_is_fitted(self, "net_")
+        X = check_features(X, n_mels=self.n_mels_in_)
+        return _forward(self.net_, X, None, self.batch_size)
+
+    def predict_frames(self, X):
+        """Frame probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+
+        Returns
+        -------
+        frame_probs : ndarray of shape (n_clips, n_frames_out, n_classes)
+            Probability of each class in each output frame (128 frames for
+            10 s clips).
+        """
+        return self._forward_all(X)[0]
+
+    def predict_proba(self, X):
+        """Clip probabilities (max of the frame probabilities over time).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+
+        Returns
+        -------
+        clip_probs : ndarray of shape (n_clips, n_classes)
+            Probability that each class occurs in the clip.
+        """
+        return self._forward_all(X)[1]
+
+    def predict(self, X):
+        """Clip labels: the clip probabilities binarized at ``threshold``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_clips, n_classes), dtype int
+            1 where the class is detected, in the column order of ``classes_``.
+        """
+        thresholds = check_per_class(
+            self.threshold, name="threshold", n_classes=len(self.classes_),
+            low=0.0, high=1.0,
+        )
+        return (self.predict_proba(X) >= thresholds).astype(int)
+
+    def decode(self, frame_probs, clip_probs=None):
+        """Post-process frame probabilities into events with this estimator's settings.
+
+        Parameters
+        ----------
+        frame_probs : ndarray of shape (n_clips, n_frames_out, n_classes)
+            Frame probabilities, e.g. from :meth:`predict_frames`.
+        clip_probs : ndarray of shape (n_clips, n_classes), default=None
+            Clip probabilities, for ``clip_gating``.
+
+        Returns
+        -------
+        events : list of list of (onset, offset, event_label)
+            Per clip, events in seconds.
+        """
+        check_is_fitted(self, "classes_")
+        return decode_events(
+            frame_probs,
+            clip_probs,
+            classes=self.classes_,
+            duration=self.duration,
+            threshold=self.threshold,
+            median_filter_sec=self.median_filter_sec,
+            order=self.postprocessing,
+            clip_gating=self.clip_gating,
+        )
+
+    def predict_events(self, X):
+        """Detected events.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+
+        Returns
+        -------
+        events : list of list of (onset, offset, event_label)
+            Per clip, the events in seconds, after thresholding and median
+            filtering.
+        """
+        frame_probs, clip_probs = self._forward_all(X)
+        return self.decode(frame_probs, clip_probs)
+
+    def score(self, X, y_strong):
+        """Event-based macro F1 (sed_eval, DCASE2019 settings).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+        y_strong : sequence of sequence of (onset, offset, event_label)
+            Reference events per clip.
+
+        Returns
+        -------
+        f1 : float
+            Event-based F1, macro-averaged over classes, in [0, 1].
+        """
+        return event_based_f1(y_strong, self.predict_events(X), classes=self.classes_)
+
+    def score_segments(self, X, y_strong):
+        """Segment-based macro F1 (1 s segments).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_frames, n_mels)
+            Feature maps.
+        y_strong : sequence of sequence of (onset, offset, event_label)
+            Reference events per clip.
+
+        Returns
+        -------
+        f1 : float
+            Segment-based F1, macro-averaged over classes, in [0, 1].
+        """
+        return segment_based_f1(
+            y_strong,
+            self.predict_events(X),
+            classes=self.classes_,
+            duration=self.duration,
+        )
+
+
+def _forward(net, X, indices, batch_size):
+    """Frame and clip probabilities of ``X[indices]``, batch by batch."""
+    indices = np.arange(len(X)) if indices is None else indices
+    frames, clips = [], []
+    module = net.module_
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(indices), batch_size):
+                xb = torch.as_tensor(
+                    np.asarray(X[indices[s : s + batch_size]], dtype=np.float32),
+                    device=net.device,
+                )
+                f, c = module(xb)
+                frames.append(f.float().cpu().numpy())
+                clips.append(c.float().cpu().numpy())
+    finally:
+        module.train(was_training)
+    n_classes = len(net.criterion_.class_weight)
+    if not frames:
+        return np.zeros((0, 0, n_classes), np.float32), np.zeros((0, n_classes), np.float32)
+    return np.concatenate(frames), np.concatenate(clips)
+
+
+def _train_cached(params, X, y, seed):
+    """Training as a pure function of its inputs, for ``joblib.Memory``.
+
+    ``params`` are the estimator's training parameters (post-processing ones
+    are left out), so that refits that differ only in post-processing hit
+    the cache.
+    """
+    est = PseudoLabelSED(**params)
+    n_classes = y["weak"].shape[1]
+    est.classes_ = np.arange(n_classes)  # only its length is used in training
+    est.class_weight_ = est._class_weight(y["weak"])
+    _train_cached.n_calls += 1
+    return est._train(X, {k: v.copy() for k, v in y.items()}, seed)
+
+
+_train_cached.n_calls = 0

@@ -1,0 +1,271 @@
+"""Conversions between the three label forms of sound event detection.
+
+A clip's *weak* label is the set of classes it contains; its *strong* label is
+a list of events ``(onset, offset, event_label)`` in seconds; the network is
+trained on *frame* labels, a 0/1 matrix of shape (n_frames, n_classes). This
+module turns each form into the others (numpy only, no torch).
+"""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
+
+__all__ = [
+    "EventEncoder",
+    "check_events",
+    "encode_weak_labels",
+    "events_to_frames",
+    "frames_to_events",
+]
+
+
+def encode_weak_labels(y_weak, classes=None):
+    """Turn weak labels into an indicator matrix.
+
+    Parameters
+    ----------
+    y_weak : array-like of shape (n_clips, n_classes) or sequence of collections
+        Either a 0/1 indicator matrix, or one collection of class labels
+        (strings or ints) per clip; a string is split on commas as in DESED's
+        ``weak.tsv`` (``"Dog,Speech"``).
+    classes : array-like of shape (n_classes,), default=None
+        Fixed class list. When None, the classes are the sorted labels seen
+        (or ``0 .. n_classes - 1`` for an indicator matrix).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_clips, n_classes), dtype float32
+        Indicator matrix.
+    classes : ndarray of shape (n_classes,)
+        The classes, in column order of ``Y``.
+    """
+    if isinstance(y_weak, np.ndarray) and y_weak.ndim == 2 and y_weak.dtype.kind in "biuf":
+        Y = y_weak
+        if not np.all(np.isin(Y, (0, 1))):
+            raise ValueError(
+                "y_weak must hold only 0 and 1 when given as an indicator matrix. "
+                f"Got values {np.unique(Y)[:5].tolist()} instead."
+            )
+        if classes is None:
+            classes = np.arange(Y.shape[1])
+        classes = np.asarray(classes)
+        if len(classes) != Y.shape[1]:
+            raise ValueError(
+                f"y_weak has {Y.shape[1]} columns but classes has {len(classes)} "
+                "entries. They must match."
+            )
+        return Y.astype(np.float32), classes
+    rows = []
+    for i, labels in enumerate(y_weak):
+        if labels is None:
+            labels = ()
+        elif isinstance(labels, str):
+            labels = [s.strip() for s in labels.split(",") if s.strip()]
+        elif not isinstance(labels, (list, tuple, set, frozenset, np.ndarray)):
+            raise TypeError(
+                f"y_weak[{i}] must be a collection of class labels. Got "
+                f"{type(labels).__name__} {labels!r} instead."
+            )
+        rows.append(list(labels))
+    binarizer = MultiLabelBinarizer(classes=None if classes is None else list(classes))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Y = binarizer.fit_transform(rows)
+    unknown = [str(w.message) for w in caught if "unknown class" in str(w.message)]
+    if unknown:
+        raise ValueError(
+            f"y_weak holds labels not in classes: {unknown[0]}. Consider adding "
+            "them to `classes` or fixing the labels."
+        )
+    return Y.astype(np.float32), np.asarray(binarizer.classes_)
+
+
+def check_events(events, *, duration, classes, name="y_strong[0]"):
+    """Validate one clip's events and clip them to the clip.
+
+    Parameters
+    ----------
+    events : sequence of (onset, offset, event_label)
+        Times in seconds.
+    duration : float
+        Clip length in seconds.
+    classes : array-like of shape (n_classes,)
+        Known classes.
+    name : str
+        Name of the input, used in messages.
+
+    Returns
+    -------
+    events : list of (float, float, label)
+        Events with onset >= 0 and offset <= duration.
+
+    Warns
+    -----
+    UserWarning
+        When an event starts before 0 or ends after ``duration`` (clipped).
+    """
+    known = set(np.asarray(classes).tolist())
+    cleaned = []
+    for j, event in enumerate(events):
+        try:
+            onset, offset, label = event
+            onset, offset = float(onset), float(offset)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name}[{j}] must be an (onset, offset, event_label) tuple with "
+                f"times in seconds. Got {event!r} instead."
+            ) from exc
+        if isinstance(label, np.generic):
+            label = label.item()
+        if label not in known:
+            raise ValueError(
+                f"{name}[{j}] has event_label {label!r}, which is not one of the "
+                f"classes {sorted(known, key=str)}. Consider passing `classes` "
+                "with every label, or fixing the label."
+            )
+        if not (math.isfinite(onset) and math.isfinite(offset)):
+            raise ValueError(f"{name}[{j}] has a non-finite time: {event!r}.")
+        if onset >= offset:
+            raise ValueError(
+                f"{name}[{j}] must have onset < offset. Got onset={onset} and "
+                f"offset={offset} instead."
+            )
+        if onset < 0 or offset > duration:
+            warnings.warn(
+                f"{name}[{j}] = {event!r} lies partly outside the clip "
+                f"[0, {duration}] s; it is clipped to the clip.",
+                UserWarning,
+                stacklevel=3,
+            )
+            onset, offset = max(onset, 0.0), min(offset, duration)
+            if onset >= offset:
+                continue
+        cleaned.append((onset, offset, label))
+    return cleaned
+
+
+def events_to_frames(events, *, classes, n_frames, duration):
+    """Encode events as a frame-level 0/1 matrix.
+
+    A frame is active when it overlaps the event: the onset frame is
+    ``floor(onset / frame_sec)`` and the (exclusive) offset frame is
+    ``ceil(offset / frame_sec)``, as DESED's encoder does.
+
+    Parameters
+    ----------
+    events : sequence of (onset, offset, event_label)
+        Times in seconds, inside ``[0, duration]``.
+    classes : array-like of shape (n_classes,)
+        Classes, in column order.
+    n_frames : int
+        Number of frames of the clip.
+    duration : float
+        Clip length in seconds.
+
+    Returns
+    -------
+    frames : ndarray of shape (n_frames, n_classes), dtype float32
+        1 where the class is active.
+
+    See Also
+    --------
+    frames_to_events : The inverse.
+    """
+    classes = list(np.asarray(classes).tolist())
+    frames = np.zeros((n_frames, len(classes)), dtype=np.float32)
+    frame_sec = duration / n_frames
+    for onset, offset, label in events:
+        start = min(max(int(math.floor(onset / frame_sec + 1e-9)), 0), n_frames)
+        stop = min(max(int(math.ceil(offset / frame_sec - 1e-9)), start + 1), n_frames)
+        frames[start:stop, classes.index(label)] = 1.0
+    return frames
+
+
+def frames_to_events(frames, *, classes, duration):
+    """Decode a binary frame matrix into events.
+
+    Parameters
+    ----------
+    frames : array-like of shape (n_frames, n_classes)
+        Binary (0/1 or bool) frame decisions.
+    classes : array-like of shape (n_classes,)
+        Classes, in column order.
+    duration : float
+        Clip length in seconds.
+
+    Returns
+    -------
+    events : list of (onset, offset, event_label)
+        One tuple per run of active frames, times in seconds, sorted by onset
+        then label.
+
+    See Also
+    --------
+    events_to_frames : The inverse.
+    """
+    frames = np.asarray(frames).astype(bool)
+    n_frames = frames.shape[0]
+    frame_sec = duration / n_frames
+    events = []
+    padded = np.zeros((n_frames + 2, frames.shape[1]), dtype=np.int8)
+    padded[1:-1] = frames
+    change = np.diff(padded, axis=0)
+    for c, label in enumerate(np.asarray(classes).tolist()):
+        starts = np.flatnonzero(change[:, c] == 1)
+        stops = np.flatnonzero(change[:, c] == -1)
+        for a, b in zip(starts, stops, strict=True):
+            events.append((float(a * frame_sec), float(b * frame_sec), label))
+    events.sort(key=lambda e: (e[0], str(e[2])))
+    return events
+
+
+class EventEncoder:
+    """Encode and decode events on a fixed frame grid.
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        Class labels, in column order.
+    n_frames : int
+        Frames per clip (128 for the paper's network output).
+    duration : float, default=10.0
+        Clip length in seconds.
+
+    See Also
+    --------
+    events_to_frames, frames_to_events : The functions it wraps.
+
+    Examples
+    --------
+    >>> from sklearn_sed import EventEncoder
+    >>> enc = EventEncoder(["Dog", "Speech"], n_frames=10, duration=10.0)
+    >>> enc.encode([(1.0, 3.0, "Dog")])[:, 0].tolist()
+    [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    >>> enc.decode(enc.encode([(1.0, 3.0, "Dog")]))
+    [(1.0, 3.0, 'Dog')]
+    """
+
+    def __init__(self, classes, *, n_frames, duration=10.0):
+        if not isinstance(n_frames, numbers.Integral) or n_frames < 1:
+            raise ValueError(f"n_frames must be a positive int. Got {n_frames!r}.")
+        self.classes = np.asarray(classes)
+        self.n_frames = int(n_frames)
+        self.duration = float(duration)
+
+    @property
+    def frame_sec(self):
+        """Length of one frame in seconds."""
+        return self.duration / self.n_frames
+
+    def encode(self, events):
+        """Return the (n_frames, n_classes) 0/1 matrix of ``events``."""
+        return events_to_frames(
+            events, classes=self.classes, n_frames=self.n_frames, duration=self.duration
+        )
+
+    def decode(self, frames):
+        """Return the events of a binary (n_frames, n_classes) matrix."""
+        return frames_to_events(frames, classes=self.classes, duration=self.duration)

@@ -1,0 +1,274 @@
+"""Event-based and segment-based F1 through sed_eval, and scikit-learn scorers.
+
+The figures are sed_eval's own (Mesaros et al. 2016), computed clip by clip
+as the DCASE2019 Task 4 evaluation does. Defaults are the DCASE2019 settings:
+a 200 ms onset collar, an offset collar of max(200 ms, 20 % of the event
+length), 1 s segments, and ``empty_system_output_handling="zero_score"``.
+"""
+
+import numpy as np
+
+from sklearn_sed._validation import check_n_clips
+
+__all__ = [
+    "SEDScorer",
+    "event_based_f1",
+    "event_f1_scorer",
+    "make_sed_scorer",
+    "sed_eval_results",
+    "segment_based_f1",
+    "segment_f1_scorer",
+]
+
+
+def _as_event_dicts(events, filename):
+    return [
+        {
+            "filename": filename,
+            "onset": float(onset),
+            "offset": float(offset),
+            "event_label": str(label),
+        }
+        for onset, offset, label in events
+    ]
+
+
+def _label_list(y_true, y_pred, classes):
+    if classes is not None:
+        return [str(c) for c in classes]
+    labels = {str(e[2]) for clip in list(y_true) + list(y_pred) for e in clip}
+    return sorted(labels)
+
+
+def sed_eval_results(
+    y_true,
+    y_pred,
+    *,
+    metric="event",
+    classes=None,
+    duration=None,
+    t_collar=0.2,
+    percentage_of_length=0.2,
+    time_resolution=1.0,
+    evaluate_onset=True,
+    evaluate_offset=True,
+    empty_system_output_handling="zero_score",
+):
+    """Run sed_eval clip by clip and return its full results dict.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of sequence of (onset, offset, event_label)
+        Reference and estimated events per clip, times in seconds.
+    metric : {"event", "segment"}, default="event"
+        ``EventBasedMetrics`` or ``SegmentBasedMetrics``.
+    classes : array-like, default=None
+        Event labels to evaluate; by default every label seen.
+    duration : float, default=None
+        Clip length in seconds for segment-based metrics (sed_eval otherwise
+        uses the last reference offset).
+    t_collar : float, default=0.2
+        Onset collar in seconds (event-based).
+    percentage_of_length : float, default=0.2
+        Offset collar as a fraction of the reference length (event-based).
+    time_resolution : float, default=1.0
+        Segment length in seconds (segment-based).
+    evaluate_onset, evaluate_offset : bool, default=True
+        Whether event matching checks onsets and offsets.
+    empty_system_output_handling : {"zero_score", "default"}, default="zero_score"
+        How sed_eval scores a class the system never outputs: 0
+        (``"zero_score"``, DCASE2019) or NaN, which drops it from the macro mean.
+
+    Returns
+    -------
+    results : dict
+        ``metrics.results()`` of sed_eval.
+    """
+    import sed_eval  # imported lazily: dcase_util is slow to import
+
+    y_true, y_pred = list(y_true), list(y_pred)
+    check_n_clips(y_true, y_pred, name="y_pred")
+    labels = _label_list(y_true, y_pred, classes)
+    if metric == "event":
+        metrics = sed_eval.sound_event.EventBasedMetrics(
+            event_label_list=labels,
+            t_collar=t_collar,
+            percentage_of_length=percentage_of_length,
+            evaluate_onset=evaluate_onset,
+            evaluate_offset=evaluate_offset,
+            empty_system_output_handling=empty_system_output_handling,
+        )
+    elif metric == "segment":
+        metrics = sed_eval.sound_event.SegmentBasedMetrics(
+            event_label_list=labels,
+            time_resolution=time_resolution,
+            empty_system_output_handling=empty_system_output_handling,
+        )
+    else:
+        raise ValueError(f"metric must be 'event' or 'segment'. Got {metric!r}.")
+    for i, (ref, est) in enumerate(zip(y_true, y_pred, strict=True)):
+        name = f"clip_{i}"
+        kwargs = {}
+        if metric == "segment" and duration is not None:
+            kwargs["evaluated_length_seconds"] = duration
+        metrics.evaluate(
+            reference_event_list=_as_event_dicts(ref or [], name),
+            estimated_event_list=_as_event_dicts(est or [], name),
+            **kwargs,
+        )
+    return metrics.results()
+
+
+def _f1(results, average):
+    if average == "macro":
+        value = results["class_wise_average"]["f_measure"]["f_measure"]
+    elif average == "micro":
+        value = results["overall"]["f_measure"]["f_measure"]
+    else:
+        raise ValueError(f"average must be 'macro' or 'micro'. Got {average!r}.")
+    return float(value) if value is not None and np.isfinite(value) else 0.0
+
+
+def event_based_f1(y_true, y_pred, *, average="macro", **kwargs):
+    """Event-based F1 of sed_eval with the DCASE2019 settings.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of sequence of (onset, offset, event_label)
+        Reference and estimated events per clip, times in seconds.
+    average : {"macro", "micro"}, default="macro"
+        Class-wise mean (DCASE ranking) or overall F1.
+    **kwargs
+        Passed to :func:`sed_eval_results` (``classes``, ``t_collar``, ...).
+
+    Returns
+    -------
+    f1 : float
+        In [0, 1]; 0 when undefined.
+
+    See Also
+    --------
+    segment_based_f1 : The segment-based twin.
+
+    Examples
+    --------
+    >>> from sklearn_sed import event_based_f1
+    >>> ref = [[(1.0, 3.0, "Dog")]]
+    >>> event_based_f1(ref, [[(1.1, 3.1, "Dog")]])
+    1.0
+    """
+    return _f1(sed_eval_results(y_true, y_pred, metric="event", **kwargs), average)
+
+
+def segment_based_f1(y_true, y_pred, *, average="macro", **kwargs):
+    """Segment-based F1 of sed_eval (1 s segments by default).
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of sequence of (onset, offset, event_label)
+        Reference and estimated events per clip, times in seconds.
+    average : {"macro", "micro"}, default="macro"
+        Class-wise mean or overall F1.
+    **kwargs
+        Passed to :func:`sed_eval_results` (``classes``, ``time_resolution``,
+        ``duration``...).
+
+    Returns
+    -------
+    f1 : float
+        In [0, 1]; 0 when undefined.
+
+    See Also
+    --------
+    event_based_f1 : The event-based twin.
+
+    Examples
+    --------
+    >>> from sklearn_sed import segment_based_f1
+    >>> segment_based_f1([[(0.0, 2.0, "Dog")]], [[(0.0, 2.0, "Dog")]])
+    1.0
+    """
+    return _f1(sed_eval_results(y_true, y_pred, metric="segment", **kwargs), average)
+
+
+def _predict_events(estimator, X):
+    """``predict_events`` of an estimator or of a pipeline's last step."""
+    if hasattr(estimator, "predict_events"):
+        return estimator.predict_events(X)
+    if hasattr(estimator, "steps"):  # a plain scikit-learn Pipeline
+        Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
+        return estimator[-1].predict_events(Xt)
+    raise TypeError(
+        f"{type(estimator).__name__} has no predict_events method; SED scorers need "
+        "a PseudoLabelSED or a pipeline ending in one."
+    )
+
+
+class SEDScorer:
+    """Scorer ``scorer(estimator, X, y_strong)`` for sed_eval F1 scores.
+
+    Follows scikit-learn's scorer protocol (greater is better), so it works as
+    ``scoring=`` in :class:`~sklearn.model_selection.GridSearchCV` and
+    :func:`~sklearn.model_selection.cross_validate`, and as skorch
+    ``EpochScoring(scoring=...)``.
+
+    Parameters
+    ----------
+    metric : {"event", "segment"}, default="event"
+        Event-based or segment-based F1.
+    average : {"macro", "micro"}, default="macro"
+        Class-wise mean or overall F1.
+    **kwargs
+        sed_eval settings passed to :func:`sed_eval_results`.
+    """
+
+    def __init__(self, metric="event", average="macro", **kwargs):
+        self.metric = metric
+        self.average = average
+        self.kwargs = kwargs
+
+    def __call__(self, estimator, X, y_strong):
+        """Score ``estimator`` on ``X`` against the reference events."""
+        y_pred = _predict_events(estimator, X)
+        kwargs = dict(self.kwargs)
+        last = estimator[-1] if hasattr(estimator, "steps") else estimator
+        if hasattr(last, "classes_"):
+            kwargs.setdefault("classes", last.classes_)
+        if self.metric == "segment" and hasattr(last, "duration"):
+            kwargs.setdefault("duration", last.duration)
+        results = sed_eval_results(y_strong, y_pred, metric=self.metric, **kwargs)
+        return _f1(results, self.average)
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
+        return f"make_sed_scorer(metric={self.metric!r}, average={self.average!r}{extra})"
+
+
+def make_sed_scorer(metric="event", *, average="macro", **sed_eval_kwargs):
+    """Build a scorer from sed_eval settings.
+
+    Parameters
+    ----------
+    metric : {"event", "segment"}, default="event"
+        Event-based or segment-based F1.
+    average : {"macro", "micro"}, default="macro"
+        Class-wise mean or overall F1.
+    **sed_eval_kwargs
+        ``t_collar``, ``percentage_of_length``, ``time_resolution``...
+
+    Returns
+    -------
+    scorer : SEDScorer
+        Callable ``scorer(estimator, X, y_strong)``.
+    """
+    if metric not in ("event", "segment"):
+        raise ValueError(f"metric must be 'event' or 'segment'. Got {metric!r}.")
+    if average not in ("macro", "micro"):
+        raise ValueError(f"average must be 'macro' or 'micro'. Got {average!r}.")
+    return SEDScorer(metric, average, **sed_eval_kwargs)
+
+
+#: Event-based macro F1, DCASE2019 settings.
+event_f1_scorer = make_sed_scorer("event")
+#: Segment-based macro F1, 1 s segments.
+segment_f1_scorer = make_sed_scorer("segment")

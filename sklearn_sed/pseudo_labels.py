@@ -1,0 +1,107 @@
+"""Class-frame pseudo labels: the threshold schedule (eq. 5) and selection (eq. 4).
+
+Section 3.2 and 3.4 of the NEC report: after each training iteration ``i`` the
+weakly labelled clips whose clip prediction, binarized at ``theta_i``, equals
+their weak label receive frame labels, the frame predictions binarized at the
+same ``theta_i``. Plain numpy, so that the rule can be tested on crafted
+probabilities.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["select_pseudo_labels", "threshold_schedule"]
+
+
+def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
+    """Threshold of eq. 5 for training iteration ``iteration``.
+
+    The report prints ``theta_i = min(-delta * i + 3/4, 1/4)``, which is 0.25
+    for every ``i >= 0`` and contradicts its own text ("set lower than the
+    previous iteration's one from 0.75 to 0.25"). We implement the text:
+    ``theta_i = max(start - delta * i, floor)``.
+
+    Parameters
+    ----------
+    iteration : int
+        Iteration index ``i >= 0``; 0 is the pseudo labelling that follows
+        stage 1.
+    delta : float, default=0.05
+        Decrease per iteration (the report does not give it).
+    start : float, default=0.75
+        Threshold at ``i = 0`` (3/4 in eq. 5).
+    floor : float, default=0.25
+        Lowest threshold (1/4 in eq. 5).
+
+    Returns
+    -------
+    theta : float
+        The threshold, in ``[floor, start]``.
+
+    Examples
+    --------
+    >>> from sklearn_sed.pseudo_labels import threshold_schedule
+    >>> [round(threshold_schedule(i, delta=0.2), 2) for i in range(4)]
+    [0.75, 0.55, 0.35, 0.25]
+    """
+    if not isinstance(iteration, numbers.Integral) or iteration < 0:
+        raise ValueError(f"iteration must be an int >= 0. Got {iteration!r} instead.")
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0. Got {delta!r} instead.")
+    return float(max(start - delta * iteration, floor))
+
+
+def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
+    """Select weak clips for pseudo labelling and make their frame labels.
+
+    A clip is selected when ``clip_probs >= threshold`` equals its weak label
+    for every class (section 3.4); its pseudo label is eq. 4, the frame
+    probabilities binarized at ``threshold``.
+
+    Parameters
+    ----------
+    clip_probs : ndarray of shape (n_clips, n_classes)
+        Predicted clip probabilities of the weakly labelled clips.
+    frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
+        Predicted frame probabilities of the same clips.
+    weak_labels : ndarray of shape (n_clips, n_classes)
+        Their 0/1 weak labels.
+    threshold : float or ndarray of shape (n_classes,)
+        ``theta_i`` of eq. 5.
+
+    Returns
+    -------
+    selected : ndarray of shape (n_clips,), dtype bool
+        Clips that get pseudo labels (their count is ``M_p``).
+    pseudo_frames : ndarray of shape (n_clips, n_frames, n_classes), dtype float32
+        Eq. 4 for every clip; only the rows of selected clips are used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.pseudo_labels import select_pseudo_labels
+    >>> frames = np.array([[[0.9, 0.1], [0.2, 0.1]], [[0.9, 0.8], [0.1, 0.1]]])
+    >>> sel, pl = select_pseudo_labels(frames.max(1), frames,
+    ...                                np.array([[1, 0], [1, 0]]), threshold=0.5)
+    >>> sel.tolist(), pl[0, :, 0].tolist()
+    ([True, False], [1.0, 0.0])
+    """
+    clip_probs = np.asarray(clip_probs)
+    frame_probs = np.asarray(frame_probs)
+    weak_labels = np.asarray(weak_labels).astype(bool)
+    if clip_probs.shape != weak_labels.shape:
+        raise ValueError(
+            f"clip_probs has shape {clip_probs.shape} but weak_labels has shape "
+            f"{weak_labels.shape}; they must match."
+        )
+    if frame_probs.ndim != 3 or frame_probs.shape[::2] != clip_probs.shape:
+        raise ValueError(
+            f"frame_probs has shape {frame_probs.shape} but must be "
+            f"(n_clips, n_frames, n_classes) = ({clip_probs.shape[0]}, n_frames, "
+            f"{clip_probs.shape[1]})."
+        )
+    threshold = np.asarray(threshold, dtype=float)
+    selected = np.all((clip_probs >= threshold) == weak_labels, axis=1)
+    pseudo_frames = (frame_probs >= threshold).astype(np.float32)
+    return selected, pseudo_frames
