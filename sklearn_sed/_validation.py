@@ -159,7 +159,5 @@ def check_per_class(value, *, name, n_classes, low=0.0, high=None):
     if (low is not None and np.any(values < low)) or (
         high is not None and np.any(values > high)
     ):
-        raise ValueError(
-            f"{name} must lie in [{low}, {high}]. Got {value!r} instead."
-        )
+        raise ValueError(f"{name} must lie in [{low}, {high}]. Got {value!r} instead.")
     return values

@@ -200,7 +200,10 @@ class PseudoLabelSED(BaseEstimator):
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
-        "median_filter_sec": [Interval(numbers.Real, 0, None, closed="left"), "array-like"],
+        "median_filter_sec": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            "array-like",
+        ],
         "postprocessing": [StrOptions(set(POSTPROCESSING_ORDERS))],
         "clip_gating": ["boolean"],
         "duration": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -290,11 +293,12 @@ class PseudoLabelSED(BaseEstimator):
             Weak labels: an indicator matrix, or per clip the labels present
             (a comma-separated string is split). May be None when every clip
             has strong labels.
-        y_strong : sequence or ndarray of shape (n_clips, n_frames_out, n_classes), default=None
+        y_strong : sequence or ndarray, default=None
             Strong labels: per clip a list of ``(onset, offset, event_label)``
             in seconds, or None for a weak-only clip; or frame labels with NaN
             rows for weak-only clips. A strong clip's weak label must match
-            its events.
+            its events. An ndarray has shape (n_clips, n_frames_out,
+            n_classes).
 
         Returns
         -------
@@ -408,7 +412,7 @@ class PseudoLabelSED(BaseEstimator):
                 f"module must return (frame_probs, clip_probs). Got "
                 f"{type(out).__name__} instead."
             )
-        frame_probs, clip_probs = out
+        frame_probs, _clip_probs = out
         if frame_probs.ndim != 3 or frame_probs.shape[2] != n_classes:
             raise ValueError(
                 f"module returned frame_probs of shape {tuple(frame_probs.shape)}; "
@@ -420,7 +424,9 @@ class PseudoLabelSED(BaseEstimator):
         module, module_params = self._module_params(len(self.classes_))
         optimizer_kwargs = self.optimizer_kwargs
         if optimizer_kwargs is None:
-            optimizer_kwargs = {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
+            optimizer_kwargs = (
+                {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
+            )
         return make_sed_net(
             module,
             class_weight=self.class_weight_,
@@ -469,8 +475,12 @@ class PseudoLabelSED(BaseEstimator):
             crit = net.criterion_
             crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
             history.append(
-                {"iteration": i, "threshold": theta, "n_pseudo": n_pseudo,
-                 "n_weak": n_weak}
+                {
+                    "iteration": i,
+                    "threshold": theta,
+                    "n_pseudo": n_pseudo,
+                    "n_weak": n_weak,
+                }
             )
             net.partial_fit(X, y, epochs=self.epochs_per_iter)
         return net, history
@@ -525,11 +535,15 @@ class PseudoLabelSED(BaseEstimator):
         y_pred : ndarray of shape (n_clips, n_classes), dtype int
             1 where the class is detected, in the column order of ``classes_``.
         """
+        clip_probs = self.predict_proba(X)
         thresholds = check_per_class(
-            self.threshold, name="threshold", n_classes=len(self.classes_),
-            low=0.0, high=1.0,
+            self.threshold,
+            name="threshold",
+            n_classes=len(self.classes_),
+            low=0.0,
+            high=1.0,
         )
-        return (self.predict_proba(X) >= thresholds).astype(int)
+        return (clip_probs >= thresholds).astype(int)
 
     def decode(self, frame_probs, clip_probs=None):
         """Post-process frame probabilities into events with this estimator's settings.
@@ -559,7 +573,7 @@ class PseudoLabelSED(BaseEstimator):
         )
 
     def predict_events(self, X):
-        """Detected events.
+        """Detect events.
 
         Parameters
         ----------
@@ -636,7 +650,9 @@ def _forward(net, X, indices, batch_size):
         module.train(was_training)
     n_classes = len(net.criterion_.class_weight)
     if not frames:
-        return np.zeros((0, 0, n_classes), np.float32), np.zeros((0, n_classes), np.float32)
+        return np.zeros((0, 0, n_classes), np.float32), np.zeros(
+            (0, n_classes), np.float32
+        )
     return np.concatenate(frames), np.concatenate(clips)
 
 

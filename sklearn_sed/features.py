@@ -13,6 +13,7 @@ import os
 
 import librosa
 import numpy as np
+import soundfile as sf
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -54,16 +55,19 @@ def load_audio(path, *, sr=44100):
             f"Audio file {path!r} does not exist. Check the path and the audio folder."
         )
     try:
-        y, _ = librosa.load(path, sr=sr, mono=True)
-    except Exception as exc:  # soundfile/audioread raise many types
+        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(
             f"Audio file {path!r} could not be decoded ({type(exc).__name__}: "
             f"{exc}). Check that it is a complete WAV, FLAC or OGG file."
         ) from exc
-    if y.size == 0:
+    if data.size == 0:
         raise ValueError(f"Audio file {path!r} holds no samples.")
+    y = data.mean(axis=1)
     check_finite(y, name=f"Audio file {path!r}")
-    return y
+    if file_sr != sr:
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr)
+    return y.astype(np.float32, copy=False)
 
 
 def log_mel_spectrogram(
@@ -329,7 +333,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
             )
 
     def _chunk_db(self, items, start):
-        n_samples = int(round(self.duration * self.sr))
+        n_samples = round(self.duration * self.sr)
         batch = np.stack(
             [
                 _fix_length(
@@ -382,7 +386,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
     def _set_fitted(self, lo, hi):
         self.data_min_ = float(lo) if lo is not None else None
         self.data_max_ = float(hi) if hi is not None else None
-        self.n_frames_ = 1 + int(round(self.duration * self.sr)) // self.hop_length
+        self.n_frames_ = 1 + round(self.duration * self.sr) // self.hop_length
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -42,7 +42,11 @@ def encode_weak_labels(y_weak, classes=None):
     classes : ndarray of shape (n_classes,)
         The classes, in column order of ``Y``.
     """
-    if isinstance(y_weak, np.ndarray) and y_weak.ndim == 2 and y_weak.dtype.kind in "biuf":
+    if (
+        isinstance(y_weak, np.ndarray)
+        and y_weak.ndim == 2
+        and y_weak.dtype.kind in "biuf"
+    ):
         Y = y_weak
         if not np.all(np.isin(Y, (0, 1))):
             raise ValueError(
@@ -178,8 +182,8 @@ def events_to_frames(events, *, classes, n_frames, duration):
     frames = np.zeros((n_frames, len(classes)), dtype=np.float32)
     frame_sec = duration / n_frames
     for onset, offset, label in events:
-        start = min(max(int(math.floor(onset / frame_sec + 1e-9)), 0), n_frames)
-        stop = min(max(int(math.ceil(offset / frame_sec - 1e-9)), start + 1), n_frames)
+        start = min(max(math.floor(onset / frame_sec + 1e-9), 0), n_frames)
+        stop = min(max(math.ceil(offset / frame_sec - 1e-9), start + 1), n_frames)
         frames[start:stop, classes.index(label)] = 1.0
     return frames
 

@@ -190,7 +190,8 @@ class PseudoLabelLoss(nn.Module):
     def __init__(self, class_weight, *, n_weak=0, n_strong=0, n_pseudo=0, stage=1):
         super().__init__()
         self.register_buffer(
-            "class_weight", torch.as_tensor(np.asarray(class_weight), dtype=torch.float32)
+            "class_weight",
+            torch.as_tensor(np.asarray(class_weight), dtype=torch.float32),
         )
         self.n_weak = n_weak
         self.n_strong = n_strong

@@ -76,8 +76,10 @@ def sed_eval_results(
     evaluate_onset, evaluate_offset : bool, default=True
         Whether event matching checks onsets and offsets.
     empty_system_output_handling : {"zero_score", "default"}, default="zero_score"
-        How sed_eval scores a class the system never outputs: 0
-        (``"zero_score"``, DCASE2019) or NaN, which drops it from the macro mean.
+        How a class with references that the system never outputs is scored:
+        0 (``"zero_score"``, DCASE2019's event-based setting, applied to
+        segment-based metrics too) or NaN, which drops it from the macro mean
+        (sed_eval's ``"default"``).
 
     Returns
     -------
@@ -100,9 +102,7 @@ def sed_eval_results(
         )
     elif metric == "segment":
         metrics = sed_eval.sound_event.SegmentBasedMetrics(
-            event_label_list=labels,
-            time_resolution=time_resolution,
-            empty_system_output_handling=empty_system_output_handling,
+            event_label_list=labels, time_resolution=time_resolution
         )
     else:
         raise ValueError(f"metric must be 'event' or 'segment'. Got {metric!r}.")
@@ -116,7 +116,30 @@ def sed_eval_results(
             estimated_event_list=_as_event_dicts(est or [], name),
             **kwargs,
         )
-    return metrics.results()
+    results = metrics.results()
+    if metric == "segment" and empty_system_output_handling == "zero_score":
+        _zero_score_segments(results)
+    return results
+
+
+def _zero_score_segments(results):
+    """Count classes with references but no output as F1 = 0 (segment-based).
+
+    sed_eval's ``SegmentBasedMetrics`` has no ``empty_system_output_handling``:
+    a class the system never outputs gets precision 0/0 = NaN and silently
+    drops out of the macro mean, which inflates it. We apply the event-based
+    ``"zero_score"`` rule and keep sed_eval's own figure under
+    ``results["class_wise_average"]["f_measure"]["f_measure_sed_eval"]``.
+    """
+    f_values = []
+    for scores in results["class_wise"].values():
+        if scores["count"]["Nref"] > 0:
+            f = scores["f_measure"]["f_measure"]
+            f_values.append(f if f is not None and np.isfinite(f) else 0.0)
+    average = results["class_wise_average"]["f_measure"]
+    average["f_measure_sed_eval"] = average["f_measure"]
+    if f_values:
+        average["f_measure"] = float(np.mean(f_values))
 
 
 def _f1(results, average):
@@ -241,7 +264,9 @@ class SEDScorer:
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
-        return f"make_sed_scorer(metric={self.metric!r}, average={self.average!r}{extra})"
+        return (
+            f"make_sed_scorer(metric={self.metric!r}, average={self.average!r}{extra})"
+        )
 
 
 def make_sed_scorer(metric="event", *, average="macro", **sed_eval_kwargs):

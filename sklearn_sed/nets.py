@@ -37,7 +37,12 @@ class SEDNet(NeuralNet):
     """
 
     def __init__(
-        self, module, *args, criterion=PseudoLabelLoss, predict_nonlinearity=None, **kwargs
+        self,
+        module,
+        *args,
+        criterion=PseudoLabelLoss,
+        predict_nonlinearity=None,
+        **kwargs,
     ):
         super().__init__(
             module,

@@ -21,7 +21,7 @@ POSTPROCESSING_ORDERS = ("threshold_first", "filter_first")
 
 def _kernel_frames(median_filter_sec, frame_sec):
     """Odd median-filter length in frames for a length in seconds."""
-    n = int(round(median_filter_sec / frame_sec))
+    n = round(median_filter_sec / frame_sec)
     return max(1, n + 1 - n % 2)
 
 
@@ -111,7 +111,7 @@ def decode_events(
         raise ValueError(
             f"order must be one of {POSTPROCESSING_ORDERS}. Got {order!r} instead."
         )
-    n_clips, n_frames, n_classes = frame_probs.shape
+    _n_clips, n_frames, n_classes = frame_probs.shape
     thresholds = check_per_class(
         threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
     )

@@ -1,0 +1,36 @@
+# Two entry points, each self-contained on a fresh machine:
+#   make demo   installs into .venv and runs the main job on the embedded dataset
+#   make test   installs into .venv (with test extras) and runs lint + tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU wheel of torch on the development machines; override for CUDA, e.g.
+#   make test TORCH_SPEC="torch>=2.2"
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test install lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned, so that the package's permissive `torch>=2.2`
+	# does not pull a multi-GB CUDA build; setuptools<81 keeps pkg_resources
+	# for dcase_util (imported by sed_eval).
+	$(PY) -m pip install -q "$(TORCH_SPEC)" "setuptools<81"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/sklearn-sed demo --output-dir demo_output
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) demo_output

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="needs --runslow")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    np.random.seed(0)  # noqa: NPY002 - seeds libraries using the global RNG
+    torch.manual_seed(0)
+
+
+# Settings of a tiny, fast feature extractor and network used across tests.
+TINY_FEATURES = dict(
+    sr=16000,
+    duration=2.0,
+    n_fft=512,
+    win_length=320,
+    hop_length=125,
+    n_mels=32,
+    fmax=8000,
+)
+TINY_DATA = dict(duration=2.0, sr=16000, n_classes=2, max_events=2)
+TINY_SED = dict(
+    n_filters=8,
+    n_blocks=1,
+    max_epochs=15,
+    max_iter=3,
+    delta=0.1,
+    batch_size=16,
+    duration=2.0,
+    optimizer=torch.optim.Adam,
+    lr=0.003,
+    median_filter_sec=0.2,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """Features and labels of a tiny two-class problem (do not mutate)."""
+    from sklearn_sed import LogMelExtractor
+    from sklearn_sed.datasets import make_domestic_soundscapes
+
+    X, y_weak, y_strong = make_domestic_soundscapes(
+        64, weak_fraction=0.5, random_state=0, **TINY_DATA
+    )
+    X_test, _, y_test = make_domestic_soundscapes(
+        24, weak_fraction=0.0, random_state=1, **TINY_DATA
+    )
+    ext = LogMelExtractor(**TINY_FEATURES)
+    return {
+        "audio": X,
+        "F": ext.fit_transform(X),
+        "y_weak": y_weak,
+        "y_strong": y_strong,
+        "audio_test": X_test,
+        "F_test": ext.transform(X_test),
+        "y_test": y_test,
+    }
+
+
+@pytest.fixture(scope="session")
+def fitted_sed(tiny_dataset):
+    """A PseudoLabelSED fitted on the tiny dataset (do not mutate)."""
+    from sklearn_sed import PseudoLabelSED
+
+    d = tiny_dataset
+    return PseudoLabelSED(**TINY_SED).fit(d["F"], d["y_weak"], d["y_strong"])

@@ -1,0 +1,195 @@
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from sklearn_sed import PseudoLabelSED
+from tests.conftest import TINY_SED
+
+FAST = dict(
+    n_filters=2,
+    n_blocks=1,
+    max_epochs=1,
+    max_iter=1,
+    duration=2.0,
+    random_state=0,
+    batch_size=16,
+)
+
+
+def test_end_to_end_learns_two_sounds(fitted_sed, tiny_dataset):
+    """Check a small net on two distinct sounds reaches event F1 far above chance."""
+    d = tiny_dataset
+    event_f1 = fitted_sed.score(d["F_test"], d["y_test"])
+    segment_f1 = fitted_sed.score_segments(d["F_test"], d["y_test"])
+    # Chance (random frames at the class prior) scores well under 0.2 here.
+    assert event_f1 > 0.6, event_f1
+    assert segment_f1 > 0.8, segment_f1
+
+
+def test_output_shapes(fitted_sed, tiny_dataset):
+    """Check the shapes of every prediction method."""
+    F = tiny_dataset["F_test"]
+    n = len(F)
+    frames = fitted_sed.predict_frames(F)
+    assert frames.shape == (n, fitted_sed.n_frames_out_, 2)
+    assert fitted_sed.n_frames_out_ == 33  # ceil(257 / 8)
+    proba = fitted_sed.predict_proba(F)
+    assert proba.shape == (n, 2)
+    np.testing.assert_allclose(proba, frames.max(axis=1), rtol=1e-6)
+    pred = fitted_sed.predict(F)
+    assert pred.shape == (n, 2)
+    assert set(np.unique(pred)) <= {0, 1}
+    events = fitted_sed.predict_events(F)
+    assert len(events) == n
+    for clip in events:
+        for onset, offset, label in clip:
+            assert 0 <= onset < offset <= 2.0
+            assert label in fitted_sed.classes_
+
+
+def test_pseudo_label_history_records_threshold_and_count(fitted_sed):
+    """Check one record per iteration with the falling threshold and M_p."""
+    hist = fitted_sed.pseudo_label_history_
+    assert fitted_sed.n_iter_ == 3 == len(hist)
+    assert [h["threshold"] for h in hist] == pytest.approx([0.75, 0.65, 0.55])
+    assert all(0 <= h["n_pseudo"] <= fitted_sed.n_weak_ for h in hist)
+    assert hist[-1]["n_pseudo"] > 0
+    stages = fitted_sed.net_.history[:, "stage"]
+    assert stages == [1] * 15 + [2] * 3
+
+
+def test_pseudo_label_false_runs_stage_one_only(tiny_dataset):
+    """Check pseudo_label=False trains only stage 1 (no pseudo labels)."""
+    d = tiny_dataset
+    sed = PseudoLabelSED(**{**FAST, "max_epochs": 2, "pseudo_label": False})
+    sed.fit(d["F"], d["y_weak"], d["y_strong"])
+    assert sed.n_iter_ == 0
+    assert sed.pseudo_label_history_ == []
+    assert len(sed.net_.history) == 2
+
+
+def test_same_random_state_identical_predictions(tiny_dataset):
+    """Check two fits with one seed give bit-identical predictions on CPU."""
+    d = tiny_dataset
+    a = PseudoLabelSED(**FAST).fit(d["F"], d["y_weak"], d["y_strong"])
+    b = PseudoLabelSED(**FAST).fit(d["F"], d["y_weak"], d["y_strong"])
+    np.testing.assert_array_equal(a.predict_frames(d["F"]), b.predict_frames(d["F"]))
+
+
+def test_joblib_round_trip_identical_predictions(fitted_sed, tiny_dataset, tmp_path):
+    """Check joblib persistence keeps predictions identical."""
+    path = tmp_path / "sed.joblib"
+    joblib.dump(fitted_sed, path)
+    loaded = joblib.load(path)
+    F = tiny_dataset["F_test"]
+    np.testing.assert_array_equal(
+        loaded.predict_frames(F), fitted_sed.predict_frames(F)
+    )
+    assert loaded.predict_events(F) == fitted_sed.predict_events(F)
+
+
+def test_not_fitted_error():
+    """Check predict before fit raises NotFittedError."""
+    with pytest.raises(NotFittedError):
+        PseudoLabelSED().predict(np.zeros((1, 64, 8), np.float32))
+
+
+def test_clone_get_set_params():
+    """Check clone and get/set_params follow scikit-learn's contract."""
+    sed = PseudoLabelSED(n_filters=4, threshold=0.3)
+    c = clone(sed)
+    assert c.get_params() == sed.get_params()
+    c.set_params(threshold=0.7, n_blocks=3)
+    assert c.threshold == 0.7
+    assert c.n_blocks == 3
+    assert sed.threshold == 0.3
+    assert "n_filters=4" in repr(sed)
+
+
+def test_indicator_weak_labels_and_frame_strong_labels(tiny_dataset):
+    """Check y_weak as a 0/1 matrix and y_strong as frames with NaN rows."""
+    d = tiny_dataset
+    F = d["F"][:8]
+    sed = PseudoLabelSED(**FAST, classes=["a", "b"])
+    sed.fit(F, np.eye(2)[np.arange(8) % 2], None)
+    n_out = sed.n_frames_out_
+    frames = np.full((8, n_out, 2), np.nan)
+    frames[:4] = 0
+    frames[:4, :5, 0] = 1  # clips 0-3 hold class a in frames 0-4
+    y_weak = np.zeros((8, 2))
+    y_weak[:4, 0] = 1
+    with pytest.warns(UserWarning, match="never occur"):
+        sed.fit(F, y_weak, frames)
+    assert sed.n_strong_ == 4
+    assert sed.n_weak_ == 4
+
+
+def test_contradicting_strong_and_weak_labels(tiny_dataset):
+    """Check strong events that contradict the weak label are refused."""
+    F = tiny_dataset["F"][:2]
+    with pytest.raises(ValueError, match=r"y_strong\[0\] contradicts y_weak\[0\]"):
+        PseudoLabelSED(**FAST).fit(F, [["a"], ["b"]], [[(0.0, 1.0, "b")], None])
+
+
+def test_y_weak_length_mismatch(tiny_dataset):
+    """Check a y_weak of the wrong length is refused."""
+    with pytest.raises(ValueError, match="y_weak has 1 entries but X has 2 clips"):
+        PseudoLabelSED(**FAST).fit(tiny_dataset["F"][:2], [["a"]])
+
+
+def test_wrong_feature_shape_messages(fitted_sed):
+    """Check 2-D input and a different mel count are refused clearly."""
+    with pytest.raises(ValueError, match="expects a 3-D array"):
+        fitted_sed.predict(np.zeros((3, 32), np.float32))
+    with pytest.raises(ValueError, match="fitted with 32"):
+        fitted_sed.predict(np.zeros((1, 64, 40), np.float32))
+    with pytest.raises(TypeError, match="got file paths"):
+        fitted_sed.predict(["a.wav"])
+
+
+def test_invalid_parameter_message(tiny_dataset):
+    """Check parameter validation names the parameter."""
+    with pytest.raises(ValueError, match="'delta' parameter"):
+        PseudoLabelSED(delta=2.0).fit(tiny_dataset["F"][:2], [["a"], ["b"]])
+
+
+def test_custom_module_class_is_built_with_n_classes(tiny_dataset):
+    """Check a custom module class gets n_classes and trains."""
+    from sklearn_sed.resnet import ResNetSED
+
+    class Small(ResNetSED):
+        def __init__(self, n_classes):
+            super().__init__(n_classes, n_filters=2, n_blocks=1)
+
+    d = tiny_dataset
+    sed = PseudoLabelSED(
+        Small, **{k: v for k, v in FAST.items() if k not in ("n_filters", "n_blocks")}
+    )
+    sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+    assert sed.predict_frames(d["F"][:2]).shape[2] == len(sed.classes_)
+
+
+def test_tuned_params_in_training_config(tiny_dataset):
+    """Check threshold and median filter change events but not the network."""
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST).fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+    frames = sed.predict_frames(d["F"][:4])
+    sed.set_params(threshold=0.0)
+    assert all(len(clip) >= 1 for clip in sed.predict_events(d["F"][:4]))
+    np.testing.assert_array_equal(frames, sed.predict_frames(d["F"][:4]))
+
+
+def test_default_configuration_shapes_on_ten_second_clips():
+    """Check the paper-size defaults map 1024 x 64 features to 128 x n_classes."""
+    rng = np.random.default_rng(0)
+    X = rng.random((2, 1024, 64), dtype=np.float32)
+    sed = PseudoLabelSED(
+        n_filters=4, n_blocks=1, max_epochs=1, pseudo_label=False, random_state=0
+    )
+    sed.fit(X, [["Dog"], ["Cat"]])
+    assert sed.predict_frames(X).shape == (2, 128, 2)
+
+
+assert TINY_SED["max_iter"] == 3  # test_pseudo_label_history relies on it

@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sklearn_sed import LogMelExtractor, log_mel_spectrogram
+from sklearn_sed.features import load_audio
+
+
+def test_paper_settings_give_1024_by_64():
+    """Check a 10 s clip at 44.1 kHz gives the paper's 1024 x 64 map in [0, 1]."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2, 441000)).astype(np.float32) * 0.1
+    F = LogMelExtractor().fit_transform(X)
+    assert F.shape == (2, 1024, 64)
+    assert F.dtype == np.float32
+    assert F.min() == 0.0
+    assert F.max() == 1.0
+
+
+def test_short_clip_is_padded_long_clip_is_cut():
+    """Check clips are fixed to `duration` seconds."""
+    ext = LogMelExtractor(
+        sr=8000,
+        duration=1.0,
+        n_fft=256,
+        win_length=160,
+        hop_length=125,
+        n_mels=16,
+        fmax=4000,
+        scaling=None,
+    )
+    F = ext.fit_transform([np.ones(4000, np.float32), np.ones(20000, np.float32)])
+    assert F.shape == (2, 65, 16)
+    # The padded half of the first clip sits at the top_db floor.
+    assert np.allclose(F[0, -10:], F[0].max() - 80.0)
+
+
+def test_function_twin_matches_transformer_db():
+    """Check the transformer without scaling equals log_mel_spectrogram."""
+    y = np.random.default_rng(1).normal(size=8000).astype(np.float32)
+    kw = dict(sr=8000, n_fft=256, win_length=160, hop_length=125, n_mels=16, fmax=4000)
+    F = LogMelExtractor(duration=1.0, scaling=None, **kw).fit_transform([y])
+    np.testing.assert_allclose(F[0], log_mel_spectrogram(y, **kw), rtol=1e-6)
+
+
+def test_dataset_scaling_learns_range_clip_scaling_does_not():
+    """Check "dataset" uses the training range and "clip" each clip's own."""
+    kw = dict(
+        sr=8000,
+        duration=1.0,
+        n_fft=256,
+        win_length=160,
+        hop_length=125,
+        n_mels=16,
+        fmax=4000,
+    )
+    rng = np.random.default_rng(0)
+    loud = rng.normal(size=(1, 8000)).astype(np.float32)
+    quiet = 0.01 * loud
+    ext = LogMelExtractor(**kw).fit(np.vstack([loud, quiet]))
+    assert ext.transform(quiet).max() < 0.9  # quiet stays quiet
+    per_clip = LogMelExtractor(scaling="clip", **kw).fit_transform(quiet)
+    assert per_clip.max() == pytest.approx(1.0)
+
+
+def test_resampling_and_stereo_file(tmp_path):
+    """Check a stereo 22.05 kHz file is down-mixed and resampled."""
+    sr = 22050
+    t = np.arange(sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], 1)
+    path = tmp_path / "x.wav"
+    sf.write(path, stereo * 0.5, sr, subtype="PCM_16")
+    y = load_audio(path, sr=8000)
+    assert y.ndim == 1
+    assert abs(len(y) - 8000) <= 1
+
+
+def test_per_item_rate_tuple():
+    """Check a (waveform, rate) tuple is resampled to sr."""
+    ext = LogMelExtractor(
+        sr=8000,
+        duration=1.0,
+        n_fft=256,
+        win_length=160,
+        hop_length=125,
+        n_mels=16,
+        fmax=4000,
+        scaling=None,
+    )
+    y16 = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    a = ext.fit_transform([(y16, 16000)])
+    assert a.shape == (1, 65, 16)
+
+
+def test_parallel_extraction_equals_serial():
+    """Check n_jobs=2 gives the same features as n_jobs=1."""
+    kw = dict(
+        sr=8000,
+        duration=1.0,
+        n_fft=256,
+        win_length=160,
+        hop_length=125,
+        n_mels=16,
+        fmax=4000,
+    )
+    X = np.random.default_rng(0).normal(size=(40, 8000)).astype(np.float32)
+    a = LogMelExtractor(n_jobs=1, **kw).fit_transform(X)
+    b = LogMelExtractor(n_jobs=2, verbose=1, **kw).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_missing_file_message(tmp_path):
+    """Check a missing file is named in the error."""
+    with pytest.raises(FileNotFoundError, match=r"nope\.wav"):
+        LogMelExtractor(scaling="clip").fit_transform([str(tmp_path / "nope.wav")])
+
+
+def test_non_audio_file_message(tmp_path):
+    """Check a file that is not audio is named in the error."""
+    path = tmp_path / "fake.wav"
+    path.write_text("not audio")
+    with pytest.raises(ValueError, match="could not be decoded"):
+        load_audio(path)
+
+
+def test_nan_audio_message():
+    """Check NaN samples are refused with the clip's index."""
+    X = np.zeros((2, 8000), np.float32)
+    X[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"X\[1\] must hold finite values"):
+        LogMelExtractor(sr=8000, fmax=4000, duration=1.0).fit_transform(X)
+
+
+def test_bad_fmax_message():
+    """Check fmax above Nyquist is refused."""
+    with pytest.raises(ValueError, match=r"fmax <= sr / 2"):
+        LogMelExtractor(sr=8000).fit_transform(np.zeros((1, 8000), np.float32))

@@ -1,0 +1,41 @@
+import torch
+
+from sklearn_sed.resnet import ResNetSED
+
+
+def test_resnet_paper_size_shapes():
+    """Check 1024 x 64 input gives 128 x 10 frames and 10 clip outputs, with
+    512 x 128 x 8 before the fully connected block (section 2)."""
+    net = ResNetSED(n_classes=10, n_filters=64, n_blocks=1).eval()
+    x = torch.rand(1, 1024, 64)
+    with torch.no_grad():
+        inner = net.stages(net.conv_block(x.unsqueeze(1)))
+        frames, clips = net(x)
+    assert tuple(inner.shape) == (1, 512, 128, 8)
+    assert tuple(frames.shape) == (1, 128, 10)
+    assert tuple(clips.shape) == (1, 10)
+
+
+def test_resnet_clip_is_max_over_frames():
+    """Check that clip probabilities are the max of frame probabilities."""
+    net = ResNetSED(n_classes=3, n_filters=4, n_blocks=1).eval()
+    with torch.no_grad():
+        frames, clips = net(torch.rand(2, 64, 16))
+    torch.testing.assert_close(clips, frames.max(dim=1).values)
+    assert frames.min() >= 0
+    assert frames.max() <= 1
+
+
+def test_resnet_block_count_and_projection_shortcuts():
+    """Check n_blocks blocks per stage and a projection on each first block."""
+    net = ResNetSED(n_filters=4, n_blocks=3)
+    assert [len(stage) for stage in net.stages] == [3, 3, 3, 3]
+    for stage in net.stages:
+        assert isinstance(stage[0].shortcut, torch.nn.Sequential)
+        assert isinstance(stage[1].shortcut, torch.nn.Identity)
+
+
+def test_resnet_channel_widths_double():
+    """Check stage widths n_filters x (1, 2, 4, 8)."""
+    net = ResNetSED(n_filters=5, n_blocks=1)
+    assert [stage[0].conv1.out_channels for stage in net.stages] == [5, 10, 20, 40]
