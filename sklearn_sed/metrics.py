@@ -6,6 +6,8 @@ a 200 ms onset collar, an offset collar of max(200 ms, 20 % of the event
 length), 1 s segments, and ``empty_system_output_handling="zero_score"``.
 """
 
+import warnings
+
 import numpy as np
 
 from sklearn_sed._validation import check_n_clips
@@ -86,7 +88,10 @@ def sed_eval_results(
     results : dict
         ``metrics.results()`` of sed_eval.
     """
-    import sed_eval  # imported lazily: dcase_util is slow to import
+    with warnings.catch_warnings():
+        # dcase_util imports pkg_resources, which warns on import.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        import sed_eval  # imported lazily: dcase_util is slow to import
 
     y_true, y_pred = list(y_true), list(y_pred)
     check_n_clips(y_true, y_pred, name="y_pred")

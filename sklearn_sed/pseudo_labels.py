@@ -49,7 +49,8 @@ def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
         raise ValueError(f"iteration must be an int >= 0. Got {iteration!r} instead.")
     if delta < 0:
         raise ValueError(f"delta must be >= 0. Got {delta!r} instead.")
-    return float(max(start - delta * iteration, floor))
+    # Rounded so that 0.75 - 0.1 * 3 prints as 0.45, not 0.44999999999999996.
+    return round(float(max(start - delta * iteration, floor)), 12)
 
 
 def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
