@@ -18,9 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
-from sklearn_sed.labels import check_events, encode_weak_labels, events_to_frames
+from sklearn_sed.labels import (
+    check_events,
+    encode_weak_labels,
+    events_to_frames,
+    is_combined,
+    split_labels,
+)
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK, paper_class_weights
-from sklearn_sed.metrics import event_based_f1, segment_based_f1
+from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
 from sklearn_sed.nets import make_sed_net
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
 from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
@@ -292,7 +298,9 @@ class PseudoLabelSED(BaseEstimator):
         y_weak : array-like of shape (n_clips, n_classes) or sequence of collections
             Weak labels: an indicator matrix, or per clip the labels present
             (a comma-separated string is split). May be None when every clip
-            has strong labels.
+            has strong labels, or a list of
+            :class:`~sklearn_sed.labels.ClipLabels` holding both labels (then
+            ``y_strong`` is None).
         y_strong : sequence or ndarray, default=None
             Strong labels: per clip a list of ``(onset, offset, event_label)``
             in seconds, or None for a weak-only clip; or frame labels with NaN
@@ -312,6 +320,8 @@ class PseudoLabelSED(BaseEstimator):
                 f"{self.threshold_start} instead."
             )
         X = check_features(X)
+        if y_strong is None and is_combined(y_weak):
+            y_weak, y_strong = split_labels(y_weak)
         if y_weak is None:
             if y_strong is None or any(ev is None for ev in y_strong):
                 raise ValueError(
@@ -596,15 +606,16 @@ class PseudoLabelSED(BaseEstimator):
         ----------
         X : array-like of shape (n_clips, n_frames, n_mels)
             Feature maps.
-        y_strong : sequence of sequence of (onset, offset, event_label)
-            Reference events per clip.
+        y_strong : sequence of (list of (onset, offset, event_label) or None)
+            Reference events per clip (or a list of ``ClipLabels``); clips
+            with None (weak-only) are not scored.
 
         Returns
         -------
         f1 : float
             Event-based F1, macro-averaged over classes, in [0, 1].
         """
-        return event_based_f1(y_strong, self.predict_events(X), classes=self.classes_)
+        return event_f1_scorer(self, X, y_strong)
 
     def score_segments(self, X, y_strong):
         """Segment-based macro F1 (1 s segments).
@@ -621,12 +632,7 @@ class PseudoLabelSED(BaseEstimator):
         f1 : float
             Segment-based F1, macro-averaged over classes, in [0, 1].
         """
-        return segment_based_f1(
-            y_strong,
-            self.predict_events(X),
-            classes=self.classes_,
-            duration=self.duration,
-        )
+        return segment_f1_scorer(self, X, y_strong)
 
 
 def _forward(net, X, indices, batch_size):

@@ -9,12 +9,16 @@ module turns each form into the others (numpy only, no torch).
 import math
 import numbers
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
 __all__ = [
+    "ClipLabels",
     "EventEncoder",
+    "combine_labels",
+    "split_labels",
     "check_events",
     "encode_weak_labels",
     "events_to_frames",
@@ -273,3 +277,98 @@ class EventEncoder:
     def decode(self, frames):
         """Return the events of a binary (n_frames, n_classes) matrix."""
         return frames_to_events(frames, classes=self.classes, duration=self.duration)
+
+
+class ClipLabels(NamedTuple):
+    """Both labels of one clip, so that they travel together as one ``y``.
+
+    scikit-learn's model selection splits one target ``y``; a list of
+    ``ClipLabels`` carries the weak label (for training) and the events (for
+    training and for scoring) through ``GridSearchCV`` and ``cross_validate``.
+
+    Parameters
+    ----------
+    weak : tuple of labels
+        Classes present in the clip.
+    events : list of (onset, offset, event_label) or None
+        Strong label, or None for a weak-only clip.
+    """
+
+    weak: tuple
+    events: list | None
+
+
+def combine_labels(y_weak, y_strong=None):
+    """Zip weak and strong labels into one target for model selection.
+
+    Parameters
+    ----------
+    y_weak : sequence of collections of labels, or None
+        Weak labels; derived from the events when None.
+    y_strong : sequence of (list of events or None), default=None
+        Strong labels.
+
+    Returns
+    -------
+    y : list of ClipLabels
+        One entry per clip; pass it as ``y`` to ``fit``, ``GridSearchCV`` or
+        ``cross_validate``.
+
+    See Also
+    --------
+    split_labels : The inverse.
+
+    Examples
+    --------
+    >>> from sklearn_sed.labels import combine_labels
+    >>> combine_labels([["Dog"], ["Cat"]], [[(0.0, 1.0, "Dog")], None])[1]
+    ClipLabels(weak=('Cat',), events=None)
+    """
+    if y_weak is None and y_strong is None:
+        raise ValueError("combine_labels needs y_weak or y_strong. Got neither.")
+    if y_weak is None:
+        y_weak = [
+            None if ev is None else sorted({e[2] for e in ev}, key=str)
+            for ev in y_strong
+        ]
+    if y_strong is None:
+        y_strong = [None] * len(y_weak)
+    if len(y_weak) != len(y_strong):
+        raise ValueError(
+            f"y_weak has {len(y_weak)} entries but y_strong has {len(y_strong)}. "
+            "They must have one entry per clip."
+        )
+    out = []
+    for weak, events in zip(y_weak, y_strong, strict=True):
+        if isinstance(weak, str):
+            weak = [s.strip() for s in weak.split(",") if s.strip()]
+        out.append(
+            ClipLabels(tuple(weak or ()), None if events is None else list(events))
+        )
+    return out
+
+
+def is_combined(y):
+    """Whether ``y`` is a sequence of :class:`ClipLabels`."""
+    try:
+        return len(y) > 0 and isinstance(y[0], ClipLabels)
+    except TypeError:
+        return False
+
+
+def split_labels(y):
+    """Split a list of :class:`ClipLabels` into ``y_weak`` and ``y_strong``.
+
+    Parameters
+    ----------
+    y : sequence of ClipLabels
+        Combined labels.
+
+    Returns
+    -------
+    y_weak : list of list
+        Weak labels.
+    y_strong : list of (list or None)
+        Strong labels.
+    """
+    return [list(c.weak) for c in y], [c.events for c in y]

@@ -121,7 +121,10 @@ def sed_eval_results(
             estimated_event_list=_as_event_dicts(est or [], name),
             **kwargs,
         )
-    results = metrics.results()
+    with warnings.catch_warnings():
+        # sed_eval averages all-NaN class lists when a class has no reference.
+        warnings.filterwarnings("ignore", message="Mean of empty slice")
+        results = metrics.results()
     if metric == "segment" and empty_system_output_handling == "zero_score":
         _zero_score_segments(results)
     return results
@@ -219,6 +222,12 @@ def segment_based_f1(y_true, y_pred, *, average="macro", **kwargs):
     return _f1(sed_eval_results(y_true, y_pred, metric="segment", **kwargs), average)
 
 
+def _take(X, indices):
+    if isinstance(X, np.ndarray):
+        return X[indices]
+    return [X[i] for i in indices]
+
+
 def _predict_events(estimator, X):
     """``predict_events`` of an estimator or of a pipeline's last step."""
     if hasattr(estimator, "predict_events"):
@@ -230,6 +239,34 @@ def _predict_events(estimator, X):
         f"{type(estimator).__name__} has no predict_events method; SED scorers need "
         "a PseudoLabelSED or a pipeline ending in one."
     )
+
+
+def _reference_events(y):
+    """Reference events per clip from ``y``, and the indices of scored clips."""
+    from sklearn_sed.labels import ClipLabels
+
+    refs, keep = [], []
+    for i, entry in enumerate(y):
+        if isinstance(entry, ClipLabels):
+            entry = entry.events
+        if entry is None:
+            continue
+        entry = list(entry)
+        if entry and not (isinstance(entry[0], (tuple, list)) and len(entry[0]) == 3):
+            raise TypeError(
+                f"y[{i}] must be a list of (onset, offset, event_label) events, "
+                f"None, or a ClipLabels. Got {entry!r} instead. SED scorers score "
+                "against strong labels: consider y = combine_labels(y_weak, "
+                "y_strong)."
+            )
+        refs.append(entry)
+        keep.append(i)
+    if not keep:
+        raise ValueError(
+            "y holds no strongly labelled clip to score against. SED scorers need "
+            "events; consider y = combine_labels(y_weak, y_strong)."
+        )
+    return refs, keep
 
 
 class SEDScorer:
@@ -257,6 +294,10 @@ class SEDScorer:
 
     def __call__(self, estimator, X, y_strong):
         """Score ``estimator`` on ``X`` against the reference events."""
+        refs, keep = _reference_events(y_strong)
+        if len(keep) < len(y_strong):
+            X = _take(X, keep)
+        y_strong = refs
         y_pred = _predict_events(estimator, X)
         kwargs = dict(self.kwargs)
         last = estimator[-1] if hasattr(estimator, "steps") else estimator

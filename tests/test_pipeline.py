@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+import sklearn
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.pipeline import Pipeline as SkPipeline
+
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import estimator as estimator_module
+from sklearn_sed.labels import combine_labels
+from sklearn_sed.metrics import event_based_f1, event_f1_scorer, segment_f1_scorer
+from sklearn_sed.pipeline import Pipeline, make_pipeline
+from tests.conftest import TINY_FEATURES
+
+FAST = dict(
+    n_filters=2,
+    n_blocks=1,
+    max_epochs=1,
+    max_iter=1,
+    duration=2.0,
+    random_state=0,
+    batch_size=16,
+)
+
+
+class CountingExtractor(LogMelExtractor):
+    """LogMelExtractor that counts how often features are computed."""
+
+    n_fit_transform = 0
+
+    def fit_transform(self, X, y=None):
+        type(self).n_fit_transform += 1
+        return super().fit_transform(X, y)
+
+
+@pytest.fixture
+def audio(tiny_dataset):
+    d = tiny_dataset
+    return d["audio"][:16], d["y_weak"][:16], d["y_strong"][:16]
+
+
+def test_pipeline_card_call_positional_and_keyword(audio):
+    """Check Pipeline([...]).fit(X, y_weak, y_strong) works both ways."""
+    X, y_weak, y_strong = audio
+    steps = [
+        ("logmel", LogMelExtractor(**TINY_FEATURES)),
+        ("sed", PseudoLabelSED(**FAST)),
+    ]
+    a = Pipeline(steps).fit(X, y_weak, y_strong)
+    b = Pipeline(steps).fit(X, y_weak=y_weak, y_strong=y_strong)
+    assert a[-1].n_strong_ == b[-1].n_strong_ == sum(s is not None for s in y_strong)
+    np.testing.assert_array_equal(a.predict_frames(X), b.predict_frames(X))
+    assert len(a.predict_events(X)) == len(X)
+    assert a.predict(X).shape == (len(X), 2)
+
+
+def test_make_pipeline_names_steps(audio):
+    """Check make_pipeline gives the lower-case class names."""
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST))
+    assert [name for name, _ in pipe.steps] == ["logmelextractor", "pseudolabelsed"]
+
+
+def test_sklearn_pipeline_with_step_prefix(audio):
+    """Check scikit-learn's own Pipeline with pseudolabelsed__y_strong=."""
+    X, y_weak, y_strong = audio
+    pipe = SkPipeline(
+        [
+            ("logmelextractor", LogMelExtractor(**TINY_FEATURES)),
+            ("pseudolabelsed", PseudoLabelSED(**FAST)),
+        ]
+    )
+    pipe.fit(X, y_weak, pseudolabelsed__y_strong=y_strong)
+    assert pipe[-1].n_strong_ == sum(s is not None for s in y_strong)
+    # The scorers reach predict_events through a plain Pipeline too.
+    assert 0.0 <= event_f1_scorer(pipe, X, y_strong) <= 1.0
+
+
+def test_sklearn_pipeline_with_metadata_routing(audio):
+    """Check scikit-learn's Pipeline routes y_strong with routing enabled."""
+    X, y_weak, y_strong = audio
+    with sklearn.config_context(enable_metadata_routing=True):
+        sed = PseudoLabelSED(**FAST).set_fit_request(y_strong=True)
+        pipe = SkPipeline([("logmel", LogMelExtractor(**TINY_FEATURES)), ("sed", sed)])
+        pipe.fit(X, y_weak, y_strong=y_strong)
+    assert pipe[-1].n_strong_ == sum(s is not None for s in y_strong)
+
+
+def test_scorer_equals_sed_eval_on_same_events(fitted_sed, tiny_dataset):
+    """Check the scorer's value is event_based_f1 (sed_eval) on the same events."""
+    F, y = tiny_dataset["F_test"], tiny_dataset["y_test"]
+    expected = event_based_f1(
+        y, fitted_sed.predict_events(F), classes=fitted_sed.classes_
+    )
+    assert event_f1_scorer(fitted_sed, F, y) == expected
+    assert fitted_sed.score(F, y) == expected
+
+
+def test_scorer_skips_weak_only_clips(fitted_sed, tiny_dataset):
+    """Check clips without events in y (None) are left out of scoring."""
+    F, y = tiny_dataset["F_test"], tiny_dataset["y_test"]
+    y_partial = [None if i % 2 else ev for i, ev in enumerate(y)]
+    expected = event_based_f1(
+        y[::2], fitted_sed.predict_events(F[::2]), classes=fitted_sed.classes_
+    )
+    assert event_f1_scorer(fitted_sed, F, y_partial) == expected
+    combined = combine_labels([["x"]] * len(y), y_partial)
+    assert event_f1_scorer(fitted_sed, F, combined) == expected
+
+
+def test_scorer_refuses_weak_labels_with_remedy(fitted_sed, tiny_dataset):
+    """Check scoring against weak labels explains what to pass."""
+    with pytest.raises(TypeError, match="combine_labels"):
+        event_f1_scorer(fitted_sed, tiny_dataset["F_test"][:2], [["Blender"], []])
+
+
+def test_grid_search_over_postprocessing_trains_once_per_fold(audio, tmp_path):
+    """Check a k-point post-processing grid on f folds costs f trainings (+1 refit)."""
+    X, y_weak, y_strong = audio
+    F = LogMelExtractor(**TINY_FEATURES).fit_transform(X)
+    y = combine_labels(y_weak, y_strong)
+    sed = PseudoLabelSED(**FAST, memory=str(tmp_path / "cache"))
+    grid = {
+        "threshold": [0.3, 0.5, 0.7],
+        "median_filter_sec": [0.0, 0.2],
+        "postprocessing": ["threshold_first", "filter_first"],
+    }
+    before = estimator_module._train_cached.n_calls
+    search = GridSearchCV(sed, grid, cv=KFold(2), scoring=event_f1_scorer)
+    search.fit(F, y)
+    trainings = estimator_module._train_cached.n_calls - before
+    assert len(search.cv_results_["params"]) == 12
+    assert trainings == 2 + 1  # one per fold, one refit on all data
+
+
+def test_grid_search_per_class_threshold_and_gating(audio, tmp_path):
+    """Check per-class thresholds and clip gating are tunable without retraining."""
+    X, y_weak, y_strong = audio
+    F = LogMelExtractor(**TINY_FEATURES).fit_transform(X)
+    sed = PseudoLabelSED(**FAST, memory=str(tmp_path / "cache"))
+    grid = {"threshold": [[0.3, 0.5], [0.5, 0.3]], "clip_gating": [False, True]}
+    before = estimator_module._train_cached.n_calls
+    GridSearchCV(sed, grid, cv=KFold(2), scoring=segment_f1_scorer, refit=False).fit(
+        F, combine_labels(y_weak, y_strong)
+    )
+    assert estimator_module._train_cached.n_calls - before == 2
+
+
+def test_grid_search_over_training_params_with_pipeline_memory(audio, tmp_path):
+    """Check retraining params tune through one call and features are computed
+    once per fold with Pipeline(memory=...)."""
+    X, y_weak, y_strong = audio
+    pipe = make_pipeline(
+        CountingExtractor(**TINY_FEATURES),
+        PseudoLabelSED(**FAST),
+        memory=str(tmp_path / "features"),
+    )
+    grid = {
+        "pseudolabelsed__delta": [0.05, 0.2],
+        "pseudolabelsed__pseudo_label": [True, False],
+    }
+    CountingExtractor.n_fit_transform = 0
+    search = GridSearchCV(pipe, grid, cv=KFold(2), scoring=event_f1_scorer)
+    search.fit(X, combine_labels(y_weak, y_strong))
+    assert CountingExtractor.n_fit_transform == 2 + 1  # per fold, plus the refit
+    assert set(search.best_params_) == set(grid)
+
+
+def test_cross_validate_with_both_scorers(audio):
+    """Check cross_validate takes the SED scorers."""
+    X, y_weak, y_strong = audio
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST))
+    res = cross_validate(
+        pipe,
+        X,
+        combine_labels(y_weak, y_strong),
+        cv=KFold(2),
+        scoring={"event": event_f1_scorer, "segment": segment_f1_scorer},
+    )
+    assert res["test_event"].shape == (2,)
+    assert np.all((res["test_segment"] >= 0) & (res["test_segment"] <= 1))
