@@ -242,7 +242,7 @@ def _predict_events(estimator, X):
 
 
 def _reference_events(y):
-    """Reference events per clip from ``y``, and the indices of scored clips."""
+    """Return the reference events per clip of ``y`` and the scored indices."""
     from sklearn_sed.labels import ClipLabels
 
     refs, keep = [], []
