@@ -13,6 +13,7 @@ import os
 
 import librosa
 import numpy as np
+import scipy.sparse as sp
 import soundfile as sf
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
@@ -184,7 +185,18 @@ def _as_items(X):
             "X must be a list of clips (file paths or waveforms). Got a single "
             f"path {X!r} instead. Consider [X]."
         )
+    if sp.issparse(X):
+        raise TypeError(
+            "Sparse input is not supported by LogMelExtractor: X must be waveforms "
+            "or file paths. Consider X.toarray()."
+        )
     if isinstance(X, np.ndarray):
+        if X.dtype.kind == "c":
+            raise ValueError("Complex data not supported: waveforms must be real.")
+        if X.ndim >= 1 and X.shape[0] == 0:
+            raise ValueError(
+                f"X must hold at least one clip. Got an array of shape {X.shape}."
+            )
         if X.dtype.kind in "fiu":
             if X.ndim == 1:
                 raise ValueError(
@@ -317,6 +329,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = True
         tags.input_tags.string = True  # file paths
         tags.requires_fit = self.scaling == "dataset"
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
     # -- computation ------------------------------------------------------
@@ -406,7 +419,11 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         if self.scaling != "dataset":
-            _as_items(X)
+            items = _as_items(X)  # validates without computing features
+            if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+                check_finite(X, name="X")
+            elif not items:
+                raise ValueError("X must hold at least one clip.")
             return self._set_fitted(None, None)
         lo, hi = np.inf, -np.inf
         for S_db in self._iter_db(X):

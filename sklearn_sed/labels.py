@@ -23,6 +23,7 @@ __all__ = [
     "encode_weak_labels",
     "events_to_frames",
     "frames_to_events",
+    "merge_overlapping_events",
 ]
 
 
@@ -372,3 +373,32 @@ def split_labels(y):
         Strong labels.
     """
     return [list(c.weak) for c in y], [c.events for c in y]
+
+
+def merge_overlapping_events(events):
+    """Merge events of one class that overlap or touch into one event.
+
+    Parameters
+    ----------
+    events : sequence of (onset, offset, event_label)
+        Events of one clip.
+
+    Returns
+    -------
+    merged : list of (onset, offset, event_label)
+        Sorted by onset then label; no two events of a class overlap.
+
+    Examples
+    --------
+    >>> from sklearn_sed.labels import merge_overlapping_events
+    >>> merge_overlapping_events([(0, 2, "a"), (1, 3, "a"), (5, 6, "a")])
+    [(0, 3, 'a'), (5, 6, 'a')]
+    """
+    merged = []
+    for onset, offset, label in sorted(events, key=lambda e: (str(e[2]), e[0])):
+        if merged and merged[-1][2] == label and onset <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], offset), label)
+        else:
+            merged.append((onset, offset, label))
+    return sorted(merged, key=lambda e: (e[0], str(e[2])))

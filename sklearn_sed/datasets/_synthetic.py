@@ -10,6 +10,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from sklearn_sed.labels import merge_overlapping_events
+
 __all__ = ["DESED_CLASSES", "make_domestic_soundscapes", "make_sound_events"]
 
 #: The ten DCASE2019 Task 4 classes, in DESED's spelling, sorted.
@@ -197,7 +199,7 @@ def make_domestic_soundscapes(
             )
         mix /= max(1.0, np.abs(mix).max() / 0.9)
         X[i] = mix
-        events.sort()
+        events = merge_overlapping_events(events)
         y_weak.append(sorted({e[2] for e in events}))
         y_strong.append(None if i in weak_clips else events)
     return X, y_weak, y_strong
