@@ -1,0 +1,20 @@
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.parametrize("page", ["sklearn.md"])
+def test_docs_examples_run_as_written(page):
+    """Check every python block of the page runs, in order, in one namespace."""
+    text = (DOCS / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, f"no python block in {page}"
+    namespace = {}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"{page}[block {i}]", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"{page} block {i} failed:\n{block}") from exc
