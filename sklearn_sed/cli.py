@@ -1,13 +1,79 @@
-"""The ``sklearn-sed`` command line: thin wrappers over the public API."""
+"""The ``sklearn-sed`` command line: thin wrappers over the public API.
+
+User errors (a missing file, unreadable audio, an unknown label, an empty TSV,
+a bad ``--set``) print one line and exit with status 2, never a traceback.
+"""
 
 import argparse
+import ast
+import json
+import os
 import sys
 
 __all__ = ["main"]
 
+_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+def _parse_set(pairs):
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--set must be key=value. Got {pair!r} instead.")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def _apply_set(pipe, params):
+    valid = pipe.get_params()
+    routed = {}
+    for key, value in params.items():
+        # A bare name goes to the detector first, then the extractor; a
+        # step-prefixed name (pseudolabelsed__lr) is used as it is.
+        for step, _ in pipe.steps[::-1]:
+            if "__" not in key and f"{step}__{key}" in valid:
+                routed[f"{step}__{key}"] = value
+                break
+        else:
+            if key in valid:
+                routed[key] = value
+                continue
+            raise CLIError(
+                f"--set {key}=...: unknown parameter. Parameters of PseudoLabelSED "
+                "and LogMelExtractor are accepted, e.g. --set max_epochs=5."
+            )
+    pipe.set_params(**routed)
+
+
+def _save_atomic(obj, path):
+    import joblib
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        joblib.dump(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load_model(path):
+    import joblib
+
+    if not os.path.isfile(path):
+        raise CLIError(f"model file {path!r} does not exist.")
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling raises many types
+        raise CLIError(f"model file {path!r} could not be loaded: {exc}") from exc
 
 
 def _cmd_demo(args):
@@ -21,6 +87,157 @@ def _cmd_demo(args):
         output_dir=args.output_dir,
         random_state=args.random_state,
     )
+
+
+def _cmd_train(args):
+    from sklearn_sed import LogMelExtractor, PseudoLabelSED
+    from sklearn_sed.datasets import load_desed, read_strong_tsv
+    from sklearn_sed.pipeline import make_pipeline
+
+    X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
+    if not X:
+        raise CLIError("the TSV files list no clip.")
+    pipe = make_pipeline(
+        LogMelExtractor(n_jobs=-1, verbose=1), PseudoLabelSED(verbose=1)
+    )
+    _apply_set(pipe, _parse_set(args.set))
+    pipe.fit(X, y_weak, y_strong)
+    if args.valid_tsv:
+        ref = read_strong_tsv(args.valid_tsv)
+        Xv = [os.path.join(args.audio_dir, name) for name in ref]
+        f1 = pipe.score(Xv, list(ref.values()))
+        seg = pipe.score_segments(Xv, list(ref.values()))
+        print(
+            f"validation: event-based F1 {100 * f1:.1f} %, "
+            f"segment-based F1 {100 * seg:.1f} %"
+        )
+    _save_atomic(pipe, args.output)
+    print(f"saved {args.output}")
+
+
+def _audio_files(inputs):
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, _, names in sorted(os.walk(item)):
+                files += [
+                    os.path.join(root, n)
+                    for n in sorted(names)
+                    if n.lower().endswith(_AUDIO_EXTENSIONS)
+                ]
+        else:
+            files.append(item)
+    if not files:
+        raise CLIError(f"no audio file found in {inputs}.")
+    return files
+
+
+def _cmd_predict(args):
+    from sklearn_sed.datasets import write_events_tsv
+    from sklearn_sed.inference import predict_file_events
+
+    model = _load_model(args.model)
+    results, failed = {}, []
+    for path in _audio_files(args.audio):
+        try:
+            results[os.path.basename(path)] = predict_file_events(
+                model, path, overlap=args.overlap
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            if not args.skip_errors:
+                raise
+            failed.append(path)
+            print(f"skipped {path}: {exc}", file=sys.stderr)
+    write_events_tsv(args.output, results)
+    n_events = sum(len(v) for v in results.values())
+    print(
+        f"wrote {n_events} events for {len(results)} file(s) to {args.output}"
+        + (f"; {len(failed)} file(s) skipped" if failed else "")
+    )
+    if failed and not results:
+        raise CLIError("no file could be processed.")
+
+
+def _cmd_evaluate(args):
+    from sklearn_sed.datasets import read_strong_tsv
+    from sklearn_sed.metrics import sed_eval_results
+
+    ref = read_strong_tsv(args.reference, classes=None)
+    pred = read_strong_tsv(args.prediction, classes=None)
+    if not ref:
+        raise CLIError(f"{args.reference}: the reference lists no file.")
+    unknown = sorted(set(pred) - set(ref))
+    if unknown:
+        print(
+            f"warning: {len(unknown)} predicted file(s) are not in the reference, "
+            f"e.g. {unknown[0]!r}; they are ignored.",
+            file=sys.stderr,
+        )
+    names = list(ref)
+    y_true = [ref[n] for n in names]
+    y_pred = [pred.get(n, []) for n in names]
+    classes = sorted({e[2] for evs in y_true for e in evs})
+    out = {}
+    for metric in ("event", "segment"):
+        res = sed_eval_results(y_true, y_pred, metric=metric, classes=classes)
+        avg = res["class_wise_average"]["f_measure"]
+        out[metric] = {
+            "macro_f1": avg["f_measure"],
+            "micro_f1": res["overall"]["f_measure"]["f_measure"],
+            "per_class_f1": {
+                c: res["class_wise"][c]["f_measure"]["f_measure"] for c in classes
+            },
+        }
+        if "f_measure_sed_eval" in avg:
+            out[metric]["macro_f1_sed_eval"] = avg["f_measure_sed_eval"]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for metric, r in out.items():
+        print(
+            f"{metric}-based F1: macro {100 * r['macro_f1']:.2f} %, "
+            f"micro {100 * r['micro_f1']:.2f} %"
+        )
+        if "macro_f1_sed_eval" in r:
+            print(
+                f"  (sed_eval's macro mean, skipping classes never output: "
+                f"{100 * r['macro_f1_sed_eval']:.2f} %)"
+            )
+    print(f"\n{'class':30s} {'event F1':>9s} {'segment F1':>11s}")
+    for c in classes:
+        e, s = out["event"]["per_class_f1"][c], out["segment"]["per_class_f1"][c]
+        print(f"{c:30s} {100 * e:8.2f}% {100 * s:10.2f}%")
+
+
+def _cmd_plot(args):
+    import numpy as np
+
+    from sklearn_sed.datasets import read_strong_tsv
+    from sklearn_sed.features import load_audio
+    from sklearn_sed.inference import predict_file_events
+    from sklearn_sed.plotting import plot_detection
+
+    model = _load_model(args.model)
+    sed, extractor = model[-1], model[0]
+    y = load_audio(args.audio, sr=extractor.sr)[: int(sed.duration * extractor.sr)]
+    feats = model[:-1].transform([y])
+    probs = sed.predict_frames(feats)[0]
+    events = [e for e in predict_file_events(model, args.audio) if e[0] < sed.duration]
+    reference = None
+    if args.reference:
+        ref = read_strong_tsv(args.reference, classes=None)
+        reference = ref.get(os.path.basename(args.audio), [])
+    fig = plot_detection(
+        np.asarray(feats[0]),
+        probs,
+        events,
+        classes=sed.classes_,
+        duration=sed.duration,
+        reference=reference,
+        title=os.path.basename(args.audio),
+    )
+    fig.savefig(args.output, dpi=100)
+    print(f"saved {args.output}")
 
 
 def build_parser():
@@ -39,6 +256,42 @@ def build_parser():
     demo.add_argument("--output-dir", default="demo_output")
     demo.add_argument("--random-state", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
+
+    train = sub.add_parser("train", help="train on a DESED-layout dataset")
+    train.add_argument("--audio-dir", required=True)
+    train.add_argument("--strong-tsv")
+    train.add_argument("--weak-tsv")
+    train.add_argument("--valid-tsv")
+    train.add_argument("--output", required=True)
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="estimator parameter, e.g. max_epochs=5 or "
+        "pseudolabelsed__lr=0.01 (repeatable)",
+    )
+    train.set_defaults(func=_cmd_train)
+
+    predict = sub.add_parser("predict", help="detect events in audio files")
+    predict.add_argument("model")
+    predict.add_argument("audio", nargs="+", help="files or folders")
+    predict.add_argument("--output", required=True)
+    predict.add_argument("--overlap", type=float, default=0.5)
+    predict.add_argument("--skip-errors", action="store_true")
+    predict.set_defaults(func=_cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="F1 scores of predictions (sed_eval)")
+    evaluate.add_argument("prediction")
+    evaluate.add_argument("reference")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    plot = sub.add_parser("plot", help="figure of a file's detections")
+    plot.add_argument("model")
+    plot.add_argument("audio")
+    plot.add_argument("--output", required=True)
+    plot.add_argument("--reference")
+    plot.set_defaults(func=_cmd_plot)
     return parser
 
 
@@ -54,10 +307,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def run():
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

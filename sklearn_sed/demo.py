@@ -57,6 +57,7 @@ def run_demo(
     """
     from sklearn_sed import LogMelExtractor, PseudoLabelSED
     from sklearn_sed.datasets import make_domestic_soundscapes
+    from sklearn_sed.pipeline import Pipeline
     from sklearn_sed.plotting import plot_detection
 
     os.makedirs(output_dir, exist_ok=True)
@@ -113,7 +114,8 @@ def run_demo(
             f"{h['n_pseudo']}/{h['n_weak']} weak clips pseudo-labelled"
         )
     model_path = os.path.join(output_dir, "model.joblib")
-    joblib.dump(sed, model_path)
+    # Saved with its extractor, so that `sklearn-sed predict` can use it.
+    joblib.dump(Pipeline([("logmel", extractor), ("sed", sed)]), model_path)
     fig = plot_detection(
         F_valid[0],
         sed.predict_frames(F_valid[:1])[0],

@@ -70,8 +70,12 @@ def encode_weak_labels(y_weak, classes=None):
     rows = []
     for i, labels in enumerate(y_weak):
         if labels is None:
-            labels = ()
-        elif isinstance(labels, str):
+            raise ValueError(
+                f"y_weak[{i}] is None: an unlabelled clip. The NEC method trains on "
+                "strongly and weakly labelled clips only; consider dropping "
+                "unlabelled clips, or give [] for a clip with no event."
+            )
+        if isinstance(labels, str):
             labels = [s.strip() for s in labels.split(",") if s.strip()]
         elif not isinstance(labels, (list, tuple, set, frozenset, np.ndarray)):
             raise TypeError(

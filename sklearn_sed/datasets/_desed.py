@@ -1,0 +1,247 @@
+"""DCASE2019 Task 4 / DESED TSV files: readers, writers and ``load_desed``.
+
+Formats (tab-separated, one header row):
+
+* strong: ``filename onset offset event_label``, several rows per file; a row
+  with empty onset, offset and label marks a file with no event;
+* weak: ``filename event_labels`` with comma-separated labels;
+* unlabelled: ``filename``;
+* predictions: the strong format.
+
+Every problem is reported with the file and the line number.
+"""
+
+import csv
+import math
+import os
+
+from sklearn_sed.datasets._synthetic import DESED_CLASSES
+
+__all__ = [
+    "load_desed",
+    "read_strong_tsv",
+    "read_unlabeled_tsv",
+    "read_weak_tsv",
+    "write_events_tsv",
+]
+
+
+def _rows(path, expected):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"TSV file {path!r} does not exist.")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(
+                f"{path}: the file is empty; expected a header row "
+                f"{chr(9).join(expected)!r}."
+            )
+        header = [h.strip() for h in header]
+        if header[: len(expected)] != list(expected):
+            raise ValueError(
+                f"{path}:1: header must start with {list(expected)}. Got {header} "
+                "instead."
+            )
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            yield lineno, row
+
+
+def _check_label(label, classes, where):
+    if classes is not None and label not in classes:
+        raise ValueError(
+            f"{where}: event_label {label!r} is not one of the known classes "
+            f"{sorted(classes)}. Consider passing classes=... or fixing the label."
+        )
+
+
+def read_strong_tsv(path, *, classes=DESED_CLASSES):
+    """Read a strong (or prediction) TSV file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        TSV with header ``filename onset offset event_label``.
+    classes : collection of str or None, default=DESED_CLASSES
+        Known labels; None accepts any label.
+
+    Returns
+    -------
+    events : dict of str to list of (onset, offset, event_label)
+        Per filename, in file order; files listed without events map to ``[]``.
+    """
+    out = {}
+    for lineno, row in _rows(path, ("filename", "onset", "offset", "event_label")):
+        where = f"{os.fspath(path)}:{lineno}"
+        row = row + [""] * (4 - len(row))
+        if len(row) > 4:
+            raise ValueError(
+                f"{where}: expected 4 tab-separated columns, got {len(row)}."
+            )
+        name, onset, offset, label = (c.strip() for c in row)
+        if not name:
+            raise ValueError(f"{where}: the filename is empty.")
+        events = out.setdefault(name, [])
+        if not onset and not offset and not label:
+            continue  # a file with no event
+        try:
+            onset_f, offset_f = float(onset), float(offset)
+        except ValueError:
+            raise ValueError(
+                f"{where}: onset and offset must be numbers in seconds. Got "
+                f"{onset!r} and {offset!r} instead."
+            ) from None
+        if not (math.isfinite(onset_f) and math.isfinite(offset_f)):
+            raise ValueError(f"{where}: onset and offset must be finite.")
+        if onset_f >= offset_f:
+            raise ValueError(
+                f"{where}: onset must be < offset. Got onset={onset_f} and "
+                f"offset={offset_f} instead."
+            )
+        _check_label(label, classes, where)
+        events.append((onset_f, offset_f, label))
+    return out
+
+
+def read_weak_tsv(path, *, classes=DESED_CLASSES):
+    """Read a weak TSV file (``filename event_labels``, labels comma-separated).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    classes : collection of str or None, default=DESED_CLASSES
+        Known labels; None accepts any label.
+
+    Returns
+    -------
+    labels : dict of str to list of str
+        Per filename, its sorted labels.
+    """
+    out = {}
+    for lineno, row in _rows(path, ("filename", "event_labels")):
+        where = f"{os.fspath(path)}:{lineno}"
+        if len(row) < 1 or not row[0].strip():
+            raise ValueError(f"{where}: the filename is empty.")
+        labels = [s.strip() for s in (row[1] if len(row) > 1 else "").split(",")]
+        labels = sorted({s for s in labels if s})
+        for label in labels:
+            _check_label(label, classes, where)
+        out[row[0].strip()] = labels
+    return out
+
+
+def read_unlabeled_tsv(path):
+    """Read an unlabelled TSV file (``filename``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    filenames : list of str
+        In file order.
+    """
+    return [row[0].strip() for _, row in _rows(path, ("filename",))]
+
+
+def write_events_tsv(path, events):
+    """Write events in the strong/prediction TSV format.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; written to a temporary file first, then renamed.
+    events : dict of str to list of (onset, offset, event_label)
+        Per filename; a file with no event gets one row with empty fields so
+        that it is not lost.
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["filename", "onset", "offset", "event_label"])
+        for name, evs in events.items():
+            if not evs:
+                writer.writerow([name, "", "", ""])
+            for onset, offset, label in evs:
+                writer.writerow([name, f"{onset:.3f}", f"{offset:.3f}", label])
+    os.replace(tmp, path)
+
+
+def load_desed(
+    audio_dir,
+    strong_tsv=None,
+    weak_tsv=None,
+    unlabeled_tsv=None,
+    *,
+    classes=DESED_CLASSES,
+    check_audio=True,
+):
+    """Load a DESED-layout dataset as ``X, y_weak, y_strong`` ready for ``fit``.
+
+    Parameters
+    ----------
+    audio_dir : str or os.PathLike
+        Folder holding the audio files named in the TSVs.
+    strong_tsv, weak_tsv, unlabeled_tsv : str or os.PathLike, default=None
+        Label files; at least one is needed.
+    classes : collection of str or None, default=DESED_CLASSES
+        Known labels.
+    check_audio : bool, default=True
+        Refuse TSV rows whose audio file is missing.
+
+    Returns
+    -------
+    X : list of str
+        Audio file paths, strong clips first, then weak, then unlabelled.
+    y_weak : list of (list of str or None)
+        Weak labels (derived from the events for strong clips; None for
+        unlabelled clips).
+    y_strong : list of (list of (onset, offset, event_label) or None)
+        Events of strong clips, None otherwise.
+    """
+    if strong_tsv is None and weak_tsv is None and unlabeled_tsv is None:
+        raise ValueError(
+            "load_desed needs at least one of strong_tsv, weak_tsv, unlabeled_tsv."
+        )
+    X, y_weak, y_strong = [], [], []
+    sources = []
+    if strong_tsv is not None:
+        for name, evs in read_strong_tsv(strong_tsv, classes=classes).items():
+            sources.append((name, strong_tsv))
+            X.append(name)
+            y_weak.append(sorted({e[2] for e in evs}))
+            y_strong.append(evs)
+    if weak_tsv is not None:
+        for name, labels in read_weak_tsv(weak_tsv, classes=classes).items():
+            sources.append((name, weak_tsv))
+            X.append(name)
+            y_weak.append(labels)
+            y_strong.append(None)
+    if unlabeled_tsv is not None:
+        for name in read_unlabeled_tsv(unlabeled_tsv):
+            sources.append((name, unlabeled_tsv))
+            X.append(name)
+            y_weak.append(None)
+            y_strong.append(None)
+    paths = [os.path.join(os.fspath(audio_dir), name) for name in X]
+    if check_audio:
+        missing = [
+            (n, src)
+            for (n, src), p in zip(sources, paths, strict=True)
+            if not os.path.isfile(p)
+        ]
+        if missing:
+            name, src = missing[0]
+            raise FileNotFoundError(
+                f"{os.fspath(src)}: {len(missing)} listed audio file(s) are missing "
+                f"from {os.fspath(audio_dir)!r}, e.g. {name!r}. Consider "
+                "check_audio=False to load the labels alone."
+            )
+    return paths, y_weak, y_strong

@@ -1,0 +1,131 @@
+"""Detection on recordings of any length: overlapping windows, stitched.
+
+A recording is read block by block (soundfile), so memory stays bounded for
+an hour-long file. Each window of the training clip length goes through the
+fitted pipeline; frame probabilities of overlapping windows are averaged on a
+global frame grid, and events are formed once on the whole recording, so an
+event that crosses a window border comes out as one event.
+"""
+
+import os
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from sklearn_sed.postprocessing import decode_events
+
+__all__ = ["predict_file_events", "predict_file_frames"]
+
+
+def _split(model):
+    if not hasattr(model, "steps") or len(model.steps) < 2:
+        raise TypeError(
+            "model must be a fitted Pipeline of a LogMelExtractor and a "
+            "PseudoLabelSED (as saved by `sklearn-sed train`). Got "
+            f"{type(model).__name__} instead."
+        )
+    return model[:-1], model[-1], model[0]
+
+
+def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
+    """Frame probabilities of a whole recording.
+
+    Parameters
+    ----------
+    model : Pipeline
+        Fitted pipeline whose first step is a ``LogMelExtractor`` and last a
+        ``PseudoLabelSED``.
+    path : str or os.PathLike
+        Audio file of any length, rate and channel count.
+    overlap : float, default=0.5
+        Fraction of a window shared with the next one, in [0, 1).
+    batch_size : int, default=8
+        Windows per forward pass.
+
+    Returns
+    -------
+    frame_probs : ndarray of shape (n_frames, n_classes)
+        Averaged probabilities on a grid of ``duration / n_frames_out`` s.
+    frame_sec : float
+        Length of one frame in seconds.
+    length_sec : float
+        Length of the recording in seconds.
+    """
+    features, sed, extractor = _split(model)
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Audio file {path!r} does not exist.")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1). Got {overlap!r} instead.")
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise ValueError(f"Audio file {path!r} could not be read: {exc}") from exc
+    duration = float(sed.duration)
+    n_out = sed.n_frames_out_
+    frame_sec = duration / n_out
+    hop_frames = max(1, round(n_out * (1 - overlap)))
+    hop_sec = hop_frames * frame_sec
+    file_sr = info.samplerate
+    length_sec = info.frames / file_sr
+    n_total = max(1, int(np.ceil(length_sec / frame_sec)))
+    n_windows = max(1, int(np.ceil(max(length_sec - duration, 0) / hop_sec)) + 1)
+    acc = np.zeros((n_total + n_out, len(sed.classes_)))
+    count = np.zeros(n_total + n_out)
+    win_samples = round(duration * file_sr)
+    starts = [round(w * hop_sec * file_sr) for w in range(n_windows)]
+    for b in range(0, n_windows, batch_size):
+        clips = []
+        for start in starts[b : b + batch_size]:
+            data, _ = sf.read(
+                path,
+                start=start,
+                stop=start + win_samples,
+                dtype="float32",
+                always_2d=True,
+            )
+            y = data.mean(axis=1)
+            if file_sr != extractor.sr:
+                y = librosa.resample(y, orig_sr=file_sr, target_sr=extractor.sr)
+            clips.append(y if y.size else np.zeros(1, np.float32))
+        probs = sed.predict_frames(features.transform(clips))
+        for k, p in enumerate(probs):
+            first = (b + k) * hop_frames
+            acc[first : first + n_out] += p
+            count[first : first + n_out] += 1
+    frame_probs = acc[:n_total] / np.maximum(count[:n_total, None], 1)
+    return frame_probs, frame_sec, length_sec
+
+
+def predict_file_events(model, path, *, overlap=0.5):
+    """Events of a whole recording, stitched across window borders.
+
+    Parameters
+    ----------
+    model : Pipeline
+        Fitted ``LogMelExtractor`` + ``PseudoLabelSED`` pipeline.
+    path : str or os.PathLike
+        Audio file of any length.
+    overlap : float, default=0.5
+        Window overlap fraction.
+
+    Returns
+    -------
+    events : list of (onset, offset, event_label)
+        In seconds from the start of the file, within ``[0, length]``.
+    """
+    _, sed, _ = _split(model)
+    probs, frame_sec, length_sec = predict_file_frames(model, path, overlap=overlap)
+    events = decode_events(
+        probs[None],
+        classes=sed.classes_,
+        duration=frame_sec * len(probs),
+        threshold=sed.threshold,
+        median_filter_sec=sed.median_filter_sec,
+        order=sed.postprocessing,
+        clip_gating=False,
+    )[0]
+    return [
+        (on, min(off, length_sec), lab) for on, off, lab in events if on < length_sec
+    ]

@@ -1,0 +1,238 @@
+import json
+
+import numpy as np
+import pytest
+import sed_eval
+import soundfile as sf
+
+from sklearn_sed.cli import main
+from sklearn_sed.datasets import make_domestic_soundscapes, read_strong_tsv
+
+SETS = [
+    "sr=16000",
+    "duration=2.0",
+    "n_fft=512",
+    "win_length=320",
+    "hop_length=125",
+    "n_mels=32",
+    "fmax=8000",
+    "pseudolabelsed__duration=2.0",
+    "n_filters=4",
+    "n_blocks=1",
+    "max_epochs=3",
+    "max_iter=1",
+    "batch_size=8",
+    "lr=0.01",
+    "random_state=0",
+    "verbose=0",
+    "logmelextractor__verbose=0",
+    "n_jobs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def desed_dir(tmp_path_factory):
+    """A DESED-layout folder with WAV files and TSVs (do not mutate)."""
+    root = tmp_path_factory.mktemp("desed")
+    X, y_weak, y_strong = make_domestic_soundscapes(
+        12, duration=2.0, sr=16000, n_classes=2, random_state=0
+    )
+    strong = ["filename\tonset\toffset\tevent_label"]
+    weak = ["filename\tevent_labels"]
+    for i, (x, w, s) in enumerate(zip(X, y_weak, y_strong, strict=True)):
+        name = f"clip{i}.wav"
+        sf.write(root / name, x, 16000, subtype="PCM_16")
+        if s is None:
+            weak.append(f"{name}\t{','.join(w)}")
+        elif s:
+            strong += [f"{name}\t{a}\t{b}\t{c}" for a, b, c in s]
+        else:
+            strong.append(f"{name}\t\t\t")
+    (root / "strong.tsv").write_text("\n".join(strong) + "\n")
+    (root / "weak.tsv").write_text("\n".join(weak) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_model(desed_dir):
+    model = desed_dir / "model.joblib"
+    args = [
+        "train",
+        "--audio-dir",
+        str(desed_dir),
+        "--strong-tsv",
+        str(desed_dir / "strong.tsv"),
+        "--weak-tsv",
+        str(desed_dir / "weak.tsv"),
+        "--valid-tsv",
+        str(desed_dir / "strong.tsv"),
+        "--output",
+        str(model),
+    ]
+    for s in SETS:
+        args += ["--set", s]
+    assert main(args) == 0
+    return model
+
+
+def test_train_writes_a_model(trained_model, capsys):
+    """Check train saves a loadable pipeline."""
+    import joblib
+
+    pipe = joblib.load(trained_model)
+    assert pipe[-1].max_epochs == 3
+    assert pipe[0].n_mels == 32
+
+
+def test_predict_long_recording_in_windows(trained_model, desed_dir, tmp_path):
+    """Check a recording longer than the clip is predicted in windows and its
+    events lie inside the recording."""
+    x = np.concatenate([sf.read(desed_dir / f"clip{i}.wav")[0] for i in range(4)])
+    long = tmp_path / "long.wav"
+    sf.write(long, x, 16000)
+    out = tmp_path / "events.tsv"
+    assert main(["predict", str(trained_model), str(long), "--output", str(out)]) == 0
+    events = read_strong_tsv(out, classes=None)["long.wav"]
+    for onset, offset, _ in events:
+        assert 0 <= onset < offset <= 8.0 + 1e-6
+
+
+def test_predict_file_frames_cover_whole_recording(trained_model, tmp_path):
+    """Check the stitched frame grid covers the whole 6 s recording (3 windows)."""
+    import joblib
+
+    from sklearn_sed.inference import predict_file_frames
+
+    pipe = joblib.load(trained_model)
+    sr = 16000
+    x = np.zeros(sr * 6, np.float32)
+    path = tmp_path / "x.wav"
+    sf.write(path, x, sr)
+    probs, frame_sec, length = predict_file_frames(pipe, path)
+    assert length == pytest.approx(6.0)
+    assert probs.shape == (int(np.ceil(6.0 / frame_sec)), len(pipe[-1].classes_))
+
+
+def test_predict_skip_errors(trained_model, desed_dir, tmp_path, capsys):
+    """Check unreadable files fail the run, or are skipped with --skip-errors."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    out = tmp_path / "e.tsv"
+    good = str(desed_dir / "clip0.wav")
+    assert (
+        main(["predict", str(trained_model), str(bad), good, "--output", str(out)]) == 2
+    )
+    assert "could not be read" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "predict",
+                str(trained_model),
+                str(bad),
+                good,
+                "--output",
+                str(out),
+                "--skip-errors",
+            ]
+        )
+        == 0
+    )
+    assert list(read_strong_tsv(out, classes=None)) == ["clip0.wav"]
+
+
+def test_evaluate_equals_sed_eval_directly(desed_dir, tmp_path, capsys):
+    """Check evaluate's figures equal sed_eval's on the same files."""
+    ref = read_strong_tsv(desed_dir / "strong.tsv", classes=None)
+    pred = {k: [(a + 0.1, b, c) for a, b, c in v] for k, v in ref.items()}
+    from sklearn_sed.datasets import write_events_tsv
+
+    write_events_tsv(tmp_path / "p.tsv", pred)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "p.tsv"),
+                str(desed_dir / "strong.tsv"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    got = json.loads(capsys.readouterr().out)
+    classes = sorted({e[2] for v in ref.values() for e in v})
+    m = sed_eval.sound_event.EventBasedMetrics(
+        classes,
+        t_collar=0.2,
+        percentage_of_length=0.2,
+        empty_system_output_handling="zero_score",
+    )
+    pred_read = read_strong_tsv(tmp_path / "p.tsv", classes=None)
+    for name, evs in ref.items():
+        m.evaluate(
+            [dict(filename=name, onset=a, offset=b, event_label=c) for a, b, c in evs],
+            [
+                dict(filename=name, onset=a, offset=b, event_label=c)
+                for a, b, c in pred_read[name]
+            ],
+        )
+    r = m.results()
+    assert got["event"]["macro_f1"] == r["class_wise_average"]["f_measure"]["f_measure"]
+    assert got["event"]["micro_f1"] == r["overall"]["f_measure"]["f_measure"]
+
+
+def test_plot_writes_png(trained_model, desed_dir, tmp_path):
+    """Check plot writes a PNG figure."""
+    out = tmp_path / "fig.png"
+    assert (
+        main(
+            [
+                "plot",
+                str(trained_model),
+                str(desed_dir / "clip0.wav"),
+                "--output",
+                str(out),
+                "--reference",
+                str(desed_dir / "strong.tsv"),
+            ]
+        )
+        == 0
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["evaluate", "missing.tsv", "missing.tsv"], "does not exist"),
+        (["predict", "nomodel.joblib", "x.wav", "--output", "o.tsv"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    """Check user errors print one line and exit with status 2."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err
+    assert "\n" not in err
+    assert "Traceback" not in err
+
+
+def test_bad_set_is_one_line(desed_dir, capsys):
+    """Check a bad --set is reported clearly."""
+    assert (
+        main(
+            [
+                "train",
+                "--audio-dir",
+                str(desed_dir),
+                "--strong-tsv",
+                str(desed_dir / "strong.tsv"),
+                "--output",
+                "x.joblib",
+                "--set",
+                "nonsense=1",
+            ]
+        )
+        == 2
+    )
+    assert "unknown parameter" in capsys.readouterr().err

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from sklearn_sed.datasets import (
+    load_desed,
+    make_domestic_soundscapes,
+    read_strong_tsv,
+    read_unlabeled_tsv,
+    read_weak_tsv,
+    write_events_tsv,
+)
+
+
+def test_make_domestic_soundscapes_shapes_and_labels():
+    """Check sizes, label consistency and the weak fraction."""
+    X, y_weak, y_strong = make_domestic_soundscapes(
+        10, duration=1.0, sr=8000, weak_fraction=0.3, random_state=0
+    )
+    assert X.shape == (10, 8000)
+    assert X.dtype == np.float32
+    assert np.abs(X).max() <= 1.0
+    assert sum(s is None for s in y_strong) == 3
+    for weak, events in zip(y_weak, y_strong, strict=True):
+        if events is not None:
+            assert weak == sorted({e[2] for e in events})
+            for onset, offset, _ in events:
+                assert 0 <= onset < offset <= 1.0
+
+
+def test_make_domestic_soundscapes_is_reproducible():
+    """Check one random_state gives the same data."""
+    a = make_domestic_soundscapes(3, duration=1.0, sr=8000, random_state=5)
+    b = make_domestic_soundscapes(3, duration=1.0, sr=8000, random_state=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[2] == b[2]
+
+
+def test_strong_tsv_round_trip_with_empty_file(tmp_path):
+    """Check writing then reading a strong TSV keeps events and empty files."""
+    events = {"a.wav": [(0.5, 1.25, "Dog"), (2.0, 3.0, "Speech")], "b.wav": []}
+    write_events_tsv(tmp_path / "x.tsv", events)
+    assert read_strong_tsv(tmp_path / "x.tsv") == events
+
+
+def test_weak_and_unlabeled_readers(tmp_path):
+    """Check comma-separated weak labels and the unlabelled list."""
+    (tmp_path / "w.tsv").write_text("filename\tevent_labels\na.wav\tSpeech,Dog\n")
+    (tmp_path / "u.tsv").write_text("filename\nc.wav\nd.wav\n")
+    assert read_weak_tsv(tmp_path / "w.tsv") == {"a.wav": ["Dog", "Speech"]}
+    assert read_unlabeled_tsv(tmp_path / "u.tsv") == ["c.wav", "d.wav"]
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("a.wav\t2.0\t1.0\tDog", r"x\.tsv:3: onset must be < offset"),
+        ("a.wav\tx\t1.0\tDog", r"x\.tsv:3: onset and offset must be numbers"),
+        ("a.wav\t0.0\t1.0\tCow", r"x\.tsv:3: event_label 'Cow' is not one of"),
+        ("a.wav\t0\t1\tDog\textra", r"x\.tsv:3: expected 4 tab-separated columns"),
+    ],
+)
+def test_strong_tsv_errors_name_file_and_line(tmp_path, line, match):
+    """Check malformed rows are reported with file and line."""
+    path = tmp_path / "x.tsv"
+    path.write_text(f"filename\tonset\toffset\tevent_label\nb.wav\t0\t1\tDog\n{line}\n")
+    with pytest.raises(ValueError, match=match):
+        read_strong_tsv(path)
+
+
+def test_empty_tsv_and_bad_header(tmp_path):
+    """Check an empty file and a wrong header are refused."""
+    (tmp_path / "e.tsv").write_text("")
+    with pytest.raises(ValueError, match="the file is empty"):
+        read_strong_tsv(tmp_path / "e.tsv")
+    (tmp_path / "h.tsv").write_text("file\tstart\n")
+    with pytest.raises(ValueError, match="header must start with"):
+        read_strong_tsv(tmp_path / "h.tsv")
+
+
+def test_load_desed_aligns_and_checks_audio(tmp_path):
+    """Check X, y_weak, y_strong are aligned and missing audio is named."""
+    (tmp_path / "s.tsv").write_text(
+        "filename\tonset\toffset\tevent_label\na.wav\t0\t1\tDog\nb.wav\t\t\t\n"
+    )
+    (tmp_path / "w.tsv").write_text("filename\tevent_labels\nc.wav\tCat\n")
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (tmp_path / name).write_bytes(b"")
+    X, y_weak, y_strong = load_desed(tmp_path, tmp_path / "s.tsv", tmp_path / "w.tsv")
+    assert [p.split("/")[-1] for p in X] == ["a.wav", "b.wav", "c.wav"]
+    assert y_weak == [["Dog"], [], ["Cat"]]
+    assert y_strong == [[(0.0, 1.0, "Dog")], [], None]
+    (tmp_path / "c.wav").unlink()
+    with pytest.raises(FileNotFoundError, match=r"w\.tsv: 1 listed audio file"):
+        load_desed(tmp_path, tmp_path / "s.tsv", tmp_path / "w.tsv")
