@@ -460,6 +460,7 @@ class PseudoLabelSED(BaseEstimator):
         n_weak = len(y["kind"]) - n_strong
         net = self._make_net(n_weak, n_strong)
         net.initialize()
+        net.sed_ = self  # lets SED scorers decode events in skorch EpochScoring
         net.criterion_.stage = 1
         if self.max_epochs:
             net.partial_fit(X, y, epochs=self.max_epochs)

@@ -294,6 +294,8 @@ class SEDScorer:
 
     def __call__(self, estimator, X, y_strong):
         """Score ``estimator`` on ``X`` against the reference events."""
+        if hasattr(estimator, "sed_") and isinstance(y_strong, dict):
+            return self._score_skorch(estimator, X, y_strong)
         refs, keep = _reference_events(y_strong)
         if len(keep) < len(y_strong):
             X = _take(X, keep)
@@ -306,6 +308,34 @@ class SEDScorer:
         if self.metric == "segment" and hasattr(last, "duration"):
             kwargs.setdefault("duration", last.duration)
         results = sed_eval_results(y_strong, y_pred, metric=self.metric, **kwargs)
+        return _f1(results, self.average)
+
+    def _score_skorch(self, net, X, y):
+        """Score a SEDNet during training (skorch ``EpochScoring``).
+
+        ``y`` is the net's target dict; the strong clips' frame labels are
+        decoded into reference events, and the others are left out.
+        """
+        from sklearn_sed.labels import frames_to_events
+        from sklearn_sed.losses import KIND_STRONG
+
+        sed = net.sed_
+        strong = np.flatnonzero(np.asarray(y["kind"]) == KIND_STRONG)
+        if strong.size == 0:
+            return float("nan")
+        X = np.asarray(X)[strong]
+        frame_probs, clip_probs = (t.cpu().numpy() for t in net.forward(X))
+        refs = [
+            frames_to_events(
+                np.asarray(y["frames"])[i], classes=sed.classes_, duration=sed.duration
+            )
+            for i in strong
+        ]
+        kwargs = {"classes": sed.classes_, **self.kwargs}
+        if self.metric == "segment":
+            kwargs.setdefault("duration", sed.duration)
+        events = sed.decode(frame_probs, clip_probs)
+        results = sed_eval_results(refs, events, metric=self.metric, **kwargs)
         return _f1(results, self.average)
 
     def __repr__(self):

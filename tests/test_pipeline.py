@@ -177,3 +177,22 @@ def test_cross_validate_with_both_scorers(audio):
     )
     assert res["test_event"].shape == (2,)
     assert np.all((res["test_segment"] >= 0) & (res["test_segment"] <= 1))
+
+
+def test_scorer_as_skorch_epoch_scoring(tiny_dataset):
+    """Check event_f1_scorer works as a skorch EpochScoring callback."""
+    from skorch.callbacks import EpochScoring
+
+    d = tiny_dataset
+    cb = EpochScoring(
+        event_f1_scorer,
+        on_train=True,
+        use_caching=False,
+        name="train_event_f1",
+        lower_is_better=False,
+    )
+    sed = PseudoLabelSED(**FAST, callbacks=[cb])
+    sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    scores = sed.net_.history[:, "train_event_f1"]
+    assert len(scores) == 2  # one stage-1 epoch, one stage-2 epoch
+    assert all(0.0 <= s <= 1.0 for s in scores)
