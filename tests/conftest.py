@@ -48,6 +48,17 @@ TINY_SED = dict(
     random_state=0,
 )
 
+# The cheapest training that still runs both stages (one epoch each).
+FAST_SED = dict(
+    n_filters=2,
+    n_blocks=1,
+    max_epochs=1,
+    max_iter=1,
+    duration=2.0,
+    random_state=0,
+    batch_size=16,
+)
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset():

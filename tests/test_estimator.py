@@ -5,17 +5,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from sklearn_sed import PseudoLabelSED
+from tests.conftest import FAST_SED as FAST
 from tests.conftest import TINY_SED
-
-FAST = dict(
-    n_filters=2,
-    n_blocks=1,
-    max_epochs=1,
-    max_iter=1,
-    duration=2.0,
-    random_state=0,
-    batch_size=16,
-)
 
 
 def test_end_to_end_learns_two_sounds(fitted_sed, tiny_dataset):

@@ -9,17 +9,8 @@ from sklearn_sed import estimator as estimator_module
 from sklearn_sed.labels import combine_labels
 from sklearn_sed.metrics import event_based_f1, event_f1_scorer, segment_f1_scorer
 from sklearn_sed.pipeline import Pipeline, make_pipeline
+from tests.conftest import FAST_SED as FAST
 from tests.conftest import TINY_FEATURES
-
-FAST = dict(
-    n_filters=2,
-    n_blocks=1,
-    max_epochs=1,
-    max_iter=1,
-    duration=2.0,
-    random_state=0,
-    batch_size=16,
-)
 
 
 class CountingExtractor(LogMelExtractor):

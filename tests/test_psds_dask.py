@@ -11,16 +11,7 @@ from sklearn_sed import PseudoLabelSED
 from sklearn_sed.labels import combine_labels, events_to_frames
 from sklearn_sed.metrics import event_f1_scorer
 from sklearn_sed.psds import psds_score, psds_scorer
-
-FAST = dict(
-    n_filters=2,
-    n_blocks=1,
-    max_epochs=1,
-    max_iter=1,
-    duration=2.0,
-    random_state=0,
-    batch_size=16,
-)
+from tests.conftest import FAST_SED as FAST
 
 
 def test_psds_is_one_for_perfect_scores_and_low_for_noise():
