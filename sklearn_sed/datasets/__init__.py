@@ -7,6 +7,7 @@ from sklearn_sed.datasets._desed import (
     read_weak_tsv,
     write_events_tsv,
 )
+from sklearn_sed.datasets._soundscapes import make_soundscapes
 from sklearn_sed.datasets._synthetic import (
     DESED_CLASSES,
     make_domestic_soundscapes,
@@ -17,6 +18,7 @@ __all__ = [
     "DESED_CLASSES",
     "load_desed",
     "make_domestic_soundscapes",
+    "make_soundscapes",
     "make_sound_events",
     "read_strong_tsv",
     "read_unlabeled_tsv",
