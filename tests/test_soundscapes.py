@@ -123,7 +123,7 @@ def test_long_events_cut_short_events_repeated(sources):
 
 def test_output_dir_writes_wavs_and_tsv(sources, tmp_path):
     """Check WAV files and a DESED strong TSV are written and match."""
-    X, y = make_soundscapes(
+    _X, y = make_soundscapes(
         str(sources / "fg"),
         n_clips=3,
         duration=2.0,
@@ -135,7 +135,8 @@ def test_output_dir_writes_wavs_and_tsv(sources, tmp_path):
     assert list(table) == [f"soundscape_{i:04d}.wav" for i in range(3)]
     assert list(table.values()) == [[(a, b, c) for a, b, c in ev] for ev in y]
     data, sr = sf.read(tmp_path / "soundscape_0000.wav")
-    assert sr == SR and len(data) == 2 * SR
+    assert sr == SR
+    assert len(data) == 2 * SR
 
 
 def test_reproducible_with_random_state(sources):

@@ -164,14 +164,14 @@ def make_soundscapes(
             f"Got {events_per_clip!r} instead."
         )
     rng = check_random_state(random_state)
-    n_samples = int(round(duration * sr))
+    n_samples = round(duration * sr)
 
     @functools.lru_cache(maxsize=128)
     def read(path, onset, offset):
         y = load_audio(path, sr=sr)
         if onset is not None or offset is not None:
-            a = int(round((onset or 0.0) * sr))
-            b = len(y) if offset is None else int(round(offset * sr))
+            a = round((onset or 0.0) * sr)
+            b = len(y) if offset is None else round(offset * sr)
             if b - a > 1:
                 y = y[a:b]
         return y
