@@ -91,6 +91,7 @@ def _cmd_demo(args):
 
 def _cmd_train(args):
     from sklearn_sed import LogMelExtractor, PseudoLabelSED
+    from sklearn_sed.callbacks import ValidationScoring
     from sklearn_sed.datasets import load_desed, read_strong_tsv
     from sklearn_sed.pipeline import make_pipeline
 
@@ -101,16 +102,17 @@ def _cmd_train(args):
         LogMelExtractor(n_jobs=-1, verbose=1), PseudoLabelSED(verbose=1)
     )
     _apply_set(pipe, _parse_set(args.set))
-    pipe.fit(X, y_weak, y_strong)
+    extractor, sed = pipe[0], pipe[-1]
+    features = extractor.fit_transform(X)
     if args.valid_tsv:
         ref = read_strong_tsv(args.valid_tsv)
         Xv = [os.path.join(args.audio_dir, name) for name in ref]
-        f1 = pipe.score(Xv, list(ref.values()))
-        seg = pipe.score_segments(Xv, list(ref.values()))
-        print(
-            f"validation: event-based F1 {100 * f1:.1f} %, "
-            f"segment-based F1 {100 * seg:.1f} %"
-        )
+        valid = ValidationScoring(extractor.transform(Xv), list(ref.values()))
+        sed.set_params(callbacks=[*(sed.callbacks or []), valid])
+    sed.fit(features, y_weak, y_strong)
+    if args.valid_tsv:
+        f1 = sed.net_.history[-1, "valid_event_f1"]
+        print(f"validation event-based F1 after the last epoch: {100 * f1:.1f} %")
     _save_atomic(pipe, args.output)
     print(f"saved {args.output}")
 

@@ -301,13 +301,37 @@ class SEDScorer:
             X = _take(X, keep)
         y_strong = refs
         y_pred = _predict_events(estimator, X)
-        kwargs = dict(self.kwargs)
         last = estimator[-1] if hasattr(estimator, "steps") else estimator
-        if hasattr(last, "classes_"):
-            kwargs.setdefault("classes", last.classes_)
-        if self.metric == "segment" and hasattr(last, "duration"):
-            kwargs.setdefault("duration", last.duration)
-        results = sed_eval_results(y_strong, y_pred, metric=self.metric, **kwargs)
+        return self.score_events(
+            y_strong,
+            y_pred,
+            classes=getattr(last, "classes_", None),
+            duration=getattr(last, "duration", None),
+        )
+
+    def score_events(self, y_true, y_pred, *, classes=None, duration=None):
+        """Score event lists directly.
+
+        Parameters
+        ----------
+        y_true, y_pred : sequence of sequence of (onset, offset, event_label)
+            Reference and estimated events per clip.
+        classes : array-like, default=None
+            Classes to evaluate.
+        duration : float, default=None
+            Clip length in seconds (segment-based metrics).
+
+        Returns
+        -------
+        f1 : float
+            The score, greater is better.
+        """
+        kwargs = dict(self.kwargs)
+        if classes is not None:
+            kwargs.setdefault("classes", classes)
+        if self.metric == "segment" and duration is not None:
+            kwargs.setdefault("duration", duration)
+        results = sed_eval_results(y_true, y_pred, metric=self.metric, **kwargs)
         return _f1(results, self.average)
 
     def _score_skorch(self, net, X, y):
@@ -331,12 +355,10 @@ class SEDScorer:
             )
             for i in strong
         ]
-        kwargs = {"classes": sed.classes_, **self.kwargs}
-        if self.metric == "segment":
-            kwargs.setdefault("duration", sed.duration)
         events = sed.decode(frame_probs, clip_probs)
-        results = sed_eval_results(refs, events, metric=self.metric, **kwargs)
-        return _f1(results, self.average)
+        return self.score_events(
+            refs, events, classes=sed.classes_, duration=sed.duration
+        )
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())

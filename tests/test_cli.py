@@ -236,3 +236,40 @@ def test_bad_set_is_one_line(desed_dir, capsys):
         == 2
     )
     assert "unknown parameter" in capsys.readouterr().err
+
+
+def test_train_records_validation_f1_per_epoch(trained_model):
+    """Check train's per-epoch table has a validation F1 column, and the saved
+    model does not carry the validation data."""
+    import joblib
+
+    pipe = joblib.load(trained_model)
+    f1 = pipe[-1].net_.history[:, "valid_event_f1"]
+    assert len(f1) == 3 + 1  # 3 stage-1 epochs, 1 pseudo-label iteration
+    assert all(0.0 <= v <= 1.0 for v in f1)
+    (callback,) = [cb for cb in pipe[-1].callbacks if hasattr(cb, "X_valid")]
+    assert callback.X_valid is None
+
+
+def test_long_file_memory_is_bounded(trained_model, tmp_path):
+    """Check peak memory of windowed prediction does not grow with the file:
+    a 300 s file peaks within a small margin of a 30 s one."""
+    import tracemalloc
+
+    import joblib
+
+    from sklearn_sed.inference import predict_file_frames
+
+    pipe = joblib.load(trained_model)
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for seconds in (30, 300):
+        path = tmp_path / f"{seconds}.wav"
+        sf.write(path, rng.normal(size=16000 * seconds) * 0.05, 16000, subtype="PCM_16")
+        tracemalloc.start()
+        probs, _, _ = predict_file_frames(pipe, path)
+        peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # Ten times the audio (19 MB more as float32) adds less than 4 MB of peak:
+    # only the frame-probability grid grows with the file.
+    assert peaks[300] < peaks[30] + 4e6, peaks

@@ -1,0 +1,63 @@
+"""skorch callbacks for SED training: validation F1 after every epoch."""
+
+import numpy as np
+from skorch.callbacks import Callback
+
+from sklearn_sed.metrics import event_f1_scorer
+
+__all__ = ["ValidationScoring"]
+
+
+class ValidationScoring(Callback):
+    """Score a held-out set after every epoch of both stages.
+
+    Adds a column (``name``) to the per-epoch table and to ``net_.history``.
+    The held-out data is not pickled with the model.
+
+    Parameters
+    ----------
+    X_valid : array-like of shape (n_clips, n_frames, n_mels)
+        Validation feature maps.
+    y_valid : sequence of (list of (onset, offset, event_label) or None)
+        Their reference events.
+    scoring : SEDScorer, default=event_f1_scorer
+        Scorer from :func:`~sklearn_sed.make_sed_scorer`.
+    name : str, default="valid_event_f1"
+        Column name in the history.
+
+    Examples
+    --------
+    >>> from sklearn_sed.callbacks import ValidationScoring
+    >>> ValidationScoring([], []).name
+    'valid_event_f1'
+    """
+
+    def __init__(
+        self, X_valid, y_valid, scoring=event_f1_scorer, name="valid_event_f1"
+    ):
+        self.X_valid = X_valid
+        self.y_valid = y_valid
+        self.scoring = scoring
+        self.name = name
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["X_valid"] = state["y_valid"] = None
+        return state
+
+    def on_epoch_end(self, net, **kwargs):
+        """Record the validation score of this epoch."""
+        if self.X_valid is None or not hasattr(net, "sed_"):
+            return
+        from sklearn_sed.estimator import _forward
+        from sklearn_sed.metrics import _reference_events
+
+        sed = net.sed_
+        refs, keep = _reference_events(self.y_valid)
+        X = np.asarray(self.X_valid)[keep]
+        frame_probs, clip_probs = _forward(net, X, None, sed.batch_size)
+        events = sed.decode(frame_probs, clip_probs)
+        score = self.scoring.score_events(
+            refs, events, classes=sed.classes_, duration=sed.duration
+        )
+        net.history.record(self.name, score)
