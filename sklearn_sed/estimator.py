@@ -89,10 +89,11 @@ class PseudoLabelSED(BaseEstimator):
 
     Parameters
     ----------
-    module : torch.nn.Module class or instance, default=None
+    module : torch.nn.Module class, factory or instance, default=None
         Network returning ``(frame_probs, clip_probs)``; None is
-        :class:`~sklearn_sed.resnet.ResNetSED`. A class is built with
-        ``n_classes=len(classes_)``.
+        :class:`~sklearn_sed.resnet.ResNetSED`. A class or factory (e.g.
+        ``functools.partial(CRNN, n_filters=32)``) is called with
+        ``n_classes=len(classes_)``; an instance is copied.
     n_filters : int, default=64
         Width of the default ResNet (paper: 64).
     n_blocks : int, default=2
@@ -396,24 +397,20 @@ class PseudoLabelSED(BaseEstimator):
             self.class_weight, name="class_weight", n_classes=n_classes, low=0.0
         )
 
-    def _module_params(self, n_classes):
+    def _build_module(self, n_classes):
+        """A fresh module: the default ResNet, a copy, or ``module(n_classes=...)``."""
         if self.module is None:
-            return ResNetSED, {
-                "module__n_classes": n_classes,
-                "module__n_filters": self.n_filters,
-                "module__n_blocks": self.n_blocks,
-            }
-        if isinstance(self.module, type):
-            return self.module, {"module__n_classes": n_classes}
-        import copy
+            return ResNetSED(
+                n_classes, n_filters=self.n_filters, n_blocks=self.n_blocks
+            )
+        if isinstance(self.module, torch.nn.Module):
+            import copy
 
-        return copy.deepcopy(self.module), {}
+            return copy.deepcopy(self.module)
+        return self.module(n_classes=n_classes)  # a class or a factory
 
     def _probe_output_frames(self, X, n_classes):
-        module, params = self._module_params(n_classes)
-        if isinstance(module, type):
-            kwargs = {k.removeprefix("module__"): v for k, v in params.items()}
-            module = module(**kwargs)
+        module = self._build_module(n_classes)
         module.eval()
         with torch.no_grad():
             out = module(torch.as_tensor(np.asarray(X[:1], dtype=np.float32)))
@@ -422,7 +419,7 @@ class PseudoLabelSED(BaseEstimator):
                 f"module must return (frame_probs, clip_probs). Got "
                 f"{type(out).__name__} instead."
             )
-        frame_probs, _clip_probs = out
+        frame_probs, clip_probs = out
         if frame_probs.ndim != 3 or frame_probs.shape[2] != n_classes:
             raise ValueError(
                 f"module returned frame_probs of shape {tuple(frame_probs.shape)}; "
@@ -431,7 +428,7 @@ class PseudoLabelSED(BaseEstimator):
         return int(frame_probs.shape[1])
 
     def _make_net(self, n_weak, n_strong):
-        module, module_params = self._module_params(len(self.classes_))
+        module = self._build_module(len(self.classes_))
         optimizer_kwargs = self.optimizer_kwargs
         if optimizer_kwargs is None:
             optimizer_kwargs = (
@@ -449,7 +446,6 @@ class PseudoLabelSED(BaseEstimator):
             device=self.device,
             verbose=self.verbose,
             callbacks=[("stage_log", _StageLog()), *list(self.callbacks or [])],
-            **module_params,
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
         )
 

@@ -39,3 +39,25 @@ def test_resnet_channel_widths_double():
     """Check stage widths n_filters x (1, 2, 4, 8)."""
     net = ResNetSED(n_filters=5, n_blocks=1)
     assert [stage[0].conv1.out_channels for stage in net.stages] == [5, 10, 20, 40]
+
+
+def test_crnn_shapes_and_training_with_estimator():
+    """Check the DCASE2019 baseline CRNN gives /8 frames and trains in
+    PseudoLabelSED(module=...)."""
+    import functools
+
+    import numpy as np
+
+    from sklearn_sed import PseudoLabelSED
+    from sklearn_sed.crnn import CRNN
+
+    net = CRNN(n_classes=4, n_filters=8, hidden_size=8).eval()
+    with torch.no_grad():
+        frames, clips = net(torch.rand(2, 1024, 64))
+    assert tuple(frames.shape) == (2, 128, 4)
+    assert tuple(clips.shape) == (2, 4)
+    small = functools.partial(CRNN, n_filters=4, hidden_size=4)
+    X = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    sed = PseudoLabelSED(small, max_epochs=1, max_iter=1, duration=1.0, random_state=0)
+    sed.fit(X, [["a"], ["b"], [], ["a"]], [[(0.0, 0.5, "a")], None, [], None])
+    assert sed.predict_frames(X).shape == (4, 8, 2)
