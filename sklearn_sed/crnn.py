@@ -57,8 +57,15 @@ class CRNN(nn.Module):
     ((2, 8, 3), (2, 3))
     """
 
-    def __init__(self, n_classes=10, *, n_filters=64, n_mels=64, hidden_size=64,
-                 pooling="attention"):
+    def __init__(
+        self,
+        n_classes=10,
+        *,
+        n_filters=64,
+        n_mels=64,
+        hidden_size=64,
+        pooling="attention",
+    ):
         super().__init__()
         if pooling not in ("attention", "max"):
             raise ValueError(
@@ -71,8 +78,14 @@ class CRNN(nn.Module):
             _GLUBlock(n_filters, n_filters, (2, 4)),
             _GLUBlock(n_filters, n_filters, (2, f3)),
         )
-        self.gru = nn.GRU(n_filters, hidden_size, num_layers=2, batch_first=True,
-                          bidirectional=True, dropout=0.2)
+        self.gru = nn.GRU(
+            n_filters,
+            hidden_size,
+            num_layers=2,
+            batch_first=True,
+            bidirectional=True,
+            dropout=0.2,
+        )
         self.fc = nn.Linear(2 * hidden_size, n_classes)
         self.attention = nn.Linear(2 * hidden_size, n_classes)
         self.pooling = pooling

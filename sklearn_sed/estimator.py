@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
+from sklearn_sed.augment import SEDAugment
 from sklearn_sed.labels import (
     check_events,
     encode_weak_labels,
@@ -124,6 +125,13 @@ class PseudoLabelSED(BaseEstimator):
         Decrease of the threshold per iteration in eq. 5 (paper silent).
     threshold_start, threshold_floor : float, default=0.75, 0.25
         The 3/4 and 1/4 of eq. 5.
+    time_shift : float, default=0.0
+        Training augmentation (not in the report): random circular time shift
+        of up to this fraction of a clip, applied to features and frame labels
+        alike.
+    freq_mask : int, default=0
+        Training augmentation (not in the report): mask up to this many
+        consecutive mel bands per clip.
     threshold : float or array-like of shape (n_classes,), default=0.5
         Decision threshold of ``predict`` and ``predict_events``.
     median_filter_sec : float or array-like of shape (n_classes,), default=0.4
@@ -206,6 +214,8 @@ class PseudoLabelSED(BaseEstimator):
         "delta": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
+        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
         "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
         "median_filter_sec": [
             Interval(numbers.Real, 0, None, closed="left"),
@@ -240,6 +250,8 @@ class PseudoLabelSED(BaseEstimator):
         delta=0.05,
         threshold_start=0.75,
         threshold_floor=0.25,
+        time_shift=0.0,
+        freq_mask=0,
         threshold=0.5,
         median_filter_sec=0.4,
         postprocessing="threshold_first",
@@ -267,6 +279,8 @@ class PseudoLabelSED(BaseEstimator):
         self.delta = delta
         self.threshold_start = threshold_start
         self.threshold_floor = threshold_floor
+        self.time_shift = time_shift
+        self.freq_mask = freq_mask
         self.threshold = threshold
         self.median_filter_sec = median_filter_sec
         self.postprocessing = postprocessing
@@ -434,6 +448,13 @@ class PseudoLabelSED(BaseEstimator):
             optimizer_kwargs = (
                 {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
             )
+        extra = {}
+        if self.time_shift or self.freq_mask:
+            extra["iterator_train__collate_fn"] = SEDAugment(
+                time_shift=self.time_shift,
+                freq_mask=self.freq_mask,
+                pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_)),
+            )
         return make_sed_net(
             module,
             class_weight=self.class_weight_,
@@ -447,6 +468,7 @@ class PseudoLabelSED(BaseEstimator):
             verbose=self.verbose,
             callbacks=[("stage_log", _StageLog()), *list(self.callbacks or [])],
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            **extra,
         )
 
     def _train(self, X, y, seed):
@@ -670,6 +692,7 @@ def _train_cached(params, X, y, seed):
     n_classes = y["weak"].shape[1]
     est.classes_ = np.arange(n_classes)  # only its length is used in training
     est.class_weight_ = est._class_weight(y["weak"])
+    est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
     _train_cached.n_calls += 1
     return est._train(X, {k: v.copy() for k, v in y.items()}, seed)
 

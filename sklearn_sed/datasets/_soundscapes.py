@@ -115,9 +115,9 @@ def make_soundscapes(
     max_event_sec : float, default=None
         Longer events are cut to a random excerpt of this length (None: cut
         only to ``duration``).
-    min_event_sec : float, default=None
+    min_event_sec : float or dict of str to float, default=None
         With ``short_events="repeat"``, shorter events are repeated up to
-        this length.
+        this length (one value, or one per class label).
     short_events : {"keep", "repeat"}, default="keep"
         What to do with events shorter than ``min_event_sec``.
     distractors : str or sequence, default=None
@@ -176,14 +176,19 @@ def make_soundscapes(
                 y = y[a:b]
         return y
 
-    def excerpt(y):
+    def excerpt(y, label):
         limit = n_samples if max_event_sec is None else int(max_event_sec * sr)
         limit = min(limit, n_samples)
         if len(y) > limit:
             start = rng.randint(0, len(y) - limit + 1)
             y = y[start : start + limit]
-        if short_events == "repeat" and min_event_sec is not None:
-            need = min(int(min_event_sec * sr), n_samples)
+        shortest = (
+            min_event_sec.get(label)
+            if isinstance(min_event_sec, dict)
+            else min_event_sec
+        )
+        if short_events == "repeat" and shortest is not None:
+            need = min(int(shortest * sr), n_samples)
             if len(y) < need:
                 y = np.tile(y, int(np.ceil(need / len(y))))[:need]
         return y
@@ -211,7 +216,7 @@ def make_soundscapes(
                 for _ in range(rng.randint(d_lo, d_hi + 1))
             ]
         for (path, label, a, b), labelled in picks:
-            y = excerpt(read(path, a, b))
+            y = excerpt(read(path, a, b), label)
             if _rms(y) < 1e-6:
                 warnings.warn(
                     f"{path!r} is silent; it is skipped.", UserWarning, stacklevel=2

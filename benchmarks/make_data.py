@@ -1,0 +1,158 @@
+"""Build the Table 1 development data from real recordings (DESED-like).
+
+From ``shared/data/domestic-sounds`` (its manifest.csv), with train and
+validation disjoint by the manifest's ``group`` column:
+
+* strong: isolated foreground events (``fg`` and ``fg-substitute`` rows, cut
+  to their active region) mixed over backgrounds with sklearn_sed's
+  ``make_soundscapes``; events per clip and per-class event lengths follow the
+  DCASE2019 synthetic set (``desed-metadata/train/synthetic.tsv``);
+* weak: whole real recordings (one or two per clip) over a real background,
+  labelled at clip level only;
+* validation: strongly labelled soundscapes from the held-out groups.
+
+Writes a DESED layout: ``OUT/audio/{strong,weak,validation}/*.wav`` and
+``OUT/metadata/{strong,weak,validation}.tsv``.
+
+    python benchmarks/make_data.py --data ../shared/data --output /tmp/sed_bench
+"""
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from _common import DEFAULT_SHARED, require
+
+from sklearn_sed.datasets import make_soundscapes, read_strong_tsv, write_events_tsv
+
+
+def desed_statistics(meta_dir):
+    """Events per clip and median event length per class of synthetic.tsv."""
+    table = read_strong_tsv(os.path.join(meta_dir, "train", "synthetic.tsv"))
+    counts = [len(v) for v in table.values()]
+    lengths = defaultdict(list)
+    for events in table.values():
+        for onset, offset, label in events:
+            lengths[label].append(offset - onset)
+    return (
+        statistics.mean(counts),
+        {c: statistics.median(v) for c, v in lengths.items()},
+    )
+
+
+def split_groups(rows, valid_fraction, rng):
+    """Hold out whole groups per class so that every class is in validation."""
+    by_class = defaultdict(set)
+    for r in rows:
+        by_class[r["desed_class"] or r["role"]].add(r["group"])
+    valid = set()
+    for groups in by_class.values():
+        groups = sorted(groups)
+        rng.shuffle(groups)
+        n = max(1, round(valid_fraction * len(groups))) if len(groups) > 1 else 0
+        valid.update(groups[:n])
+    return valid
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=DEFAULT_SHARED, help="shared/data folder")
+    p.add_argument("--output", default="/tmp/sed_bench")
+    p.add_argument("--n-strong", type=int, default=240)
+    p.add_argument("--n-weak", type=int, default=240)
+    p.add_argument("--n-valid", type=int, default=120)
+    p.add_argument("--valid-fraction", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    sounds = require(os.path.join(args.data, "domestic-sounds"), "domestic-sounds")
+    meta = require(os.path.join(args.data, "desed-metadata"), "desed-metadata")
+    rng = np.random.RandomState(args.seed)
+    mean_events, median_len = desed_statistics(meta)
+    print(
+        f"DESED synthetic: {mean_events:.2f} events per clip; median length "
+        + ", ".join(f"{c} {v:.2f}s" for c, v in sorted(median_len.items()))
+    )
+    with open(os.path.join(sounds, "manifest.csv"), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) > 0.05]
+    valid_groups = split_groups(rows, args.valid_fraction, rng)
+
+    def pick(role_set, valid, active=True):
+        out = []
+        for r in rows:
+            if r["role"] not in role_set or (r["group"] in valid_groups) != valid:
+                continue
+            path = os.path.join(sounds, r["path"])
+            if r["desed_class"]:
+                onset = r["active_onset_s"] if active else None
+                offset = r["active_offset_s"] if active else None
+                out.append((path, r["desed_class"], onset, offset))
+            else:
+                out.append(path)
+        return out
+
+    # DESED has about 3 events per 10 s clip; long stationary classes are
+    # repeated up to their DESED median length (the recordings are <= 5 s).
+    events = (1, max(1, round(2 * mean_events - 1)))
+    settings = dict(
+        duration=10.0,
+        sr=44100,
+        events_per_clip=events,
+        snr_db=(6, 30),
+        short_events="repeat",
+        min_event_sec=median_len,
+    )
+    t0 = time.perf_counter()
+    for split, n, valid in (
+        ("strong", args.n_strong, False),
+        ("validation", args.n_valid, True),
+    ):
+        X, y = make_soundscapes(
+            pick({"fg", "fg-substitute"}, valid),
+            pick({"background"}, valid),
+            n_clips=n,
+            distractors=pick({"distractor"}, valid),
+            distractors_per_clip=(0, 1),
+            random_state=rng,
+            **settings,
+            output_dir=os.path.join(args.output, "audio", split),
+        )
+        os.makedirs(os.path.join(args.output, "metadata"), exist_ok=True)
+        os.replace(
+            os.path.join(args.output, "audio", split, "soundscapes.tsv"),
+            os.path.join(args.output, "metadata", f"{split}.tsv"),
+        )
+        print(
+            f"{split}: {n} clips, {sum(map(len, y))} events "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+    # Weak: whole recordings (no active-region cut), 1-2 per clip, clip labels only.
+    X, y = make_soundscapes(
+        pick({"fg", "fg-substitute"}, False, active=False),
+        pick({"background"}, False),
+        n_clips=args.n_weak,
+        duration=10.0,
+        sr=44100,
+        events_per_clip=(1, 2),
+        snr_db=(6, 30),
+        random_state=rng,
+        output_dir=os.path.join(args.output, "audio", "weak"),
+    )
+    os.remove(os.path.join(args.output, "audio", "weak", "soundscapes.tsv"))
+    with open(os.path.join(args.output, "metadata", "weak.tsv"), "w") as f:
+        f.write("filename\tevent_labels\n")
+        for i, events_i in enumerate(y):
+            labels = ",".join(sorted({e[2] for e in events_i}))
+            f.write(f"soundscape_{i:04d}.wav\t{labels}\n")
+    print(f"weak: {args.n_weak} clips ({time.perf_counter() - t0:.0f} s)")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Label-consistent data augmentation for SED batches (a skorch collate_fn).
+
+Not in the NEC report (which trains on the features as they are); offered
+because CPU-budget training on small data needs it. Every transform keeps
+frame labels aligned with the features:
+
+* time shift: the features are rolled by ``k * pooling`` input frames and the
+  frame labels by ``k`` output frames (circularly, so nothing is lost);
+* frequency masking (SpecAugment): a band of mel bins is set to 0 (the
+  minimum of min-max scaled features); labels are unchanged.
+"""
+
+import torch
+from torch.utils.data import default_collate
+
+__all__ = ["SEDAugment"]
+
+
+class SEDAugment:
+    """Collate a batch and augment it.
+
+    Parameters
+    ----------
+    time_shift : float, default=0.0
+        Largest shift as a fraction of the clip (0.5 = up to half a clip
+        either way).
+    freq_mask : int, default=0
+        Largest number of consecutive mel bins masked per clip.
+    pooling : int, default=8
+        Input frames per output frame of the network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.augment import SEDAugment
+    >>> item = (np.zeros((16, 4), np.float32),
+    ...         {"frames": np.zeros((2, 1), np.float32)})
+    >>> X, y = SEDAugment(time_shift=0.5, freq_mask=2, pooling=8)([item, item])
+    >>> tuple(X.shape), tuple(y["frames"].shape)
+    ((2, 16, 4), (2, 2, 1))
+    """
+
+    def __init__(self, time_shift=0.0, freq_mask=0, pooling=8):
+        self.time_shift = time_shift
+        self.freq_mask = freq_mask
+        self.pooling = pooling
+
+    def __call__(self, items):
+        """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
+        X, y = default_collate(items)
+        X = X.clone()
+        frames = y["frames"].clone() if isinstance(y, dict) else None
+        n_out = frames.shape[1] if frames is not None else X.shape[1] // self.pooling
+        max_k = int(self.time_shift * n_out)
+        for i in range(X.shape[0]):
+            if max_k > 0:
+                k = int(torch.randint(-max_k, max_k + 1, ()).item())
+                if k:
+                    X[i] = torch.roll(X[i], k * self.pooling, dims=0)
+                    if frames is not None:
+                        frames[i] = torch.roll(frames[i], k, dims=0)
+            if self.freq_mask > 0:
+                width = int(torch.randint(0, self.freq_mask + 1, ()).item())
+                if width:
+                    start = int(torch.randint(0, X.shape[2] - width + 1, ()).item())
+                    X[i, :, start : start + width] = 0.0
+        if frames is not None:
+            y = {**y, "frames": frames}
+        return X, y
