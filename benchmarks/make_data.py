@@ -6,7 +6,7 @@ validation disjoint by the manifest's ``group`` column:
 * strong: isolated foreground events (``fg`` and ``fg-substitute`` rows, cut
   to their active region) mixed over backgrounds with sklearn_sed's
   ``make_soundscapes``; events per clip and per-class event lengths follow the
-  DCASE2019 synthetic set (``desed-metadata/train/synthetic.tsv``);
+  DCASE2019 validation set (``desed-metadata/validation/validation.tsv``);
 * weak: whole real recordings (one or two per clip) over a real background,
   labelled at clip level only;
 * validation: strongly labelled soundscapes from the held-out groups.
@@ -33,8 +33,9 @@ from sklearn_sed.datasets import make_soundscapes, read_strong_tsv, write_events
 
 
 def desed_statistics(meta_dir):
-    """Events per clip and median event length per class of synthetic.tsv."""
-    table = read_strong_tsv(os.path.join(meta_dir, "train", "synthetic.tsv"))
+    """Events per clip and median event length per class of the real DCASE2019
+    validation set (the distribution the soundscapes should resemble)."""
+    table = read_strong_tsv(os.path.join(meta_dir, "validation", "validation.tsv"))
     counts = [len(v) for v in table.values()]
     lengths = defaultdict(list)
     for events in table.values():

@@ -5,7 +5,7 @@ from skorch.callbacks import Callback
 
 from sklearn_sed.metrics import event_f1_scorer
 
-__all__ = ["ValidationScoring"]
+__all__ = ["BestWeights", "ValidationScoring"]
 
 
 class ValidationScoring(Callback):
@@ -61,3 +61,49 @@ class ValidationScoring(Callback):
             refs, events, classes=sed.classes_, duration=sed.duration
         )
         net.history.record(self.name, score)
+
+
+class BestWeights(Callback):
+    """Remember the module weights of the epoch with the best monitored score.
+
+    Call :meth:`restore` after ``fit`` to load them (restoring automatically
+    at the end of each ``partial_fit`` would disturb the pseudo-label stage).
+
+    Parameters
+    ----------
+    monitor : str, default="valid_event_f1"
+        History column to maximise (written by :class:`ValidationScoring`,
+        which must come first in the callback list).
+
+    Attributes
+    ----------
+    best_score_ : float
+        Best value seen.
+    best_epoch_ : int
+        Epoch (1-based) where it was seen.
+    """
+
+    def __init__(self, monitor="valid_event_f1"):
+        self.monitor = monitor
+
+    def initialize(self):
+        """Reset the record."""
+        self.best_score_ = -np.inf
+        self.best_epoch_ = 0
+        self.best_state_ = None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        """Keep a copy of the weights when the score improves."""
+        score = net.history[-1].get(self.monitor)
+        if score is not None and score > self.best_score_:
+            self.best_score_ = float(score)
+            self.best_epoch_ = int(net.history[-1, "epoch"])
+            self.best_state_ = {k: v.detach().clone()
+                                for k, v in net.module_.state_dict().items()}
+
+    def restore(self, net):
+        """Load the best weights into ``net`` (a no-op before any score)."""
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)
+        return net

@@ -96,6 +96,12 @@ def sed_eval_results(
     y_true, y_pred = list(y_true), list(y_pred)
     check_n_clips(y_true, y_pred, name="y_pred")
     labels = _label_list(y_true, y_pred, classes)
+    unknown = {str(e[2]) for clip in y_true + y_pred for e in clip or []} - set(labels)
+    if unknown:
+        raise ValueError(
+            f"The events hold labels that are not in classes: {sorted(unknown)}. "
+            "Consider passing every class in `classes`."
+        )
     if metric == "event":
         metrics = sed_eval.sound_event.EventBasedMetrics(
             event_label_list=labels,
