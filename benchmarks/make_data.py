@@ -26,10 +26,9 @@ import time
 from collections import defaultdict
 
 import numpy as np
-
 from _common import DEFAULT_SHARED, require
 
-from sklearn_sed.datasets import make_soundscapes, read_strong_tsv, write_events_tsv
+from sklearn_sed.datasets import make_soundscapes, read_strong_tsv
 
 
 def desed_statistics(meta_dir):
@@ -133,7 +132,7 @@ def main(argv=None):
             f"({time.perf_counter() - t0:.0f} s)"
         )
     # Weak: whole recordings (no active-region cut), 1-2 per clip, clip labels only.
-    X, y = make_soundscapes(
+    _X, y = make_soundscapes(
         pick({"fg", "fg-substitute"}, False, active=False),
         pick({"background"}, False),
         n_clips=args.n_weak,

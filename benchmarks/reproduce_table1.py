@@ -19,10 +19,9 @@ import time
 
 import numpy as np
 import torch
+from _common import ROOT, machine, now, replace_section, require, write_json
 from joblib import Memory
 from skorch.callbacks import LRScheduler
-
-from _common import ROOT, machine, now, replace_section, require, write_json
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.callbacks import BestWeights, ValidationScoring
@@ -43,12 +42,18 @@ def extract(data, cache):
     """Features of every split, extracted once (cached on disk)."""
     ext = LogMelExtractor(n_jobs=-1)
     split = {}
-    X_s, w_s, s_s = load_desed(os.path.join(data, "audio", "strong"),
-                               strong_tsv=os.path.join(data, "metadata", "strong.tsv"))
-    X_w, w_w, s_w = load_desed(os.path.join(data, "audio", "weak"),
-                               weak_tsv=os.path.join(data, "metadata", "weak.tsv"))
-    X_v, _, s_v = load_desed(os.path.join(data, "audio", "validation"),
-                             strong_tsv=os.path.join(data, "metadata", "validation.tsv"))
+    X_s, w_s, s_s = load_desed(
+        os.path.join(data, "audio", "strong"),
+        strong_tsv=os.path.join(data, "metadata", "strong.tsv"),
+    )
+    X_w, w_w, s_w = load_desed(
+        os.path.join(data, "audio", "weak"),
+        weak_tsv=os.path.join(data, "metadata", "weak.tsv"),
+    )
+    X_v, _, s_v = load_desed(
+        os.path.join(data, "audio", "validation"),
+        strong_tsv=os.path.join(data, "metadata", "validation.tsv"),
+    )
     fit_transform = Memory(cache, verbose=0).cache(_features)
     F_train, F_valid = fit_transform(ext, X_s + X_w, X_v)
     split["train"] = (F_train, w_s + w_w, s_s + s_w)
@@ -82,18 +87,24 @@ def tune_postprocessing(sed, F_dev, y_dev):
                 f = scores[c] if np.isfinite(scores[c]) else 0.0
                 if f > best[c][0]:
                     best[c] = (f, thr, filt)
-    sed.set_params(threshold=[best[c][1] for c in classes],
-                   median_filter_sec=[best[c][2] for c in classes])
-    return {c: {"threshold": best[c][1], "median_filter_sec": best[c][2]}
-            for c in classes}
+    sed.set_params(
+        threshold=[best[c][1] for c in classes],
+        median_filter_sec=[best[c][2] for c in classes],
+    )
+    return {
+        c: {"threshold": best[c][1], "median_filter_sec": best[c][2]} for c in classes
+    }
 
 
 def run_one(variant, seed, split, args):
     F, y_weak, y_strong = split["train"]
     strong_idx = [i for i, s in enumerate(y_strong) if s is not None]
     rng = np.random.RandomState(1234)  # one dev split for every run
-    dev = set(rng.choice(strong_idx, size=max(1, len(strong_idx) * 15 // 100),
-                         replace=False).tolist())
+    dev = set(
+        rng.choice(
+            strong_idx, size=max(1, len(strong_idx) * 15 // 100), replace=False
+        ).tolist()
+    )
     train = [i for i in range(len(F)) if i not in dev]
     dev = sorted(dev)
     F_dev, y_dev = F[dev], [y_strong[i] for i in dev]
@@ -124,8 +135,11 @@ def run_one(variant, seed, split, args):
         freq_mask=args.freq_mask,
         random_state=seed,
         verbose=args.verbose,
-        callbacks=[valid, best, LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
-                                              T_max=epochs)],
+        callbacks=[
+            valid,
+            best,
+            LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs),
+        ],
     )
     t0 = time.perf_counter()
     sed.fit(F[train], [y_weak[i] for i in train], [y_strong[i] for i in train])
@@ -136,8 +150,9 @@ def run_one(variant, seed, split, args):
     events = sed.predict_events(F_valid)
     classes = [str(c) for c in sed.classes_]
     ev = sed_eval_results(y_valid, events, metric="event", classes=classes)
-    seg = sed_eval_results(y_valid, events, metric="segment", classes=classes,
-                           duration=10.0)
+    seg = sed_eval_results(
+        y_valid, events, metric="segment", classes=classes, duration=10.0
+    )
     clip_pred = sed.predict(F_valid)
     return {
         "variant": variant,
@@ -145,9 +160,11 @@ def run_one(variant, seed, split, args):
         "event_f1": ev["class_wise_average"]["f_measure"]["f_measure"],
         "segment_f1": seg["class_wise_average"]["f_measure"]["f_measure"],
         "segment_f1_sed_eval": seg["class_wise_average"]["f_measure"][
-            "f_measure_sed_eval"],
-        "per_class_event_f1": {c: ev["class_wise"][c]["f_measure"]["f_measure"]
-                               for c in classes},
+            "f_measure_sed_eval"
+        ],
+        "per_class_event_f1": {
+            c: ev["class_wise"][c]["f_measure"]["f_measure"] for c in classes
+        },
         "pseudo_label_history": sed.pseudo_label_history_,
         "best_epoch": best.best_epoch_,
         "dev_event_f1_per_epoch": sed.net_.history[:, "valid_event_f1"],
@@ -159,58 +176,82 @@ def run_one(variant, seed, split, args):
 
 def mean_std(values):
     values = [0.0 if v is None or not np.isfinite(v) else v for v in values]
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.mean(values), (
+        statistics.stdev(values) if len(values) > 1 else 0.0
+    )
 
 
 def report(results, args, elapsed):
-    rows = ["| system | event-based F1 (%) | segment-based F1 (%) | segment F1, sed_eval's skip rule (%) |",
-            "|---|---|---|---|"]
-    rows.append("| *paper: DCASE2019 baseline / ResNet / ResNet + PL* | *23.7 / 24.1 / 25.9* "
-                "| *55.2 / 61.3 / 62.0* | |")
+    rows = [
+        "| system | event-based F1 (%) | segment-based F1 (%) | segment F1, sed_eval's skip rule (%) |",
+        "|---|---|---|---|",
+    ]
+    rows.append(
+        "| *paper: DCASE2019 baseline / ResNet / ResNet + PL* | *23.7 / 24.1 / 25.9* "
+        "| *55.2 / 61.3 / 62.0* | |"
+    )
     summary = {}
     for key, name in VARIANTS.items():
         rs = [r for r in results if r["variant"] == key]
         if not rs:
             continue
-        e, s, s2 = (mean_std([r[k] for r in rs]) for k in
-                    ("event_f1", "segment_f1", "segment_f1_sed_eval"))
+        e, s, s2 = (
+            mean_std([r[k] for r in rs])
+            for k in ("event_f1", "segment_f1", "segment_f1_sed_eval")
+        )
         summary[key] = {"event_f1": e, "segment_f1": s, "segment_f1_sed_eval": s2}
-        rows.append(f"| {name} | {100 * e[0]:.1f} ± {100 * e[1]:.1f} | "
-                    f"{100 * s[0]:.1f} ± {100 * s[1]:.1f} | {100 * s2[0]:.1f} ± {100 * s2[1]:.1f} |")
+        rows.append(
+            f"| {name} | {100 * e[0]:.1f} ± {100 * e[1]:.1f} | "
+            f"{100 * s[0]:.1f} ± {100 * s[1]:.1f} | {100 * s2[0]:.1f} ± {100 * s2[1]:.1f} |"
+        )
     classes = sorted(results[0]["per_class_event_f1"])
-    per_class = ["| class | " + " | ".join(VARIANTS[k] for k in summary) + " |",
-                 "|---|" + "---|" * len(summary)]
+    per_class = [
+        "| class | " + " | ".join(VARIANTS[k] for k in summary) + " |",
+        "|---|" + "---|" * len(summary),
+    ]
     for c in classes:
         cells = []
         for key in summary:
-            m, sd = mean_std([r["per_class_event_f1"][c] for r in results
-                              if r["variant"] == key])
+            m, sd = mean_std(
+                [r["per_class_event_f1"][c] for r in results if r["variant"] == key]
+            )
             cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
         per_class.append(f"| {c} | " + " | ".join(cells) + " |")
     pl = [r for r in results if r["variant"] == "resnet_pl"]
     pl_lines = []
     for r in pl:
-        steps = ", ".join(f"θ={h['threshold']:.2f}: {h['n_pseudo']}/{h['n_weak']}"
-                          for h in r["pseudo_label_history"])
+        steps = ", ".join(
+            f"θ={h['threshold']:.2f}: {h['n_pseudo']}/{h['n_weak']}"
+            for h in r["pseudo_label_history"]
+        )
         pl_lines.append(f"- seed {r['seed']}: {steps}")
     cmd = "python benchmarks/reproduce_table1.py " + " ".join(sys.argv[1:])
-    text = "\n".join([
-        "### Table 1 on real recordings",
-        "",
-        f"Command: `{cmd}` (data: `python benchmarks/make_data.py --output {args.data}`)",
-        f"Machine: {machine()}. Date: {now()}. Wall time: {elapsed / 60:.0f} min. "
-        f"Seeds: {args.seeds}.",
-        f"Settings (identical for all variants): {args.epochs} epochs in all "
-        f"(ResNet + PL: {args.epochs - args.max_iter} stage-1 epochs + {args.max_iter} "
-        f"pseudo-label iterations of 1 epoch), Adam lr {args.lr} with cosine decay, "
-        f"batch {args.batch_size}, ResNet width {args.n_filters} x {args.n_blocks} "
-        f"block(s), CRNN width {args.crnn_filters}, time shift {args.time_shift}, "
-        f"frequency mask {args.freq_mask} bands; best epoch and per-class threshold "
-        f"and median filter chosen on a dev split (15 % of the strong training clips).",
-        "",
-        *rows, "", "Per-class event-based F1 (%):", "", *per_class, "",
-        "Weak clips that got pseudo labels per iteration (M_p / M_w):", "", *pl_lines,
-    ])
+    text = "\n".join(
+        [
+            "### Table 1 on real recordings",
+            "",
+            f"Command: `{cmd}` (data: `python benchmarks/make_data.py --output {args.data}`)",
+            f"Machine: {machine()}. Date: {now()}. Wall time: {elapsed / 60:.0f} min. "
+            f"Seeds: {args.seeds}.",
+            f"Settings (identical for all variants): {args.epochs} epochs in all "
+            f"(ResNet + PL: {args.epochs - args.max_iter} stage-1 epochs + {args.max_iter} "
+            f"pseudo-label iterations of 1 epoch), Adam lr {args.lr} with cosine decay, "
+            f"batch {args.batch_size}, ResNet width {args.n_filters} x {args.n_blocks} "
+            f"block(s), CRNN width {args.crnn_filters}, time shift {args.time_shift}, "
+            f"frequency mask {args.freq_mask} bands; best epoch and per-class threshold "
+            f"and median filter chosen on a dev split (15 % of the strong training clips).",
+            "",
+            *rows,
+            "",
+            "Per-class event-based F1 (%):",
+            "",
+            *per_class,
+            "",
+            "Weak clips that got pseudo labels per iteration (M_p / M_w):",
+            "",
+            *pl_lines,
+        ]
+    )
     return text, summary
 
 
@@ -223,8 +264,9 @@ def plot(summary, path):
     fig, ax = plt.subplots(figsize=(8, 4))
     keys = list(summary)
     x = np.arange(len(keys))
-    for k, (metric, label) in enumerate((("event_f1", "event-based F1"),
-                                         ("segment_f1", "segment-based F1"))):
+    for k, (metric, label) in enumerate(
+        (("event_f1", "event-based F1"), ("segment_f1", "segment-based F1"))
+    ):
         means = [100 * summary[v][metric][0] for v in keys]
         stds = [100 * summary[v][metric][1] for v in keys]
         ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=4, label=label)
@@ -232,7 +274,9 @@ def plot(summary, path):
     ax.axhline(55.2, color="gray", ls=":", lw=1)
     ax.set_xticks(x, [VARIANTS[v] for v in keys], fontsize=8)
     ax.set_ylabel("macro F1 (%)")
-    ax.set_title("Table 1 on real recordings (dashed/dotted: DCASE2019 baseline in the paper)")
+    ax.set_title(
+        "Table 1 on real recordings (dashed/dotted: DCASE2019 baseline in the paper)"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -253,32 +297,43 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--time-shift", type=float, default=0.3)
     p.add_argument("--freq-mask", type=int, default=8)
-    p.add_argument("--paper-size", action="store_true",
-                   help="the report's width (64) and 2 blocks per stage (for a GPU)")
+    p.add_argument(
+        "--paper-size",
+        action="store_true",
+        help="the report's width (64) and 2 blocks per stage (for a GPU)",
+    )
     p.add_argument("--verbose", type=int, default=0)
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = p.parse_args(argv)
     if args.paper_size:
         args.n_filters, args.n_blocks, args.crnn_filters = 64, 2, 64
-    require(os.path.join(args.data, "metadata", "strong.tsv"),
-            "benchmark data (run benchmarks/make_data.py first)")
+    require(
+        os.path.join(args.data, "metadata", "strong.tsv"),
+        "benchmark data (run benchmarks/make_data.py first)",
+    )
     t0 = time.perf_counter()
     split = extract(args.data, os.path.join(args.data, "cache"))
-    print(f"features: train {split['train'][0].shape}, valid {split['valid'][0].shape} "
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"features: train {split['train'][0].shape}, valid {split['valid'][0].shape} "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
     results = []
     for variant in args.variants:
         for seed in args.seeds:
             r = run_one(variant, seed, split, args)
             results.append(r)
-            print(f"{variant} seed {seed}: event F1 {100 * r['event_f1']:.1f} %, "
-                  f"segment F1 {100 * r['segment_f1']:.1f} % "
-                  f"(fit {r['fit_seconds']:.0f} s, best epoch {r['best_epoch']})",
-                  flush=True)
+            print(
+                f"{variant} seed {seed}: event F1 {100 * r['event_f1']:.1f} %, "
+                f"segment F1 {100 * r['segment_f1']:.1f} % "
+                f"(fit {r['fit_seconds']:.0f} s, best epoch {r['best_epoch']})",
+                flush=True,
+            )
             write_json(os.path.join(args.data, "table1.json"), results)
     text, summary = report(results, args, time.perf_counter() - t0)
-    write_json(os.path.join(args.data, "table1.json"),
-               {"results": results, "summary": summary})
+    write_json(
+        os.path.join(args.data, "table1.json"), {"results": results, "summary": summary}
+    )
     plot(summary, os.path.join(ROOT, "docs", "table1.png"))
     replace_section(args.docs, "table1", text + "\n\n![Table 1 bar chart](table1.png)")
     print(text)

@@ -18,6 +18,7 @@ from sklearn_sed.metrics import (
     segment_f1_scorer,
 )
 from sklearn_sed.nets import SEDNet, make_sed_net
+from sklearn_sed.persistence import load, save
 from sklearn_sed.resnet import ResNetSED
 
 try:
@@ -35,9 +36,11 @@ __all__ = [
     "event_based_f1",
     "event_f1_scorer",
     "load_audio",
+    "load",
     "log_mel_spectrogram",
     "make_sed_net",
     "make_sed_scorer",
+    "save",
     "segment_based_f1",
     "segment_f1_scorer",
 ]

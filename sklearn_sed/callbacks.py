@@ -99,8 +99,9 @@ class BestWeights(Callback):
         if score is not None and score > self.best_score_:
             self.best_score_ = float(score)
             self.best_epoch_ = int(net.history[-1, "epoch"])
-            self.best_state_ = {k: v.detach().clone()
-                                for k, v in net.module_.state_dict().items()}
+            self.best_state_ = {
+                k: v.detach().clone() for k, v in net.module_.state_dict().items()
+            }
 
     def restore(self, net):
         """Load the best weights into ``net`` (a no-op before any score)."""

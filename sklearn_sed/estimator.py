@@ -433,7 +433,7 @@ class PseudoLabelSED(BaseEstimator):
                 f"module must return (frame_probs, clip_probs). Got "
                 f"{type(out).__name__} instead."
             )
-        frame_probs, clip_probs = out
+        frame_probs, _clip_probs = out
         if frame_probs.ndim != 3 or frame_probs.shape[2] != n_classes:
             raise ValueError(
                 f"module returned frame_probs of shape {tuple(frame_probs.shape)}; "
@@ -513,6 +513,19 @@ class PseudoLabelSED(BaseEstimator):
             )
             net.partial_fit(X, y, epochs=self.epochs_per_iter)
         return net, history
+
+    def save(self, path):
+        """Save the fitted estimator in the safe format (JSON + safetensors).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Target file; written atomically. Load it with
+            :func:`sklearn_sed.load`.
+        """
+        from sklearn_sed.persistence import save
+
+        save(self, path)
 
     # -------------------------------------------------------------- predict
     def _forward_all(self, X):

@@ -1,0 +1,197 @@
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import sklearn_sed
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.pipeline import make_pipeline
+from tests.conftest import FAST_SED, TINY_FEATURES
+
+
+@pytest.fixture(scope="module")
+def fitted_pipe(tiny_dataset):
+    """A fitted extractor + detector pipeline (do not mutate)."""
+    d = tiny_dataset
+    pipe = make_pipeline(
+        LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED, time_shift=0.1)
+    )
+    return pipe.fit(d["audio"][:16], d["y_weak"][:16], d["y_strong"][:16])
+
+
+@pytest.fixture
+def saved(fitted_pipe, tmp_path):
+    path = tmp_path / "model.sed"
+    sklearn_sed.save(fitted_pipe, path)
+    return path
+
+
+def test_pipeline_round_trip_identical(fitted_pipe, saved, tiny_dataset):
+    """Check a saved pipeline loads with identical frames and events."""
+    X = tiny_dataset["audio_test"]
+    loaded = sklearn_sed.load(saved)
+    np.testing.assert_array_equal(
+        loaded.predict_frames(X), fitted_pipe.predict_frames(X)
+    )
+    assert loaded.predict_events(X) == fitted_pipe.predict_events(X)
+    assert loaded[0].data_min_ == fitted_pipe[0].data_min_
+    assert loaded[-1].pseudo_label_history_ == fitted_pipe[-1].pseudo_label_history_
+
+
+def test_estimator_save_method(fitted_sed, tiny_dataset, tmp_path):
+    """Check PseudoLabelSED.save / sklearn_sed.load keep predictions."""
+    fitted_sed.save(tmp_path / "sed.sed")
+    loaded = sklearn_sed.load(tmp_path / "sed.sed")
+    F = tiny_dataset["F_test"]
+    np.testing.assert_array_equal(loaded.predict_proba(F), fitted_sed.predict_proba(F))
+    assert list(loaded.classes_) == list(fitted_sed.classes_)
+
+
+def _payload_pickle(marker):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    return pickle.dumps(Payload())
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    """Check a pickle (joblib-style) file is refused and its payload never runs."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.sed"
+    path.write_bytes(_payload_pickle(marker))
+    with pytest.raises(ValueError, match="never unpickles"):
+        sklearn_sed.load(path)
+    assert not marker.exists()
+
+
+def test_pickle_inside_archive_is_refused(saved, tmp_path):
+    """Check weights replaced by a pickle payload are refused, not run."""
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.sed"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith(".safetensors"):
+                data = _payload_pickle(marker)
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="corrupted"):
+        sklearn_sed.load(evil)
+    assert not marker.exists()
+
+
+def test_class_outside_allow_list_is_refused(saved, tmp_path):
+    """Check a manifest naming e.g. os.system as optimizer is refused."""
+    evil = tmp_path / "evil.sed"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "sklearn_sed.json":
+                manifest = json.loads(data)
+                manifest["steps"][-1]["params"]["optimizer"] = {"class": "os.system"}
+                data = json.dumps(manifest).encode()
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="not an allowed class"):
+        sklearn_sed.load(evil)
+
+
+def test_truncated_file_gives_clear_error(saved, tmp_path):
+    """Check a truncated model file is reported, not a raw traceback."""
+    cut = tmp_path / "cut.sed"
+    cut.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated, corrupted"):
+        sklearn_sed.load(cut)
+
+
+def test_newer_format_version_is_refused(saved, tmp_path):
+    """Check a file from a newer format version asks for an upgrade."""
+    newer = tmp_path / "newer.sed"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(newer, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "sklearn_sed.json":
+                manifest = json.loads(data)
+                manifest["format_version"] = 99
+                data = json.dumps(manifest).encode()
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="format version 99.*Consider upgrading"):
+        sklearn_sed.load(newer)
+
+
+def test_failed_save_keeps_the_old_file(saved, fitted_pipe, monkeypatch):
+    """Check an error in the middle of a save leaves the previous file intact
+    and no temporary file behind."""
+    before = saved.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", crash)
+    with pytest.raises(OSError, match="disk full"):
+        sklearn_sed.save(fitted_pipe, saved)
+    assert saved.read_bytes() == before
+    assert sorted(os.listdir(saved.parent)) == [saved.name]
+
+
+def test_sigkill_during_save_keeps_the_old_file(saved, tmp_path):
+    """Check a process killed (SIGKILL) half-way through a save leaves the
+    previous model loadable."""
+    before = saved.read_bytes()
+    script = textwrap.dedent(f"""
+        import os, signal, zipfile
+        import sklearn_sed
+        model = sklearn_sed.load({str(saved)!r})
+        original = zipfile.ZipFile.writestr
+        def writestr(self, name, data, *a, **k):
+            original(self, name, data, *a, **k)
+            if name.endswith(".safetensors"):  # half-way: manifest and weights written
+                os.kill(os.getpid(), signal.SIGKILL)
+        zipfile.ZipFile.writestr = writestr
+        sklearn_sed.save(model, {str(saved)!r})
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=False
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert saved.read_bytes() == before
+    sklearn_sed.load(saved)
+
+
+def test_unsupported_module_is_refused_on_save(tiny_dataset, tmp_path):
+    """Check a custom module that the safe format cannot name is refused."""
+    from sklearn_sed.resnet import ResNetSED
+
+    class Custom(ResNetSED):
+        def __init__(self, n_classes):
+            super().__init__(n_classes, n_filters=2, n_blocks=1)
+
+    d = tiny_dataset
+    sed = PseudoLabelSED(
+        Custom,
+        **{k: v for k, v in FAST_SED.items() if k not in ("n_filters", "n_blocks")},
+    )
+    sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+    with pytest.raises(TypeError, match="Consider joblib.dump"):
+        sed.save(tmp_path / "x.sed")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.gpu
+def test_gpu_trained_model_loads_on_cpu(tiny_dataset, tmp_path):
+    """Check a model trained on CUDA loads and predicts on the CPU."""
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST_SED, device="cuda")
+    sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+    sed.save(tmp_path / "gpu.sed")
+    cpu = sklearn_sed.load(tmp_path / "gpu.sed", device="cpu")
+    assert next(cpu.net_.module_.parameters()).device == torch.device("cpu")
+    np.testing.assert_allclose(
+        cpu.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4]), atol=1e-4
+    )
