@@ -112,7 +112,7 @@ def main(argv=None):
         ("strong", args.n_strong, False),
         ("validation", args.n_valid, True),
     ):
-        X, y = make_soundscapes(
+        _, y = make_soundscapes(
             pick({"fg", "fg-substitute"}, valid),
             pick({"background"}, valid),
             n_clips=n,

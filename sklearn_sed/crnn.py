@@ -52,7 +52,8 @@ class CRNN(nn.Module):
     --------
     >>> import torch
     >>> from sklearn_sed.crnn import CRNN
-    >>> frames, clips = CRNN(n_classes=3, n_filters=4, hidden_size=4)(torch.rand(2, 64, 64))
+    >>> net = CRNN(n_classes=3, n_filters=4, hidden_size=4)
+    >>> frames, clips = net(torch.rand(2, 64, 64))
     >>> tuple(frames.shape), tuple(clips.shape)
     ((2, 8, 3), (2, 3))
     """

@@ -412,7 +412,7 @@ class PseudoLabelSED(BaseEstimator):
         )
 
     def _build_module(self, n_classes):
-        """A fresh module: the default ResNet, a copy, or ``module(n_classes=...)``."""
+        """Build a fresh module: the ResNet, a copy, or ``module(n_classes=...)``."""
         if self.module is None:
             return ResNetSED(
                 n_classes, n_filters=self.n_filters, n_blocks=self.n_blocks

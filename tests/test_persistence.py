@@ -121,7 +121,7 @@ def test_newer_format_version_is_refused(saved, tmp_path):
                 manifest["format_version"] = 99
                 data = json.dumps(manifest).encode()
             dst.writestr(item, data)
-    with pytest.raises(ValueError, match="format version 99.*Consider upgrading"):
+    with pytest.raises(ValueError, match=r"format version 99.*Consider upgrading"):
         sklearn_sed.load(newer)
 
 
@@ -178,7 +178,7 @@ def test_unsupported_module_is_refused_on_save(tiny_dataset, tmp_path):
         **{k: v for k, v in FAST_SED.items() if k not in ("n_filters", "n_blocks")},
     )
     sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
-    with pytest.raises(TypeError, match="Consider joblib.dump"):
+    with pytest.raises(TypeError, match=r"Consider joblib\.dump"):
         sed.save(tmp_path / "x.sed")
     assert not os.listdir(tmp_path)
 
