@@ -103,6 +103,8 @@ def _cmd_train(args):
     )
     _apply_set(pipe, _parse_set(args.set))
     extractor, sed = pipe[0], pipe[-1]
+    if args.checkpoint_dir:
+        sed.set_params(checkpoint_dir=args.checkpoint_dir)
     features = extractor.fit_transform(X)
     if args.valid_tsv:
         ref = read_strong_tsv(args.valid_tsv)
@@ -265,6 +267,10 @@ def build_parser():
     train.add_argument("--weak-tsv")
     train.add_argument("--valid-tsv")
     train.add_argument("--output", required=True)
+    train.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint after every epoch; rerunning the same command resumes from it",
+    )
     train.add_argument(
         "--set",
         action="append",

@@ -37,7 +37,14 @@ __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 
 #: Parameters that change only post-processing: never retrain for them.
 POSTPROCESSING_PARAMS = frozenset(
-    {"threshold", "median_filter_sec", "postprocessing", "clip_gating", "verbose"}
+    {
+        "threshold",
+        "median_filter_sec",
+        "postprocessing",
+        "clip_gating",
+        "verbose",
+        "checkpoint_dir",
+    }
 )
 
 
@@ -145,6 +152,10 @@ class PseudoLabelSED(BaseEstimator):
         Clip length in seconds, for event times.
     device : str, default="cpu"
         Torch device for training and inference.
+    checkpoint_dir : str or None, default=None
+        Folder for a checkpoint written after every epoch of both stages;
+        ``fit`` resumes from it when it exists and matches the training
+        (parameters and data). See :mod:`sklearn_sed.checkpoints`.
     memory : str, joblib.Memory or None, default=None
         Cache of trained networks keyed on the training parameters and data:
         refitting with other post-processing parameters (e.g. in
@@ -225,6 +236,7 @@ class PseudoLabelSED(BaseEstimator):
         "clip_gating": ["boolean"],
         "duration": [Interval(numbers.Real, 0, None, closed="neither")],
         "device": [str, torch.device],
+        "checkpoint_dir": [str, None],
         "memory": [None, str, HasMethods(["cache"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -258,6 +270,7 @@ class PseudoLabelSED(BaseEstimator):
         clip_gating=False,
         duration=10.0,
         device="cpu",
+        checkpoint_dir=None,
         memory=None,
         random_state=None,
         verbose=0,
@@ -287,6 +300,7 @@ class PseudoLabelSED(BaseEstimator):
         self.clip_gating = clip_gating
         self.duration = duration
         self.device = device
+        self.checkpoint_dir = checkpoint_dir
         self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
@@ -471,8 +485,30 @@ class PseudoLabelSED(BaseEstimator):
             **extra,
         )
 
+    def _fingerprint(self, X, y, seed):
+        """Hash of what determines the trained weights (for checkpoints)."""
+        import joblib
+
+        params = self._training_params()
+        for name in ("checkpoint_dir", "callbacks", "device"):
+            params.pop(name, None)
+        step = max(1, len(X) // 64)
+        sample = np.asarray(X[::step], dtype=np.float32)
+        return joblib.hash(
+            (params, X.shape, sample, y["weak"], y["frames"], y["kind"], seed)
+        )
+
     def _train(self, X, y, seed):
-        """Stage 1, then ``max_iter`` pseudo-label iterations (stage 2)."""
+        """Stage 1, then ``max_iter`` pseudo-label iterations (stage 2).
+
+        Trains epoch by epoch with ``net.partial_fit`` so that a checkpoint can
+        be written after every epoch and a fit can resume from it.
+        """
+        from sklearn_sed.checkpoints import load_checkpoint, restore, save_checkpoint
+
+        fingerprint = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._fingerprint(X, y, seed)
         torch.manual_seed(seed)
         n_strong = int((y["kind"] == KIND_STRONG).sum())
         n_weak = len(y["kind"]) - n_strong
@@ -480,39 +516,56 @@ class PseudoLabelSED(BaseEstimator):
         net.initialize()
         net.sed_ = self  # lets SED scorers decode events in skorch EpochScoring
         net.criterion_.stage = 1
-        if self.max_epochs:
-            net.partial_fit(X, y, epochs=self.max_epochs)
-        history = []
-        if not (self.pseudo_label and n_weak):
-            return net, history
+        stage2 = self.pseudo_label and n_weak > 0
+        total = self.max_epochs + (
+            self.max_iter * self.epochs_per_iter if stage2 else 0
+        )
+        history, done = [], 0
+        if fingerprint is not None:
+            state = load_checkpoint(self.checkpoint_dir, fingerprint=fingerprint)
+            if state is not None:
+                history = restore(net, state, y)
+                done = state["epochs_done"]
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
-        for i in range(self.max_iter):
-            theta = threshold_schedule(
-                i,
-                delta=self.delta,
-                start=self.threshold_start,
-                floor=self.threshold_floor,
-            )
-            frame_probs, clip_probs = _forward(net, X, weak_idx, self.batch_size)
-            selected, pseudo = select_pseudo_labels(
-                clip_probs, frame_probs, y["weak"][weak_idx], threshold=theta
-            )
-            # Renewed every iteration: clips not selected now lose old labels.
-            y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
-            y["frames"][weak_idx[selected]] = pseudo[selected]
-            n_pseudo = int(selected.sum())
-            crit = net.criterion_
-            crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
-            history.append(
-                {
-                    "iteration": i,
-                    "threshold": theta,
-                    "n_pseudo": n_pseudo,
-                    "n_weak": n_weak,
-                }
-            )
-            net.partial_fit(X, y, epochs=self.epochs_per_iter)
+        for epoch in range(done, total):
+            k = epoch - self.max_epochs
+            if k >= 0 and k % self.epochs_per_iter == 0:
+                history.append(
+                    self._relabel(net, X, y, weak_idx, k // self.epochs_per_iter)
+                )
+            net.partial_fit(X, y, epochs=1)
+            if fingerprint is not None:
+                save_checkpoint(
+                    self.checkpoint_dir,
+                    fingerprint=fingerprint,
+                    epochs_done=epoch + 1,
+                    net=net,
+                    y=y,
+                    pl_history=history,
+                )
         return net, history
+
+    def _relabel(self, net, X, y, weak_idx, i):
+        """Pseudo-label the weak clips for iteration ``i`` (eqs. 4-5, 3.4)."""
+        theta = threshold_schedule(
+            i, delta=self.delta, start=self.threshold_start, floor=self.threshold_floor
+        )
+        frame_probs, clip_probs = _forward(net, X, weak_idx, self.batch_size)
+        selected, pseudo = select_pseudo_labels(
+            clip_probs, frame_probs, y["weak"][weak_idx], threshold=theta
+        )
+        # Renewed every iteration: clips not selected now lose old labels.
+        y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
+        y["frames"][weak_idx[selected]] = pseudo[selected]
+        n_pseudo = int(selected.sum())
+        crit = net.criterion_
+        crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
+        return {
+            "iteration": i,
+            "threshold": theta,
+            "n_pseudo": n_pseudo,
+            "n_weak": len(weak_idx),
+        }
 
     def save(self, path):
         """Save the fitted estimator in the safe format (JSON + safetensors).

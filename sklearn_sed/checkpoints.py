@@ -1,0 +1,133 @@
+"""Training checkpoints: everything needed to continue a fit after a crash.
+
+One file per training, ``checkpoint.pt`` in the ``checkpoint_dir`` of
+:class:`~sklearn_sed.PseudoLabelSED`, rewritten atomically after every epoch
+of both stages. It holds the weights, the optimizer state, the number of
+epochs done (hence the stage, the pseudo-label iteration and its threshold),
+the current pseudo labels, the skorch history, the pseudo-label record and the
+torch random state, so that a resumed fit ends with the same predictions as
+an uninterrupted one. It is read with ``torch.load(weights_only=True)``: no
+code is unpickled.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def _history_json(history):
+    rows = [{k: v for k, v in row.items() if k != "batches"} for row in history]
+    return json.dumps(rows, default=float)
+
+
+def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
+    """Write the training state atomically.
+
+    Parameters
+    ----------
+    directory : str
+        Checkpoint folder (created if needed).
+    fingerprint : str
+        Hash of the training parameters and data; a resume checks it.
+    epochs_done : int
+        Epochs finished, over both stages.
+    net : SEDNet
+        The net being trained.
+    y : dict of ndarray
+        Current targets (with the current pseudo labels).
+    pl_history : list of dict
+        Pseudo-label record so far.
+    """
+    os.makedirs(directory, exist_ok=True)
+    crit = net.criterion_
+    state = {
+        "fingerprint": fingerprint,
+        "epochs_done": int(epochs_done),
+        "module": net.module_.state_dict(),
+        "optimizer": net.optimizer_.state_dict(),
+        "criterion": {
+            "stage": int(crit.stage),
+            "n_pseudo": int(crit.n_pseudo),
+            "threshold": float(getattr(crit, "threshold", float("nan"))),
+        },
+        "kind": torch.as_tensor(y["kind"]),
+        "frames": torch.as_tensor(y["frames"]),
+        "history": _history_json(net.history),
+        "pl_history": json.dumps(pl_history),
+        "rng": torch.get_rng_state(),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(directory, CHECKPOINT_NAME))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_checkpoint(directory, *, fingerprint):
+    """Read the checkpoint of ``directory``, or None when there is none.
+
+    Parameters
+    ----------
+    directory : str
+        Checkpoint folder.
+    fingerprint : str
+        Expected training fingerprint.
+
+    Returns
+    -------
+    state : dict or None
+        The saved state.
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint belongs to another training (other parameters or
+        data), or cannot be read.
+    """
+    path = os.path.join(directory, CHECKPOINT_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files
+        raise ValueError(
+            f"Checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}). "
+            "Consider deleting it to train from scratch."
+        ) from exc
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"Checkpoint {path!r} belongs to a training with other parameters or "
+            "data. Consider another checkpoint_dir, or delete the checkpoint to "
+            "start over."
+        )
+    return state
+
+
+def restore(net, state, y):
+    """Load a checkpoint into an initialised net and the targets."""
+    from skorch.history import History
+
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+    crit = net.criterion_
+    crit.stage = state["criterion"]["stage"]
+    crit.n_pseudo = state["criterion"]["n_pseudo"]
+    crit.threshold = state["criterion"]["threshold"]
+    y["kind"][:] = state["kind"].numpy()
+    y["frames"][:] = state["frames"].numpy().astype(np.float32)
+    net.history = History(json.loads(state["history"]))
+    torch.set_rng_state(state["rng"])
+    return json.loads(state["pl_history"])

@@ -1,0 +1,125 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sklearn_sed import PseudoLabelSED
+
+PARAMS = dict(
+    n_filters=2,
+    n_blocks=1,
+    max_epochs=2,
+    max_iter=3,
+    epochs_per_iter=1,
+    duration=2.0,
+    random_state=0,
+    batch_size=8,
+    time_shift=0.2,
+    freq_mask=2,
+)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_dataset, tmp_path_factory):
+    d = tiny_dataset
+    root = tmp_path_factory.mktemp("ckpt-data")
+    np.save(root / "F.npy", d["F"][:16])
+    (root / "labels.json").write_text(
+        json.dumps({"y_weak": d["y_weak"][:16], "y_strong": d["y_strong"][:16]})
+    )
+    return root
+
+
+def _labels(root):
+    labels = json.loads((root / "labels.json").read_text())
+    y_strong = [
+        None if s is None else [tuple(e) for e in s] for s in labels["y_strong"]
+    ]
+    return labels["y_weak"], y_strong
+
+
+def test_sigkill_in_stage_two_then_resume_gives_same_predictions(data, tmp_path):
+    """Check a fit killed with SIGKILL in stage 2 resumes from its checkpoint and
+    ends with the same predictions as an uninterrupted fit."""
+    ckpt = tmp_path / "ckpt"
+    script = textwrap.dedent(f"""
+        import json, os, signal
+        import numpy as np
+        from skorch.callbacks import Callback
+        from sklearn_sed import PseudoLabelSED
+
+        class KillInStageTwo(Callback):
+            def on_epoch_end(self, net, **kwargs):
+                if net.history[:, "stage"].count(2) == 2:  # 2nd stage-2 epoch
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        F = np.load({str(data / "F.npy")!r})
+        labels = json.load(open({str(data / "labels.json")!r}))
+        y_strong = [None if s is None else [tuple(e) for e in s]
+                    for s in labels["y_strong"]]
+        PseudoLabelSED(**{PARAMS!r}, checkpoint_dir={str(ckpt)!r},
+                       callbacks=[KillInStageTwo()]).fit(F, labels["y_weak"], y_strong)
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=False,
+        cwd=os.getcwd(),
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-3000:]
+    import torch
+
+    state = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    assert state["epochs_done"] == 3  # 2 stage-1 epochs + 1 stage-2 epoch saved
+    assert state["criterion"]["stage"] == 2
+
+    F = np.load(data / "F.npy")
+    y_weak, y_strong = _labels(data)
+    resumed = PseudoLabelSED(**PARAMS, checkpoint_dir=str(ckpt)).fit(
+        F, y_weak, y_strong
+    )
+    straight = PseudoLabelSED(**PARAMS).fit(F, y_weak, y_strong)
+    np.testing.assert_array_equal(resumed.predict_frames(F), straight.predict_frames(F))
+    assert resumed.pseudo_label_history_ == straight.pseudo_label_history_
+    assert len(resumed.net_.history) == len(straight.net_.history) == 5
+
+
+def test_checkpoint_from_other_training_is_refused(data, tmp_path):
+    """Check a checkpoint of a different training is not silently reused."""
+    F = np.load(data / "F.npy")
+    y_weak, y_strong = _labels(data)
+    ckpt = str(tmp_path / "ckpt")
+    PseudoLabelSED(**{**PARAMS, "max_iter": 0}, checkpoint_dir=ckpt).fit(
+        F, y_weak, y_strong
+    )
+    with pytest.raises(ValueError, match="belongs to a training with other"):
+        PseudoLabelSED(**{**PARAMS, "lr": 0.5}, checkpoint_dir=ckpt).fit(
+            F, y_weak, y_strong
+        )
+
+
+def test_corrupted_checkpoint_message(data, tmp_path):
+    """Check an unreadable checkpoint is reported with the remedy."""
+    F = np.load(data / "F.npy")
+    y_weak, y_strong = _labels(data)
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="Consider deleting it"):
+        PseudoLabelSED(**PARAMS, checkpoint_dir=str(tmp_path)).fit(F, y_weak, y_strong)
+
+
+def test_same_seed_bit_identical_across_runs_and_extraction_jobs(tiny_dataset):
+    """Check one random_state gives bit-identical predictions across runs, with
+    features extracted with n_jobs=1 or n_jobs=2."""
+    from sklearn_sed import LogMelExtractor
+    from tests.conftest import TINY_FEATURES
+
+    d = tiny_dataset
+    F1 = LogMelExtractor(**TINY_FEATURES, n_jobs=1).fit_transform(d["audio"][:16])
+    F2 = LogMelExtractor(**TINY_FEATURES, n_jobs=2).fit_transform(d["audio"][:16])
+    a = PseudoLabelSED(**PARAMS).fit(F1, d["y_weak"][:16], d["y_strong"][:16])
+    b = PseudoLabelSED(**PARAMS).fit(F2, d["y_weak"][:16], d["y_strong"][:16])
+    np.testing.assert_array_equal(a.predict_frames(F1), b.predict_frames(F2))
