@@ -10,10 +10,22 @@ frame labels aligned with the features:
   minimum of min-max scaled features); labels are unchanged.
 """
 
+import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-__all__ = ["SEDAugment"]
+__all__ = ["SEDAugment", "collate_float32"]
+
+
+def collate_float32(items):
+    """Collate a batch and cast the features to float32 (float16 stores).
+
+    The features are stacked into a new array, so read-only memory maps are
+    never handed to torch as they are.
+    """
+    X = np.stack([np.asarray(item[0]) for item in items]).astype(np.float32)
+    y = default_collate([item[1] for item in items])
+    return torch.from_numpy(X), y
 
 
 class SEDAugment:
@@ -47,7 +59,7 @@ class SEDAugment:
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
-        X, y = default_collate(items)
+        X, y = collate_float32(items)
         X = X.clone()
         frames = y["frames"].clone() if isinstance(y, dict) else None
         n_out = frames.shape[1] if frames is not None else X.shape[1] // self.pooling

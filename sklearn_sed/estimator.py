@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
-from sklearn_sed.augment import SEDAugment
+from sklearn_sed.augment import SEDAugment, collate_float32
 from sklearn_sed.labels import (
     check_events,
     encode_weak_labels,
@@ -462,7 +462,7 @@ class PseudoLabelSED(BaseEstimator):
             optimizer_kwargs = (
                 {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
             )
-        extra = {}
+        extra = {"iterator_train__collate_fn": collate_float32}
         if self.time_shift or self.freq_mask:
             extra["iterator_train__collate_fn"] = SEDAugment(
                 time_shift=self.time_shift,
