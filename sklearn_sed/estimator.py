@@ -8,6 +8,7 @@ Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -393,6 +394,21 @@ class PseudoLabelSED(BaseEstimator):
             )
         self.n_strong_ = int(strong.sum())
         self.n_weak_ = int(n_clips - self.n_strong_)
+        if self.n_strong_ == 0:
+            warnings.warn(
+                "No clip has strong labels: eq. 8 has no frame loss, so the frame "
+                "outputs are trained only through the clip max-pooling (weak "
+                "training). Consider adding strongly labelled clips.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if self.n_weak_ == 0 and self.pseudo_label:
+            warnings.warn(
+                "No weak-only clip: stage 2 has nothing to pseudo-label and is "
+                "skipped (n_iter_ will be 0).",
+                UserWarning,
+                stacklevel=2,
+            )
         self.class_weight_ = self._class_weight(Y_weak)
         kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
         y = {"weak": Y_weak, "frames": frames, "kind": kind}
@@ -584,6 +600,14 @@ class PseudoLabelSED(BaseEstimator):
     def _forward_all(self, X):
         check_is_fitted(self, "net_")
         X = check_features(X, n_mels=self.n_mels_in_)
+        if X.shape[1] != self.n_frames_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} frames per clip but PseudoLabelSED was fitted "
+                f"on {self.n_frames_in_}: the clips differ in duration, sample rate "
+                "or hop_length. Consider the LogMelExtractor settings used at fit "
+                "time (a Pipeline keeps them together), and "
+                "sklearn_sed.inference.predict_file_events for long recordings."
+            )
         return _forward(self.net_, X, None, self.batch_size)
 
     def predict_frames(self, X):

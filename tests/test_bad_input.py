@@ -1,0 +1,133 @@
+"""Every bad input gets a clear message; unusual but legal input works."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.features import load_audio
+from tests.conftest import FAST_SED
+
+SMALL = dict(
+    sr=8000,
+    duration=1.0,
+    n_fft=256,
+    win_length=160,
+    hop_length=125,
+    n_mels=16,
+    fmax=4000,
+)
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 22050, 48000])
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [
+        ("WAV", "PCM_U8"),
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "FLOAT"),
+        ("FLAC", "PCM_16"),
+        ("FLAC", "PCM_24"),
+        ("OGG", "VORBIS"),
+    ],
+)
+def test_audio_formats_rates_and_depths_are_read(tmp_path, sr, fmt, subtype):
+    """Check WAV/FLAC/OGG at 8-48 kHz, 8/16/24-bit/float, stereo, are read,
+    down-mixed and resampled."""
+    t = np.arange(sr) / sr
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, np.stack([tone, tone], axis=1), sr, format=fmt, subtype=subtype)
+    y = load_audio(path, sr=8000)
+    assert abs(len(y) - 8000) <= 2
+    assert 0.3 < np.abs(y).max() < 0.7
+    F = LogMelExtractor(**SMALL, scaling="clip").fit_transform([str(path)])
+    assert F.shape == (1, 65, 16)
+
+
+def test_truncated_file_is_named(tmp_path):
+    """Check a truncated audio file gives an error naming it."""
+    path = tmp_path / "cut.flac"
+    sf.write(path, np.random.default_rng(0).normal(size=8000) * 0.1, 8000)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"cut\.flac"):
+        LogMelExtractor(**SMALL).fit_transform([str(path)])
+
+
+def test_silent_and_dc_offset_clips_work():
+    """Check a silent clip and a clip with a DC offset give finite features."""
+    X = np.zeros((2, 8000), np.float32)
+    X[1] = 0.3 + 0.01 * np.random.default_rng(0).normal(size=8000)
+    F = LogMelExtractor(**SMALL).fit_transform(X)
+    assert np.isfinite(F).all()
+    assert F.min() >= 0
+    assert F.max() <= 1
+
+
+def test_empty_clip_is_refused():
+    """Check an empty waveform is refused with its index."""
+    with pytest.raises(ValueError, match=r"X\[1\] is an empty clip"):
+        LogMelExtractor(**SMALL).fit_transform([np.ones(10), np.zeros(0)])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_are_refused(bad):
+    """Check NaN or infinite feature values are refused before training."""
+    X = np.random.default_rng(0).random((2, 32, 8), dtype=np.float32)
+    X[1, 3, 2] = bad
+    with pytest.raises(ValueError, match="X must hold finite values"):
+        PseudoLabelSED(**FAST_SED).fit(X, [["a"], ["b"]])
+
+
+def test_wrong_dtype_is_refused():
+    """Check non-numeric features are refused."""
+    with pytest.raises(TypeError, match="X must hold numbers"):
+        PseudoLabelSED(**FAST_SED).fit(np.full((2, 32, 8), "x"), [["a"], ["b"]])
+
+
+def test_events_outside_the_clip_are_clipped_with_warning(tiny_dataset):
+    """Check negative onsets and offsets past the clip warn and are clipped."""
+    F = tiny_dataset["F"][:2]
+    with pytest.warns(UserWarning, match="clipped to the clip"):
+        sed = PseudoLabelSED(**FAST_SED).fit(
+            F, [["a"], ["b"]], [[(-1.0, 0.5, "a")], [(1.5, 9.0, "b")]]
+        )
+    assert sed.n_strong_ == 2
+
+
+def test_no_strong_clip_warns_and_trains(tiny_dataset):
+    """Check training with weak labels only says what it does."""
+    with pytest.warns(UserWarning, match="No clip has strong labels"):
+        sed = PseudoLabelSED(**FAST_SED).fit(
+            tiny_dataset["F"][:4], [["a"], ["b"], [], ["a"]]
+        )
+    assert sed.n_strong_ == 0
+
+
+def test_no_weak_clip_skips_stage_two(tiny_dataset):
+    """Check that with strong clips only, stage 2 is skipped with a warning."""
+    with pytest.warns(UserWarning, match="stage 2 has nothing"):
+        sed = PseudoLabelSED(**FAST_SED).fit(
+            tiny_dataset["F"][:2], None, [[(0.0, 1.0, "a")], []]
+        )
+    assert sed.n_iter_ == 0
+
+
+def test_unlabelled_clip_is_refused(tiny_dataset):
+    """Check a None weak label (unlabelled clip) is refused with the remedy."""
+    with pytest.raises(ValueError, match="unlabelled clip"):
+        PseudoLabelSED(**FAST_SED).fit(tiny_dataset["F"][:2], [["a"], None])
+
+
+def test_y_strong_length_mismatch(tiny_dataset):
+    """Check y_strong of the wrong length is refused."""
+    with pytest.raises(ValueError, match="y_strong has 1 entries but X has 2"):
+        PseudoLabelSED(**FAST_SED).fit(tiny_dataset["F"][:2], [["a"], ["b"]], [None])
+
+
+def test_other_frame_count_at_predict_is_refused(fitted_sed):
+    """Check features of another duration or sample rate are refused at predict."""
+    X = np.random.default_rng(0).random((1, 100, 32), dtype=np.float32)
+    with pytest.raises(ValueError, match="differ in duration, sample rate"):
+        fitted_sed.predict(X)
