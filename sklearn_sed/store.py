@@ -15,7 +15,65 @@ import os
 
 import numpy as np
 
-__all__ = ["extract_to_store", "open_store"]
+__all__ = ["FeatureView", "extract_to_store", "open_store"]
+
+
+class FeatureView:
+    """Lazy row selection of a feature store: indexing returns another view.
+
+    scikit-learn's cross-validation indexes ``X[train]`` for every fold; on a
+    plain memory map that copies the fold into memory. A view keeps the
+    selected row numbers only, and rows are read when a batch is taken
+    (``np.asarray(view[batch])``) or a single clip is indexed (``view[i]``).
+
+    Parameters
+    ----------
+    array : numpy.memmap or ndarray of shape (n_clips, n_frames, n_mels)
+        The store.
+    indices : ndarray of int, default=None
+        Selected rows; all rows when None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.store import FeatureView
+    >>> view = FeatureView(np.arange(24.0).reshape(4, 3, 2))
+    >>> sub = view[np.array([3, 1])]
+    >>> sub.shape, np.asarray(sub)[0, 0].tolist()
+    ((2, 3, 2), [18.0, 19.0])
+    """
+
+    ndim = 3
+
+    def __init__(self, array, indices=None):
+        self.array = array
+        self.indices = np.arange(len(array)) if indices is None else np.asarray(indices)
+
+    @property
+    def shape(self):
+        """(n_selected, n_frames, n_mels)."""
+        return (len(self.indices), *self.array.shape[1:])
+
+    @property
+    def dtype(self):
+        """Storage dtype."""
+        return self.array.dtype
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return np.asarray(self.array[self.indices[key]])
+        return FeatureView(self.array, self.indices[key])
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self.indices
+        if len(rows) and np.all(np.diff(rows) == 1):  # contiguous: one slice
+            out = np.asarray(self.array[rows[0] : rows[-1] + 1])
+        else:
+            out = np.asarray(self.array[rows])
+        return out if dtype is None else out.astype(dtype)
 
 
 def _settings(extractor):
@@ -49,8 +107,8 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
 
     Returns
     -------
-    features : numpy.memmap of shape (n_clips, n_frames, n_mels)
-        The store, opened read-only.
+    features : FeatureView of shape (n_clips, n_frames, n_mels)
+        The store, opened read-only (see :func:`open_store`).
     """
     from sklearn.utils.validation import check_is_fitted
 
@@ -83,7 +141,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
     return open_store(path, extractor)
 
 
-def open_store(path, extractor=None):
+def open_store(path, extractor=None, *, lazy=True):
     """Memory-map a feature store, checking it matches ``extractor``.
 
     Parameters
@@ -92,10 +150,13 @@ def open_store(path, extractor=None):
         Store written by :func:`extract_to_store`.
     extractor : LogMelExtractor, default=None
         When given, its settings and learnt range must equal the store's.
+    lazy : bool, default=True
+        Return a :class:`FeatureView` (cross-validation folds stay on disk)
+        instead of the bare memory map.
 
     Returns
     -------
-    features : numpy.memmap of shape (n_clips, n_frames, n_mels)
+    features : FeatureView or numpy.memmap of shape (n_clips, n_frames, n_mels)
         Read-only.
 
     Raises
@@ -125,4 +186,5 @@ def open_store(path, extractor=None):
                 f"{', '.join(diff)} differ. Consider extracting it again with this "
                 "extractor."
             )
-    return np.load(path, mmap_mode="r")
+    array = np.load(path, mmap_mode="r")
+    return FeatureView(array) if lazy else array

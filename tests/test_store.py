@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
-from sklearn_sed.store import extract_to_store, open_store
+from sklearn_sed.labels import combine_labels
+from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.store import FeatureView, extract_to_store, open_store
 from tests.conftest import FAST_SED, TINY_FEATURES
 
 
@@ -14,8 +16,11 @@ def test_store_equals_in_memory_features(tiny_dataset, tmp_path):
     """Check a float32 store holds exactly the in-memory features."""
     ext = LogMelExtractor(**TINY_FEATURES).fit(tiny_dataset["audio"])
     store = extract_to_store(ext, tiny_dataset["audio"], tmp_path / "f.npy")
-    assert isinstance(store, np.memmap)
-    np.testing.assert_array_equal(store, ext.transform(tiny_dataset["audio"]))
+    assert isinstance(store, FeatureView)
+    assert isinstance(store.array, np.memmap)
+    np.testing.assert_array_equal(
+        np.asarray(store), ext.transform(tiny_dataset["audio"])
+    )
 
 
 def test_training_from_float16_store(tiny_dataset, tmp_path):
@@ -30,6 +35,37 @@ def test_training_from_float16_store(tiny_dataset, tmp_path):
     frames = sed.predict_frames(store)
     assert frames.dtype == np.float32
     assert frames.shape[0] == 16
+
+
+def test_grid_search_folds_stay_on_disk(tiny_dataset, tmp_path, monkeypatch):
+    """Check cross-validation folds of a store are lazy views, not copies, and
+    a grid search runs on them."""
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.utils import _safe_indexing
+
+    d = tiny_dataset
+    store = extract_to_store(
+        LogMelExtractor(**TINY_FEATURES), d["audio"][:16], tmp_path / "f.npy"
+    )
+    fold = _safe_indexing(store, np.arange(8))
+    assert isinstance(fold, FeatureView)
+    assert fold.array is store.array
+    seen = []
+    original = PseudoLabelSED.fit
+
+    def spy(self, X, *args, **kwargs):
+        seen.append(type(X).__name__)
+        return original(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(PseudoLabelSED, "fit", spy)
+    GridSearchCV(
+        PseudoLabelSED(**FAST_SED),
+        {"threshold": [0.3, 0.6]},
+        cv=KFold(2),
+        scoring=event_f1_scorer,
+        refit=False,
+    ).fit(store, combine_labels(d["y_weak"][:16], d["y_strong"][:16]))
+    assert seen == ["FeatureView"] * 4
 
 
 def test_store_settings_mismatch_is_detected(tiny_dataset, tmp_path):

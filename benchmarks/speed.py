@@ -1,0 +1,320 @@
+"""Speed of sklearn-sed against what a user would otherwise write, side by side.
+
+Every figure is measured in this one run on this machine (medians of repeats):
+
+1. feature extraction: ``LogMelExtractor`` against a per-file librosa loop;
+2. training: ``PseudoLabelSED`` against a hand-written PyTorch loop (same
+   module, data, batch size, optimizer and loss);
+3. inference real-time factor, end to end from audio files;
+4. achieved GFLOP/s of the paper-size forward pass against a float32 matmul;
+5. post-processing grid search (9 points) against one fit;
+6. peak memory of training from a feature store as the clip count grows.
+
+    python benchmarks/speed.py --data /tmp/sed_bench
+"""
+
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import librosa
+import numpy as np
+import torch
+from _common import ROOT, machine, now, replace_section, require, write_json
+
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.labels import combine_labels
+from sklearn_sed.losses import KIND_STRONG, PseudoLabelLoss
+from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.pipeline import make_pipeline
+from sklearn_sed.resnet import ResNetSED
+
+
+def timed(fn, repeats=3):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def librosa_loop(paths, ext):
+    """What a user writes by hand: load, resample, mel spectrogram, log."""
+    out = []
+    for path in paths:
+        y, _ = librosa.load(path, sr=ext.sr, mono=True, duration=ext.duration)
+        y = librosa.util.fix_length(y, size=int(ext.duration * ext.sr))
+        S = librosa.feature.melspectrogram(
+            y=y,
+            sr=ext.sr,
+            n_fft=ext.n_fft,
+            hop_length=ext.hop_length,
+            win_length=ext.win_length,
+            n_mels=ext.n_mels,
+            fmin=ext.fmin,
+            fmax=ext.fmax,
+            power=2.0,
+        )
+        S_db = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=ext.top_db)
+        out.append(S_db.T)
+    return np.stack(out)
+
+
+def bench_features(paths):
+    ext = LogMelExtractor(scaling=None, n_jobs=-1)
+    ext.fit_transform(paths[:2])  # warm-up (numba, FFT plans)
+    librosa_loop(paths[:2], ext)
+    t_lib, ours = timed(lambda: ext.fit_transform(paths))
+    t_loop, ref = timed(lambda: librosa_loop(paths, ext))
+    return {
+        "n_files": len(paths),
+        "library_clips_per_s": len(paths) / t_lib,
+        "librosa_loop_clips_per_s": len(paths) / t_loop,
+        "speedup": t_loop / t_lib,
+        "max_abs_diff_db": float(np.abs(ours - ref).max()),
+    }
+
+
+def hand_loop(F, Y, frames, n_filters, epochs, batch_size, lr, seed):
+    """Hand-written PyTorch training of the same module with the same loss."""
+    torch.manual_seed(seed)
+    module = ResNetSED(Y.shape[1], n_filters=n_filters, n_blocks=1)
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    crit = PseudoLabelLoss(
+        np.full(Y.shape[1], 1 / Y.shape[1]), n_weak=0, n_strong=len(F)
+    )
+    X_t, Y_t, fr_t = map(torch.as_tensor, (F, Y, frames))
+    kind = torch.full((len(F),), KIND_STRONG)
+    module.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(F)).split(batch_size):
+            y = {"weak": Y_t[idx], "frames": fr_t[idx], "kind": kind[idx]}
+            loss = crit(module(X_t[idx]), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return module
+
+
+def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
+    lr = 1e-3
+    est = PseudoLabelSED(
+        n_filters=n_filters,
+        n_blocks=1,
+        max_epochs=epochs,
+        pseudo_label=False,
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        batch_size=batch_size,
+        class_weight=None,
+        random_state=0,
+    )
+    est.fit(F[:16], None, y_strong[:16])  # warm-up
+    t_lib, est = timed(lambda: est.fit(F, None, y_strong), repeats=3)
+    from sklearn_sed.labels import events_to_frames
+
+    Y = np.stack(
+        [
+            events_to_frames(
+                ev, classes=est.classes_, n_frames=est.n_frames_out_, duration=10.0
+            ).max(0)
+            for ev in y_strong
+        ]
+    )
+    frames = np.stack(
+        [
+            events_to_frames(
+                ev, classes=est.classes_, n_frames=est.n_frames_out_, duration=10.0
+            )
+            for ev in y_strong
+        ]
+    )
+    t_hand, _ = timed(
+        lambda: hand_loop(F, Y, frames, n_filters, epochs, batch_size, lr, 0), repeats=3
+    )
+    n = len(F) * epochs
+    return {
+        "n_clips": len(F),
+        "epochs": epochs,
+        "n_filters": n_filters,
+        "library_clips_per_s": n / t_lib,
+        "hand_loop_clips_per_s": n / t_hand,
+        "overhead_percent": 100 * (t_lib / t_hand - 1),
+    }
+
+
+def bench_inference(paths, F_fit, y_fit):
+    out = {}
+    for name, kw in (
+        ("paper_size", dict(n_filters=64, n_blocks=2)),
+        ("benchmark_size", dict(n_filters=8, n_blocks=1)),
+    ):
+        pipe = make_pipeline(
+            LogMelExtractor(n_jobs=-1),
+            PseudoLabelSED(
+                **kw,
+                max_epochs=0,
+                pseudo_label=False,
+                batch_size=8,
+                random_state=0,
+                classes=DESED_CLASSES,
+            ),
+        )
+        pipe.fit(paths[:4], [["Dog"]] * 4)
+        pipe.predict_frames(paths[:2])  # warm-up
+        t, _ = timed(lambda pipe=pipe: pipe.predict_events(paths), repeats=3)
+        out[name] = {"real_time_factor": len(paths) * 10.0 / t, "n_files": len(paths)}
+        with torch.inference_mode():
+            net = pipe[-1].net_.module_.eval()
+            x = torch.as_tensor(F_fit[:8])
+            t_net, _ = timed(lambda net=net, x=x: net(x), repeats=3)
+        out[name]["network_only_real_time_factor"] = 8 * 10.0 / t_net
+    return out
+
+
+def bench_flops():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = ResNetSED(10, n_filters=64, n_blocks=2).eval()
+    x = torch.rand(4, 1024, 64)
+    with torch.inference_mode():
+        net(x)
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+        flops = counter.get_total_flops()
+        t, _ = timed(lambda: net(x), repeats=3)
+        a, b = torch.rand(4096, 4096), torch.rand(4096, 4096)
+        torch.mm(a, b)
+        t_mm, _ = timed(lambda: torch.mm(a, b), repeats=5)
+    peak = 2 * 4096**3 / t_mm / 1e9
+    achieved = flops / t / 1e9
+    return {
+        "forward_gflop_per_clip": flops / 4 / 1e9,
+        "achieved_gflops": achieved,
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": achieved / peak,
+    }
+
+
+def bench_grid(F, y_weak, y_strong, cache):
+    from sklearn.model_selection import GridSearchCV
+
+    n = len(F)
+    split = [(np.arange(0, n * 3 // 4), np.arange(n * 3 // 4, n))]
+    params = dict(
+        n_filters=8,
+        n_blocks=1,
+        max_epochs=2,
+        max_iter=1,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        batch_size=16,
+        random_state=0,
+    )
+    tr = split[0][0]
+    t_fit, _ = timed(
+        lambda: PseudoLabelSED(**params).fit(
+            F[tr], [y_weak[i] for i in tr], [y_strong[i] for i in tr]
+        ),
+        repeats=1,
+    )
+    grid = GridSearchCV(
+        PseudoLabelSED(**params, memory=cache),
+        {"threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]},
+        cv=split,
+        scoring=event_f1_scorer,
+        refit=False,
+    )
+    t_grid, _ = timed(lambda: grid.fit(F, combine_labels(y_weak, y_strong)), repeats=1)
+    return {"one_fit_s": t_fit, "grid_9_points_s": t_grid, "ratio": t_grid / t_fit}
+
+
+MEMORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memory.py")
+
+
+def bench_memory(counts, folder):
+    out = {}
+    for n in counts:
+        res = subprocess.run(
+            [sys.executable, MEMORY, "--n-clips", str(n), "--folder", folder, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[str(n)] = float(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/tmp/sed_bench")
+    p.add_argument("--n-files", type=int, default=32)
+    p.add_argument("--memory-clips", type=int, nargs="+", default=[200, 800, 3200])
+    p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    args = p.parse_args(argv)
+    audio = require(
+        os.path.join(args.data, "audio", "strong"),
+        "benchmark data (run benchmarks/make_data.py first)",
+    )
+    from sklearn_sed.datasets import load_desed
+
+    X, y_weak, y_strong = load_desed(
+        audio, os.path.join(args.data, "metadata", "strong.tsv")
+    )
+    paths = sorted(glob.glob(os.path.join(audio, "*.wav")))[: args.n_files]
+    results = {"machine": machine(), "date": now()}
+    t0 = time.perf_counter()
+    results["features"] = bench_features(paths)
+    print("features", results["features"], flush=True)
+    ext = LogMelExtractor(n_jobs=-1)
+    F = ext.fit_transform(X[:64])
+    results["training"] = bench_training(F, y_strong[:64])
+    print("training", results["training"], flush=True)
+    results["inference"] = bench_inference(paths[:8], F, y_weak)
+    print("inference", results["inference"], flush=True)
+    results["flops"] = bench_flops()
+    print("flops", results["flops"], flush=True)
+    half = [None if i % 2 else s for i, s in enumerate(y_strong[:64])]
+    results["grid"] = bench_grid(
+        F, y_weak[:64], half, os.path.join(args.data, "cache", "grid")
+    )
+    print("grid", results["grid"], flush=True)
+    results["memory_peak_bytes"] = bench_memory(
+        args.memory_clips, os.path.join(args.data, "stores")
+    )
+    print("memory", results["memory_peak_bytes"], flush=True)
+    write_json(os.path.join(ROOT, "benchmarks", "speed.json"), results)
+    r = results
+    mem = ", ".join(
+        f"{n} clips: {v / 2**20:.0f} MiB" for n, v in r["memory_peak_bytes"].items()
+    )
+    inf = r["inference"]
+    text = f"""### Speed, side by side
+
+Command: `python benchmarks/speed.py {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
+Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Medians of 3 runs.
+Figures: `benchmarks/speed.json`.
+
+| what | sklearn-sed | by hand | ratio | target |
+|---|---|---|---|---|
+| log-mel extraction, {r["features"]["n_files"]} files of 10 s (clips/s) | {r["features"]["library_clips_per_s"]:.1f} | {r["features"]["librosa_loop_clips_per_s"]:.1f} (librosa loop) | {r["features"]["speedup"]:.2f}x faster; max difference {r["features"]["max_abs_diff_db"]:.2g} dB | >= 3x |
+| training, width {r["training"]["n_filters"]}, {r["training"]["n_clips"]} clips x {r["training"]["epochs"]} epochs (clips/s) | {r["training"]["library_clips_per_s"]:.2f} | {r["training"]["hand_loop_clips_per_s"]:.2f} (PyTorch loop) | overhead {r["training"]["overhead_percent"]:+.1f} % | < 5 % |
+| inference end to end from files, paper size (x real time) | {inf["paper_size"]["real_time_factor"]:.1f} | network alone: {inf["paper_size"]["network_only_real_time_factor"]:.1f} | | >= 40 |
+| inference end to end from files, benchmark size (x real time) | {inf["benchmark_size"]["real_time_factor"]:.1f} | network alone: {inf["benchmark_size"]["network_only_real_time_factor"]:.1f} | | |
+| paper-size forward pass (GFLOP/s) | {r["flops"]["achieved_gflops"]:.1f} ({r["flops"]["forward_gflop_per_clip"]:.1f} GFLOP per clip) | fp32 matmul peak {r["flops"]["matmul_peak_gflops"]:.1f} | {100 * r["flops"]["fraction_of_peak"]:.0f} % of peak | |
+| 9-point threshold grid search / one fit | {r["grid"]["grid_9_points_s"]:.1f} s | one fit {r["grid"]["one_fit_s"]:.1f} s | {r["grid"]["ratio"]:.2f} | <= 1.2 |
+| peak memory of training from a float16 store | {mem} | | | flat |
+"""
+    replace_section(args.docs, "speed", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
