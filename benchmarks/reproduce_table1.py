@@ -231,8 +231,13 @@ def report(results, args, elapsed):
             "### Table 1 on real recordings",
             "",
             f"Command: `{cmd}` (data: `python benchmarks/make_data.py --output {args.data}`)",
-            f"Machine: {machine()}. Date: {now()}. Wall time: {elapsed / 60:.0f} min. "
-            f"Seeds: {args.seeds}.",
+            f"Machine: {machine()}. Date: {now()}. "
+            + (f"Wall time: {elapsed / 60:.0f} min. " if elapsed == elapsed else "")
+            + "Runs (seeds) per variant: "
+            + ", ".join(
+                f"{k} {sum(r['variant'] == k for r in results)}" for k in VARIANTS
+            )
+            + ".",
             f"Settings (identical for all variants): {args.epochs} epochs in all "
             f"(ResNet + PL: {args.epochs - args.max_iter} stage-1 epochs + {args.max_iter} "
             f"pseudo-label iterations of 1 epoch), Adam lr {args.lr} with cosine decay, "
@@ -304,6 +309,12 @@ def main(argv=None):
     )
     p.add_argument("--verbose", type=int, default=0)
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the table from DATA/table1.json (runs finished so "
+        "far) without training",
+    )
     args = p.parse_args(argv)
     if args.paper_size:
         args.n_filters, args.n_blocks, args.crnn_filters = 64, 2, 64
@@ -312,6 +323,19 @@ def main(argv=None):
         "benchmark data (run benchmarks/make_data.py first)",
     )
     t0 = time.perf_counter()
+    if args.report_only:
+        import json
+
+        with open(os.path.join(args.data, "table1.json")) as f:
+            saved = json.load(f)
+        results = saved["results"] if isinstance(saved, dict) else saved
+        text, summary = report(results, args, float("nan"))
+        plot(summary, os.path.join(ROOT, "docs", "table1.png"))
+        replace_section(
+            args.docs, "table1", text + "\n\n![Table 1 bar chart](table1.png)"
+        )
+        print(text)
+        return 0
     split = extract(args.data, os.path.join(args.data, "cache"))
     print(
         f"features: train {split['train'][0].shape}, valid {split['valid'][0].shape} "
