@@ -12,10 +12,11 @@ code is unpickled.
 
 import json
 import os
-import tempfile
 
 import numpy as np
 import torch
+
+from sklearn_sed._atomic import atomic_path
 
 __all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
 
@@ -63,17 +64,8 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
         "pl_history": json.dumps(pl_history),
         "rng": torch.get_rng_state(),
     }
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(directory, CHECKPOINT_NAME))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(os.path.join(directory, CHECKPOINT_NAME), suffix=".pt") as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(directory, *, fingerprint):

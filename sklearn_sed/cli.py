@@ -56,13 +56,10 @@ def _apply_set(pipe, params):
 def _save_atomic(obj, path):
     import joblib
 
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    from sklearn_sed._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         joblib.dump(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _load_model(path):

@@ -22,10 +22,11 @@ import importlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from sklearn_sed._atomic import atomic_path
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
@@ -182,22 +183,11 @@ def save(obj, path):
             )
         entry["name"] = name
         manifest["steps"].append(entry)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".sed", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-                for name, blob in blobs.items():
-                    zf.writestr(name, blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=".sed") as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+            for name, blob in blobs.items():
+                zf.writestr(name, blob)
 
 
 def _load_extractor(entry):

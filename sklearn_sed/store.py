@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from sklearn_sed._atomic import atomic_path
+
 __all__ = ["FeatureView", "extract_to_store", "open_store"]
 
 
@@ -121,22 +123,21 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
     check_is_fitted(extractor, "n_frames_")
     path = os.fspath(path)
     n_clips = len(X)
-    tmp = f"{path}.tmp{os.getpid()}.npy"
-    out = np.lib.format.open_memmap(
-        tmp,
-        mode="w+",
-        dtype=dtype,
-        shape=(n_clips, extractor.n_frames_, extractor.n_mels),
-    )
-    start = 0
-    for chunk in extractor.iter_transform(X):
-        out[start : start + len(chunk)] = chunk
-        start += len(chunk)
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(
+            tmp,
+            mode="w+",
+            dtype=dtype,
+            shape=(n_clips, extractor.n_frames_, extractor.n_mels),
+        )
+        start = 0
+        for chunk in extractor.iter_transform(X):
+            out[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        out.flush()
+        del out
     meta = {"n_clips": n_clips, "dtype": dtype, **_settings(extractor)}
-    with open(path + ".json", "w") as f:
+    with atomic_path(path + ".json") as tmp, open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
     return open_store(path, extractor)
 

@@ -15,6 +15,7 @@ import csv
 import math
 import os
 
+from sklearn_sed._atomic import atomic_path
 from sklearn_sed.datasets._synthetic import DESED_CLASSES
 
 __all__ = [
@@ -161,9 +162,7 @@ def write_events_tsv(path, events):
         Per filename; a file with no event gets one row with empty fields so
         that it is not lost.
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["filename", "onset", "offset", "event_label"])
         for name, evs in events.items():
@@ -171,7 +170,6 @@ def write_events_tsv(path, events):
                 writer.writerow([name, "", "", ""])
             for onset, offset, label in evs:
                 writer.writerow([name, f"{onset:.3f}", f"{offset:.3f}", label])
-    os.replace(tmp, path)
 
 
 def load_desed(
