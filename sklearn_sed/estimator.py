@@ -63,7 +63,7 @@ def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
     """Frame labels (n_clips, n_frames, n_classes) and a strong-clip mask."""
     frames = np.zeros((n_clips, n_frames, len(classes)), dtype=np.float32)
     if y_strong is None:
-        return frames, np.zeros(n_clips, dtype=bool), [None] * n_clips
+        return frames, np.zeros(n_clips, dtype=bool)
     if isinstance(y_strong, np.ndarray) and y_strong.ndim == 3:
         if y_strong.shape != frames.shape:
             raise ValueError(
@@ -75,12 +75,10 @@ def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
         frames[strong] = y_strong[strong]
         if not np.all(np.isin(frames, (0, 1))):
             raise ValueError("y_strong frame labels must be 0, 1 or NaN.")
-        return frames, strong, [None] * n_clips
+        return frames, strong
     strong = np.zeros(n_clips, dtype=bool)
-    events_per_clip = []
     for i, events in enumerate(y_strong):
         if events is None:
-            events_per_clip.append(None)
             continue
         events = check_events(
             events, duration=duration, classes=classes, name=f"y_strong[{i}]"
@@ -89,8 +87,7 @@ def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
         frames[i] = events_to_frames(
             events, classes=classes, n_frames=n_frames, duration=duration
         )
-        events_per_clip.append(events)
-    return frames, strong, events_per_clip
+    return frames, strong
 
 
 class PseudoLabelSED(BaseEstimator):
@@ -374,7 +371,7 @@ class PseudoLabelSED(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
         self.n_frames_out_ = self._probe_output_frames(X, n_classes)
-        frames, strong, _ = _encode_strong(
+        frames, strong = _encode_strong(
             y_strong,
             n_clips=n_clips,
             classes=self.classes_,

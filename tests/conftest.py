@@ -33,6 +33,16 @@ TINY_FEATURES = dict(
     n_mels=32,
     fmax=8000,
 )
+# An 8 kHz, 1 s extractor for unit tests of the features themselves.
+SMALL_FEATURES = dict(
+    sr=8000,
+    duration=1.0,
+    n_fft=256,
+    win_length=160,
+    hop_length=125,
+    n_mels=16,
+    fmax=4000,
+)
 TINY_DATA = dict(duration=2.0, sr=16000, n_classes=2, max_events=2)
 TINY_SED = dict(
     n_filters=8,

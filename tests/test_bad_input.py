@@ -6,17 +6,7 @@ import soundfile as sf
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.features import load_audio
-from tests.conftest import FAST_SED
-
-SMALL = dict(
-    sr=8000,
-    duration=1.0,
-    n_fft=256,
-    win_length=160,
-    hop_length=125,
-    n_mels=16,
-    fmax=4000,
-)
+from tests.conftest import FAST_SED, SMALL_FEATURES
 
 
 @pytest.mark.parametrize("sr", [8000, 16000, 22050, 48000])
@@ -42,7 +32,7 @@ def test_audio_formats_rates_and_depths_are_read(tmp_path, sr, fmt, subtype):
     y = load_audio(path, sr=8000)
     assert abs(len(y) - 8000) <= 2
     assert 0.3 < np.abs(y).max() < 0.7
-    F = LogMelExtractor(**SMALL, scaling="clip").fit_transform([str(path)])
+    F = LogMelExtractor(**SMALL_FEATURES, scaling="clip").fit_transform([str(path)])
     assert F.shape == (1, 65, 16)
 
 
@@ -52,14 +42,14 @@ def test_truncated_file_is_named(tmp_path):
     sf.write(path, np.random.default_rng(0).normal(size=8000) * 0.1, 8000)
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ValueError, match=r"cut\.flac"):
-        LogMelExtractor(**SMALL).fit_transform([str(path)])
+        LogMelExtractor(**SMALL_FEATURES).fit_transform([str(path)])
 
 
 def test_silent_and_dc_offset_clips_work():
     """Check a silent clip and a clip with a DC offset give finite features."""
     X = np.zeros((2, 8000), np.float32)
     X[1] = 0.3 + 0.01 * np.random.default_rng(0).normal(size=8000)
-    F = LogMelExtractor(**SMALL).fit_transform(X)
+    F = LogMelExtractor(**SMALL_FEATURES).fit_transform(X)
     assert np.isfinite(F).all()
     assert F.min() >= 0
     assert F.max() <= 1
@@ -68,7 +58,7 @@ def test_silent_and_dc_offset_clips_work():
 def test_empty_clip_is_refused():
     """Check an empty waveform is refused with its index."""
     with pytest.raises(ValueError, match=r"X\[1\] is an empty clip"):
-        LogMelExtractor(**SMALL).fit_transform([np.ones(10), np.zeros(0)])
+        LogMelExtractor(**SMALL_FEATURES).fit_transform([np.ones(10), np.zeros(0)])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -4,6 +4,7 @@ import soundfile as sf
 
 from sklearn_sed import LogMelExtractor, log_mel_spectrogram
 from sklearn_sed.features import load_audio
+from tests.conftest import SMALL_FEATURES
 
 
 def test_paper_settings_give_1024_by_64():
@@ -20,13 +21,7 @@ def test_paper_settings_give_1024_by_64():
 def test_short_clip_is_padded_long_clip_is_cut():
     """Check clips are fixed to `duration` seconds."""
     ext = LogMelExtractor(
-        sr=8000,
-        duration=1.0,
-        n_fft=256,
-        win_length=160,
-        hop_length=125,
-        n_mels=16,
-        fmax=4000,
+        **SMALL_FEATURES,
         scaling=None,
     )
     F = ext.fit_transform([np.ones(4000, np.float32), np.ones(20000, np.float32)])
@@ -45,15 +40,7 @@ def test_function_twin_matches_transformer_db():
 
 def test_dataset_scaling_learns_range_clip_scaling_does_not():
     """Check "dataset" uses the training range and "clip" each clip's own."""
-    kw = dict(
-        sr=8000,
-        duration=1.0,
-        n_fft=256,
-        win_length=160,
-        hop_length=125,
-        n_mels=16,
-        fmax=4000,
-    )
+    kw = SMALL_FEATURES
     rng = np.random.default_rng(0)
     loud = rng.normal(size=(1, 8000)).astype(np.float32)
     quiet = 0.01 * loud
@@ -78,13 +65,7 @@ def test_resampling_and_stereo_file(tmp_path):
 def test_per_item_rate_tuple():
     """Check a (waveform, rate) tuple is resampled to sr."""
     ext = LogMelExtractor(
-        sr=8000,
-        duration=1.0,
-        n_fft=256,
-        win_length=160,
-        hop_length=125,
-        n_mels=16,
-        fmax=4000,
+        **SMALL_FEATURES,
         scaling=None,
     )
     y16 = np.random.default_rng(0).normal(size=16000).astype(np.float32)
@@ -94,15 +75,7 @@ def test_per_item_rate_tuple():
 
 def test_parallel_extraction_equals_serial():
     """Check n_jobs=2 gives the same features as n_jobs=1."""
-    kw = dict(
-        sr=8000,
-        duration=1.0,
-        n_fft=256,
-        win_length=160,
-        hop_length=125,
-        n_mels=16,
-        fmax=4000,
-    )
+    kw = SMALL_FEATURES
     X = np.random.default_rng(0).normal(size=(40, 8000)).astype(np.float32)
     a = LogMelExtractor(n_jobs=1, **kw).fit_transform(X)
     b = LogMelExtractor(n_jobs=2, verbose=1, **kw).fit_transform(X)

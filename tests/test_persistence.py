@@ -72,16 +72,37 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
     assert not marker.exists()
 
 
+def _rewrite(src_path, dst_path, edit):
+    """Copy a model archive, passing each entry's bytes through ``edit``."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(dst_path, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, edit(item.filename, src.read(item.filename)))
+
+
+def _edit_manifest(change):
+    """An ``edit`` for :func:`_rewrite` that changes the JSON manifest."""
+
+    def edit(name, data):
+        if name != "sklearn_sed.json":
+            return data
+        manifest = json.loads(data)
+        change(manifest)
+        return json.dumps(manifest).encode()
+
+    return edit
+
+
 def test_pickle_inside_archive_is_refused(saved, tmp_path):
     """Check weights replaced by a pickle payload are refused, not run."""
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.sed"
-    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(evil, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename.endswith(".safetensors"):
-                data = _payload_pickle(marker)
-            dst.writestr(item, data)
+    _rewrite(
+        saved,
+        evil,
+        lambda name, data: (
+            _payload_pickle(marker) if name.endswith(".safetensors") else data
+        ),
+    )
     with pytest.raises(ValueError, match="corrupted"):
         sklearn_sed.load(evil)
     assert not marker.exists()
@@ -90,14 +111,13 @@ def test_pickle_inside_archive_is_refused(saved, tmp_path):
 def test_class_outside_allow_list_is_refused(saved, tmp_path):
     """Check a manifest naming e.g. os.system as optimizer is refused."""
     evil = tmp_path / "evil.sed"
-    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(evil, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == "sklearn_sed.json":
-                manifest = json.loads(data)
-                manifest["steps"][-1]["params"]["optimizer"] = {"class": "os.system"}
-                data = json.dumps(manifest).encode()
-            dst.writestr(item, data)
+    _rewrite(
+        saved,
+        evil,
+        _edit_manifest(
+            lambda m: m["steps"][-1]["params"].update(optimizer={"class": "os.system"})
+        ),
+    )
     with pytest.raises(ValueError, match="not an allowed class"):
         sklearn_sed.load(evil)
 
@@ -113,14 +133,7 @@ def test_truncated_file_gives_clear_error(saved, tmp_path):
 def test_newer_format_version_is_refused(saved, tmp_path):
     """Check a file from a newer format version asks for an upgrade."""
     newer = tmp_path / "newer.sed"
-    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(newer, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == "sklearn_sed.json":
-                manifest = json.loads(data)
-                manifest["format_version"] = 99
-                data = json.dumps(manifest).encode()
-            dst.writestr(item, data)
+    _rewrite(saved, newer, _edit_manifest(lambda m: m.update(format_version=99)))
     with pytest.raises(ValueError, match=r"format version 99.*Consider upgrading"):
         sklearn_sed.load(newer)
 
