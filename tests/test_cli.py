@@ -273,3 +273,54 @@ def test_long_file_memory_is_bounded(trained_model, tmp_path):
     # Ten times the audio (19 MB more as float32) adds less than 4 MB of peak:
     # only the frame-probability grid grows with the file.
     assert peaks[300] < peaks[30] + 4e6, peaks
+
+
+class _EnvelopeFeatures:
+    """Stand-in extractor: per output frame, the mean absolute amplitude."""
+
+    sr = 1000
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        out = []
+        for y in X:
+            y = np.pad(np.asarray(y, float), (0, max(0, 2000 - len(y))))[:2000]
+            out.append(np.abs(y).reshape(20, 100).mean(axis=1))
+        return np.stack(out)
+
+
+class _EnvelopeDetector:
+    """Stand-in detector whose frame probability is the envelope itself."""
+
+    duration, n_frames_out_, classes_ = 2.0, 20, np.array(["tone"])
+    threshold, median_filter_sec, postprocessing = 0.5, 0.0, "threshold_first"
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict_frames(self, X):
+        return np.asarray(X)[:, :, None]
+
+
+def test_event_across_window_borders_is_stitched_into_one(tmp_path):
+    """Check an event spanning several 2 s windows comes out as one event with
+    its true boundaries, from the frame grid averaged over overlapping windows."""
+    from sklearn_sed.inference import predict_file_events
+
+    y = np.zeros(10_000)
+    y[4_500:6_500] = 1.0  # 4.5 s to 6.5 s: crosses the borders at 5 s and 6 s
+    sf.write(tmp_path / "x.wav", y, 1000, subtype="FLOAT")
+    model = [_EnvelopeFeatures(), _EnvelopeDetector()]
+
+    class Model(list):
+        steps = [("features", model[0]), ("sed", model[1])]
+
+        def __getitem__(self, key):
+            if isinstance(key, slice):
+                return model[0]
+            return list.__getitem__(self, key)
+
+    events = predict_file_events(Model(model), tmp_path / "x.wav")
+    assert events == [(pytest.approx(4.5), pytest.approx(6.5), "tone")]
