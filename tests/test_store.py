@@ -84,7 +84,7 @@ def test_store_settings_mismatch_is_detected(tiny_dataset, tmp_path):
 
 
 PEAK = textwrap.dedent("""
-    import sys, threading, time
+    import sys, threading, time, tracemalloc
     import numpy as np
     from sklearn_sed import PseudoLabelSED
 
@@ -107,17 +107,24 @@ PEAK = textwrap.dedent("""
         while not done:
             peak.append(anon()); time.sleep(0.005)
     t = threading.Thread(target=watch); t.start()
+    tracemalloc.start()  # traces every NumPy array allocation exactly
     PseudoLabelSED(n_filters=1, n_blocks=1, max_epochs=1, pseudo_label=False,
                    batch_size=32, random_state=0, duration=1.0).fit(X, y_weak)
+    numpy_peak = tracemalloc.get_traced_memory()[1]
     done.append(1); t.join()
-    print(max(peak))
+    print(max(peak), numpy_peak)
 """)
 
 
 def test_peak_memory_flat_with_store_size(tmp_path):
     """Check training from a store: 5x more clips (39 MB more float16 data, 79 MB
-    as float32 in memory) leaves the peak anonymous memory nearly unchanged."""
-    peaks = {}
+    as float32 in memory) leaves the peak memory nearly unchanged.
+
+    Two measures: the peak of NumPy allocations (tracemalloc, exact, so held to
+    1/16 of a float32 copy) and the sampled peak anonymous RSS, which also sees
+    torch but varies by some 20 MB from run to run with the allocator (held to
+    half a float32 copy)."""
+    rss, numpy_peak = {}, {}
     for n in (300, 1500):
         out = subprocess.run(
             [sys.executable, "-c", PEAK, str(n), str(tmp_path / f"{n}.npy")],
@@ -125,6 +132,7 @@ def test_peak_memory_flat_with_store_size(tmp_path):
             text=True,
             check=True,
         )
-        peaks[n] = int(out.stdout.strip().splitlines()[-1])
+        rss[n], numpy_peak[n] = map(int, out.stdout.strip().splitlines()[-1].split())
     in_memory = (1500 - 300) * 256 * 64 * 4  # what loading as float32 would add
-    assert peaks[1500] - peaks[300] < in_memory / 4, peaks
+    assert numpy_peak[1500] - numpy_peak[300] < in_memory / 16, numpy_peak
+    assert rss[1500] - rss[300] < in_memory / 2, rss
