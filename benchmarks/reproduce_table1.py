@@ -3,8 +3,12 @@
 Same data, epochs, augmentation and post-processing tuning for the three
 variants, several seeds, mean and standard deviation. Event-based and
 segment-based macro F1 with the DCASE2019 sed_eval settings on the validation
-soundscapes of ``benchmarks/make_data.py``. Writes ``table1.json`` and
-``table1.png`` next to the data and the table into ``docs/benchmarks.md``.
+soundscapes of ``benchmarks/make_data.py``. Writes ``table1.json`` next to
+the data, ``docs/table1.png`` and the table into ``docs/benchmarks.md``.
+
+Runs are merged into ``table1.json``: a run of some variants or seeds replaces
+those and keeps the others (``--fresh`` starts over), so the seeds can be run
+in separate sessions with the same settings.
 
     python benchmarks/make_data.py --output /tmp/sed_bench
     python benchmarks/reproduce_table1.py --data /tmp/sed_bench
@@ -287,6 +291,17 @@ def plot(summary, path):
     fig.savefig(path, dpi=100)
 
 
+def load_results(path):
+    """The runs on record in ``path`` (an empty list when there is none)."""
+    import json
+
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        saved = json.load(f)
+    return saved["results"] if isinstance(saved, dict) else saved
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
@@ -315,6 +330,12 @@ def main(argv=None):
         help="rewrite the table from DATA/table1.json (runs finished so "
         "far) without training",
     )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the runs on record in DATA/table1.json instead of "
+        "replacing only the variants and seeds run now",
+    )
     args = p.parse_args(argv)
     if args.paper_size:
         args.n_filters, args.n_blocks, args.crnn_filters = 64, 2, 64
@@ -324,11 +345,7 @@ def main(argv=None):
     )
     t0 = time.perf_counter()
     if args.report_only:
-        import json
-
-        with open(os.path.join(args.data, "table1.json")) as f:
-            saved = json.load(f)
-        results = saved["results"] if isinstance(saved, dict) else saved
+        results = load_results(os.path.join(args.data, "table1.json"))
         text, summary = report(results, args, float("nan"))
         plot(summary, os.path.join(ROOT, "docs", "table1.png"))
         replace_section(
@@ -342,10 +359,15 @@ def main(argv=None):
         f"({time.perf_counter() - t0:.0f} s)",
         flush=True,
     )
-    results = []
+    results = [] if args.fresh else load_results(os.path.join(args.data, "table1.json"))
     for variant in args.variants:
         for seed in args.seeds:
             r = run_one(variant, seed, split, args)
+            # A rerun of one variant/seed replaces its earlier result; the
+            # other runs on record are kept, so seeds can be run separately.
+            results = [
+                x for x in results if (x["variant"], x["seed"]) != (variant, seed)
+            ]
             results.append(r)
             print(
                 f"{variant} seed {seed}: event F1 {100 * r['event_f1']:.1f} %, "
