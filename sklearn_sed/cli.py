@@ -138,6 +138,8 @@ def _cmd_predict(args):
     from sklearn_sed.inference import predict_file_events
 
     model = _load_model(args.model)
+    if args.bfloat16:
+        model[-1].set_params(inference_dtype="bfloat16")
     results, failed = {}, []
     for path in _audio_files(args.audio):
         try:
@@ -283,6 +285,12 @@ def build_parser():
     predict.add_argument("--output", required=True)
     predict.add_argument("--overlap", type=float, default=0.5)
     predict.add_argument("--skip-errors", action="store_true")
+    predict.add_argument(
+        "--bfloat16",
+        action="store_true",
+        help="run the network in bfloat16 (about 2x faster on CPUs with "
+        "AVX-512 BF16; check the F1 on your data)",
+    )
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = sub.add_parser("evaluate", help="F1 scores of predictions (sed_eval)")

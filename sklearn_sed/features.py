@@ -8,11 +8,13 @@ use a 431-sample (9.77 ms) hop: ``1 + 441000 // 431 = 1024``. Values are
 floored ``top_db`` below each clip's maximum and min-max scaled to [0, 1].
 """
 
+import functools
 import numbers
 import os
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.sparse as sp
 import soundfile as sf
 from joblib import Parallel, delayed
@@ -64,7 +66,7 @@ def load_audio(path, *, sr=44100):
         ) from exc
     if data.size == 0:
         raise ValueError(f"Audio file {path!r} holds no samples.")
-    y = data.mean(axis=1)
+    y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
     check_finite(y, name=f"Audio file {path!r}")
     if file_sr != sr:
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr)
@@ -123,8 +125,8 @@ def log_mel_spectrogram(
     (1024, 64)
     """
     y = np.asarray(y, dtype=np.float32)
-    S = librosa.feature.melspectrogram(
-        y=y,
+    S = _mel_power(
+        y,
         sr=sr,
         n_fft=n_fft,
         hop_length=hop_length,
@@ -132,13 +134,59 @@ def log_mel_spectrogram(
         n_mels=n_mels,
         fmin=fmin,
         fmax=fmax,
-        power=2.0,
     )
     S_db = 10.0 * np.log10(np.maximum(S, 1e-10))
     if top_db is not None:
         peak = S_db.max(axis=(-2, -1), keepdims=True)
         S_db = np.maximum(S_db, peak - top_db)
-    return np.swapaxes(S_db, -1, -2).astype(np.float32)
+    return S_db.astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sr, n_fft, win_length, n_mels, fmin, fmax):
+    """Build librosa's Hann window and mel filters, cut to the FFT bins used.
+
+    Returns the window padded to ``n_fft`` (float32), the transposed filter bank
+    with each bin's row twice, of shape (2 * n_bins_used, n_mels) (one row for
+    the squared real part, one for the imaginary part), and ``n_bins_used``.
+    """
+    window = librosa.filters.get_window("hann", win_length, fftbins=True)
+    window = librosa.util.pad_center(window, size=n_fft).astype(np.float32)
+    mel = librosa.filters.mel(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax
+    ).astype(np.float32)
+    used = np.flatnonzero(mel.any(axis=0))
+    n_bins = int(used[-1]) + 1 if used.size else 1
+    return window, np.repeat(mel[:, :n_bins].T, 2, axis=0), n_bins
+
+
+def _mel_power(y, *, sr, n_fft, hop_length, win_length, n_mels, fmin, fmax):
+    """Compute librosa's mel power spectrogram clip by clip, time first.
+
+    Equal to ``librosa.feature.melspectrogram(..., power=2.0).swapaxes(-1, -2)``
+    (centred frames, zero padding, periodic Hann window; float32 rounding
+    apart) but about twice as fast: one float32 real FFT per frame block with
+    scipy, only the bins below ``fmax``, and one matrix product with the
+    filters, on one clip at a time so that the spectrum stays in cache.
+    """
+    window, mel_pairs, n_bins = _mel_basis(
+        int(sr), int(n_fft), int(win_length), int(n_mels), float(fmin), float(fmax)
+    )
+    clips = y.reshape(-1, y.shape[-1])
+    n_frames = 1 + (y.shape[-1] + 2 * (n_fft // 2) - n_fft) // hop_length
+    out = np.empty((len(clips), n_frames, n_mels), dtype=np.float32)
+    for k, clip in enumerate(clips):
+        padded = np.pad(clip, n_fft // 2, mode="constant")
+        frames = librosa.util.frame(
+            padded, frame_length=n_fft, hop_length=hop_length, axis=0
+        )
+        spec = scipy.fft.rfft(frames * window, axis=-1, overwrite_x=True)
+        # |X|^2 @ mel as (re^2, im^2 interleaved) @ (each filter row twice):
+        # squares in place, no slicing copy.
+        pairs = spec[:, :n_bins].view(np.float32)
+        np.square(pairs, out=pairs)
+        np.matmul(pairs, mel_pairs, out=out[k])
+    return out.reshape(*y.shape[:-1], *out.shape[1:])
 
 
 def _to_waveform(item, *, index, sr, sr_in):

@@ -97,6 +97,31 @@ def test_predict_long_recording_in_windows(trained_model, desed_dir, tmp_path):
         assert 0 <= onset < offset <= 8.0 + 1e-6
 
 
+def test_predict_bfloat16_runs_the_network_in_bfloat16(
+    trained_model, desed_dir, tmp_path, monkeypatch
+):
+    """Check predict --bfloat16 asks the estimator for bfloat16 inference (and
+    plain predict for float32), and writes the events of every file."""
+    from sklearn_sed import estimator
+
+    seen, forward = [], estimator._forward
+
+    def spy(net, X, indices, batch_size, dtype="float32"):
+        seen.append(dtype)
+        return forward(net, X, indices, batch_size, dtype=dtype)
+
+    monkeypatch.setattr(estimator, "_forward", spy)
+    clips = [str(desed_dir / f"clip{i}.wav") for i in range(4)]
+    for flag, dtype in (([], "float32"), (["--bfloat16"], "bfloat16")):
+        seen.clear()
+        out = tmp_path / f"{dtype}.tsv"
+        argv = ["predict", str(trained_model), *clips, "--output", str(out), *flag]
+        assert main(argv) == 0
+        assert seen
+        assert set(seen) == {dtype}
+        assert out.read_text().startswith("filename\tonset\toffset\tevent_label")
+
+
 def test_predict_file_frames_cover_whole_recording(trained_model, tmp_path):
     """Check the stitched frame grid covers the whole 6 s recording (3 windows)."""
     import joblib

@@ -1,6 +1,7 @@
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -38,6 +39,34 @@ def test_output_shapes(fitted_sed, tiny_dataset):
         for onset, offset, label in clip:
             assert 0 <= onset < offset <= 2.0
             assert label in fitted_sed.classes_
+
+
+def test_bfloat16_inference_close_to_float32_and_no_retraining(
+    fitted_sed, tiny_dataset
+):
+    """Check inference_dtype="bfloat16" returns float32 probabilities within
+    bfloat16 rounding of the float32 ones, changes no weight, and leaves the
+    network in float32."""
+    F = tiny_dataset["F_test"]
+    ref = fitted_sed.predict_frames(F)
+    weights = [p.detach().clone() for p in fitted_sed.net_.module_.parameters()]
+    est = fitted_sed.set_params(inference_dtype="bfloat16")
+    try:
+        low = est.predict_frames(F)
+        proba = est.predict_proba(F)
+    finally:
+        fitted_sed.set_params(inference_dtype="float32")
+    assert low.dtype == np.float32
+    assert low.shape == ref.shape
+    assert not np.array_equal(low, ref)  # autocast did run in bfloat16
+    np.testing.assert_allclose(low, ref, atol=0.05)
+    np.testing.assert_allclose(proba, low.max(axis=1), rtol=1e-6)
+    for before, after in zip(
+        weights, fitted_sed.net_.module_.parameters(), strict=True
+    ):
+        assert after.dtype == torch.float32
+        assert torch.equal(before, after)
+    np.testing.assert_array_equal(fitted_sed.predict_frames(F), ref)
 
 
 def test_pseudo_label_history_records_threshold_and_count(fitted_sed):
