@@ -234,7 +234,12 @@ def report(results, args, elapsed):
         [
             "### Table 1 on real recordings",
             "",
-            f"Command: `{cmd}` (data: `python benchmarks/make_data.py --output {args.data}`)",
+            "Command: `python benchmarks/make_data.py --output "
+            f"{args.data}`, then `python benchmarks/reproduce_table1.py --data "
+            f"{args.data}` (every variant and seed). This table was written by "
+            f"`{cmd}` from the {len(results)} runs on record in `table1.json`; "
+            "runs of separate invocations merge by variant and seed, with the "
+            "settings below.",
             f"Machine: {machine()}. Date: {now()}. "
             + (f"Wall time: {elapsed / 60:.0f} min. " if elapsed == elapsed else "")
             + "Runs (seeds) per variant: "

@@ -149,7 +149,9 @@ def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
     }
 
 
-def bench_inference(paths, F_fit, y_fit):
+def bench_inference(paths, F_fit):
+    """Real-time factor end to end from files, and of the network alone, in
+    float32 and under bfloat16 autocast."""
     out = {}
     for name, kw in (
         ("paper_size", dict(n_filters=64, n_blocks=2)),
@@ -167,14 +169,47 @@ def bench_inference(paths, F_fit, y_fit):
             ),
         )
         pipe.fit(paths[:4], [["Dog"]] * 4)
-        pipe.predict_frames(paths[:2])  # warm-up
-        t, _ = timed(lambda pipe=pipe: pipe.predict_events(paths), repeats=3)
-        out[name] = {"real_time_factor": len(paths) * 10.0 / t, "n_files": len(paths)}
-        with torch.inference_mode():
-            net = pipe[-1].net_.module_.eval()
-            x = torch.as_tensor(F_fit[:8])
-            t_net, _ = timed(lambda net=net, x=x: net(x), repeats=3)
-        out[name]["network_only_real_time_factor"] = 8 * 10.0 / t_net
+        out[name] = {"n_files": len(paths)}
+        for dtype in ("float32", "bfloat16"):
+            pipe[-1].set_params(inference_dtype=dtype)
+            pipe.predict_frames(paths[:2])  # warm-up
+            t, _ = timed(lambda pipe=pipe: pipe.predict_events(paths), repeats=3)
+            t_net, _ = timed(
+                lambda pipe=pipe: pipe[-1].predict_frames(F_fit[:8]), repeats=3
+            )
+            suffix = "" if dtype == "float32" else "_bf16"
+            out[name][f"real_time_factor{suffix}"] = len(paths) * 10.0 / t
+            out[name][f"network_only_real_time_factor{suffix}"] = 8 * 10.0 / t_net
+    return out
+
+
+def bench_bf16_accuracy(F, y_weak, y_strong, F_valid, y_valid, epochs=8):
+    """Event and segment F1 of one trained benchmark-size model on the
+    validation soundscapes, float32 against bfloat16 inference."""
+    est = PseudoLabelSED(
+        n_filters=8,
+        n_blocks=1,
+        max_epochs=epochs,
+        pseudo_label=False,
+        optimizer=torch.optim.Adam,
+        lr=2e-3,
+        batch_size=16,
+        classes=DESED_CLASSES,
+        random_state=0,
+    ).fit(F, y_weak, y_strong)
+    out = {"n_train": len(F), "n_valid": len(F_valid), "epochs": epochs}
+    for dtype in ("float32", "bfloat16"):
+        est.set_params(inference_dtype=dtype)
+        out[dtype] = {
+            "event_f1": est.score(F_valid, y_valid),
+            "segment_f1": est.score_segments(F_valid, y_valid),
+            "frames": est.predict_frames(F_valid),
+        }
+    diff = np.abs(out["float32"].pop("frames") - out["bfloat16"].pop("frames"))
+    out["max_abs_prob_diff"] = float(diff.max())
+    out["event_f1_diff_points"] = 100 * (
+        out["bfloat16"]["event_f1"] - out["float32"]["event_f1"]
+    )
     return out
 
 
@@ -273,11 +308,20 @@ def main(argv=None):
     results["features"] = bench_features(paths)
     print("features", results["features"], flush=True)
     ext = LogMelExtractor(n_jobs=-1)
-    F = ext.fit_transform(X[:64])
+    F_all = ext.fit_transform(X)
+    F = F_all[:64]
     results["training"] = bench_training(F, y_strong[:64])
     print("training", results["training"], flush=True)
-    results["inference"] = bench_inference(paths[:8], F, y_weak)
+    results["inference"] = bench_inference(paths[:8], F)
     print("inference", results["inference"], flush=True)
+    X_valid, _, y_valid = load_desed(
+        os.path.join(args.data, "audio", "validation"),
+        os.path.join(args.data, "metadata", "validation.tsv"),
+    )
+    results["bf16_accuracy"] = bench_bf16_accuracy(
+        F_all, y_weak, y_strong, ext.transform(X_valid), y_valid
+    )
+    print("bf16 accuracy", results["bf16_accuracy"], flush=True)
     results["flops"] = bench_flops()
     print("flops", results["flops"], flush=True)
     half = [None if i % 2 else s for i, s in enumerate(y_strong[:64])]
@@ -295,6 +339,7 @@ def main(argv=None):
         f"{n} clips: {v / 2**20:.0f} MiB" for n, v in r["memory_peak_bytes"].items()
     )
     inf = r["inference"]
+    acc = r["bf16_accuracy"]
     text = f"""### Speed, side by side
 
 Command: `python benchmarks/speed.py {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
@@ -305,8 +350,10 @@ Figures: `benchmarks/speed.json`.
 |---|---|---|---|---|
 | log-mel extraction, {r["features"]["n_files"]} files of 10 s (clips/s) | {r["features"]["library_clips_per_s"]:.1f} | {r["features"]["librosa_loop_clips_per_s"]:.1f} (librosa loop) | {r["features"]["speedup"]:.2f}x faster; max difference {r["features"]["max_abs_diff_db"]:.2g} dB | >= 3x |
 | training, width {r["training"]["n_filters"]}, {r["training"]["n_clips"]} clips x {r["training"]["epochs"]} epochs (clips/s) | {r["training"]["library_clips_per_s"]:.2f} | {r["training"]["hand_loop_clips_per_s"]:.2f} (PyTorch loop) | overhead {r["training"]["overhead_percent"]:+.1f} % | < 5 % |
-| inference end to end from files, paper size (x real time) | {inf["paper_size"]["real_time_factor"]:.1f} | network alone: {inf["paper_size"]["network_only_real_time_factor"]:.1f} | | >= 40 |
-| inference end to end from files, benchmark size (x real time) | {inf["benchmark_size"]["real_time_factor"]:.1f} | network alone: {inf["benchmark_size"]["network_only_real_time_factor"]:.1f} | | |
+| inference end to end from files, paper size, float32 (x real time) | {inf["paper_size"]["real_time_factor"]:.1f} | network alone: {inf["paper_size"]["network_only_real_time_factor"]:.1f} | | >= 40 |
+| inference end to end from files, paper size, `inference_dtype="bfloat16"` (x real time) | {inf["paper_size"]["real_time_factor_bf16"]:.1f} | network alone: {inf["paper_size"]["network_only_real_time_factor_bf16"]:.1f} | {inf["paper_size"]["real_time_factor_bf16"] / inf["paper_size"]["real_time_factor"]:.2f}x float32 | >= 40 |
+| inference end to end from files, benchmark size, float32 / bfloat16 (x real time) | {inf["benchmark_size"]["real_time_factor"]:.1f} / {inf["benchmark_size"]["real_time_factor_bf16"]:.1f} | network alone: {inf["benchmark_size"]["network_only_real_time_factor"]:.1f} / {inf["benchmark_size"]["network_only_real_time_factor_bf16"]:.1f} | | |
+| bfloat16 against float32 inference: event / segment F1 on {acc["n_valid"]} validation clips, benchmark-size model trained {acc["epochs"]} epochs (%) | {100 * acc["bfloat16"]["event_f1"]:.2f} / {100 * acc["bfloat16"]["segment_f1"]:.2f} | float32: {100 * acc["float32"]["event_f1"]:.2f} / {100 * acc["float32"]["segment_f1"]:.2f} | event F1 {acc["event_f1_diff_points"]:+.2f} points; largest probability difference {acc["max_abs_prob_diff"]:.3f} | within 0.5 point |
 | paper-size forward pass (GFLOP/s) | {r["flops"]["achieved_gflops"]:.1f} ({r["flops"]["forward_gflop_per_clip"]:.1f} GFLOP per clip) | fp32 matmul peak {r["flops"]["matmul_peak_gflops"]:.1f} | {100 * r["flops"]["fraction_of_peak"]:.0f} % of peak | |
 | 9-point threshold grid search / one fit | {r["grid"]["grid_9_points_s"]:.1f} s | one fit {r["grid"]["one_fit_s"]:.1f} s | {r["grid"]["ratio"]:.2f} | <= 1.2 |
 | peak memory of training from a float16 store | {mem} | | | flat |

