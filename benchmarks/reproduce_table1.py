@@ -44,7 +44,7 @@ FILTERS_SEC = (0.0, 0.25, 0.5, 1.0)
 
 def extract(data, cache):
     """Features of every split, extracted once (cached on disk)."""
-    ext = LogMelExtractor(n_jobs=-1)
+    ext = LogMelExtractor()
     split = {}
     X_s, w_s, s_s = load_desed(
         os.path.join(data, "audio", "strong"),

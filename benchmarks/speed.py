@@ -67,7 +67,7 @@ def librosa_loop(paths, ext):
 
 
 def bench_features(paths):
-    ext = LogMelExtractor(scaling=None, n_jobs=-1)
+    ext = LogMelExtractor(scaling=None)
     ext.fit_transform(paths[:2])  # warm-up (numba, FFT plans)
     librosa_loop(paths[:2], ext)
     t_lib, ours = timed(lambda: ext.fit_transform(paths))
@@ -158,7 +158,7 @@ def bench_inference(paths, F_fit):
         ("benchmark_size", dict(n_filters=8, n_blocks=1)),
     ):
         pipe = make_pipeline(
-            LogMelExtractor(n_jobs=-1),
+            LogMelExtractor(),
             PseudoLabelSED(
                 **kw,
                 max_epochs=0,
@@ -329,7 +329,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     results["features"] = bench_features(paths)
     print("features", results["features"], flush=True)
-    ext = LogMelExtractor(n_jobs=-1)
+    ext = LogMelExtractor()
     F_all = ext.fit_transform(X)
     F = F_all[:64]
     results["training"] = bench_training(F, y_strong[:64])

@@ -95,9 +95,7 @@ def _cmd_train(args):
     X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
     if not X:
         raise CLIError("the TSV files list no clip.")
-    pipe = make_pipeline(
-        LogMelExtractor(n_jobs=-1, verbose=1), PseudoLabelSED(verbose=1)
-    )
+    pipe = make_pipeline(LogMelExtractor(verbose=1), PseudoLabelSED(verbose=1))
     _apply_set(pipe, _parse_set(args.set))
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:

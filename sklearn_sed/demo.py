@@ -70,7 +70,7 @@ def run_demo(
         f"made {n_train} training clips ({sum(s is not None for s in y_strong)} "
         f"strong) and {n_valid} validation clips in {time.perf_counter() - t0:.1f} s"
     )
-    extractor = LogMelExtractor(n_jobs=-1)
+    extractor = LogMelExtractor()
     F = extractor.fit_transform(X)
     F_valid = extractor.transform(X_valid)
     log(f"log-mel features {F.shape[1:]} per clip")

@@ -158,3 +158,21 @@ def test_log_mel_equals_librosa_melspectrogram(kw):
     np.testing.assert_allclose(
         log_mel_spectrogram(y[1], top_db=None, **kw), ref_db[1], atol=1e-3
     )
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_load_audio_equals_soundfile_for_every_sample_format(tmp_path, subtype):
+    """Check load_audio (with its own int16 conversion for PCM_16 files) gives
+    exactly soundfile's float32 samples, and stereo files their channel mean."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.9, 0.9, size=(4410, 2))
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(path, x, 44100, subtype=subtype)
+    ref = sf.read(path, dtype="float32")[0].mean(axis=1)
+    y = load_audio(path, sr=44100)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ref)
+    sf.write(path, x[:, 0], 44100, subtype=subtype)
+    np.testing.assert_array_equal(
+        load_audio(path, sr=44100), sf.read(path, dtype="float32")[0]
+    )
