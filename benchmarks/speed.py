@@ -44,6 +44,20 @@ def timed(fn, repeats=3):
     return statistics.median(times), out
 
 
+def timed_pair(fn_a, fn_b, repeats=5):
+    """Median times of two functions run alternately (A, B, A, B, ...), so that
+    both see the same machine state; returns (t_a, out_a, t_b, out_b)."""
+    times_a, times_b, out_a, out_b = [], [], None, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out_a = fn_a()
+        times_a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        out_b = fn_b()
+        times_b.append(time.perf_counter() - t)
+    return statistics.median(times_a), out_a, statistics.median(times_b), out_b
+
+
 def librosa_loop(paths, ext):
     """What a user writes by hand: load, resample, mel spectrogram, log."""
     out = []
@@ -68,10 +82,11 @@ def librosa_loop(paths, ext):
 
 def bench_features(paths):
     ext = LogMelExtractor(scaling=None)
-    ext.fit_transform(paths[:2])  # warm-up (numba, FFT plans)
-    librosa_loop(paths[:2], ext)
-    t_lib, ours = timed(lambda: ext.fit_transform(paths))
-    t_loop, ref = timed(lambda: librosa_loop(paths, ext))
+    ext.fit_transform(paths)  # warm-up (numba, FFT plans, page cache)
+    librosa_loop(paths, ext)
+    t_lib, ours, t_loop, ref = timed_pair(
+        lambda: ext.fit_transform(paths), lambda: librosa_loop(paths, ext)
+    )
     return {
         "n_files": len(paths),
         "library_clips_per_s": len(paths) / t_lib,
@@ -116,7 +131,6 @@ def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
         random_state=0,
     )
     est.fit(F[:16], None, y_strong[:16])  # warm-up
-    t_lib, est = timed(lambda: est.fit(F, None, y_strong), repeats=3)
     from sklearn_sed.labels import events_to_frames
 
     Y = np.stack(
@@ -135,8 +149,10 @@ def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
             for ev in y_strong
         ]
     )
-    t_hand, _ = timed(
-        lambda: hand_loop(F, Y, frames, n_filters, epochs, batch_size, lr, 0), repeats=3
+    hand_loop(F[:16], Y[:16], frames[:16], n_filters, 1, batch_size, lr, 0)  # warm-up
+    t_lib, _, t_hand, _ = timed_pair(
+        lambda: est.fit(F, None, y_strong),
+        lambda: hand_loop(F, Y, frames, n_filters, epochs, batch_size, lr, 0),
     )
     n = len(F) * epochs
     return {

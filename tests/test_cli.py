@@ -75,6 +75,47 @@ def trained_model(desed_dir):
     return model
 
 
+def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
+    desed_dir, tmp_path, monkeypatch
+):
+    """Check that rerunning `train --checkpoint-dir` after a finished run trains
+    no epoch again (it resumes from the last checkpoint) and writes a model
+    with the same predictions."""
+    import joblib
+    import skorch
+
+    argv = [
+        "train",
+        "--audio-dir",
+        str(desed_dir),
+        "--strong-tsv",
+        str(desed_dir / "strong.tsv"),
+        "--weak-tsv",
+        str(desed_dir / "weak.tsv"),
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+    ]
+    for s in SETS:
+        argv += ["--set", s]
+    epochs, partial_fit = [], skorch.NeuralNet.partial_fit
+
+    def counting(self, *args, **kwargs):
+        epochs.append(1)
+        return partial_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(skorch.NeuralNet, "partial_fit", counting)
+    assert main([*argv, "--output", str(tmp_path / "first.joblib")]) == 0
+    assert len(epochs) == 4  # 3 stage-1 epochs + 1 pseudo-label iteration
+    assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
+    epochs.clear()
+    assert main([*argv, "--output", str(tmp_path / "second.joblib")]) == 0
+    assert epochs == []
+    audio = [str(desed_dir / f"clip{i}.wav") for i in range(4)]
+    first = joblib.load(tmp_path / "first.joblib").predict_frames(audio)
+    second = joblib.load(tmp_path / "second.joblib").predict_frames(audio)
+    np.testing.assert_array_equal(first, second)
+
+
 def test_train_writes_a_model(trained_model, capsys):
     """Check train saves a loadable pipeline."""
     import joblib
