@@ -44,14 +44,21 @@ def timed(fn, repeats=3):
     return statistics.median(times), out
 
 
-def timed_pair(fn_a, fn_b, repeats=5):
+def timed_pair(fn_a, fn_b, repeats=5, pause=0.5):
     """Median times of two functions run alternately (A, B, A, B, ...), so that
-    both see the same machine state; returns (t_a, out_a, t_b, out_b)."""
+    both see the same machine state; returns (t_a, out_a, t_b, out_b).
+
+    Each run starts after ``pause`` seconds: BLAS and OpenMP worker threads
+    keep spinning for a while after a call, and on 2 cores a run that starts
+    while the other side's threads spin is measured up to 2x slow.
+    """
     times_a, times_b, out_a, out_b = [], [], None, None
     for _ in range(repeats):
+        time.sleep(pause)
         t = time.perf_counter()
         out_a = fn_a()
         times_a.append(time.perf_counter() - t)
+        time.sleep(pause)
         t = time.perf_counter()
         out_b = fn_b()
         times_b.append(time.perf_counter() - t)
@@ -128,6 +135,7 @@ def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
         lr=lr,
         batch_size=batch_size,
         class_weight=None,
+        classes=DESED_CLASSES,
         random_state=0,
     )
     est.fit(F[:16], None, y_strong[:16])  # warm-up
@@ -327,7 +335,7 @@ def bench_memory(counts, folder):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
-    p.add_argument("--n-files", type=int, default=32)
+    p.add_argument("--n-files", type=int, default=128)
     p.add_argument("--memory-clips", type=int, nargs="+", default=[200, 800, 3200])
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = p.parse_args(argv)
