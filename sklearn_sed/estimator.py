@@ -168,9 +168,11 @@ class PseudoLabelSED(BaseEstimator):
         ``fit`` resumes from it when it exists and matches the training
         (parameters and data). See :mod:`sklearn_sed.checkpoints`.
     memory : str, joblib.Memory or None, default=None
-        Cache of trained networks keyed on the training parameters and data:
-        refitting with other post-processing parameters (e.g. in
-        ``GridSearchCV``) then costs no training.
+        Cache of trained networks keyed on the training parameters and data,
+        and of frame and clip probabilities keyed on the weights, the features
+        and the inference settings: refitting and scoring with other
+        post-processing parameters (e.g. in ``GridSearchCV``) then costs no
+        training and no forward pass.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation and batch order.
     verbose : int, default=0
@@ -631,7 +633,19 @@ class PseudoLabelSED(BaseEstimator):
         if batch_size is None:
             on_cpu = torch.device(self.net_.device).type == "cpu"
             batch_size = 1 if on_cpu else self.batch_size
-        return _forward(self.net_, X, None, batch_size, dtype=self.inference_dtype)
+        if self.memory is None:
+            return _forward(self.net_, X, None, batch_size, dtype=self.inference_dtype)
+        from sklearn.utils.validation import check_memory
+
+        forward = check_memory(self.memory).cache(_forward_cached, ignore=["net"])
+        return forward(
+            _weights_key(self.net_),
+            X,
+            batch_size,
+            self.inference_dtype,
+            str(self.net_.device),
+            net=self.net_,
+        )
 
     def predict_frames(self, X):
         """Frame probabilities.
@@ -801,6 +815,23 @@ def _forward(net, X, indices, batch_size, dtype="float32"):
             (0, n_classes), np.float32
         )
     return np.concatenate(frames), np.concatenate(clips)
+
+
+def _weights_key(net):
+    """Hash of the module's class and weights: what a forward pass depends on."""
+    import joblib
+
+    module = net.module_
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return joblib.hash((type(module).__module__, type(module).__qualname__, state))
+
+
+def _forward_cached(weights_key, X, batch_size, dtype, device, net):
+    """Run :func:`_forward` as a pure function of its hashed arguments.
+
+    For ``joblib.Memory``: ``net`` is not hashed, ``weights_key`` stands for it.
+    """
+    return _forward(net, X, None, batch_size, dtype=dtype)
 
 
 def _train_cached(params, X, y, seed):

@@ -103,8 +103,11 @@ def test_scorer_refuses_weak_labels_with_remedy(fitted_sed, tiny_dataset):
         event_f1_scorer(fitted_sed, tiny_dataset["F_test"][:2], [["Blender"], []])
 
 
-def test_grid_search_over_postprocessing_trains_once_per_fold(audio, tmp_path):
-    """Check a k-point post-processing grid on f folds costs f trainings (+1 refit)."""
+def test_grid_search_over_postprocessing_trains_once_per_fold(
+    audio, tmp_path, monkeypatch
+):
+    """Check a k-point post-processing grid on f folds costs f trainings (+1
+    refit) and f forward passes."""
     X, y_weak, y_strong = audio
     F = LogMelExtractor(**TINY_FEATURES).fit_transform(X)
     y = combine_labels(y_weak, y_strong)
@@ -114,12 +117,42 @@ def test_grid_search_over_postprocessing_trains_once_per_fold(audio, tmp_path):
         "median_filter_sec": [0.0, 0.2],
         "postprocessing": ["threshold_first", "filter_first"],
     }
+    predictions, forward = [], estimator_module._forward
+
+    def counting(net, X, indices, batch_size, dtype="float32"):
+        if indices is None:  # prediction (pseudo labelling passes indices)
+            predictions.append(len(X))
+        return forward(net, X, indices, batch_size, dtype=dtype)
+
+    monkeypatch.setattr(estimator_module, "_forward", counting)
     before = estimator_module._train_cached.n_calls
     search = GridSearchCV(sed, grid, cv=KFold(2), scoring=event_f1_scorer)
     search.fit(F, y)
     trainings = estimator_module._train_cached.n_calls - before
     assert len(search.cv_results_["params"]) == 12
     assert trainings == 2 + 1  # one per fold, one refit on all data
+    # 24 scorings (12 settings x 2 folds), one forward pass per test fold
+    # (over its strongly labelled clips, the ones event F1 scores).
+    assert len(predictions) == 2
+
+
+def test_cached_predictions_are_keyed_on_the_weights(audio, tmp_path):
+    """Check that with `memory` two differently trained networks sharing one
+    cache each get their own probabilities, equal to uncached ones."""
+    X, y_weak, y_strong = audio
+    F = LogMelExtractor(**TINY_FEATURES).fit_transform(X)
+    cache = str(tmp_path / "cache")
+    seen = {}
+    for seed in (0, 1, 0):
+        sed = PseudoLabelSED(**{**FAST, "random_state": seed}, memory=cache)
+        sed.fit(F, y_weak, y_strong)
+        cached = sed.predict_frames(F)
+        np.testing.assert_array_equal(cached, sed.predict_frames(F))
+        np.testing.assert_array_equal(
+            cached, sed.set_params(memory=None).predict_frames(F)
+        )
+        seen.setdefault(seed, cached)
+    assert not np.array_equal(seen[0], seen[1])
 
 
 def test_grid_search_per_class_threshold_and_gating(audio, tmp_path):
