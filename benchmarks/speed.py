@@ -389,7 +389,7 @@ def main(argv=None):
     text = f"""### Speed, side by side
 
 Command: `python benchmarks/speed.py {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
-Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Medians of 3 runs.
+Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Extraction and training: medians of 5 alternating runs (library, by hand, library, ...; 0.5 s pause before each); other figures: medians of 3 runs.
 Figures: `benchmarks/speed.json`.
 
 | what | sklearn-sed | by hand | ratio | target |
