@@ -196,6 +196,31 @@ def test_unsupported_module_is_refused_on_save(tiny_dataset, tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_model_saved_with_cuda_device_loads_and_predicts_on_cpu(
+    saved, fitted_pipe, tiny_dataset, tmp_path
+):
+    """Check, without a GPU, that a file recording device="cuda" (as a model
+    trained on a GPU does) loads on a CPU-only machine and predicts exactly as
+    before: `load` maps the device to the CPU and the weights carry none."""
+
+    def to_cuda(manifest):
+        for step in manifest["steps"]:
+            if "device" in step.get("params", {}):
+                step["params"]["device"] = "cuda:0"
+                step["changed"] = True
+        assert any(step.pop("changed", False) for step in manifest["steps"])
+
+    gpu_file = tmp_path / "gpu.sed"
+    _rewrite(saved, gpu_file, _edit_manifest(to_cuda))
+    loaded = sklearn_sed.load(gpu_file)
+    assert loaded[-1].device == "cpu"
+    assert next(loaded[-1].net_.module_.parameters()).device == torch.device("cpu")
+    audio = tiny_dataset["audio"][:4]
+    np.testing.assert_array_equal(
+        loaded.predict_frames(audio), fitted_pipe.predict_frames(audio)
+    )
+
+
 @pytest.mark.gpu
 def test_gpu_trained_model_loads_on_cpu(tiny_dataset, tmp_path):
     """Check a model trained on CUDA loads and predicts on the CPU."""
