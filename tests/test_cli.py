@@ -53,10 +53,9 @@ def desed_dir(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def trained_model(desed_dir):
-    model = desed_dir / "model.joblib"
-    args = [
+def _train_argv(desed_dir, *extra):
+    """`sklearn-sed train` on the DESED folder with the SETS settings."""
+    argv = [
         "train",
         "--audio-dir",
         str(desed_dir),
@@ -64,14 +63,18 @@ def trained_model(desed_dir):
         str(desed_dir / "strong.tsv"),
         "--weak-tsv",
         str(desed_dir / "weak.tsv"),
-        "--valid-tsv",
-        str(desed_dir / "strong.tsv"),
-        "--output",
-        str(model),
+        *extra,
     ]
     for s in SETS:
-        args += ["--set", s]
-    assert main(args) == 0
+        argv += ["--set", s]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def trained_model(desed_dir):
+    model = desed_dir / "model.joblib"
+    valid = ["--valid-tsv", str(desed_dir / "strong.tsv")]
+    assert main(_train_argv(desed_dir, *valid, "--output", str(model))) == 0
     return model
 
 
@@ -84,19 +87,7 @@ def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
     import joblib
     import skorch
 
-    argv = [
-        "train",
-        "--audio-dir",
-        str(desed_dir),
-        "--strong-tsv",
-        str(desed_dir / "strong.tsv"),
-        "--weak-tsv",
-        str(desed_dir / "weak.tsv"),
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt"),
-    ]
-    for s in SETS:
-        argv += ["--set", s]
+    argv = _train_argv(desed_dir, "--checkpoint-dir", str(tmp_path / "ckpt"))
     epochs, partial_fit = [], skorch.NeuralNet.partial_fit
 
     def counting(self, *args, **kwargs):
