@@ -176,3 +176,20 @@ def test_load_audio_equals_soundfile_for_every_sample_format(tmp_path, subtype):
     np.testing.assert_array_equal(
         load_audio(path, sr=44100), sf.read(path, dtype="float32")[0]
     )
+
+
+def test_features_bit_identical_across_torch_thread_counts():
+    """Check the torch STFT path gives the same bits with 1 and 2 threads, so
+    that stored features do not depend on the machine's core count."""
+    import torch
+
+    y = (np.random.default_rng(0).normal(size=(3, 44100)) * 0.1).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        out = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = log_mel_spectrogram(y)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(out[1], out[2])
