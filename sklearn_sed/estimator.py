@@ -15,7 +15,7 @@ import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_memory
 from skorch.callbacks import Callback
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
@@ -437,8 +437,6 @@ class PseudoLabelSED(BaseEstimator):
         if self.memory is None:
             net, history = self._train(X, y, seed)
         else:
-            from sklearn.utils.validation import check_memory
-
             train = check_memory(self.memory).cache(_train_cached)
             net, history = train(self._training_params(), X, y, seed)
         self.net_ = net
@@ -527,7 +525,7 @@ class PseudoLabelSED(BaseEstimator):
         import joblib
 
         params = self._training_params()
-        for name in ("checkpoint_dir", "callbacks", "device"):
+        for name in ("callbacks", "device"):  # _training_params drops the rest
             params.pop(name, None)
         step = max(1, len(X) // 64)
         sample = np.asarray(X[::step], dtype=np.float32)
@@ -635,8 +633,6 @@ class PseudoLabelSED(BaseEstimator):
             batch_size = 1 if on_cpu else self.batch_size
         if self.memory is None:
             return _forward(self.net_, X, None, batch_size, dtype=self.inference_dtype)
-        from sklearn.utils.validation import check_memory
-
         forward = check_memory(self.memory).cache(_forward_cached, ignore=["net"])
         return forward(
             _weights_key(self.net_),

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from sklearn_sed import PseudoLabelSED
+from tests.conftest import FAST_SED
 
+# FAST_SED with two stage-1 epochs, three pseudo-label iterations and the
+# augmentation on, so that a checkpoint has RNG and pseudo-label state to carry.
 PARAMS = dict(
-    n_filters=2,
-    n_blocks=1,
+    FAST_SED,
     max_epochs=2,
     max_iter=3,
     epochs_per_iter=1,
-    duration=2.0,
-    random_state=0,
     batch_size=8,
     time_shift=0.2,
     freq_mask=2,
