@@ -64,9 +64,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_SHARED, help="shared/data folder")
     p.add_argument("--output", default="/tmp/sed_bench")
-    p.add_argument("--n-strong", type=int, default=240)
-    p.add_argument("--n-weak", type=int, default=240)
-    p.add_argument("--n-valid", type=int, default=120)
+    p.add_argument("--n-strong", type=int, default=500)
+    p.add_argument("--n-weak", type=int, default=500)
+    p.add_argument("--n-valid", type=int, default=150)
     p.add_argument("--valid-fraction", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -143,7 +143,12 @@ def main(argv=None):
         random_state=rng,
         output_dir=os.path.join(args.output, "audio", "weak"),
     )
-    os.remove(os.path.join(args.output, "audio", "weak", "soundscapes.tsv"))
+    # The true events of the weak clips (extent of each mixed recording) are
+    # kept aside, never trained on: they measure the pseudo labels.
+    os.replace(
+        os.path.join(args.output, "audio", "weak", "soundscapes.tsv"),
+        os.path.join(args.output, "weak_truth.tsv"),
+    )
     with open(os.path.join(args.output, "metadata", "weak.tsv"), "w") as f:
         f.write("filename\tevent_labels\n")
         for i, events_i in enumerate(y):

@@ -22,15 +22,14 @@ import sys
 import time
 
 import numpy as np
-import torch
 from _common import ROOT, machine, now, replace_section, require, write_json
 from joblib import Memory
-from skorch.callbacks import LRScheduler
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
-from sklearn_sed.callbacks import BestWeights, ValidationScoring
+from sklearn_sed import LogMelExtractor, make_detector
+from sklearn_sed.callbacks import PseudoLabelQuality
 from sklearn_sed.crnn import CRNN
-from sklearn_sed.datasets import DESED_CLASSES, load_desed
+from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
+from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics import sed_eval_results
 
 VARIANTS = {
@@ -38,8 +37,6 @@ VARIANTS = {
     "resnet": "ResNet without pseudo label",
     "resnet_pl": "ResNet with pseudo label (proposed)",
 }
-THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-FILTERS_SEC = (0.0, 0.25, 0.5, 1.0)
 
 
 def extract(data, cache):
@@ -62,6 +59,12 @@ def extract(data, cache):
     F_train, F_valid = fit_transform(ext, X_s + X_w, X_v)
     split["train"] = (F_train, w_s + w_w, s_s + s_w)
     split["valid"] = (F_valid, s_v)
+    # True events of the weak clips (kept aside, never trained on).
+    truth_path = os.path.join(data, "weak_truth.tsv")
+    truth = read_strong_tsv(truth_path) if os.path.exists(truth_path) else {}
+    split["weak_truth"] = [None] * len(X_s) + [
+        truth.get(os.path.basename(path)) for path in X_w
+    ]
     return split
 
 
@@ -72,32 +75,6 @@ def _features(ext, X_train, X_valid):
 def class_wise_f1(y_true, y_pred, classes):
     res = sed_eval_results(y_true, y_pred, metric="event", classes=classes)
     return {c: res["class_wise"][c]["f_measure"]["f_measure"] for c in classes}
-
-
-def tune_postprocessing(sed, F_dev, y_dev):
-    """Per-class threshold and median filter that maximise dev event F1.
-
-    No retraining: the frame probabilities are computed once.
-    """
-    classes = [str(c) for c in sed.classes_]
-    frames, clips = sed.net_.forward(F_dev)
-    frames, clips = frames.numpy(), clips.numpy()
-    best = {c: (-1.0, 0.5, 0.0) for c in classes}
-    for thr in THRESHOLDS:
-        for filt in FILTERS_SEC:
-            sed.set_params(threshold=thr, median_filter_sec=filt)
-            scores = class_wise_f1(y_dev, sed.decode(frames, clips), classes)
-            for c in classes:
-                f = scores[c] if np.isfinite(scores[c]) else 0.0
-                if f > best[c][0]:
-                    best[c] = (f, thr, filt)
-    sed.set_params(
-        threshold=[best[c][1] for c in classes],
-        median_filter_sec=[best[c][2] for c in classes],
-    )
-    return {
-        c: {"threshold": best[c][1], "median_filter_sec": best[c][2]} for c in classes
-    }
 
 
 def run_one(variant, seed, split, args):
@@ -112,19 +89,21 @@ def run_one(variant, seed, split, args):
     train = [i for i in range(len(F)) if i not in dev]
     dev = sorted(dev)
     F_dev, y_dev = F[dev], [y_strong[i] for i in dev]
-    valid = ValidationScoring(F_dev, y_dev)
-    best = BestWeights()
     epochs = args.epochs
     stage1 = epochs - args.max_iter if variant == "resnet_pl" else epochs
     module = None
     if variant == "crnn":
         module = functools.partial(CRNN, n_filters=args.crnn_filters, hidden_size=64)
-    sed = PseudoLabelSED(
-        module,
+    callbacks = []
+    if variant == "resnet_pl" and any(t is not None for t in split["weak_truth"]):
+        quality = PseudoLabelQuality(weak_truth_frames(split, train))
+        callbacks.append(quality)
+    sed = make_detector(
+        "cpu",
+        module=module,
         classes=DESED_CLASSES,
         n_filters=args.n_filters,
         n_blocks=args.n_blocks,
-        optimizer=torch.optim.Adam,
         lr=args.lr,
         batch_size=args.batch_size,
         max_epochs=stage1,
@@ -132,24 +111,22 @@ def run_one(variant, seed, split, args):
         max_iter=args.max_iter,
         delta=args.delta,
         time_shift=args.time_shift,
-        # Monitored on the dev split at a lenient fixed setting; tuned per class
-        # after training.
-        threshold=0.3,
-        median_filter_sec=0.5,
         freq_mask=args.freq_mask,
+        ema_decay=args.ema_decay,
+        train_dtype=args.train_dtype,
         random_state=seed,
         verbose=args.verbose,
-        callbacks=[
-            valid,
-            best,
-            LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs),
-        ],
+        callbacks=callbacks,
     )
     t0 = time.perf_counter()
-    sed.fit(F[train], [y_weak[i] for i in train], [y_strong[i] for i in train])
+    sed.fit(
+        F[train],
+        [y_weak[i] for i in train],
+        [y_strong[i] for i in train],
+        X_val=F_dev,
+        y_val=y_dev,
+    )
     fit_sec = time.perf_counter() - t0
-    best.restore(sed.net_)
-    post = tune_postprocessing(sed, F_dev, y_dev)
     F_valid, y_valid = split["valid"]
     events = sed.predict_events(F_valid)
     classes = [str(c) for c in sed.classes_]
@@ -158,6 +135,7 @@ def run_one(variant, seed, split, args):
         y_valid, events, metric="segment", classes=classes, duration=10.0
     )
     clip_pred = sed.predict(F_valid)
+    history = sed.net_.history
     return {
         "variant": variant,
         "seed": seed,
@@ -170,12 +148,34 @@ def run_one(variant, seed, split, args):
             c: ev["class_wise"][c]["f_measure"]["f_measure"] for c in classes
         },
         "pseudo_label_history": sed.pseudo_label_history_,
-        "best_epoch": best.best_epoch_,
-        "dev_event_f1_per_epoch": sed.net_.history[:, "valid_event_f1"],
-        "postprocessing": post,
+        "best_epoch": sed.best_epoch_,
+        "dev_event_f1_per_epoch": history[:, "valid_event_f1"],
+        "epoch_seconds": history[:, "dur"],
+        "stage_per_epoch": history[:, "stage"],
+        "pseudo_label_quality": callbacks[0].records_ if callbacks else [],
+        "postprocessing": {
+            c: {
+                "threshold": float(sed.threshold_[k]),
+                "median_filter_sec": float(sed.median_filter_sec_[k]),
+            }
+            for k, c in enumerate(classes)
+        },
+        "settings": {k: v for k, v in vars(args).items() if k not in ("docs", "data")},
         "fit_seconds": fit_sec,
         "n_clips_with_predicted_class": int(clip_pred.any(axis=1).sum()),
     }
+
+
+def weak_truth_frames(split, train):
+    """True frame labels of the training clips (NaN where unknown)."""
+    truth = [split["weak_truth"][i] for i in train]
+    out = np.full((len(train), 128, len(DESED_CLASSES)), np.nan, np.float32)
+    for k, events in enumerate(truth):
+        if events is not None:
+            out[k] = events_to_frames(
+                events, classes=DESED_CLASSES, n_frames=128, duration=10.0
+            )
+    return out
 
 
 def mean_std(values):
@@ -313,15 +313,19 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--epochs", type=int, default=14)
-    p.add_argument("--max-iter", type=int, default=5)
+    p.add_argument("--max-iter", type=int, default=4)
     p.add_argument("--delta", type=float, default=0.1)
-    p.add_argument("--n-filters", type=int, default=8)
-    p.add_argument("--n-blocks", type=int, default=1)
-    p.add_argument("--crnn-filters", type=int, default=16)
+    p.add_argument("--n-filters", type=int, default=16)
+    p.add_argument("--n-blocks", type=int, default=2)
+    p.add_argument("--crnn-filters", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--time-shift", type=float, default=0.3)
     p.add_argument("--freq-mask", type=int, default=8)
+    p.add_argument("--ema-decay", type=float, default=0.99)
+    p.add_argument(
+        "--train-dtype", choices=("auto", "float32", "bfloat16"), default="auto"
+    )
     p.add_argument(
         "--paper-size",
         action="store_true",

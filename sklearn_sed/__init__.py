@@ -19,6 +19,7 @@ from sklearn_sed.metrics import (
 )
 from sklearn_sed.nets import SEDNet, make_sed_net
 from sklearn_sed.persistence import load, save
+from sklearn_sed.recipes import make_detector
 from sklearn_sed.resnet import ResNetSED
 
 try:
@@ -38,6 +39,7 @@ __all__ = [
     "load_audio",
     "load",
     "log_mel_spectrogram",
+    "make_detector",
     "make_sed_net",
     "make_sed_scorer",
     "save",

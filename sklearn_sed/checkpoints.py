@@ -28,6 +28,37 @@ def _history_json(history):
     return json.dumps(rows, default=float)
 
 
+def _callback_states(net):
+    """Tensors of the stateful training callbacks (averaged and best weights)."""
+    from sklearn_sed.callbacks import BestWeights, WeightAveraging
+
+    states = {}
+    for name, cb in net.callbacks_:
+        if isinstance(cb, WeightAveraging):
+            states[name] = {"averaged": cb.state_dict()}
+        elif isinstance(cb, BestWeights):
+            states[name] = {
+                "best_score": float(cb.best_score_),
+                "best_epoch": int(cb.best_epoch_),
+                "best_state": cb.best_state_,
+            }
+    return states
+
+
+def _restore_callbacks(net, states):
+    from sklearn_sed.callbacks import BestWeights, WeightAveraging
+
+    callbacks = dict(net.callbacks_)
+    for name, state in states.items():
+        cb = callbacks.get(name)
+        if isinstance(cb, WeightAveraging):
+            cb.load_state_dict(net, state["averaged"])
+        elif isinstance(cb, BestWeights):
+            cb.best_score_ = state["best_score"]
+            cb.best_epoch_ = state["best_epoch"]
+            cb.best_state_ = state["best_state"]
+
+
 def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
     """Write the training state atomically.
 
@@ -63,6 +94,7 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
         "history": _history_json(net.history),
         "pl_history": json.dumps(pl_history),
         "rng": torch.get_rng_state(),
+        "callbacks": _callback_states(net),
     }
     with atomic_path(os.path.join(directory, CHECKPOINT_NAME), suffix=".pt") as tmp:
         torch.save(state, tmp)
@@ -122,4 +154,5 @@ def restore(net, state, y):
     y["frames"][:] = state["frames"].numpy().astype(np.float32)
     net.history = History(json.loads(state["history"]))
     torch.set_rng_state(state["rng"])
+    _restore_callbacks(net, state.get("callbacks", {}))
     return json.loads(state["pl_history"])

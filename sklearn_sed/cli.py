@@ -87,29 +87,34 @@ def _cmd_demo(args):
 
 
 def _cmd_train(args):
-    from sklearn_sed import LogMelExtractor, PseudoLabelSED
-    from sklearn_sed.callbacks import ValidationScoring
+    from sklearn_sed import LogMelExtractor
     from sklearn_sed.datasets import load_desed, read_strong_tsv
     from sklearn_sed.pipeline import make_pipeline
+    from sklearn_sed.recipes import make_detector
 
     X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
     if not X:
         raise CLIError("the TSV files list no clip.")
-    pipe = make_pipeline(LogMelExtractor(verbose=1), PseudoLabelSED(verbose=1))
+    pipe = make_pipeline(
+        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=1)
+    )
     _apply_set(pipe, _parse_set(args.set))
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
     features = extractor.fit_transform(X)
+    validation = {}
     if args.valid_tsv:
         ref = read_strong_tsv(args.valid_tsv)
         Xv = [os.path.join(args.audio_dir, name) for name in ref]
-        valid = ValidationScoring(extractor.transform(Xv), list(ref.values()))
-        sed.set_params(callbacks=[*(sed.callbacks or []), valid])
-    sed.fit(features, y_weak, y_strong)
-    if args.valid_tsv:
-        f1 = sed.net_.history[-1, "valid_event_f1"]
-        print(f"validation event-based F1 after the last epoch: {100 * f1:.1f} %")
+        validation = {"X_val": extractor.transform(Xv), "y_val": list(ref.values())}
+    sed.fit(features, y_weak, y_strong, **validation)
+    if sed.validation_f1_ is not None:
+        how = "tuned per class" if sed.tune_postprocessing else "as set"
+        print(
+            f"validation event-based F1: {100 * sed.validation_f1_:.1f} % "
+            f"(epoch {sed.best_epoch_} kept, post-processing {how})"
+        )
     _save_atomic(pipe, args.output)
     print(f"saved {args.output}")
 
@@ -262,7 +267,20 @@ def build_parser():
     train.add_argument("--audio-dir", required=True)
     train.add_argument("--strong-tsv")
     train.add_argument("--weak-tsv")
-    train.add_argument("--valid-tsv")
+    train.add_argument(
+        "--valid-tsv",
+        help="strong labels of validation clips (in --audio-dir): the best "
+        "epoch is kept and, with the cpu recipe, thresholds and median "
+        "filters are tuned per class on them",
+    )
+    train.add_argument(
+        "--recipe",
+        choices=("cpu", "paper"),
+        default="cpu",
+        help="named settings (sklearn_sed.recipes): 'cpu' (default) trains "
+        "a width-16 ResNet in about half an hour per 1,000 clips on 2 cores; "
+        "'paper' is the report as written (64 filters, SGD: a GPU job)",
+    )
     train.add_argument("--output", required=True)
     train.add_argument(
         "--checkpoint-dir",

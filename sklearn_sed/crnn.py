@@ -109,7 +109,8 @@ class CRNN(nn.Module):
         x = self.blocks(X.unsqueeze(1))  # (batch, channels, T', 1)
         x = x.mean(dim=3).transpose(1, 2)  # (batch, T', channels)
         x, _ = self.gru(x)
-        frame_probs = torch.sigmoid(self.fc(x))
+        # The sigmoid in float32 even under autocast: eqs. 1-3 take log(1 - p).
+        frame_probs = torch.sigmoid(self.fc(x).float())
         if self.pooling == "max":
             return frame_probs, frame_probs.amax(dim=1)
         weights = torch.softmax(self.attention(x), dim=1)

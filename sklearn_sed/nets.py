@@ -6,6 +6,7 @@ criterion is :class:`~sklearn_sed.losses.PseudoLabelLoss`. It overrides only
 ``get_loss``, never ``fit`` or ``fit_loop``.
 """
 
+import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.utils import to_tensor
@@ -28,6 +29,11 @@ class SEDNet(NeuralNet):
         None on purpose: the module already outputs probabilities, and
         skorch's ``"auto"`` would turn a BCE output into two-column binary
         probabilities, wrong for multi-label frame outputs.
+    train_dtype : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" runs the module's forward pass in training under
+        ``torch.autocast`` (mixed precision: weights, optimizer and loss
+        stay float32). About 2x the clips/s on CPUs with AVX-512 BF16 or
+        AMX, and on recent GPUs.
     **kwargs
         Every other :class:`skorch.NeuralNet` parameter.
 
@@ -42,8 +48,10 @@ class SEDNet(NeuralNet):
         *args,
         criterion=PseudoLabelLoss,
         predict_nonlinearity=None,
+        train_dtype="float32",
         **kwargs,
     ):
+        self.train_dtype = train_dtype
         super().__init__(
             module,
             *args,
@@ -62,6 +70,20 @@ class SEDNet(NeuralNet):
             ),
             ("print_log", PrintLog()),
         ]
+
+    def infer(self, x, **fit_params):
+        """Forward pass; under bfloat16 autocast in training when asked.
+
+        The outputs are returned as float32, so that the loss (eqs. 1-3 take
+        logarithms of probabilities) is always computed in full precision.
+        """
+        enabled = self.train_dtype == "bfloat16" and self.module_.training
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+            out = super().infer(x, **fit_params)
+        if enabled:
+            out = tuple(o.float() for o in out)
+        return out
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss of one batch.

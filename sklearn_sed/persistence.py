@@ -121,7 +121,12 @@ def _sed_to_json(sed, weights_name):
             "pseudo_label_history_",
             "n_strong_",
             "n_weak_",
+            "best_epoch_",
+            "threshold_",
+            "median_filter_sec_",
+            "validation_f1_",
         )
+        if hasattr(sed, k)
     }
     history = [
         {k: _jsonable(v) for k, v in row.items() if k != "batches"}
@@ -215,6 +220,9 @@ def _load_sed(entry, zf, device):
         setattr(sed, k, v)
     sed.classes_ = np.asarray(fitted["classes_"])
     sed.class_weight_ = np.asarray(fitted["class_weight_"])
+    for k in ("threshold_", "median_filter_sec_"):
+        if k in fitted:
+            setattr(sed, k, np.asarray(fitted[k], dtype=float))
     try:
         state = st_load(zf.read(entry["weights"]))
     except Exception as exc:  # safetensors raises its own error types

@@ -156,5 +156,6 @@ class ResNetSED(nn.Module):
         x = self.conv_block(X.unsqueeze(1))
         x = self.stages(x)  # (batch, channels, T', F')
         x = self.relu(x.mean(dim=3)).transpose(1, 2)  # (batch, T', channels)
-        frame_probs = torch.sigmoid(self.fc(x))
+        # The sigmoid in float32 even under autocast: eqs. 1-3 take log(1 - p).
+        frame_probs = torch.sigmoid(self.fc(x).float())
         return frame_probs, frame_probs.amax(dim=1)

@@ -304,8 +304,54 @@ def test_train_records_validation_f1_per_epoch(trained_model):
     f1 = pipe[-1].net_.history[:, "valid_event_f1"]
     assert len(f1) == 3 + 1  # 3 stage-1 epochs, 1 pseudo-label iteration
     assert all(0.0 <= v <= 1.0 for v in f1)
-    (callback,) = [cb for cb in pipe[-1].callbacks if hasattr(cb, "X_valid")]
+    callback = dict(pipe[-1].net_.callbacks_)["validation"]
     assert callback.X_valid is None
+    assert callback.y_valid is None
+    assert 1 <= pipe[-1].best_epoch_ <= 4
+    assert f1[pipe[-1].best_epoch_ - 1] == max(f1)
+
+
+def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
+    """`sklearn-sed train` (default recipe "cpu", a validation TSV) and the
+    same recipe in Python give the same predictions and tuned settings."""
+    import joblib
+
+    from sklearn_sed import LogMelExtractor, make_detector
+    from sklearn_sed.cli import _parse_set
+    from sklearn_sed.datasets import load_desed
+    from sklearn_sed.pipeline import make_pipeline
+
+    X, y_weak, y_strong = load_desed(
+        desed_dir, desed_dir / "strong.tsv", desed_dir / "weak.tsv"
+    )
+    ref = read_strong_tsv(desed_dir / "strong.tsv")
+    X_val = [str(desed_dir / name) for name in ref]
+    # The command line's rule: a bare name goes to the detector when it has
+    # it, else to the extractor; a step prefix names the step.
+    sed_names = set(make_detector("cpu").get_params())
+    ext_params, sed_params = {}, {}
+    for key, value in _parse_set(SETS).items():
+        step, _, name = key.rpartition("__")
+        if step == "logmelextractor" or (not step and name not in sed_names):
+            ext_params[name] = value
+        else:
+            sed_params[name] = value
+    ext = LogMelExtractor(**ext_params)
+    sed = make_detector("cpu", **sed_params)
+    sed.fit(
+        ext.fit_transform(X),
+        y_weak,
+        y_strong,
+        X_val=ext.transform(X_val),
+        y_val=list(ref.values()),
+    )
+    python = make_pipeline(ext, sed)
+    cli = joblib.load(trained_model)
+    assert cli[-1].get_params()["optimizer"] is sed.optimizer
+    np.testing.assert_array_equal(cli[-1].threshold_, sed.threshold_)
+    np.testing.assert_allclose(
+        cli.predict_frames(X_val[:3]), python.predict_frames(X_val[:3]), atol=1e-6
+    )
 
 
 def test_long_file_memory_is_bounded(trained_model, tmp_path):

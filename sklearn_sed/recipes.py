@@ -1,0 +1,106 @@
+"""Named training recipes: sets of :class:`PseudoLabelSED` parameters.
+
+``"paper"`` is the estimator's defaults, the NEC report as written (the
+64-filter ResNet, SGD, a fixed threshold). ``"cpu"`` is the recipe that
+localises within half an hour of a 2-core CPU (``docs/recipe.md`` and
+``docs/benchmarks.md`` give its measurements): the report's network and loss
+at width 16, trained with Adam, warm-up and cosine decay, bfloat16 autocast
+where the CPU has bfloat16 instructions, time shift and frequency masks, an
+exponential moving average of the weights, the best epoch on validation clips
+and per-class thresholds and median filters tuned on them. Every setting can
+be overridden.
+"""
+
+import functools
+import os
+
+import torch
+
+from sklearn_sed.estimator import PseudoLabelSED
+
+__all__ = ["RECIPES", "bfloat16_is_fast", "make_detector"]
+
+RECIPES = {
+    "paper": {},
+    "cpu": {
+        "n_filters": 16,
+        "n_blocks": 2,
+        "optimizer": torch.optim.Adam,
+        "lr": 2e-3,
+        "batch_size": 16,
+        "max_epochs": 10,
+        "max_iter": 4,
+        "delta": 0.1,
+        "lr_schedule": "cosine",
+        "warmup_epochs": 1,
+        "ema_decay": 0.99,
+        "time_shift": 0.3,
+        "freq_mask": 8,
+        "train_dtype": "auto",
+        "validation_fraction": 0.15,
+        "tune_postprocessing": True,
+        "threshold": 0.3,
+        "median_filter_sec": 0.5,
+    },
+}
+
+
+@functools.cache
+def bfloat16_is_fast(device="cpu"):
+    """Whether bfloat16 autocast speeds up training on ``device``.
+
+    True on CUDA devices with bfloat16 support and on CPUs that advertise
+    AVX-512 BF16 or AMX-BF16 (``/proc/cpuinfo``); elsewhere bfloat16 is
+    emulated and can be many times slower than float32.
+
+    Parameters
+    ----------
+    device : str, default="cpu"
+        Torch device.
+
+    Returns
+    -------
+    fast : bool
+    """
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind != "cpu" or not os.path.exists("/proc/cpuinfo"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def make_detector(recipe="cpu", **params):
+    """Build a :class:`PseudoLabelSED` from a named recipe.
+
+    Parameters
+    ----------
+    recipe : {"cpu", "paper"}, default="cpu"
+        Name of a recipe in :data:`RECIPES`.
+    **params
+        Estimator parameters that override the recipe's.
+
+    Returns
+    -------
+    sed : PseudoLabelSED
+        An unfitted estimator. ``train_dtype="auto"`` in a recipe becomes
+        "bfloat16" where :func:`bfloat16_is_fast` and "float32" elsewhere.
+
+    Examples
+    --------
+    >>> from sklearn_sed.recipes import make_detector
+    >>> sed = make_detector("cpu", max_epochs=3)
+    >>> sed.n_filters, sed.max_epochs, sed.tune_postprocessing
+    (16, 3, True)
+    """
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"recipe must be one of {sorted(RECIPES)}. Got {recipe!r} instead."
+        )
+    merged = {**RECIPES[recipe], **params}
+    if merged.get("train_dtype") == "auto":
+        device = merged.get("device", "cpu")
+        merged["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
+    return PseudoLabelSED(**merged)

@@ -1,0 +1,214 @@
+"""The localisation recipe: bfloat16 training, weight averaging, the learning
+rate schedule, validation (best epoch, per-class tuning) and named recipes."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from sklearn_sed import PseudoLabelSED, make_detector
+from sklearn_sed.callbacks import PseudoLabelQuality, WarmupCosineLR
+from sklearn_sed.labels import events_to_frames
+from sklearn_sed.recipes import RECIPES
+from sklearn_sed.tuning import tune_postprocessing
+from tests.conftest import FAST_SED
+
+SMALL = dict(FAST_SED, n_filters=4, max_epochs=3, max_iter=2, batch_size=8)
+
+
+def _split(d, n_val=8):
+    """Training clips and strong validation clips of the tiny dataset."""
+    strong = [i for i, s in enumerate(d["y_strong"]) if s is not None]
+    val = strong[:n_val]
+    train = [i for i in range(len(d["F"])) if i not in val]
+    return (
+        d["F"][train],
+        [d["y_weak"][i] for i in train],
+        [d["y_strong"][i] for i in train],
+        d["F"][val],
+        [d["y_strong"][i] for i in val],
+    )
+
+
+def test_bfloat16_training_gives_finite_loss_and_float32_outputs(tiny_dataset):
+    d = tiny_dataset
+    sed = PseudoLabelSED(**SMALL, train_dtype="bfloat16").fit(
+        d["F"][:24], d["y_weak"][:24], d["y_strong"][:24]
+    )
+    losses = sed.net_.history[:, "train_loss"]
+    assert len(losses) == SMALL["max_epochs"] + SMALL["max_iter"]
+    assert np.all(np.isfinite(losses))
+    frames = sed.predict_frames(d["F_test"][:4])
+    assert frames.dtype == np.float32
+    assert np.all((frames >= 0) & (frames <= 1))
+
+
+def test_bfloat16_training_differs_from_float32_training(tiny_dataset):
+    """The option reaches the forward pass (it is not silently ignored)."""
+    d = tiny_dataset
+    args = (d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    p32 = PseudoLabelSED(**SMALL).fit(*args).predict_frames(d["F_test"][:2])
+    p16 = (
+        PseudoLabelSED(**SMALL, train_dtype="bfloat16")
+        .fit(*args)
+        .predict_frames(d["F_test"][:2])
+    )
+    assert np.all(np.isfinite(p16))
+    assert not np.allclose(p32, p16)
+
+
+def test_ema_model_is_what_fit_leaves(tiny_dataset):
+    """With ema_decay the fitted weights are the running average, not the last
+    weights: decay 0 gives the last weights exactly."""
+    d = tiny_dataset
+    args = (d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    plain = PseudoLabelSED(**SMALL).fit(*args)
+    ema0 = PseudoLabelSED(**SMALL, ema_decay=0.0).fit(*args)
+    ema9 = PseudoLabelSED(**SMALL, ema_decay=0.9).fit(*args)
+    X = d["F_test"][:3]
+    np.testing.assert_allclose(
+        plain.predict_frames(X), ema0.predict_frames(X), atol=1e-6
+    )
+    assert not np.allclose(plain.predict_frames(X), ema9.predict_frames(X))
+
+
+def test_warmup_cosine_factor_rises_then_falls_to_zero():
+    f = WarmupCosineLR.factor
+    assert f(0.0, 10, 2) == 0.0
+    assert f(1.0, 10, 2) == pytest.approx(0.5)
+    assert f(2.0, 10, 2) == pytest.approx(1.0)
+    assert f(6.0, 10, 2) == pytest.approx(0.5)
+    assert f(10.0, 10, 2) == pytest.approx(0.0)
+    assert f(5.0, 10, 0) == pytest.approx(0.5)
+
+
+def test_cosine_schedule_lowers_the_rate_over_both_stages(tiny_dataset):
+    d = tiny_dataset
+    sed = PseudoLabelSED(**SMALL, lr_schedule="cosine", warmup_epochs=1).fit(
+        d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+    )
+    lrs = sed.net_.history[:, "lr"]
+    assert len(lrs) == 5
+    assert lrs[0] < sed.lr  # still warming up in the first epoch
+    after = lrs[1:]
+    assert all(a > b for a, b in itertools.pairwise(after))
+    assert lrs[-1] < 0.1 * sed.lr
+
+
+def test_validation_keeps_the_best_epoch_and_tunes_each_class(tiny_dataset):
+    d = tiny_dataset
+    F, y_weak, y_strong, F_val, y_val = _split(d)
+    sed = PseudoLabelSED(**SMALL, tune_postprocessing=True).fit(
+        F, y_weak, y_strong, X_val=F_val, y_val=y_val
+    )
+    scores = sed.net_.history[:, "valid_event_f1"]
+    assert 1 <= sed.best_epoch_ <= len(scores)
+    assert scores[sed.best_epoch_ - 1] == max(scores)
+    assert sed.threshold_.shape == sed.median_filter_sec_.shape == (2,)
+    # The tuned settings are the ones decoding uses: the validation F1 is
+    # reproduced by scoring the validation clips.
+    assert sed.score(F_val, y_val) == pytest.approx(sed.validation_f1_)
+    thr, _med, f1 = tune_postprocessing(
+        *sed._forward_all(F_val), y_val, classes=sed.classes_, duration=2.0
+    )
+    np.testing.assert_array_equal(thr, sed.threshold_)
+    assert np.mean(f1) == pytest.approx(sed.validation_f1_)
+
+
+def test_validation_fraction_holds_out_strong_clips(tiny_dataset):
+    d = tiny_dataset
+    n_strong = sum(s is not None for s in d["y_strong"][:32])
+    sed = PseudoLabelSED(**SMALL, validation_fraction=0.25).fit(
+        d["F"][:32], d["y_weak"][:32], d["y_strong"][:32]
+    )
+    assert sed.n_strong_ == n_strong - round(0.25 * n_strong)
+    assert sed.best_epoch_ is not None
+    assert sed.validation_f1_ is not None
+
+
+def test_validation_errors_name_the_fix(tiny_dataset):
+    d = tiny_dataset
+    with pytest.raises(ValueError, match="X_val and y_val go together"):
+        PseudoLabelSED(**SMALL).fit(
+            d["F"][:16], d["y_weak"][:16], d["y_strong"][:16], X_val=d["F"][:2]
+        )
+    with pytest.raises(ValueError, match="y_val"):
+        PseudoLabelSED(**SMALL).fit(
+            d["F"][:16],
+            d["y_weak"][:16],
+            d["y_strong"][:16],
+            X_val=d["F"][:2],
+            y_val=[[]],
+        )
+    weak_only = [None] * 16
+    with pytest.raises(ValueError, match="validation_fraction"):
+        PseudoLabelSED(**SMALL, validation_fraction=0.2).fit(
+            d["F"][:16], d["y_weak"][:16], weak_only
+        )
+
+
+class _Boom(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 3:
+            raise RuntimeError("crash")
+
+
+def test_resume_with_averaging_and_validation_gives_same_model(tiny_dataset, tmp_path):
+    """Checkpoints carry the averaged and the best weights."""
+    d = tiny_dataset
+    F, y_weak, y_strong, F_val, y_val = _split(d)
+    F, y_weak, y_strong = F[:16], y_weak[:16], y_strong[:16]
+    params = dict(SMALL, ema_decay=0.5, lr_schedule="cosine", tune_postprocessing=True)
+    ref = PseudoLabelSED(**params).fit(F, y_weak, y_strong, X_val=F_val, y_val=y_val)
+    ckpt = str(tmp_path / "ckpt")
+    with pytest.raises(RuntimeError, match="crash"):
+        PseudoLabelSED(**params, checkpoint_dir=ckpt, callbacks=[_Boom()]).fit(
+            F, y_weak, y_strong, X_val=F_val, y_val=y_val
+        )
+    resumed = PseudoLabelSED(**params, checkpoint_dir=ckpt).fit(
+        F, y_weak, y_strong, X_val=F_val, y_val=y_val
+    )
+    assert len(resumed.net_.history) == len(ref.net_.history)
+    assert resumed.best_epoch_ == ref.best_epoch_
+    np.testing.assert_allclose(
+        resumed.predict_frames(F_val), ref.predict_frames(F_val), atol=1e-5
+    )
+
+
+def test_pseudo_label_quality_is_recorded_per_iteration(tiny_dataset):
+    d = tiny_dataset
+    F, y_weak, y_strong = d["F"][:32], d["y_weak"][:32], d["y_strong"][:32]
+    n_out = -(-F.shape[1] // 8)  # the ResNet pools time by 8
+    truth = np.full((32, n_out, 2), np.nan, np.float32)
+    classes = sorted({c for w in y_weak for c in w})
+    for i, s in enumerate(y_strong):
+        if s is not None:
+            truth[i] = events_to_frames(
+                s, classes=classes, n_frames=n_out, duration=2.0
+            )
+    quality = PseudoLabelQuality(truth)
+    sed = PseudoLabelSED(
+        **dict(SMALL, max_iter=3),
+        callbacks=[quality],
+    )
+    with pytest.warns(UserWarning, match="No clip has strong labels"):
+        sed.fit(F, y_weak, [None] * len(F))
+    assert [r["iteration"] for r in quality.records_] == [0, 1, 2]
+    for rec, hist in zip(quality.records_, sed.pseudo_label_history_, strict=True):
+        assert rec["n_pseudo"] == hist["n_pseudo"]
+        assert 0.0 <= rec["precision"] <= 1.0
+        assert 0.0 <= rec["recall"] <= 1.0
+
+
+def test_make_detector_merges_recipe_and_overrides():
+    sed = make_detector("cpu", max_epochs=2, n_filters=4)
+    assert sed.max_epochs == 2
+    assert sed.n_filters == 4
+    assert sed.optimizer is torch.optim.Adam
+    assert sed.train_dtype in ("float32", "bfloat16")
+    assert make_detector("paper").get_params() == PseudoLabelSED().get_params()
+    assert set(RECIPES) == {"cpu", "paper"}
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        make_detector("gpu")
