@@ -17,6 +17,7 @@ from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.nets import forward_probabilities
 
 __all__ = [
     "BestWeights",
@@ -228,13 +229,12 @@ class ValidationScoring(Callback):
         """Record the validation score of this epoch."""
         if self.X_valid is None or not hasattr(net, "sed_"):
             return
-        from sklearn_sed.estimator import _forward
         from sklearn_sed.metrics import _reference_events
 
         sed = net.sed_
         refs, keep = _reference_events(self.y_valid)
         X = np.asarray(self.X_valid)[keep]
-        frame_probs, clip_probs = _forward(
+        frame_probs, clip_probs = forward_probabilities(
             net, X, None, sed.batch_size, module=evaluation_module(net)
         )
         if self.tune:

@@ -36,6 +36,7 @@ from sklearn_sed.labels import (
 )
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK, paper_class_weights
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
+from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.nets import make_sed_net
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
 from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
@@ -996,43 +997,6 @@ def _take_rows(X, indices):
     if isinstance(X, np.ndarray):
         return X[indices]
     return np.asarray(X[indices])
-
-
-def _forward(net, X, indices, batch_size, dtype="float32", module=None):
-    """Frame and clip probabilities of ``X[indices]``, batch by batch.
-
-    ``dtype="bfloat16"`` runs the module under ``torch.autocast``; the
-    probabilities are returned as float32 either way. ``module`` defaults to
-    ``net.module_`` (pass the averaged weights to use them).
-    """
-    indices = np.arange(len(X)) if indices is None else indices
-    frames, clips = [], []
-    module = net.module_ if module is None else module
-    was_training = module.training
-    module.eval()
-    autocast = torch.autocast(
-        torch.device(net.device).type,
-        dtype=torch.bfloat16,
-        enabled=dtype == "bfloat16",
-    )
-    try:
-        with torch.inference_mode(), autocast:
-            for s in range(0, len(indices), batch_size):
-                xb = torch.as_tensor(
-                    np.asarray(X[indices[s : s + batch_size]], dtype=np.float32),
-                    device=net.device,
-                )
-                f, c = module(xb)
-                frames.append(f.float().cpu().numpy())
-                clips.append(c.float().cpu().numpy())
-    finally:
-        module.train(was_training)
-    n_classes = len(net.criterion_.class_weight)
-    if not frames:
-        return np.zeros((0, 0, n_classes), np.float32), np.zeros(
-            (0, n_classes), np.float32
-        )
-    return np.concatenate(frames), np.concatenate(clips)
 
 
 def _weights_key(net):

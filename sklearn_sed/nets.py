@@ -6,6 +6,7 @@ criterion is :class:`~sklearn_sed.losses.PseudoLabelLoss`. It overrides only
 ``get_loss``, never ``fit`` or ``fit_loop``.
 """
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
@@ -13,7 +14,7 @@ from skorch.utils import to_tensor
 
 from sklearn_sed.losses import PseudoLabelLoss
 
-__all__ = ["SEDNet", "make_sed_net"]
+__all__ = ["SEDNet", "forward_probabilities", "make_sed_net"]
 
 
 class SEDNet(NeuralNet):
@@ -136,3 +137,40 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
         iterator_train__shuffle=True,
         **kwargs,
     )
+
+
+def forward_probabilities(net, X, indices, batch_size, dtype="float32", module=None):
+    """Compute frame and clip probabilities of ``X[indices]``, batch by batch.
+
+    ``dtype="bfloat16"`` runs the module under ``torch.autocast``; the
+    probabilities are returned as float32 either way. ``module`` defaults to
+    ``net.module_`` (pass the averaged weights to use them).
+    """
+    indices = np.arange(len(X)) if indices is None else indices
+    frames, clips = [], []
+    module = net.module_ if module is None else module
+    was_training = module.training
+    module.eval()
+    autocast = torch.autocast(
+        torch.device(net.device).type,
+        dtype=torch.bfloat16,
+        enabled=dtype == "bfloat16",
+    )
+    try:
+        with torch.inference_mode(), autocast:
+            for s in range(0, len(indices), batch_size):
+                xb = torch.as_tensor(
+                    np.asarray(X[indices[s : s + batch_size]], dtype=np.float32),
+                    device=net.device,
+                )
+                f, c = module(xb)
+                frames.append(f.float().cpu().numpy())
+                clips.append(c.float().cpu().numpy())
+    finally:
+        module.train(was_training)
+    n_classes = len(net.criterion_.class_weight)
+    if not frames:
+        return np.zeros((0, 0, n_classes), np.float32), np.zeros(
+            (0, n_classes), np.float32
+        )
+    return np.concatenate(frames), np.concatenate(clips)

@@ -138,9 +138,9 @@ def test_predict_bfloat16_runs_the_network_in_bfloat16(
 
     seen, forward = [], estimator._forward
 
-    def spy(net, X, indices, batch_size, dtype="float32"):
+    def spy(net, X, indices, batch_size, dtype="float32", **kwargs):
         seen.append(dtype)
-        return forward(net, X, indices, batch_size, dtype=dtype)
+        return forward(net, X, indices, batch_size, dtype=dtype, **kwargs)
 
     monkeypatch.setattr(estimator, "_forward", spy)
     clips = [str(desed_dir / f"clip{i}.wav") for i in range(4)]

@@ -78,9 +78,9 @@ def test_predict_batch_size_changes_speed_not_predictions(
 
     seen, forward = [], estimator._forward
 
-    def spy(net, X, indices, batch_size, dtype="float32"):
+    def spy(net, X, indices, batch_size, dtype="float32", **kwargs):
         seen.append(batch_size)
-        return forward(net, X, indices, batch_size, dtype=dtype)
+        return forward(net, X, indices, batch_size, dtype=dtype, **kwargs)
 
     monkeypatch.setattr(estimator, "_forward", spy)
     F = tiny_dataset["F_test"]

@@ -119,10 +119,10 @@ def test_grid_search_over_postprocessing_trains_once_per_fold(
     }
     predictions, forward = [], estimator_module._forward
 
-    def counting(net, X, indices, batch_size, dtype="float32"):
+    def counting(net, X, indices, batch_size, dtype="float32", **kwargs):
         if indices is None:  # prediction (pseudo labelling passes indices)
             predictions.append(len(X))
-        return forward(net, X, indices, batch_size, dtype=dtype)
+        return forward(net, X, indices, batch_size, dtype=dtype, **kwargs)
 
     monkeypatch.setattr(estimator_module, "_forward", counting)
     before = estimator_module._train_cached.n_calls
