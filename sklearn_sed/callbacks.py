@@ -13,8 +13,9 @@
 import math
 
 import numpy as np
+import torch
 from skorch.callbacks import Callback
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.metrics import event_f1_scorer
 from sklearn_sed.nets import forward_probabilities
@@ -49,11 +50,33 @@ def evaluation_module(net):
     return net.module_
 
 
+def _ramped_ema(decay):
+    """``multi_avg_fn`` for AveragedModel: EMA whose decay ramps up.
+
+    The decay after ``n`` averaged steps is ``min(decay, 1 - 1 / (n + 1))``,
+    as in the DCASE baselines' mean teacher, so that a short training is not
+    averaged with its random initialisation.
+    """
+
+    @torch.no_grad()
+    def update(averaged, current, n_averaged):
+        d = min(decay, 1.0 - 1.0 / (float(n_averaged) + 1.0))
+        for a, c in zip(averaged, current, strict=True):
+            if torch.is_floating_point(a):
+                a.lerp_(c, 1.0 - d)
+            else:  # integer buffers (batch-norm counters): the current value
+                a.copy_(c)
+
+    return update
+
+
 class WeightAveraging(Callback):
     """Exponential moving average of the module's weights and buffers.
 
-    After every training batch, ``avg = decay * avg + (1 - decay) * weights``
-    (batch-norm statistics included). Validation, pseudo labelling and the
+    After every training batch, ``avg = d * avg + (1 - d) * weights``
+    (batch-norm statistics included), with ``d = min(decay, 1 - 1 / (n + 1))``
+    after ``n`` batches: the decay ramps up as in the DCASE baselines' mean
+    teacher. Validation, pseudo labelling and the
     final model of :class:`~sklearn_sed.PseudoLabelSED` use the average
     (see :func:`evaluation_module`).
 
@@ -87,7 +110,7 @@ class WeightAveraging(Callback):
         if self.averaged_ is None:
             self.averaged_ = AveragedModel(
                 net.module_,
-                multi_avg_fn=get_ema_multi_avg_fn(self.decay),
+                multi_avg_fn=_ramped_ema(self.decay),
                 use_buffers=True,
             )
         self.averaged_.update_parameters(net.module_)
@@ -111,7 +134,7 @@ class WeightAveraging(Callback):
             return
         self.averaged_ = AveragedModel(
             net.module_,
-            multi_avg_fn=get_ema_multi_avg_fn(self.decay),
+            multi_avg_fn=_ramped_ema(self.decay),
             use_buffers=True,
         )
         self.averaged_.load_state_dict(state)

@@ -33,7 +33,7 @@ RECIPES = {
         "delta": 0.1,
         "lr_schedule": "cosine",
         "warmup_epochs": 1,
-        "ema_decay": 0.99,
+        "ema_decay": None,
         "time_shift": 0.3,
         "freq_mask": 8,
         "train_dtype": "auto",
