@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.metrics import event_f1_scorer
 from sklearn_sed.nets import forward_probabilities
+from sklearn_sed.tuning import tune_postprocessing
 
 __all__ = [
     "BestWeights",
@@ -261,8 +262,6 @@ class ValidationScoring(Callback):
             net, X, None, sed.batch_size, module=evaluation_module(net)
         )
         if self.tune:
-            from sklearn_sed.tuning import tune_postprocessing
-
             thresholds, median_filters = self.tune_grid
             *_, f1 = tune_postprocessing(
                 frame_probs,
