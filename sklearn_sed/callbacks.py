@@ -109,12 +109,13 @@ class WeightAveraging(Callback):
         if not training:
             return
         if self.averaged_ is None:
-            self.averaged_ = AveragedModel(
-                net.module_,
-                multi_avg_fn=_ramped_ema(self.decay),
-                use_buffers=True,
-            )
+            self.averaged_ = self._new_average(net)
         self.averaged_.update_parameters(net.module_)
+
+    def _new_average(self, net):
+        return AveragedModel(
+            net.module_, multi_avg_fn=_ramped_ema(self.decay), use_buffers=True
+        )
 
     def __getstate__(self):
         # As BestWeights: a pickled model carries its weights once.
@@ -133,11 +134,7 @@ class WeightAveraging(Callback):
         if state is None:
             self.averaged_ = None
             return
-        self.averaged_ = AveragedModel(
-            net.module_,
-            multi_avg_fn=_ramped_ema(self.decay),
-            use_buffers=True,
-        )
+        self.averaged_ = self._new_average(net)
         self.averaged_.load_state_dict(state)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from sklearn_sed._atomic import atomic_path
+from sklearn_sed.callbacks import BestWeights, WeightAveraging
 
 __all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
 
@@ -30,8 +31,6 @@ def _history_json(history):
 
 def _callback_states(net):
     """Tensors of the stateful training callbacks (averaged and best weights)."""
-    from sklearn_sed.callbacks import BestWeights, WeightAveraging
-
     states = {}
     for name, cb in net.callbacks_:
         if isinstance(cb, WeightAveraging):
@@ -46,8 +45,6 @@ def _callback_states(net):
 
 
 def _restore_callbacks(net, states):
-    from sklearn_sed.callbacks import BestWeights, WeightAveraging
-
     callbacks = dict(net.callbacks_)
     for name, state in states.items():
         cb = callbacks.get(name)

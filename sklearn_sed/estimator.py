@@ -486,9 +486,7 @@ class PseudoLabelSED(BaseEstimator):
                 "disagree). A strong clip's weak label must list exactly its "
                 "event classes."
             )
-        self.n_strong_ = int(strong.sum())
-        self.n_weak_ = int(n_clips - self.n_strong_)
-        if self.n_strong_ == 0:
+        if not strong.any():
             warnings.warn(
                 "No clip has strong labels: eq. 8 has no frame loss, so the frame "
                 "outputs are trained only through the clip max-pooling (weak "
@@ -496,7 +494,7 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        if self.n_weak_ == 0 and self.pseudo_label:
+        if strong.all() and self.pseudo_label:
             warnings.warn(
                 "No weak-only clip: stage 2 has nothing to pseudo-label and is "
                 "skipped (n_iter_ will be 0).",
@@ -563,20 +561,13 @@ class PseudoLabelSED(BaseEstimator):
         val_idx = np.sort(rng.choice(strong_idx, size=n_val, replace=False))
         train_idx = np.setdiff1d(np.arange(len(y["kind"])), val_idx)
         refs = [list(y_strong[i]) for i in val_idx]
-        X_val = np.asarray(X[val_idx])
-        X_train = _take_rows(X, train_idx)
+        # Indexing keeps a feature store's rows on disk (a lazy FeatureView).
         y = {k: v[train_idx] for k, v in y.items()}
-        return X_train, y, (X_val, refs)
+        return X[train_idx], y, (np.asarray(X[val_idx]), refs)
 
     def _set_decoding(self, val):
         """Set ``threshold_``, ``median_filter_sec_`` and ``validation_f1_``."""
-        n_classes = len(self.classes_)
-        self.threshold_ = check_per_class(
-            self.threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
-        )
-        self.median_filter_sec_ = check_per_class(
-            self.median_filter_sec, name="median_filter_sec", n_classes=n_classes
-        )
+        self.threshold_, self.median_filter_sec_ = self._parameter_decoding()
         self.validation_f1_ = None
         if val is None:
             return
@@ -605,10 +596,14 @@ class PseudoLabelSED(BaseEstimator):
 
     def _decoding(self):
         """Per-class thresholds and median filters used for decoding."""
-        n_classes = len(self.classes_)
         tuned = getattr(self, "validation_f1_", None) is not None
         if self.tune_postprocessing and tuned:
             return self.threshold_, self.median_filter_sec_
+        return self._parameter_decoding()
+
+    def _parameter_decoding(self):
+        """Per-class ``threshold`` and ``median_filter_sec`` as set."""
+        n_classes = len(self.classes_)
         return (
             check_per_class(
                 self.threshold,
@@ -990,13 +985,6 @@ class PseudoLabelSED(BaseEstimator):
             Segment-based F1, macro-averaged over classes, in [0, 1].
         """
         return segment_f1_scorer(self, X, y_strong)
-
-
-def _take_rows(X, indices):
-    """``X[indices]`` for arrays and feature stores (memory-mapped rows)."""
-    if isinstance(X, np.ndarray):
-        return X[indices]
-    return np.asarray(X[indices])
 
 
 def _weights_key(net):

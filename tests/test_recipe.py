@@ -202,6 +202,28 @@ def test_pseudo_label_quality_is_recorded_per_iteration(tiny_dataset):
         assert 0.0 <= rec["recall"] <= 1.0
 
 
+def test_pseudo_label_quality_counts_frames_against_the_truth():
+    """Precision, recall and clip agreement on a hand-made case; clips with a
+    NaN truth are left out."""
+    truth = np.zeros((3, 4, 2), np.float32)
+    truth[0, 0:2, 0] = 1  # clip 0: class 0 in frames 0-1
+    truth[1, 1:4, 1] = 1  # clip 1: class 1 in frames 1-3
+    truth[2] = np.nan  # clip 2: unknown
+    pseudo = np.zeros((3, 4, 2), np.float32)
+    pseudo[0, 1:3, 0] = 1  # 1 of 2 frames right, 1 wrong
+    pseudo[1, 1:3, 0] = 1  # wrong class in clip 1
+    pseudo[2, :, :] = 1  # ignored
+    quality = PseudoLabelQuality(truth).initialize()
+    quality.on_pseudo_labels(
+        None, iteration=0, threshold=0.75, clip_index=[0, 1, 2], frame_labels=pseudo
+    )
+    (rec,) = quality.records_
+    assert rec["n_pseudo"] == 3
+    assert rec["precision"] == pytest.approx(1 / 4)  # 1 true of 4 labelled
+    assert rec["recall"] == pytest.approx(1 / 5)  # 1 found of 5 true
+    assert rec["clip_precision"] == pytest.approx(1 / 2)  # clip 0 only
+
+
 def test_make_detector_merges_recipe_and_overrides():
     sed = make_detector("cpu", max_epochs=2, n_filters=4)
     assert sed.max_epochs == 2
@@ -212,3 +234,33 @@ def test_make_detector_merges_recipe_and_overrides():
     assert set(RECIPES) == {"cpu", "paper"}
     with pytest.raises(ValueError, match="recipe must be one of"):
         make_detector("gpu")
+
+
+def test_validation_fraction_keeps_a_feature_store_on_disk(tiny_dataset, tmp_path):
+    """Holding out validation clips of a store gives the same model as of the
+    same array, and the training rows are still read lazily from disk."""
+    from sklearn_sed import LogMelExtractor
+    from sklearn_sed.store import FeatureView, extract_to_store, open_store
+    from tests.conftest import TINY_FEATURES
+
+    d = tiny_dataset
+    ext = LogMelExtractor(**TINY_FEATURES).fit(d["audio"][:24])
+    extract_to_store(ext, d["audio"][:24], tmp_path / "f.npy")
+    store = open_store(tmp_path / "f.npy", ext)
+    assert isinstance(store, FeatureView)
+    seen = []
+
+    class _Spy(Callback):
+        def on_train_begin(self, net, X=None, **kwargs):
+            seen.append(type(X))
+
+    args = (d["y_weak"][:24], d["y_strong"][:24])
+    params = dict(SMALL, validation_fraction=0.25)
+    on_disk = PseudoLabelSED(**params, callbacks=[_Spy()]).fit(store, *args)
+    in_memory = PseudoLabelSED(**params).fit(np.asarray(store), *args)
+    assert seen[0] is FeatureView
+    np.testing.assert_allclose(
+        on_disk.predict_frames(d["F_test"][:2]),
+        in_memory.predict_frames(d["F_test"][:2]),
+        atol=1e-6,
+    )
