@@ -114,6 +114,7 @@ def run_one(variant, seed, split, args):
         pseudo_label=variant == "resnet_pl",
         max_iter=args.max_iter,
         delta=args.delta,
+        pseudo_negatives=args.pseudo_negatives,
         time_shift=args.time_shift,
         freq_mask=args.freq_mask,
         ema_decay=args.ema_decay,
@@ -360,6 +361,28 @@ def load_results(path):
     return saved["results"] if isinstance(saved, dict) else saved
 
 
+#: Settings that may differ between runs merged into one table.
+_RUN_ONLY = ("seeds", "variants", "verbose", "report_only", "fresh", "tag")
+
+
+def check_same_settings(results, args, parser):
+    """Refuse to merge runs made with other settings into one table."""
+    current = {k: v for k, v in vars(args).items() if k not in ("docs", "data")}
+    for r in results:
+        saved = {**vars(parser.parse_args([])), **r.get("settings", {})}
+        diff = {
+            k: (saved.get(k), v)
+            for k, v in current.items()
+            if k not in _RUN_ONLY and saved.get(k) != v
+        }
+        if diff:
+            raise SystemExit(
+                f"The {r['variant']} seed {r['seed']} run on record used other "
+                f"settings (on record, now): {diff}. Run with the same settings, "
+                "with --fresh to start over, or with --tag to keep the runs apart."
+            )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
@@ -368,6 +391,12 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--max-iter", type=int, default=4)
     p.add_argument("--delta", type=float, default=0.1)
+    p.add_argument(
+        "--pseudo-negatives",
+        choices=("all", "absent"),
+        default="all",
+        help="frames below theta that a pseudo label marks negative (all: eq. 4)",
+    )
     p.add_argument("--n-filters", type=int, default=16)
     p.add_argument("--n-blocks", type=int, default=2)
     p.add_argument("--crnn-filters", type=int, default=32)
@@ -393,6 +422,12 @@ def main(argv=None):
         "far) without training",
     )
     p.add_argument(
+        "--tag",
+        default=None,
+        help="keep these runs apart, in DATA/table1-TAG.json, and leave docs/ "
+        "alone (for trying a setting)",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="discard the runs on record in DATA/table1.json instead of "
@@ -406,8 +441,11 @@ def main(argv=None):
         "benchmark data (run benchmarks/make_data.py first)",
     )
     t0 = time.perf_counter()
+    record = os.path.join(
+        args.data, "table1.json" if args.tag is None else f"table1-{args.tag}.json"
+    )
     if args.report_only:
-        results = load_results(os.path.join(args.data, "table1.json"))
+        results = load_results(record)
         text, summary = report(results, args, float("nan"))
         plot(summary, os.path.join(ROOT, "docs", "table1.png"))
         plot_curves(results, os.path.join(ROOT, "docs", "table1_curves.png"))
@@ -420,7 +458,8 @@ def main(argv=None):
         f"({time.perf_counter() - t0:.0f} s)",
         flush=True,
     )
-    results = [] if args.fresh else load_results(os.path.join(args.data, "table1.json"))
+    results = [] if args.fresh else load_results(record)
+    check_same_settings(results, args, p)
     for variant in args.variants:
         for seed in args.seeds:
             r = run_one(variant, seed, split, args)
@@ -436,11 +475,12 @@ def main(argv=None):
                 f"(fit {r['fit_seconds']:.0f} s, best epoch {r['best_epoch']})",
                 flush=True,
             )
-            write_json(os.path.join(args.data, "table1.json"), results)
+            write_json(record, results)
     text, summary = report(results, args, time.perf_counter() - t0)
-    write_json(
-        os.path.join(args.data, "table1.json"), {"results": results, "summary": summary}
-    )
+    write_json(record, {"results": results, "summary": summary})
+    if args.tag is not None:
+        print(text)
+        return 0
     plot(summary, os.path.join(ROOT, "docs", "table1.png"))
     plot_curves(results, os.path.join(ROOT, "docs", "table1_curves.png"))
     replace_section(args.docs, "table1", text + FIGURES)

@@ -1,7 +1,11 @@
 """The ``sklearn-sed`` command line: thin wrappers over the public API.
 
 User errors (a missing file, unreadable audio, an unknown label, an empty TSV,
-a bad ``--set``) print one line and exit with status 2, never a traceback.
+a bad ``--set``, an output that would overwrite an input) print one line and
+exit with status 2, never a traceback; anything else prints one line and
+exits with status 1 (``SKLEARN_SED_DEBUG=1`` shows the traceback). Models
+are written and read in the safe format (:func:`sklearn_sed.save`); a pickle
+is read only with ``--allow-pickle``.
 """
 
 import argparse
@@ -19,54 +23,153 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+#: Optimizers by the names a user types (``--set optimizer=adam``).
+_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
+#: Parameters that hold Python objects and cannot be written on a command line.
+_NOT_SETTABLE = ("callbacks", "module", "memory")
+
+
+def _literal(key, value):
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError):
+        return value
+    except (RecursionError, MemoryError):
+        raise CLIError(f"--set {key}=...: the value is too deeply nested.") from None
+
+
 def _parse_set(pairs):
+    import torch
+
     params = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CLIError(f"--set must be key=value. Got {pair!r} instead.")
-        try:
-            params[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key] = value
+        bare = key.rpartition("__")[2]
+        if bare in _NOT_SETTABLE:
+            raise CLIError(
+                f"--set {key}=...: {bare} holds Python objects and cannot be set "
+                "from the command line; use the Python API."
+            )
+        if bare == "optimizer":
+            name = value.strip().removeprefix("torch.optim.")
+            name = _OPTIMIZERS.get(name.lower(), name)
+            if not isinstance(getattr(torch.optim, name, None), type):
+                raise CLIError(
+                    f"--set {key}={value}: unknown optimizer; use one of "
+                    f"{sorted(_OPTIMIZERS)} or a torch.optim class name."
+                )
+            params[key] = getattr(torch.optim, name)
+            continue
+        params[key] = _literal(key, value)
     return params
 
 
 def _apply_set(pipe, params):
+    """Route ``--set`` keys to the steps that own them, then validate them.
+
+    A bare name goes to every step that has it (``duration`` and ``sr`` are
+    shared by the extractor and the detector, and must agree); a
+    step-prefixed name (``pseudolabelsed__lr``) is used as it is.
+    """
     valid = pipe.get_params()
     routed = {}
     for key, value in params.items():
-        # A bare name goes to the detector first, then the extractor; a
-        # step-prefixed name (pseudolabelsed__lr) is used as it is.
-        for step, _ in pipe.steps[::-1]:
-            if "__" not in key and f"{step}__{key}" in valid:
-                routed[f"{step}__{key}"] = value
-                break
-        else:
-            if key in valid:
-                routed[key] = value
-                continue
+        if "__" in key:
+            if key not in valid:
+                raise CLIError(f"--set {key}=...: unknown parameter.")
+            routed[key] = value
+            continue
+        owners = [f"{s}__{key}" for s, _ in pipe.steps if f"{s}__{key}" in valid]
+        if not owners:
             raise CLIError(
                 f"--set {key}=...: unknown parameter. Parameters of PseudoLabelSED "
                 "and LogMelExtractor are accepted, e.g. --set max_epochs=5."
             )
+        routed.update(dict.fromkeys(owners, value))
     pipe.set_params(**routed)
+    for name, step in pipe.steps:
+        try:
+            step._validate_params()
+        except (ValueError, TypeError) as exc:
+            raise CLIError(f"--set: {name}: {exc}") from None
+    _check_device(pipe[-1].device)
 
 
-def _save_atomic(obj, path):
-    import joblib
+def _check_device(device):
+    import torch
 
-    from sklearn_sed._atomic import atomic_path
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise CLIError(f"device={device!r} is not a torch device ({exc}).") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CLIError(
+            f"device={device!r} but this machine has no CUDA device torch can use; "
+            "use device=cpu, or install a CUDA build of torch."
+        )
+    if kind not in ("cpu", "cuda", "mps", "xpu"):
+        raise CLIError(f"device={device!r} cannot train or predict; use cpu or cuda.")
 
-    with atomic_path(path) as tmp:
-        joblib.dump(obj, tmp)
+
+def _same_file(a, b):
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
-def _load_model(path):
-    import joblib
+def _check_output(path, inputs):
+    """Refuse an output that is a folder, lacks its folder or is an input.
 
+    Called before any work, so that nothing is trained or read in vain.
+    """
+    if os.path.isdir(path):
+        raise CLIError(f"--output {path!r} is a folder; give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"--output {path!r}: the folder {folder!r} does not exist.")
+    for item in inputs:
+        if item and os.path.exists(item) and _same_file(path, item):
+            raise CLIError(
+                f"--output {path!r} is also an input ({item!r}); it would be "
+                "overwritten. Choose another output file."
+            )
+
+
+def _save_model(pipe, path):
+    from sklearn_sed.persistence import save
+
+    save(pipe, path)
+
+
+def _load_model(path, *, allow_pickle=False):
+    import zipfile
+
+    from sklearn_sed.persistence import load
+
+    if os.path.isdir(path):
+        raise CLIError(f"model {path!r} is a folder, not a model file.")
     if not os.path.isfile(path):
         raise CLIError(f"model file {path!r} does not exist.")
+    if zipfile.is_zipfile(path):
+        return load(path)
+    if not allow_pickle:
+        raise CLIError(
+            f"model file {path!r} is not in the safe format (sklearn_sed.save); it "
+            "may be a joblib/pickle file. Loading a pickle runs whatever code it "
+            "holds: pass --allow-pickle only for a file you made yourself."
+        )
+    import joblib
+
+    print(
+        f"warning: loading {path!r} with joblib (pickle) because of --allow-pickle.",
+        file=sys.stderr,
+    )
     try:
         return joblib.load(path)
     except Exception as exc:  # unpickling raises many types
@@ -75,6 +178,9 @@ def _load_model(path):
 
 def _cmd_demo(args):
     from sklearn_sed.demo import run_demo
+
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise CLIError(f"--output-dir {args.output_dir!r} is a file, not a folder.")
 
     run_demo(
         n_train=args.n_train,
@@ -92,16 +198,22 @@ def _cmd_train(args):
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import make_detector
 
-    X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
-    if not X:
-        raise CLIError("the TSV files list no clip.")
+    _check_output(
+        args.output, [args.strong_tsv, args.weak_tsv, args.valid_tsv, args.audio_dir]
+    )
+    if args.checkpoint_dir and os.path.exists(args.checkpoint_dir):
+        if not os.path.isdir(args.checkpoint_dir):
+            raise CLIError(f"--checkpoint-dir {args.checkpoint_dir!r} is a file.")
     pipe = make_pipeline(
         LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=1)
     )
-    _apply_set(pipe, _parse_set(args.set))
+    _apply_set(pipe, _parse_set(args.set))  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
+    X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
+    if not X:
+        raise CLIError("the TSV files list no clip.")
     features = extractor.fit_transform(X)
     validation = {}
     if args.valid_tsv:
@@ -115,24 +227,36 @@ def _cmd_train(args):
             f"validation event-based F1: {100 * sed.validation_f1_:.1f} % "
             f"(epoch {sed.best_epoch_} kept, post-processing {how})"
         )
-    _save_atomic(pipe, args.output)
+    _save_model(pipe, args.output)
     print(f"saved {args.output}")
 
 
 def _audio_files(inputs):
-    files = []
+    """Return ``(key, path)`` of every audio file; keys never repeat.
+
+    The key is the path relative to the folder given (the base name for a
+    file given directly), so files of one name in two sub-folders stay apart.
+    """
+    files, seen = [], {}
     for item in inputs:
         if os.path.isdir(item):
             for root, _, names in sorted(os.walk(item)):
-                files += [
-                    os.path.join(root, n)
-                    for n in sorted(names)
-                    if n.lower().endswith(_AUDIO_EXTENSIONS)
-                ]
+                for n in sorted(names):
+                    if n.lower().endswith(_AUDIO_EXTENSIONS):
+                        path = os.path.join(root, n)
+                        key = os.path.relpath(path, item).replace(os.sep, "/")
+                        files.append((key, path))
         else:
-            files.append(item)
+            files.append((os.path.basename(item), item))
     if not files:
         raise CLIError(f"no audio file found in {inputs}.")
+    for key, path in files:
+        if key in seen:
+            raise CLIError(
+                f"{seen[key]!r} and {path!r} would both be reported as {key!r}; "
+                "give their common folder instead of the files."
+            )
+        seen[key] = path
     return files
 
 
@@ -140,15 +264,15 @@ def _cmd_predict(args):
     from sklearn_sed.datasets import write_events_tsv
     from sklearn_sed.inference import predict_file_events
 
-    model = _load_model(args.model)
+    files = _audio_files(args.audio)
+    _check_output(args.output, [args.model, *args.audio, *(p for _, p in files)])
+    model = _load_model(args.model, allow_pickle=args.allow_pickle)
     if args.bfloat16:
         model[-1].set_params(inference_dtype="bfloat16")
     results, failed = {}, []
-    for path in _audio_files(args.audio):
+    for key, path in files:
         try:
-            results[os.path.basename(path)] = predict_file_events(
-                model, path, overlap=args.overlap
-            )
+            results[key] = predict_file_events(model, path, overlap=args.overlap)
         except (FileNotFoundError, ValueError) as exc:
             if not args.skip_errors:
                 raise
@@ -223,7 +347,8 @@ def _cmd_plot(args):
     from sklearn_sed.inference import predict_file_events
     from sklearn_sed.plotting import plot_detection
 
-    model = _load_model(args.model)
+    _check_output(args.output, [args.model, args.audio, args.reference])
+    model = _load_model(args.model, allow_pickle=args.allow_pickle)
     sed, extractor = model[-1], model[0]
     y = load_audio(args.audio, sr=extractor.sr)[: int(sed.duration * extractor.sr)]
     feats = model[:-1].transform([y])
@@ -244,6 +369,12 @@ def _cmd_plot(args):
     )
     fig.savefig(args.output, dpi=100)
     print(f"saved {args.output}")
+
+
+_PICKLE_HELP = (
+    "also read a joblib/pickle model file. Loading a pickle runs whatever code "
+    "the file holds: use it only for files you made yourself"
+)
 
 
 def build_parser():
@@ -281,7 +412,9 @@ def build_parser():
         "a width-16 ResNet in about half an hour per 1,000 clips on 2 cores; "
         "'paper' is the report as written (64 filters, SGD: a GPU job)",
     )
-    train.add_argument("--output", required=True)
+    train.add_argument(
+        "--output", required=True, help="model file, safe format (sklearn_sed.load)"
+    )
     train.add_argument(
         "--checkpoint-dir",
         help="checkpoint after every epoch; rerunning the same command resumes from it",
@@ -301,6 +434,7 @@ def build_parser():
     predict.add_argument("--output", required=True)
     predict.add_argument("--overlap", type=float, default=0.5)
     predict.add_argument("--skip-errors", action="store_true")
+    predict.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
     predict.add_argument(
         "--bfloat16",
         action="store_true",
@@ -320,6 +454,7 @@ def build_parser():
     plot.add_argument("audio")
     plot.add_argument("--output", required=True)
     plot.add_argument("--reference")
+    plot.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
     plot.set_defaults(func=_cmd_plot)
     return parser
 
@@ -330,10 +465,30 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, FileNotFoundError, ValueError, TypeError) as exc:
-        print(f"sklearn-sed {args.command}: error: {exc}", file=sys.stderr)
+    except (
+        CLIError,
+        FileNotFoundError,
+        ValueError,
+        TypeError,
+        OSError,
+        RecursionError,
+    ) as exc:
+        print(f"sklearn-sed {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if os.environ.get("SKLEARN_SED_DEBUG"):
+            raise
+        print(
+            f"sklearn-sed {args.command}: internal error: {type(exc).__name__}: "
+            f"{_one_line(exc)} (set SKLEARN_SED_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def run():

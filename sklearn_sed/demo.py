@@ -13,8 +13,6 @@ import json
 import os
 import time
 
-import joblib
-
 __all__ = ["run_demo"]
 
 
@@ -63,6 +61,7 @@ def run_demo(
     """
     from sklearn_sed import LogMelExtractor, make_detector
     from sklearn_sed.datasets import make_domestic_soundscapes
+    from sklearn_sed.persistence import save
     from sklearn_sed.pipeline import Pipeline
     from sklearn_sed.plotting import plot_detection
 
@@ -126,9 +125,9 @@ def run_demo(
             f"  iteration {h['iteration']}: threshold {h['threshold']:.2f}, "
             f"{h['n_pseudo']}/{h['n_weak']} weak clips pseudo-labelled"
         )
-    model_path = os.path.join(output_dir, "model.joblib")
-    # Saved with its extractor, so that `sklearn-sed predict` can use it.
-    joblib.dump(Pipeline([("logmel", extractor), ("sed", sed)]), model_path)
+    model_path = os.path.join(output_dir, "model.sed")
+    # Saved with its extractor, in the safe format, for `sklearn-sed predict`.
+    save(Pipeline([("logmel", extractor), ("sed", sed)]), model_path)
     fig = plot_detection(
         F_valid[0],
         sed.predict_frames(F_valid[:1])[0],

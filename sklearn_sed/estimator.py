@@ -141,6 +141,12 @@ class PseudoLabelSED(BaseEstimator):
         Decrease of the threshold per iteration in eq. 5 (paper silent).
     threshold_start, threshold_floor : float, default=0.75, 0.25
         The 3/4 and 1/4 of eq. 5.
+    pseudo_negatives : {"all", "absent"}, default="all"
+        Which frames below ``theta_i`` a pseudo label marks negative. "all"
+        is eq. 4. "absent" (not in the report) marks negative only the frames
+        of classes absent from the clip's weak label, and leaves the frames
+        of present classes below ``theta_i`` out of the loss
+        (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
     time_shift : float, default=0.0
         Training augmentation (not in the report): random circular time shift
         of up to this fraction of a clip, applied to features and frame labels
@@ -285,6 +291,7 @@ class PseudoLabelSED(BaseEstimator):
         "delta": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "pseudo_negatives": [StrOptions({"all", "absent"})],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
         "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
@@ -333,6 +340,7 @@ class PseudoLabelSED(BaseEstimator):
         delta=0.05,
         threshold_start=0.75,
         threshold_floor=0.25,
+        pseudo_negatives="all",
         time_shift=0.0,
         freq_mask=0,
         train_dtype="float32",
@@ -371,6 +379,7 @@ class PseudoLabelSED(BaseEstimator):
         self.delta = delta
         self.threshold_start = threshold_start
         self.threshold_floor = threshold_floor
+        self.pseudo_negatives = pseudo_negatives
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.train_dtype = train_dtype
@@ -792,7 +801,11 @@ class PseudoLabelSED(BaseEstimator):
             net, X, weak_idx, self.batch_size, module=evaluation_module(net)
         )
         selected, pseudo = select_pseudo_labels(
-            clip_probs, frame_probs, y["weak"][weak_idx], threshold=theta
+            clip_probs,
+            frame_probs,
+            y["weak"][weak_idx],
+            threshold=theta,
+            negatives=self.pseudo_negatives,
         )
         # Renewed every iteration: clips not selected now lose old labels.
         y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)

@@ -97,7 +97,9 @@ def weighted_bce(y, p, weights):
     ----------
     y, p : Tensor of shape (..., n_classes)
         Targets and probabilities; every leading index is a sample ``n``
-        (a clip for clip losses, a clip-frame pair for frame losses).
+        (a clip for clip losses, a clip-frame pair for frame losses). A NaN
+        target is unknown and adds nothing (``N_all`` still counts its
+        sample).
     weights : Tensor of shape (n_classes,)
         ``w_c``.
 
@@ -109,6 +111,10 @@ def weighted_bce(y, p, weights):
     n_all = y[..., 0].numel()
     if n_all == 0:
         return p.sum() * 0.0  # keeps the graph and the device
+    unknown = torch.isnan(y)
+    if unknown.any():  # pseudo labels with negatives="absent": left out
+        E = bce(torch.where(unknown, torch.zeros_like(y), y), p)
+        return (E.masked_fill(unknown, 0.0) * weights).sum() / n_all
     return (bce(y, p) * weights).sum() / n_all
 
 

@@ -19,36 +19,56 @@ JSON describes the rest in a way a person can read.
 
 import functools
 import importlib
-import io
 import json
 import os
 import zipfile
 
 import numpy as np
+import torch
 
 from sklearn_sed._atomic import atomic_path
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
 #: Version of the file layout written by :func:`save`.
 FORMAT_VERSION = 1
 _MANIFEST = "sklearn_sed.json"
 _ALLOWED_PREFIXES = ("torch.optim.", "sklearn_sed.")
+#: Parameters that name places on disk: never written to, nor read from, a
+#: model file (a file that set ``memory`` would make ``predict`` unpickle the
+#: cache entries of that folder).
+PATH_PARAMS = ("memory", "checkpoint_dir")
+#: Largest member of a model file that :func:`load` reads, in bytes, by kind.
+MAX_MEMBER_BYTES = {"manifest": 64 * 2**20, "weights": 4 * 2**30}
+#: Largest ratio of a member's size to its compressed size (files written by
+#: :func:`save` are stored uncompressed, ratio 1): refuses decompression bombs.
+_MAX_COMPRESSION_RATIO = 50
 
 
 def _qualname(obj):
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-def _resolve(name):
+def _resolve(name, base):
+    """Import the class ``name``, which must subclass ``base`` (allow-listed)."""
+    refused = ValueError(
+        f"Model file names {name!r}, which is not an allowed class (only "
+        f"{base.__name__} subclasses in "
+        f"{', '.join(p + '*' for p in _ALLOWED_PREFIXES)}). The file was not "
+        "written by sklearn_sed.save or was altered; it is refused."
+    )
     if not isinstance(name, str) or not name.startswith(_ALLOWED_PREFIXES):
-        raise ValueError(
-            f"Model file names {name!r}, which is not an allowed class (only "
-            f"{', '.join(p + '*' for p in _ALLOWED_PREFIXES)}). The file was not "
-            "written by sklearn_sed.save or was altered; it is refused."
-        )
+        raise refused
     module, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise refused from exc
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise refused
+    if not _qualname(obj).startswith(_ALLOWED_PREFIXES):  # re-exported elsewhere
+        raise refused
+    return obj
 
 
 def _callable_to_json(obj, name):
@@ -67,12 +87,17 @@ def _callable_to_json(obj, name):
     )
 
 
-def _callable_from_json(spec):
+def _callable_from_json(spec, base):
     if spec is None:
         return None
+    if not isinstance(spec, dict):
+        raise ValueError(f"a class must be written as an object; got {spec!r}.")
     if "partial" in spec:
-        return functools.partial(_resolve(spec["partial"]), **spec["kwargs"])
-    return _resolve(spec["class"])
+        kwargs = spec.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"partial arguments must be an object; got {kwargs!r}.")
+        return functools.partial(_resolve(spec["partial"], base), **kwargs)
+    return _resolve(spec["class"], base)
 
 
 def _jsonable(value):
@@ -107,7 +132,8 @@ def _sed_to_json(sed, weights_name):
     params["module"] = _callable_to_json(params["module"], "module")
     params["optimizer"] = _callable_to_json(params["optimizer"], "optimizer")
     params["callbacks"] = None  # training-time objects, not part of the model
-    params["memory"] = None
+    for name in PATH_PARAMS:  # places on this machine, not part of the model
+        params[name] = None
     params = _jsonable(params)
     fitted = {
         k: _jsonable(getattr(sed, k))
@@ -199,9 +225,41 @@ def _load_extractor(entry):
     from sklearn_sed.features import LogMelExtractor
 
     ext = LogMelExtractor(**entry["params"])
-    for k, v in entry["fitted"].items():
+    ext._validate_params()
+    fitted = entry["fitted"]
+    if not isinstance(fitted, dict) or not set(fitted) <= {
+        "data_min_",
+        "data_max_",
+        "n_frames_",
+    }:
+        raise ValueError(f"unexpected fitted attributes of LogMelExtractor: {fitted!r}")
+    for k, v in fitted.items():
+        if v is not None and not isinstance(v, (int, float)):
+            raise ValueError(f"LogMelExtractor.{k} must be a number; got {v!r}.")
         setattr(ext, k, v)
     return ext
+
+
+def _safetensors_shapes(zf, name):
+    """Tensor shapes declared by a safetensors member, read from its header only."""
+    with zf.open(name) as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ValueError(f"the weights {name!r} are corrupted (truncated).")
+        n = int.from_bytes(head, "little")
+        if n > MAX_MEMBER_BYTES["manifest"]:
+            raise ValueError(f"the weights {name!r} are corrupted (a {n}-byte header).")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"the weights {name!r} are corrupted ({exc}).") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"the weights {name!r} are corrupted (no tensor table).")
+    return {
+        k: tuple(v["shape"])
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and "shape" in v
+    }
 
 
 def _load_sed(entry, zf, device):
@@ -210,19 +268,54 @@ def _load_sed(entry, zf, device):
     from sklearn_sed.estimator import PseudoLabelSED
 
     params = dict(entry["params"])
-    params["module"] = _callable_from_json(params["module"])
-    params["optimizer"] = _callable_from_json(params["optimizer"])
+    params["module"] = _callable_from_json(params.get("module"), torch.nn.Module)
+    params["optimizer"] = _callable_from_json(
+        params.get("optimizer"), torch.optim.Optimizer
+    )
+    for name in PATH_PARAMS:  # never restored from a file (see PATH_PARAMS)
+        params[name] = None
+    params["callbacks"] = None
     if device is not None:
         params["device"] = device
     sed = PseudoLabelSED(**params)
+    sed._validate_params()
     fitted = entry["fitted"]
+    if not isinstance(fitted, dict):
+        raise ValueError("the fitted attributes must be an object.")
     for k, v in fitted.items():
+        if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_")):
+            raise ValueError(f"{k!r} is not a fitted attribute.")
         setattr(sed, k, v)
     sed.classes_ = np.asarray(fitted["classes_"])
-    sed.class_weight_ = np.asarray(fitted["class_weight_"])
+    sed.class_weight_ = np.asarray(fitted["class_weight_"], dtype=float)
+    if sed.classes_.ndim != 1 or sed.class_weight_.shape != sed.classes_.shape:
+        raise ValueError(
+            f"classes_ ({sed.classes_.shape}) and class_weight_ "
+            f"({sed.class_weight_.shape}) must be 1-D and of one length."
+        )
     for k in ("threshold_", "median_filter_sec_"):
         if k in fitted:
             setattr(sed, k, np.asarray(fitted[k], dtype=float))
+    # The declared architecture against the stored tensors, before any
+    # allocation: the module is built on torch's "meta" device (shapes only).
+    stored = _safetensors_shapes(zf, entry["weights"])
+    if sed.module is None and sed.n_blocks > len(stored):  # before building it
+        raise ValueError(
+            f"n_blocks={sed.n_blocks} but the weights hold {len(stored)} tensors."
+        )
+    with torch.device("meta"):
+        expected = {
+            k: tuple(v.shape)
+            for k, v in sed._build_module(len(sed.classes_)).state_dict().items()
+        }
+    if stored != expected:
+        diff = sorted(set(stored) ^ set(expected)) or [
+            k for k in expected if stored[k] != expected[k]
+        ]
+        raise ValueError(
+            "the weights do not match the network the parameters describe "
+            f"(first differences: {diff[:3]})."
+        )
     try:
         state = st_load(zf.read(entry["weights"]))
     except Exception as exc:  # safetensors raises its own error types
@@ -239,6 +332,25 @@ def _load_sed(entry, zf, device):
     net.sed_ = sed
     sed.net_ = net
     return sed
+
+
+def _check_members(zf, path):
+    """Refuse members too large or too compressed to read safely."""
+    for info in zf.infolist():
+        kind = "manifest" if info.filename == _MANIFEST else "weights"
+        if info.file_size > MAX_MEMBER_BYTES[kind]:
+            raise ValueError(
+                f"{path!r}: member {info.filename!r} is {info.file_size} bytes, "
+                f"above the {MAX_MEMBER_BYTES[kind]}-byte limit for a {kind} "
+                "(sklearn_sed.persistence.MAX_MEMBER_BYTES)."
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.compress_type != zipfile.ZIP_STORED and ratio > _MAX_COMPRESSION_RATIO:
+            raise ValueError(
+                f"{path!r}: member {info.filename!r} expands {ratio:.0f} times; "
+                "sklearn_sed.save stores members uncompressed, so the file was "
+                "altered. It is refused."
+            )
 
 
 def load(path, *, device="cpu"):
@@ -259,33 +371,72 @@ def load(path, *, device="cpu"):
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
     ValueError
-        If the file is not a sklearn-sed model file, is truncated or corrupted,
-        names a class outside the allow-list, or was written by a newer format
-        version.
+        If ``path`` is a folder, is not a sklearn-sed model file, is truncated,
+        corrupted or altered (a member too large or too compressed, weights
+        that do not match the declared network, an unknown parameter), names a
+        class outside the allow-list, or was written by a newer format
+        version. No other exception type leaves :func:`load` for a bad file.
+
+    Notes
+    -----
+    Parameters that name places on disk (:data:`PATH_PARAMS`: ``memory``,
+    ``checkpoint_dir``) are never restored: the loaded model has them None.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder, not a sklearn-sed model file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file {path!r} does not exist.")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        manifest = json.loads(zf.read(_MANIFEST))
-    except (
-        zipfile.BadZipFile,
-        KeyError,
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        zipfile.LargeZipFile,
-        EOFError,
-    ) as exc:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise ValueError(
             f"{path!r} is not a readable sklearn-sed model file ({type(exc).__name__}: "
             f"{exc}). It may be truncated, corrupted, or a pickle/joblib file; "
             "sklearn_sed.load never unpickles."
         ) from exc
-    if manifest.get("format") != "sklearn-sed":
+    with zf:
+        try:
+            return _load_members(zf, path, device)
+        except ValueError as exc:
+            if str(exc).startswith(repr(path)):
+                raise
+            raise ValueError(f"{path!r}: {exc}") from exc
+        except (
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            RuntimeError,
+            RecursionError,
+            OverflowError,
+            MemoryError,
+            zipfile.BadZipFile,
+            EOFError,
+            UnicodeDecodeError,
+            NotImplementedError,
+        ) as exc:
+            raise ValueError(
+                f"{path!r} is a damaged or altered sklearn-sed model file "
+                f"({type(exc).__name__}: {exc})."
+            ) from exc
+
+
+def _load_members(zf, path, device):
+    _check_members(zf, path)
+    try:
+        manifest = json.loads(zf.read(_MANIFEST))
+    except KeyError as exc:
+        raise ValueError(
+            f"{path!r} is not a sklearn-sed model file (no {_MANIFEST}). It may be "
+            "a pickle/joblib file; sklearn_sed.load never unpickles."
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path!r}: the manifest is not JSON ({exc}).") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != "sklearn-sed":
         raise ValueError(f"{path!r} is not a sklearn-sed model file.")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -294,8 +445,13 @@ def load(path, *, device="cpu"):
             f"{manifest.get('library_version')}), but this sklearn-sed reads versions "
             f"up to {FORMAT_VERSION}. Consider upgrading sklearn-sed."
         )
+    entries = manifest.get("steps")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path!r} lists no step.")
     steps = []
-    for entry in manifest["steps"]:
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path!r}: a step must be an object, got {entry!r}.")
         if entry.get("type") == "LogMelExtractor":
             steps.append((entry["name"], _load_extractor(entry)))
         elif entry.get("type") == "PseudoLabelSED":
@@ -308,4 +464,6 @@ def load(path, *, device="cpu"):
         from sklearn_sed.pipeline import Pipeline
 
         return Pipeline(steps)
+    if len(steps) != 1:
+        raise ValueError(f"{path!r} holds {len(steps)} steps but no pipeline.")
     return steps[0][1]

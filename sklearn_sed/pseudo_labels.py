@@ -53,7 +53,9 @@ def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
     return round(float(max(start - delta * iteration, floor)), 12)
 
 
-def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
+def select_pseudo_labels(
+    clip_probs, frame_probs, weak_labels, *, threshold, negatives="all"
+):
     """Select weak clips for pseudo labelling and make their frame labels.
 
     A clip is selected when ``clip_probs >= threshold`` equals its weak label
@@ -70,13 +72,22 @@ def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
         Their 0/1 weak labels.
     threshold : float or ndarray of shape (n_classes,)
         ``theta_i`` of eq. 5.
+    negatives : {"all", "absent"}, default="all"
+        Which frames below ``threshold`` become negatives. ``"all"`` is eq. 4.
+        ``"absent"`` (not in the report) keeps as negatives only the frames of
+        classes that the weak label says are absent, which are certainly
+        negative, and marks the frames of present classes below the threshold
+        as unknown (NaN, left out of the loss): a high ``theta_i`` then no
+        longer teaches the network that the quieter part of an event is
+        silence.
 
     Returns
     -------
     selected : ndarray of shape (n_clips,), dtype bool
         Clips that get pseudo labels (their count is ``M_p``).
     pseudo_frames : ndarray of shape (n_clips, n_frames, n_classes), dtype float32
-        Eq. 4 for every clip; only the rows of selected clips are used.
+        Eq. 4 for every clip (1, 0, or NaN for unknown with
+        ``negatives="absent"``); only the rows of selected clips are used.
 
     Examples
     --------
@@ -102,7 +113,15 @@ def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
             f"(n_clips, n_frames, n_classes) = ({clip_probs.shape[0]}, n_frames, "
             f"{clip_probs.shape[1]})."
         )
+    if negatives not in ("all", "absent"):
+        raise ValueError(
+            f'negatives must be "all" (eq. 4) or "absent". Got {negatives!r} instead.'
+        )
     threshold = np.asarray(threshold, dtype=float)
     selected = np.all((clip_probs >= threshold) == weak_labels, axis=1)
-    pseudo_frames = (frame_probs >= threshold).astype(np.float32)
+    above = frame_probs >= threshold
+    pseudo_frames = above.astype(np.float32)
+    if negatives == "absent":
+        unknown = ~above & weak_labels[:, None, :]
+        pseudo_frames[unknown] = np.nan
     return selected, pseudo_frames

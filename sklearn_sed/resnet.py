@@ -15,6 +15,7 @@ the network. Input feature maps of shape (batch, n_frames, n_mels), e.g.
   time gives the clip probabilities (section 2.4).
 """
 
+import math
 import numbers
 
 import torch
@@ -111,7 +112,7 @@ class ResNetSED(nn.Module):
                 f"n_blocks={n_blocks!r}, strides={strides!r} instead."
             )
         self.n_classes = n_classes
-        self.time_pooling = int(torch.tensor(strides).prod())
+        self.time_pooling = math.prod(int(s) for s in strides)
         self.conv_block = nn.Sequential(
             _conv3x3(1, n_filters), nn.BatchNorm2d(n_filters), nn.ReLU(inplace=True)
         )

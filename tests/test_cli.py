@@ -1,10 +1,12 @@
 import json
+import os
 
 import numpy as np
 import pytest
 import sed_eval
 import soundfile as sf
 
+import sklearn_sed
 from sklearn_sed.cli import main
 from sklearn_sed.datasets import make_domestic_soundscapes, read_strong_tsv
 
@@ -72,7 +74,7 @@ def _train_argv(desed_dir, *extra):
 
 @pytest.fixture(scope="module")
 def trained_model(desed_dir):
-    model = desed_dir / "model.joblib"
+    model = desed_dir / "model.sed"
     valid = ["--valid-tsv", str(desed_dir / "strong.tsv")]
     assert main(_train_argv(desed_dir, *valid, "--output", str(model))) == 0
     return model
@@ -84,7 +86,6 @@ def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
     """Check that rerunning `train --checkpoint-dir` after a finished run trains
     no epoch again (it resumes from the last checkpoint) and writes a model
     with the same predictions."""
-    import joblib
     import skorch
 
     argv = _train_argv(desed_dir, "--checkpoint-dir", str(tmp_path / "ckpt"))
@@ -95,23 +96,22 @@ def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
         return partial_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(skorch.NeuralNet, "partial_fit", counting)
-    assert main([*argv, "--output", str(tmp_path / "first.joblib")]) == 0
+    assert main([*argv, "--output", str(tmp_path / "first.sed")]) == 0
     assert len(epochs) == 4  # 3 stage-1 epochs + 1 pseudo-label iteration
     assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
     epochs.clear()
-    assert main([*argv, "--output", str(tmp_path / "second.joblib")]) == 0
+    assert main([*argv, "--output", str(tmp_path / "second.sed")]) == 0
     assert epochs == []
     audio = [str(desed_dir / f"clip{i}.wav") for i in range(4)]
-    first = joblib.load(tmp_path / "first.joblib").predict_frames(audio)
-    second = joblib.load(tmp_path / "second.joblib").predict_frames(audio)
+    first = sklearn_sed.load(tmp_path / "first.sed").predict_frames(audio)
+    second = sklearn_sed.load(tmp_path / "second.sed").predict_frames(audio)
     np.testing.assert_array_equal(first, second)
 
 
 def test_train_writes_a_model(trained_model, capsys):
     """Check train saves a loadable pipeline."""
-    import joblib
 
-    pipe = joblib.load(trained_model)
+    pipe = sklearn_sed.load(trained_model)
     assert pipe[-1].max_epochs == 3
     assert pipe[0].n_mels == 32
 
@@ -156,11 +156,10 @@ def test_predict_bfloat16_runs_the_network_in_bfloat16(
 
 def test_predict_file_frames_cover_whole_recording(trained_model, tmp_path):
     """Check the stitched frame grid covers the whole 6 s recording (3 windows)."""
-    import joblib
 
     from sklearn_sed.inference import predict_file_frames
 
-    pipe = joblib.load(trained_model)
+    pipe = sklearn_sed.load(trained_model)
     sr = 16000
     x = np.zeros(sr * 6, np.float32)
     path = tmp_path / "x.wav"
@@ -261,7 +260,7 @@ def test_plot_writes_png(trained_model, desed_dir, tmp_path):
     ("argv", "match"),
     [
         (["evaluate", "missing.tsv", "missing.tsv"], "does not exist"),
-        (["predict", "nomodel.joblib", "x.wav", "--output", "o.tsv"], "does not exist"),
+        (["predict", "nomodel.sed", "x.wav", "--output", "o.tsv"], "does not exist"),
     ],
 )
 def test_user_errors_are_one_line(argv, match, capsys, tmp_path, monkeypatch):
@@ -285,7 +284,7 @@ def test_bad_set_is_one_line(desed_dir, capsys):
                 "--strong-tsv",
                 str(desed_dir / "strong.tsv"),
                 "--output",
-                "x.joblib",
+                "x.sed",
                 "--set",
                 "nonsense=1",
             ]
@@ -298,15 +297,13 @@ def test_bad_set_is_one_line(desed_dir, capsys):
 def test_train_records_validation_f1_per_epoch(trained_model):
     """Check train's per-epoch table has a validation F1 column, and the saved
     model does not carry the validation data."""
-    import joblib
 
-    pipe = joblib.load(trained_model)
+    pipe = sklearn_sed.load(trained_model)
     f1 = pipe[-1].net_.history[:, "valid_event_f1"]
     assert len(f1) == 3 + 1  # 3 stage-1 epochs, 1 pseudo-label iteration
     assert all(0.0 <= v <= 1.0 for v in f1)
-    callback = dict(pipe[-1].net_.callbacks_)["validation"]
-    assert callback.X_valid is None
-    assert callback.y_valid is None
+    # The safe format keeps no training-time callback, hence no validation data.
+    assert "validation" not in dict(pipe[-1].net_.callbacks_)
     assert 1 <= pipe[-1].best_epoch_ <= 4
     assert f1[pipe[-1].best_epoch_ - 1] == max(f1)
 
@@ -314,7 +311,6 @@ def test_train_records_validation_f1_per_epoch(trained_model):
 def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     """`sklearn-sed train` (default recipe "cpu", a validation TSV) and the
     same recipe in Python give the same predictions and tuned settings."""
-    import joblib
 
     from sklearn_sed import LogMelExtractor, make_detector
     from sklearn_sed.cli import _parse_set
@@ -326,15 +322,16 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     )
     ref = read_strong_tsv(desed_dir / "strong.tsv")
     X_val = [str(desed_dir / name) for name in ref]
-    # The command line's rule: a bare name goes to the detector when it has
-    # it, else to the extractor; a step prefix names the step.
+    # The command line's rule: a bare name goes to every step that has it; a
+    # step prefix names the step.
     sed_names = set(make_detector("cpu").get_params())
+    ext_names = set(LogMelExtractor().get_params())
     ext_params, sed_params = {}, {}
     for key, value in _parse_set(SETS).items():
         step, _, name = key.rpartition("__")
-        if step == "logmelextractor" or (not step and name not in sed_names):
+        if step == "logmelextractor" or (not step and name in ext_names):
             ext_params[name] = value
-        else:
+        if step == "pseudolabelsed" or (not step and name in sed_names):
             sed_params[name] = value
     ext = LogMelExtractor(**ext_params)
     sed = make_detector("cpu", **sed_params)
@@ -346,7 +343,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
         y_val=list(ref.values()),
     )
     python = make_pipeline(ext, sed)
-    cli = joblib.load(trained_model)
+    cli = sklearn_sed.load(trained_model)
     assert cli[-1].get_params()["optimizer"] is sed.optimizer
     np.testing.assert_array_equal(cli[-1].threshold_, sed.threshold_)
     np.testing.assert_allclose(
@@ -359,11 +356,9 @@ def test_long_file_memory_is_bounded(trained_model, tmp_path):
     a 300 s file peaks within a small margin of a 30 s one."""
     import tracemalloc
 
-    import joblib
-
     from sklearn_sed.inference import predict_file_frames
 
-    pipe = joblib.load(trained_model)
+    pipe = sklearn_sed.load(trained_model)
     rng = np.random.default_rng(0)
     peaks = {}
     for seconds in (30, 300):
@@ -427,3 +422,195 @@ def test_event_across_window_borders_is_stitched_into_one(tmp_path):
 
     events = predict_file_events(Model(model), tmp_path / "x.wav")
     assert events == [(pytest.approx(4.5), pytest.approx(6.5), "tone")]
+
+
+def _pickle_with_payload(path, marker):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path.write_bytes(pickle.dumps(Payload()))
+    return path
+
+
+def test_predict_refuses_a_pickle_and_never_runs_it(desed_dir, tmp_path, capsys):
+    """Check predict reads the safe format only: a crafted pickle is refused
+    without --allow-pickle and its payload does not run."""
+    marker = tmp_path / "pwned"
+    evil = _pickle_with_payload(tmp_path / "model.joblib", marker)
+    argv = ["predict", str(evil), str(desed_dir / "clip0.wav")]
+    assert main([*argv, "--output", str(tmp_path / "o.tsv")]) == 2
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert not marker.exists()
+    assert main(["plot", str(evil), str(desed_dir / "clip0.wav"), "--output",
+                 str(tmp_path / "f.png")]) == 2  # fmt: skip
+    assert not marker.exists()
+
+
+def test_predict_reads_a_pickle_with_allow_pickle(trained_model, desed_dir, tmp_path):
+    """Check --allow-pickle still reads a joblib model the user made."""
+    import joblib
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(sklearn_sed.load(trained_model), path)
+    out = tmp_path / "o.tsv"
+    wav = str(desed_dir / "clip0.wav")
+    argv = ["predict", str(path), wav, "--output", str(out), "--allow-pickle"]
+    assert main(argv) == 0
+    assert "clip0.wav" in read_strong_tsv(out, classes=None)
+
+
+def test_train_writes_the_safe_format(trained_model):
+    """Check the model train writes is the safe ZIP format, not a pickle."""
+    import zipfile
+
+    assert zipfile.is_zipfile(trained_model)
+    with zipfile.ZipFile(trained_model) as zf:
+        assert "sklearn_sed.json" in zf.namelist()
+
+
+def test_predict_keys_results_by_path_relative_to_the_folder(
+    trained_model, desed_dir, tmp_path
+):
+    """Check sub/a/x.wav and sub/b/x.wav give two rows, not one overwritten."""
+    import shutil
+
+    for name in ("a", "b"):
+        (tmp_path / "sub" / name).mkdir(parents=True)
+        shutil.copy(desed_dir / "clip0.wav", tmp_path / "sub" / name / "x.wav")
+    out = tmp_path / "o.tsv"
+    argv = ["predict", str(trained_model), str(tmp_path / "sub"), "--output", str(out)]
+    assert main(argv) == 0
+    assert set(read_strong_tsv(out, classes=None)) == {"a/x.wav", "b/x.wav"}
+
+
+def test_predict_refuses_two_files_of_one_name(trained_model, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name / "x.wav").write_bytes(b"")
+    files = [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav")]
+    argv = ["predict", str(trained_model), *files, "--output", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "would both be reported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["model", "audio", "tsv"])
+def test_output_that_is_an_input_is_refused_before_any_work(
+    trained_model, desed_dir, tmp_path, target, capsys
+):
+    """Check --output equal to an input (the model, an audio file, the strong
+    TSV) exits 2 and leaves the input byte for byte as it was."""
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(desed_dir, work)
+    model = work / "model.sed"
+    shutil.copy(trained_model, model)
+    victim = {"model": model, "audio": work / "clip0.wav", "tsv": work / "strong.tsv"}
+    victim = victim[target]
+    before = victim.read_bytes()
+    if target == "tsv":
+        argv = [*_train_argv(work), "--output", str(victim)]
+    else:
+        argv = ["predict", str(model), str(work / "clip0.wav"), "--output", str(victim)]
+    assert main(argv) == 2
+    assert "would be overwritten" in capsys.readouterr().err
+    assert victim.read_bytes() == before
+
+
+def _one_line_error(argv, capsys, status=2):
+    assert main(argv) == status
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        pytest.param(
+            "device=cuda",
+            "no CUDA device",
+            marks=pytest.mark.skipif(
+                __import__("torch").cuda.is_available(), reason="CUDA present"
+            ),
+        ),
+        ("device=meta", "cannot train"),
+        ("callbacks=[1]", "cannot be set from the command line"),
+        ("lr=" + "+".join(["1"] * 20000), "too deeply nested"),
+        ("lr=-1", "lr"),
+        ("optimizer=nonsense", "unknown optimizer"),
+    ],
+)
+def test_bad_settings_are_one_line_before_extraction(
+    desed_dir, tmp_path, capsys, monkeypatch, setting, match
+):
+    """Check bad --set values are one-line errors, raised before any audio is
+    read (extraction is made to fail loudly if reached)."""
+    from sklearn_sed import LogMelExtractor
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("features were extracted before the check")
+
+    monkeypatch.setattr(LogMelExtractor, "fit_transform", not_reached)
+    argv = [*_train_argv(desed_dir), "--set", setting, "--output", str(tmp_path / "m")]
+    assert match in _one_line_error(argv, capsys)
+
+
+def test_paths_of_the_wrong_kind_are_one_line(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check outputs and folders of the wrong kind are one-line errors."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    wav = str(desed_dir / "clip0.wav")
+    cases = [
+        ([*_train_argv(desed_dir), "--output", str(tmp_path)], "is a folder"),
+        ([*_train_argv(desed_dir), "--output", str(tmp_path / "no" / "m.sed")],
+         "does not exist"),
+        ([*_train_argv(desed_dir), "--output", str(tmp_path / "m.sed"),
+          "--checkpoint-dir", str(a_file)], "is a file"),
+        (["demo", "--output-dir", str(a_file)], "is a file"),
+        (["predict", str(trained_model), wav, "--output", str(tmp_path)],
+         "is a folder"),
+        (["predict", str(tmp_path), wav, "--output", str(tmp_path / "o.tsv")],
+         "is a folder"),
+    ]  # fmt: skip
+    for argv, match in cases:
+        assert match in _one_line_error(argv, capsys), argv
+
+
+def test_shared_setting_reaches_every_step():
+    """Check a bare --set key that two steps own (duration) reaches both."""
+    from sklearn_sed import LogMelExtractor, PseudoLabelSED
+    from sklearn_sed.cli import _apply_set, _parse_set
+    from sklearn_sed.pipeline import make_pipeline
+
+    pipe = make_pipeline(LogMelExtractor(), PseudoLabelSED())
+    _apply_set(pipe, _parse_set(["duration=1.0"]))
+    assert pipe[0].duration == 1.0
+    assert pipe[-1].duration == 1.0
+
+
+def test_optimizer_is_reachable_by_name():
+    import torch
+
+    from sklearn_sed.cli import _parse_set
+
+    assert _parse_set(["optimizer=adam"])["optimizer"] is torch.optim.Adam
+    assert _parse_set(["optimizer=torch.optim.SGD"])["optimizer"] is torch.optim.SGD
+
+
+def test_non_utf8_tsv_names_the_file_and_line(desed_dir, tmp_path, capsys):
+    bad = tmp_path / "strong.tsv"
+    bad.write_bytes(
+        b"filename\tonset\toffset\tevent_label\nclip0.wav\t0\t1\t\xff\xfe\n"
+    )
+    argv = ["evaluate", str(bad), str(bad)]
+    err = _one_line_error(argv, capsys)
+    assert "strong.tsv" in err
+    assert "UTF-8" in err

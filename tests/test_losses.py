@@ -125,3 +125,16 @@ def test_pseudo_label_loss_routes_clips_by_kind():
     crit.stage = 1
     expected1 = stage1_loss(Lwv, Lsv, Lsm, n_weak=2, n_strong=1)
     assert crit((frames, clips), y).item() == pytest.approx(expected1.item())
+
+
+def test_weighted_bce_leaves_unknown_targets_out():
+    """Check that a NaN target adds nothing and gives no gradient, N_all kept."""
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    p = torch.tensor([[0.8, 0.3], [0.4, 0.6]], requires_grad=True)
+    w = torch.tensor([0.25, 0.75])
+    expected = 0.25 * -math.log(0.8) + 0.25 * -math.log(0.6) + 0.75 * -math.log(0.6)
+    loss = weighted_bce(y, p, w)
+    assert loss.item() == pytest.approx(expected / 2, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(p.grad).all()
+    assert p.grad[0, 1].item() == 0.0

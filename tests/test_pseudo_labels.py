@@ -55,3 +55,26 @@ def test_select_pseudo_labels_checks_shapes():
         select_pseudo_labels(
             np.zeros((2, 2)), np.zeros((2, 3, 2)), np.zeros((3, 2)), threshold=0.5
         )
+
+
+def test_select_pseudo_labels_absent_negatives_leave_present_classes_unknown():
+    """Check negatives="absent": frames of a present class below theta are NaN."""
+    frames = np.array([[[0.9, 0.1], [0.2, 0.1]]])
+    sel, pl = select_pseudo_labels(
+        frames.max(1), frames, np.array([[1, 0]]), threshold=0.5, negatives="absent"
+    )
+    assert sel.tolist() == [True]
+    np.testing.assert_array_equal(pl[0, :, 0], [1.0, np.nan])  # present class
+    np.testing.assert_array_equal(pl[0, :, 1], [0.0, 0.0])  # absent: negatives
+    _, eq4 = select_pseudo_labels(
+        frames.max(1), frames, np.array([[1, 0]]), threshold=0.5
+    )
+    assert eq4[0, 1, 0] == 0.0
+
+
+def test_select_pseudo_labels_rejects_unknown_negatives_rule():
+    frames = np.zeros((1, 2, 2))
+    with pytest.raises(ValueError, match='negatives must be "all"'):
+        select_pseudo_labels(
+            frames.max(1), frames, np.zeros((1, 2)), threshold=0.5, negatives="some"
+        )

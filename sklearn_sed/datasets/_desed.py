@@ -31,24 +31,35 @@ def _rows(path, expected):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"TSV file {path!r} does not exist.")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t")
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(
-                f"{path}: the file is empty; expected a header row "
-                f"{chr(9).join(expected)!r}."
-            )
-        header = [h.strip() for h in header]
-        if header[: len(expected)] != list(expected):
-            raise ValueError(
-                f"{path}:1: header must start with {list(expected)}. Got {header} "
-                "instead."
-            )
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            yield lineno, row
+    lineno = 1
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f, delimiter="\t")
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(
+                    f"{path}: the file is empty; expected a header row "
+                    f"{chr(9).join(expected)!r}."
+                )
+            header = [h.strip() for h in header]
+            if header[: len(expected)] != list(expected):
+                raise ValueError(
+                    f"{path}:1: header must start with {list(expected)}. Got "
+                    f"{header} instead."
+                )
+            for lineno, row in enumerate(reader, start=2):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                yield lineno, row
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: near line {lineno + 1}: the file is not UTF-8 text ({exc.reason} "
+            f"at byte {exc.start}). Save it as UTF-8."
+        ) from exc
+    except csv.Error as exc:
+        raise ValueError(
+            f"{path}:{lineno + 1}: not a readable TSV row ({exc})."
+        ) from exc
 
 
 def _check_label(label, classes, where):

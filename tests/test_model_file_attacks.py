@@ -1,0 +1,228 @@
+"""Hostile or damaged model files: never code, never unbounded memory, one error.
+
+Every case here ends in the documented ``ValueError`` naming the file (or a
+clean load); none runs code from the file or allocates what the file declares
+before the weights are checked.
+"""
+
+import json
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sklearn_sed
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.persistence import MAX_MEMBER_BYTES
+from sklearn_sed.pipeline import make_pipeline
+from tests.conftest import FAST_SED, TINY_FEATURES
+
+MANIFEST = "sklearn_sed.json"
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tiny_dataset, tmp_path_factory):
+    """The bytes of a saved pipeline and its manifest (do not mutate)."""
+    d = tiny_dataset
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe.fit(d["audio"][:12], d["y_weak"][:12], d["y_strong"][:12])
+    path = tmp_path_factory.mktemp("model") / "model.sed"
+    sklearn_sed.save(pipe, path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    return path.read_bytes(), members
+
+
+def _write(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _with_manifest(model_bytes, tmp_path, change):
+    _, members = model_bytes
+    manifest = json.loads(members[MANIFEST])
+    change(manifest)
+    members = {**members, MANIFEST: json.dumps(manifest).encode()}
+    return _write(tmp_path / "altered.sed", members)
+
+
+def _sed_entry(manifest):
+    return next(s for s in manifest["steps"] if s["type"] == "PseudoLabelSED")
+
+
+def test_path_parameters_are_never_restored_from_a_model_file(model_bytes, tmp_path):
+    """Check memory and checkpoint_dir set in a file's JSON come back as None."""
+    cache = tmp_path / "someone_elses_cache"
+    cache.mkdir()
+
+    def change(m):
+        _sed_entry(m)["params"]["memory"] = str(cache)
+        _sed_entry(m)["params"]["checkpoint_dir"] = str(tmp_path / "ckpt")
+
+    loaded = sklearn_sed.load(_with_manifest(model_bytes, tmp_path, change))
+    assert loaded[-1].memory is None
+    assert loaded[-1].checkpoint_dir is None
+
+
+def test_saved_file_holds_no_path_parameter(tiny_dataset, tmp_path):
+    """Check save() writes memory and checkpoint_dir as null."""
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST_SED, checkpoint_dir=str(tmp_path / "ckpt"))
+    sed.fit(d["F"][:12], d["y_weak"][:12], d["y_strong"][:12])
+    sklearn_sed.save(sed, tmp_path / "m.sed")
+    with zipfile.ZipFile(tmp_path / "m.sed") as zf:
+        params = json.loads(zf.read(MANIFEST))["steps"][0]["params"]
+    assert params["checkpoint_dir"] is None
+    assert params["memory"] is None
+
+
+def test_deflate_bomb_member_is_refused_before_reading(model_bytes, tmp_path):
+    """Check a highly compressed member is refused from its header alone."""
+    _, members = model_bytes
+    bomb = {**members, MANIFEST: members[MANIFEST] + b" " * 20_000_000}
+    path = _write(tmp_path / "bomb.sed", bomb, compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match="expands"):
+        sklearn_sed.load(path)
+
+
+def test_oversized_member_is_refused(model_bytes, tmp_path, monkeypatch):
+    """Check a member above MAX_MEMBER_BYTES is refused without being read."""
+    monkeypatch.setitem(MAX_MEMBER_BYTES, "manifest", 100)
+    with pytest.raises(ValueError, match="limit"):
+        sklearn_sed.load(_write(tmp_path / "m.sed", model_bytes[1]))
+
+
+def test_declared_architecture_is_checked_before_allocation(model_bytes, tmp_path):
+    """Check n_filters=6000 in the JSON is refused without building the net."""
+    import resource
+
+    def change(m):
+        _sed_entry(m)["params"]["n_filters"] = 6000
+
+    path = _with_manifest(model_bytes, tmp_path, change)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="do not match"):
+        sklearn_sed.load(path)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200_000  # a real 6000-filter ResNet needs > 5 GB
+
+
+def _bad_cases():
+    """(id, manifest change) pairs that must each be a ValueError."""
+
+    def setp(key, value):
+        return lambda m: _sed_entry(m)["params"].__setitem__(key, value)
+
+    def setf(key, value):
+        return lambda m: _sed_entry(m)["fitted"].__setitem__(key, value)
+
+    return {
+        "class count mismatch": lambda m: (
+            setf("classes_", list("abcde"))(m),
+            setf("class_weight_", [0.2] * 5)(m),
+        ),
+        "class weight mismatch": setf("class_weight_", [1.0]),
+        "n_blocks mismatch": setp("n_blocks", 3),
+        "unknown parameter": setp("colour", "blue"),
+        "bad parameter type": setp("lr", "fast"),
+        "no steps": lambda m: m.pop("steps"),
+        "steps not a list": lambda m: m.__setitem__("steps", {"a": 1}),
+        "step not an object": lambda m: m.__setitem__("steps", [1]),
+        "unnamed step": lambda m: _sed_entry(m).pop("name"),
+        "class outside the allow-list": setp("module", {"class": "os.system"}),
+        "module of the library": setp("module", {"class": "sklearn_sed.cli.os"}),
+        "function, not a class": setp("module", {"class": "sklearn_sed.load"}),
+        "optimizer that is a module": setp(
+            "optimizer", {"class": "sklearn_sed.resnet.ResNetSED"}
+        ),
+        "fitted private attribute": setf("_secret", 1),
+        "missing weights member": lambda m: _sed_entry(m).__setitem__(
+            "weights", "nothing.safetensors"
+        ),
+        "extractor fitted junk": lambda m: m["steps"][0]["fitted"].__setitem__(
+            "data_min_", [1, 2]
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_cases()))
+def test_damaged_manifest_is_a_value_error_naming_the_file(model_bytes, tmp_path, case):
+    """Check each tried damage raises the documented ValueError, nothing else."""
+    path = _with_manifest(model_bytes, tmp_path, _bad_cases()[case])
+    with pytest.raises(ValueError, match=r"altered\.sed"):
+        sklearn_sed.load(path)
+
+
+def test_manifest_that_is_a_list_is_a_value_error(model_bytes, tmp_path):
+    _, members = model_bytes
+    path = _write(tmp_path / "list.sed", {**members, MANIFEST: b"[1, 2]"})
+    with pytest.raises(ValueError, match=r"list\.sed"):
+        sklearn_sed.load(path)
+
+
+def test_folder_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        sklearn_sed.load(tmp_path)
+
+
+def test_shuffled_weights_are_a_value_error(model_bytes, tmp_path):
+    """Check weights of the right size but wrong shapes are refused."""
+    _, members = model_bytes
+    name = next(n for n in members if n.endswith(".safetensors"))
+    n = int.from_bytes(members[name][:8], "little")
+    header = json.loads(members[name][8 : 8 + n])
+    key = next(k for k in header if k != "__metadata__")
+    header[key]["shape"] = [*header[key]["shape"][::-1], 1]
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    damaged = len(blob).to_bytes(8, "little") + blob + members[name][8 + n :]
+    path = _write(tmp_path / "shapes.sed", {**members, name: damaged})
+    with pytest.raises(ValueError, match=r"shapes\.sed"):
+        sklearn_sed.load(path)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_fuzzed_model_files_load_cleanly_or_raise_value_error(
+    model_bytes, tmp_path, data
+):
+    """Fuzz: flip, cut or overwrite bytes anywhere in a model file.
+
+    Every mutation either loads or raises ValueError (FileNotFoundError is
+    impossible: the file exists); never another exception type.
+    """
+    raw = bytearray(model_bytes[0])
+    kind = data.draw(st.sampled_from(["flip", "cut", "overwrite", "manifest"]))
+    if kind == "flip":
+        for pos in data.draw(st.lists(st.integers(0, len(raw) - 1), max_size=8)):
+            raw[pos] ^= data.draw(st.integers(1, 255))
+    elif kind == "cut":
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    elif kind == "overwrite":
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        chunk = data.draw(st.binary(min_size=1, max_size=64))
+        raw[pos : pos + len(chunk)] = chunk
+    else:  # a well-formed archive with a mutated JSON manifest
+        members = dict(model_bytes[1])
+        text = bytearray(members[MANIFEST])
+        pos = data.draw(st.integers(0, len(text) - 1))
+        text[pos : pos + 1] = data.draw(st.binary(min_size=0, max_size=3))
+        members[MANIFEST] = bytes(text)
+        _write(tmp_path / "fuzz.sed", members)
+        raw = (tmp_path / "fuzz.sed").read_bytes()
+    path = tmp_path / "fuzz.sed"
+    path.write_bytes(bytes(raw))
+    try:
+        sklearn_sed.load(path)
+    except ValueError as exc:
+        message = str(exc)
+    else:
+        message = "fuzz.sed loaded"
+    assert "fuzz.sed" in message
