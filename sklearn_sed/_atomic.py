@@ -3,14 +3,58 @@
 Every file the library writes (model files, checkpoints, feature stores, TSV
 files) goes through :func:`atomic_path`, so a crash in the middle of a write
 never leaves a half-written file in place of a good one, nor a temporary file
-behind after an error.
+behind after an error. A process killed outright (SIGKILL, power loss) cannot
+clean up: its temporary file, ``.<target name>.tmp-<pid>-<random>`` beside the
+target, stays until the next write of the same target, which removes the
+temporaries of that target whose writing process no longer runs.
 """
 
 import contextlib
+import glob
 import os
 import tempfile
 
 __all__ = ["atomic_path"]
+
+
+def _temp_prefix(path):
+    return f".{os.path.basename(path)[:120]}.tmp-"
+
+
+def _process_runs(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid: leave the file
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove temporaries of ``path`` left by writers that no longer run.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The target file.
+
+    Returns
+    -------
+    removed : list of str
+        The files removed.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.join(folder, glob.escape(_temp_prefix(path)))
+    removed = []
+    for tmp in glob.glob(prefix + "*"):
+        pid = os.path.basename(tmp)[len(_temp_prefix(path)) :].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_runs(int(pid)):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+                removed.append(tmp)
+    return removed
 
 
 @contextlib.contextmanager
@@ -42,7 +86,10 @@ def atomic_path(path, *, suffix=""):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=suffix, dir=folder
+    )
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a plain
     # open() would, so that shared model and TSV files stay readable.

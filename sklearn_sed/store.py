@@ -12,10 +12,16 @@ number of clips grows, and every fit and grid-search fold reuses the store.
 
 import json
 import os
+import time
 
 import numpy as np
 
 from sklearn_sed._atomic import atomic_path
+
+try:  # POSIX; elsewhere concurrent writers of one store are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 __all__ = ["FeatureView", "extract_to_store", "open_store"]
 
@@ -78,6 +84,35 @@ class FeatureView:
         return out if dtype is None else out.astype(dtype)
 
 
+class _CommitLock:
+    """Exclusive lock on ``path + ".lock"``, taken by :meth:`acquire`.
+
+    Held from :meth:`acquire` until the ``with`` block ends.
+    """
+
+    def __init__(self, path):
+        self.path = path + ".lock"
+        self._file = None
+
+    def __enter__(self):
+        return self
+
+    def acquire(self):
+        self._file = open(self.path, "a")
+        if fcntl is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()  # releases the lock
+        return False
+
+
+def _identity(st):
+    """Return what ties a settings file to its data file (inode, size, mtime)."""
+    return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _settings(extractor):
     from sklearn_sed.persistence import _jsonable
 
@@ -123,9 +158,13 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
     check_is_fitted(extractor, "n_frames_")
     path = os.fspath(path)
     n_clips = len(X)
-    with atomic_path(path, suffix=".npy") as tmp:
+    # The data and its settings are committed as one unit: the settings name
+    # the data file's identity, and both renames happen under one lock, so a
+    # crash between them or two writers at once leave a pair that open_store
+    # recognises as not belonging together, never one it accepts.
+    with _CommitLock(path) as lock, atomic_path(path, suffix=".npy") as data_tmp:
         out = np.lib.format.open_memmap(
-            tmp,
+            data_tmp,
             mode="w+",
             dtype=dtype,
             shape=(n_clips, extractor.n_frames_, extractor.n_mels),
@@ -136,10 +175,39 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
             start += len(chunk)
         out.flush()
         del out
-    meta = {"n_clips": n_clips, "dtype": dtype, **_settings(extractor)}
-    with atomic_path(path + ".json") as tmp, open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
+        meta = {
+            "n_clips": n_clips,
+            "dtype": dtype,
+            "data_file": _identity(os.stat(data_tmp)),
+            **_settings(extractor),
+        }
+        with atomic_path(path + ".json") as tmp:
+            with open(tmp, "w") as f:
+                json.dump(meta, f, indent=1)
+            lock.acquire()
     return open_store(path, extractor)
+
+
+def _open_matching(path, *, attempts=100):
+    """Open the data file and the settings that belong to it.
+
+    A writer renames the settings, then the data; a reader between the two
+    sees a pair that does not match and tries again.
+    """
+    for _ in range(attempts):
+        with open(path + ".json") as f:
+            meta = json.load(f)
+        fh = open(path, "rb")
+        expected = meta.get("data_file") if isinstance(meta, dict) else None
+        if expected is None or _identity(os.fstat(fh.fileno())) == expected:
+            return meta, fh
+        fh.close()
+        time.sleep(0.01)
+    raise ValueError(
+        f"Feature store {path!r}: its settings file {path + '.json'!r} does not "
+        "belong to its data (an extraction was interrupted between the two, or "
+        "is running now). Extract it again."
+    )
 
 
 def open_store(path, extractor=None, *, lazy=True):
@@ -171,8 +239,9 @@ def open_store(path, extractor=None, *, lazy=True):
             f"Feature store {path!r} (or its settings file {path + '.json'!r}) "
             "does not exist. Consider extract_to_store."
         )
-    with open(path + ".json") as f:
-        meta = json.load(f)
+    meta, fh = _open_matching(path)
+    with fh:
+        array = _memmap(fh)
     if extractor is not None:
         mine = _settings(extractor)
         diff = sorted(
@@ -187,5 +256,20 @@ def open_store(path, extractor=None, *, lazy=True):
                 f"{', '.join(diff)} differ. Consider extracting it again with this "
                 "extractor."
             )
-    array = np.load(path, mmap_mode="r")
     return FeatureView(array) if lazy else array
+
+
+def _memmap(fh):
+    """Memory-map the ``.npy`` data of an open file (the very inode opened)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    shape, fortran, dtype = read_header[version](fh)
+    return np.memmap(
+        fh,
+        dtype=dtype,
+        mode="r",
+        shape=shape,
+        offset=fh.tell(),
+        order="F" if fortran else "C",
+    )

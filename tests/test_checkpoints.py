@@ -102,6 +102,26 @@ def test_checkpoint_from_other_training_is_refused(data, tmp_path):
         )
 
 
+def test_checkpoint_of_changed_clip_is_refused_wherever_the_change(data, tmp_path):
+    """Check the fingerprint hashes every clip: a change in any one clip (not
+    only the clips a sample would hit) refuses the old checkpoint."""
+    from sklearn_sed.estimator import _hash_rows
+
+    F = np.load(data / "F.npy")
+    for k in range(len(F)):
+        changed = F.copy()
+        changed[k, 7, 3] += 1e-3
+        assert _hash_rows(changed) != _hash_rows(F), k
+    y_weak, y_strong = _labels(data)
+    ckpt = str(tmp_path / "ckpt")
+    params = {**PARAMS, "max_iter": 0, "max_epochs": 1, "checkpoint_dir": ckpt}
+    PseudoLabelSED(**params).fit(F, y_weak, y_strong)
+    changed = F.copy()
+    changed[5, 100, 10] += 1e-3
+    with pytest.raises(ValueError, match="belongs to a training with other"):
+        PseudoLabelSED(**params).fit(changed, y_weak, y_strong)
+
+
 def test_corrupted_checkpoint_message(data, tmp_path):
     """Check an unreadable checkpoint is reported with the remedy."""
     F = np.load(data / "F.npy")

@@ -136,3 +136,86 @@ def test_peak_memory_flat_with_store_size(tmp_path):
     in_memory = (1500 - 300) * 256 * 64 * 4  # what loading as float32 would add
     assert numpy_peak[1500] - numpy_peak[300] < in_memory / 16, numpy_peak
     assert rss[1500] - rss[300] < in_memory / 2, rss
+
+
+def test_settings_of_another_extraction_are_refused(tiny_dataset, tmp_path):
+    """Check a kill between the two renames of a commit (new settings, old data,
+    or the reverse) is recognised: open_store refuses the pair."""
+    import shutil
+
+    audio = tiny_dataset["audio"][:4]
+    path = str(tmp_path / "f.npy")
+    ext_a = LogMelExtractor(**TINY_FEATURES)
+    extract_to_store(ext_a, audio, path)
+    shutil.copy(path + ".json", tmp_path / "a.json")
+    ext_b = LogMelExtractor(**{**TINY_FEATURES, "top_db": 40.0})
+    extract_to_store(ext_b, audio, path)
+    shutil.copy(tmp_path / "a.json", path + ".json")  # settings A, data B
+    with pytest.raises(ValueError, match="does not belong to its data"):
+        open_store(path, ext_a)
+
+
+_WRITER = """
+import os, sys
+import numpy as np
+from sklearn_sed import LogMelExtractor
+from sklearn_sed.store import extract_to_store
+from tests.conftest import TINY_FEATURES
+path, top_db, stop = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+clips = [np.sin(np.arange(8000) * 0.01 * (k + 1)).astype(np.float32) for k in range(2)]
+ext = LogMelExtractor(**{**TINY_FEATURES, "top_db": top_db, "scaling": "clip"})
+n = 0
+while not os.path.exists(stop):
+    extract_to_store(ext, clips, path)
+    n += 1
+    open(stop + f".{top_db}", "w").write(str(n))
+"""
+
+
+def test_concurrent_rewrites_never_give_a_reader_the_other_settings(tmp_path):
+    """Check two processes re-extracting one store with different settings
+    while this one opens it: every open gives the features of the settings it
+    asked for, or a clear ValueError, never the other settings' features."""
+    import os
+    import time
+
+    path = str(tmp_path / "f.npy")
+    stop = str(tmp_path / "stop")
+    clips = [
+        np.sin(np.arange(8000) * 0.01 * (k + 1)).astype(np.float32) for k in range(2)
+    ]
+    exts = {
+        db: LogMelExtractor(**{**TINY_FEATURES, "top_db": db, "scaling": "clip"})
+        for db in (30.0, 80.0)
+    }
+    expected = {db: e.fit(clips).transform(clips) for db, e in exts.items()}
+    assert not np.allclose(expected[30.0], expected[80.0])
+    extract_to_store(exts[30.0], clips, path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, path, str(db), stop], cwd=root)
+        for db in (30.0, 80.0)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(os.path.exists(f"{stop}.{db}") for db in (30.0, 80.0)):
+            assert time.monotonic() < deadline, "the writers did not start"
+            time.sleep(0.1)
+        opened = wrong = 0
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            for db, ext in exts.items():
+                try:
+                    features = np.asarray(open_store(path, ext))
+                except ValueError:
+                    continue  # the other settings are on disk now: refused
+                opened += 1
+                wrong += not np.array_equal(features, expected[db])
+    finally:
+        open(stop, "w").close()
+        for w in writers:
+            w.wait(timeout=60)
+    rewrites = sum(int(open(f"{stop}.{db}").read()) for db in (30.0, 80.0))
+    assert rewrites > 2
+    assert opened > 0
+    assert wrong == 0
