@@ -83,7 +83,16 @@ def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
                 f"(n_clips, n_frames_out, n_classes) = {frames.shape} (NaN rows "
                 "for weak-only clips). Consider passing event lists instead."
             )
-        strong = ~np.isnan(y_strong).any(axis=(1, 2))
+        missing = np.isnan(y_strong)
+        strong = ~missing.any(axis=(1, 2))
+        partial = np.flatnonzero(missing.any(axis=(1, 2)) & ~missing.all(axis=(1, 2)))
+        if len(partial):
+            raise ValueError(
+                f"y_strong[{partial[0]}] is partly NaN ({len(partial)} clip(s) like "
+                "it): a clip's frame labels are all known (0/1) or all NaN (a "
+                "weak-only clip). Fill the missing frames or set the whole clip "
+                "to NaN."
+            )
         frames[strong] = y_strong[strong]
         if not np.all(np.isin(frames, (0, 1))):
             raise ValueError("y_strong frame labels must be 0, 1 or NaN.")
@@ -460,7 +469,17 @@ class PseudoLabelSED(BaseEstimator):
         -------
         self : PseudoLabelSED
             The fitted estimator.
+
+        Notes
+        -----
+        Training is seeded from ``random_state`` in a fork of torch's random
+        generator: the caller's global torch random state is left as it was.
         """
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
+            return self._fit(X, y_weak, y_strong, X_val=X_val, y_val=y_val)
+
+    def _fit(self, X, y_weak, y_strong, *, X_val, y_val):
         if self.threshold_floor > self.threshold_start:
             raise ValueError(
                 "threshold_floor must be <= threshold_start. Got "
@@ -488,6 +507,7 @@ class PseudoLabelSED(BaseEstimator):
             )
         self.n_mels_in_ = X.shape[2]
         self.n_frames_in_ = X.shape[1]
+        self._parameter_decoding()  # a wrong-length threshold fails now, not later
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
@@ -516,14 +536,14 @@ class PseudoLabelSED(BaseEstimator):
                 "outputs are trained only through the clip max-pooling (weak "
                 "training). Consider adding strongly labelled clips.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         if strong.all() and self.pseudo_label:
             warnings.warn(
                 "No weak-only clip: stage 2 has nothing to pseudo-label and is "
                 "skipped (n_iter_ will be 0).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
         y = {"weak": Y_weak, "frames": frames, "kind": kind}

@@ -24,9 +24,80 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_sed._validation import check_finite
 
-__all__ = ["LogMelExtractor", "load_audio", "log_mel_spectrogram"]
+__all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 
 _CHUNK = 16  # clips per task: batches the STFT and amortises joblib overhead
+
+
+def _wav_missing_bytes(path):
+    """Bytes of samples a WAV header promises but the file lacks (0 if none).
+
+    None when the file is not RIFF/WAVE or its data size is not declared
+    (streamed files write 0xFFFFFFFF); libsndfile itself reads a truncated
+    WAV as a shorter one without a word, so the header is checked here.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:] != b"WAVE":
+            return None
+        order = "little" if head[:4] == b"RIFF" else "big"
+        size, pos = os.fstat(f.fileno()).st_size, 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            n = int.from_bytes(chunk[4:], order)
+            if chunk[:4] == b"data":
+                if n == 0xFFFFFFFF:
+                    return None
+                return max(0, n - (size - pos - 8))
+            pos += 8 + n + (n & 1)
+    return None
+
+
+def audio_info(path):
+    """Check that an audio file is complete and holds samples; return its info.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+
+    Returns
+    -------
+    info : soundfile._SoundFileInfo
+        ``samplerate``, ``frames``, ``channels``, ``format`` and the rest.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file cannot be decoded, holds no samples, or is a WAV file
+        whose header promises more samples than the file holds (a truncated
+        copy or download). A truncated OGG or MP3 cannot be told from a
+        shorter one and is read as it is.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Audio file {path!r} does not exist. Check the path and the audio folder."
+        )
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Audio file {path!r} could not be decoded ({type(exc).__name__}: "
+            f"{exc}). Check that it is a complete WAV, FLAC or OGG file."
+        ) from exc
+    missing = _wav_missing_bytes(path) if info.format in ("WAV", "WAVEX") else None
+    if missing:
+        raise ValueError(
+            f"Audio file {path!r} is truncated: its header promises {missing} more "
+            "bytes of samples than the file holds. Copy or download it again."
+        )
+    if info.frames <= 0:
+        raise ValueError(f"Audio file {path!r} holds no samples.")
+    return info
 
 
 def load_audio(path, *, sr=44100):
@@ -50,13 +121,11 @@ def load_audio(path, *, sr=44100):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file cannot be decoded, is empty, or holds NaN values.
+        If the file cannot be decoded, is empty or truncated (see
+        :func:`audio_info`), or holds NaN values.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Audio file {path!r} does not exist. Check the path and the audio folder."
-        )
+    audio_info(path)
     try:
         with sf.SoundFile(path) as f:
             file_sr, subtype = f.samplerate, f.subtype
@@ -222,6 +291,11 @@ def _to_waveform(item, *, index, sr, sr_in):
     item_sr = sr_in if sr_in is not None else sr
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], numbers.Real):
         item, item_sr = item
+        if not (np.isfinite(item_sr) and item_sr > 0):
+            raise ValueError(
+                f"X[{index}] is a (waveform, rate) pair with rate {item_sr!r}; the "
+                "rate must be a positive number of Hz."
+            )
     y = np.asarray(item)
     if y.dtype.kind not in "fiu":
         raise TypeError(
@@ -237,8 +311,9 @@ def _to_waveform(item, *, index, sr, sr_in):
         )
     if y.size == 0:
         raise ValueError(f"X[{index}] is an empty clip; every clip needs samples.")
-    if y.dtype.kind in "iu":
-        y = y / float(np.iinfo(y.dtype).max)
+    if y.dtype.kind in "iu":  # integer PCM: full scale maps to [-1, 1)
+        half = 2.0 ** (8 * y.dtype.itemsize - 1)
+        y = (y - half) / half if y.dtype.kind == "u" else y / half
     y = y.astype(np.float32)
     check_finite(y, name=f"X[{index}]")
     if item_sr != sr:
@@ -282,6 +357,16 @@ def _as_items(X):
                 raise ValueError(
                     f"X has shape {X.shape} but LogMelExtractor expects a 2-D "
                     "array (n_clips, n_samples) of waveforms, or a list of clips."
+                )
+            # Thousands of "clips" of at most 8 samples: a recording of
+            # samples x channels, not clips (scikit-learn's own checks pass
+            # a few dozen short rows, which stay accepted).
+            if X.shape[1] <= 8 and X.shape[0] >= 1000:
+                raise ValueError(
+                    f"X has shape {X.shape}: {X.shape[0]} clips of {X.shape[1]} "
+                    "samples, or rather one recording of samples x channels as "
+                    "soundfile.read returns it? Pass [x.T] (one clip, channels "
+                    "averaged) or a list of clips."
                 )
         return list(X)
     items = list(X)
@@ -442,7 +527,17 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
             fmin=self.fmin,
             fmax=self.fmax,
         )
-        return _power_to_db(S, self.top_db)
+        S_db = _power_to_db(S, self.top_db)
+        finite = np.isfinite(S_db).all(axis=(1, 2))
+        if not finite.all():
+            k = int(np.argmin(finite))
+            peak = float(np.max(np.abs(waveforms[k])))
+            raise ValueError(
+                f"X[{start + k}]: its log-mel spectrogram overflows float32 (the "
+                f"waveform peaks at {peak:.3g}). Waveforms are expected in [-1, 1]; "
+                "consider dividing the clip by its peak."
+            )
+        return S_db
 
     def _iter_db(self, X):
         """Yield dB feature maps chunk by chunk, in order."""

@@ -13,6 +13,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from sklearn_sed.features import audio_info
 from sklearn_sed.postprocessing import decode_events
 
 __all__ = ["predict_file_events", "predict_file_frames"]
@@ -54,14 +55,9 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
     """
     features, sed, extractor = _split(model)
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Audio file {path!r} does not exist.")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1). Got {overlap!r} instead.")
-    try:
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ValueError(f"Audio file {path!r} could not be read: {exc}") from exc
+    info = audio_info(path)
     duration = float(sed.duration)
     n_out = sed.n_frames_out_
     frame_sec = duration / n_out

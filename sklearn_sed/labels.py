@@ -27,6 +27,17 @@ __all__ = [
 ]
 
 
+def _unique_classes(classes):
+    classes = np.asarray(classes)
+    values, counts = np.unique(classes, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(
+            f"classes must not repeat a class. Got {values[counts > 1].tolist()} "
+            "more than once."
+        )
+    return classes
+
+
 def encode_weak_labels(y_weak, classes=None):
     """Turn weak labels into an indicator matrix.
 
@@ -60,7 +71,7 @@ def encode_weak_labels(y_weak, classes=None):
             )
         if classes is None:
             classes = np.arange(Y.shape[1])
-        classes = np.asarray(classes)
+        classes = _unique_classes(classes)
         if len(classes) != Y.shape[1]:
             raise ValueError(
                 f"y_weak has {Y.shape[1]} columns but classes has {len(classes)} "
@@ -83,6 +94,8 @@ def encode_weak_labels(y_weak, classes=None):
                 f"{type(labels).__name__} {labels!r} instead."
             )
         rows.append(list(labels))
+    if classes is not None:
+        classes = _unique_classes(classes)
     binarizer = MultiLabelBinarizer(classes=None if classes is None else list(classes))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -303,21 +316,32 @@ class ClipLabels(NamedTuple):
     events: list | None
 
 
-def combine_labels(y_weak, y_strong=None):
+def combine_labels(y_weak, y_strong=None, *, classes=None):
     """Zip weak and strong labels into one target for model selection.
 
     Parameters
     ----------
-    y_weak : sequence of collections of labels, or None
-        Weak labels; derived from the events when None.
+    y_weak : sequence of collections of labels, array of shape (n_clips, \
+            n_classes), or None
+        Weak labels in any form ``fit`` takes: label collections, a
+        comma-separated string per clip, or a 0/1 indicator matrix (then
+        ``classes`` names its columns). Derived from the events when None.
     y_strong : sequence of (list of events or None), default=None
         Strong labels.
+    classes : array-like of shape (n_classes,), default=None
+        Column names of an indicator ``y_weak``; ignored otherwise.
 
     Returns
     -------
     y : list of ClipLabels
         One entry per clip; pass it as ``y`` to ``fit``, ``GridSearchCV`` or
         ``cross_validate``.
+
+    Raises
+    ------
+    ValueError
+        If a clip has neither a weak nor a strong label (an unlabelled clip
+        is not a clip without events), or the lengths differ.
 
     See Also
     --------
@@ -328,9 +352,26 @@ def combine_labels(y_weak, y_strong=None):
     >>> from sklearn_sed.labels import combine_labels
     >>> combine_labels([["Dog"], ["Cat"]], [[(0.0, 1.0, "Dog")], None])[1]
     ClipLabels(weak=('Cat',), events=None)
+    >>> import numpy as np
+    >>> combine_labels(np.array([[0, 1]]), classes=["Cat", "Dog"])[0].weak
+    ('Dog',)
     """
     if y_weak is None and y_strong is None:
         raise ValueError("combine_labels needs y_weak or y_strong. Got neither.")
+    if (
+        isinstance(y_weak, np.ndarray)
+        and y_weak.ndim == 2
+        and y_weak.dtype.kind in "biuf"
+    ):
+        if classes is None:
+            raise ValueError(
+                "y_weak is an indicator matrix: pass classes=... to name its "
+                "columns (the labels of the strong events must use those names)."
+            )
+        Y, names = encode_weak_labels(y_weak, classes)
+        y_weak = [
+            [c for c, on in zip(names.tolist(), row, strict=True) if on] for row in Y
+        ]
     if y_weak is None:
         y_weak = [
             None if ev is None else sorted({e[2] for e in ev}, key=str)
@@ -344,12 +385,17 @@ def combine_labels(y_weak, y_strong=None):
             "They must have one entry per clip."
         )
     out = []
-    for weak, events in zip(y_weak, y_strong, strict=True):
+    for i, (weak, events) in enumerate(zip(y_weak, y_strong, strict=True)):
+        if weak is None and events is None:
+            raise ValueError(
+                f"clip {i} has neither a weak nor a strong label. An unlabelled "
+                "clip is not a clip without events ([]): drop it, or label it."
+            )
         if isinstance(weak, str):
             weak = [s.strip() for s in weak.split(",") if s.strip()]
-        out.append(
-            ClipLabels(tuple(weak or ()), None if events is None else list(events))
-        )
+        if weak is None:
+            weak = sorted({e[2] for e in events}, key=str)
+        out.append(ClipLabels(tuple(weak), None if events is None else list(events)))
     return out
 
 

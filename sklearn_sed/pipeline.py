@@ -70,9 +70,30 @@ class Pipeline(sk_pipeline.Pipeline):
         self : Pipeline
             The fitted pipeline.
         """
+        self._check_shared_settings()
         if y_strong is not None:
             params[f"{self.steps[-1][0]}__y_strong"] = y_strong
         return super().fit(X, y_weak, **params)
+
+    def _check_shared_settings(self):
+        """Refuse steps that disagree on a setting they share (``duration``).
+
+        The extractor pads or cuts clips to its ``duration`` and the detector
+        maps frames onto its own; if they differ, event times come out wrong.
+        """
+        steps = [s for _, s in self.steps if s not in (None, "passthrough")]
+        for name in ("duration",):
+            values = {
+                type(s).__name__: s.get_params()[name]
+                for s in steps
+                if hasattr(s, "get_params") and name in s.get_params(deep=False)
+            }
+            if len(set(values.values())) > 1:
+                raise ValueError(
+                    f"The steps disagree on {name}: {values}. Set it on every "
+                    f"step (Pipeline.set_params(<step>__{name}=...) for each), "
+                    f"or with `--set {name}=...` on the command line."
+                )
 
     def _transform_to_final(self, X):
         Xt = X

@@ -60,6 +60,4 @@ def test_stale_temporary_of_a_killed_writer_is_removed_by_the_next_write(tmp_pat
     other.write_bytes(b"other")
     with atomic_path(target) as tmp, open(tmp, "w") as f:
         f.write("new")
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        ["model.sed", live.name, other.name]
-    )
+    assert sorted(os.listdir(tmp_path)) == sorted(["model.sed", live.name, other.name])

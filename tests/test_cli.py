@@ -178,7 +178,7 @@ def test_predict_skip_errors(trained_model, desed_dir, tmp_path, capsys):
     assert (
         main(["predict", str(trained_model), str(bad), good, "--output", str(out)]) == 2
     )
-    assert "could not be read" in capsys.readouterr().err
+    assert "could not be decoded" in capsys.readouterr().err
     assert (
         main(
             [

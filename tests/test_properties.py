@@ -121,3 +121,50 @@ def test_tsv_round_trip(tmp_path_factory, table):
             assert abs(a - a2) < 1e-9
             assert abs(b - b2) < 1e-9
             assert lab == lab2
+
+
+_VALID_STRONG = (
+    b"filename\tonset\toffset\tevent_label\n"
+    b"a.wav\t0.5\t1.25\tDog\nb.wav\t\t\t\nc.wav\t3\t9.5\tSpeech\n"
+)
+_VALID_WEAK = b"filename\tevent_labels\na.wav\tDog,Speech\nb.wav\t\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.sampled_from([_VALID_STRONG, _VALID_WEAK]),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "insert", "delete"]),
+            st.integers(0, 200),
+            st.binary(min_size=1, max_size=4),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_fuzzed_tsv_reads_cleanly_or_raises_value_error(
+    tmp_path_factory, source, edits
+):
+    """Fuzz: bytes flipped, inserted or deleted anywhere in a strong or weak
+    TSV (including invalid UTF-8, NUL bytes, tabs and newlines) give either a
+    clean read or ValueError, never another exception type."""
+    from sklearn_sed.datasets import read_weak_tsv
+
+    raw = bytearray(source)
+    for kind, pos, chunk in edits:
+        pos = pos % (len(raw) + 1)
+        if kind == "flip" and pos < len(raw):
+            raw[pos] ^= chunk[0] or 1
+        elif kind == "insert":
+            raw[pos:pos] = chunk
+        else:
+            del raw[pos : pos + len(chunk)]
+    path = tmp_path_factory.mktemp("tsv") / "fuzz.tsv"
+    path.write_bytes(bytes(raw))
+    for reader in (read_strong_tsv, read_weak_tsv):
+        for classes in (None, ("Dog", "Speech")):
+            try:
+                reader(path, classes=classes)
+            except ValueError as exc:
+                assert "fuzz.tsv" in str(exc)  # noqa: PT017 (names the file)
