@@ -264,3 +264,28 @@ def test_validation_fraction_keeps_a_feature_store_on_disk(tiny_dataset, tmp_pat
         in_memory.predict_frames(d["F_test"][:2]),
         atol=1e-6,
     )
+
+
+class _PseudoLabelSpy(Callback):
+    """Keeps the frame labels of every relabelling."""
+
+    def __init__(self):
+        self.frames = []
+
+    def on_pseudo_labels(self, net, *, frame_labels, **kwargs):
+        self.frames.append(np.array(frame_labels))
+
+
+def test_absent_negatives_leave_present_classes_below_theta_out(tiny_dataset):
+    """Check pseudo_negatives="absent": pseudo labels hold NaN (left out of the
+    loss) and the training stays finite; "all" (eq. 4) holds only 0 and 1."""
+    d = tiny_dataset
+    seen = {}
+    for rule in ("all", "absent"):
+        spy = _PseudoLabelSpy()
+        sed = PseudoLabelSED(**SMALL, pseudo_negatives=rule, callbacks=[spy])
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+        assert np.isfinite(sed.net_.history[:, "train_loss"]).all()
+        seen[rule] = np.concatenate([f.ravel() for f in spy.frames])
+    assert set(np.unique(seen["all"]).tolist()) <= {0.0, 1.0}
+    assert np.isnan(seen["absent"]).any()
