@@ -7,7 +7,11 @@
   (the mean teacher of the DCASE baselines, without its consistency loss),
   kept with :class:`torch.optim.swa_utils.AveragedModel`;
 * :class:`WarmupCosineLR`: linear warm-up then cosine decay of the learning
-  rate, batch by batch.
+  rate, batch by batch;
+* :class:`PseudoLabeling`: the two stages of the NEC report in one skorch
+  fit: the stage switch and the class-frame relabelling of eqs. 4-5;
+* :class:`PseudoLabelQuality`: precision and recall of those pseudo labels
+  against a known truth.
 """
 
 import math
@@ -17,13 +21,16 @@ import torch
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
+from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
 from sklearn_sed.metrics import event_f1_scorer
 from sklearn_sed.nets import forward_probabilities
+from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
 from sklearn_sed.tuning import tune_postprocessing
 
 __all__ = [
     "BestWeights",
     "PseudoLabelQuality",
+    "PseudoLabeling",
     "ValidationScoring",
     "WarmupCosineLR",
     "WeightAveraging",
@@ -283,8 +290,9 @@ class ValidationScoring(Callback):
 class BestWeights(Callback):
     """Remember the module weights of the epoch with the best monitored score.
 
-    Call :meth:`restore` after ``fit`` to load them (restoring automatically
-    at the end of each ``partial_fit`` would disturb the pseudo-label stage).
+    Call :meth:`restore` after ``fit`` to load them
+    (:class:`~sklearn_sed.PseudoLabelSED` does; restoring in ``on_train_end``
+    would also change the weights that a user's own callbacks see there).
 
     Parameters
     ----------
@@ -383,5 +391,142 @@ class PseudoLabelQuality(Callback):
                 )
                 if len(truth)
                 else float("nan"),
+            }
+        )
+
+
+class PseudoLabeling(Callback):
+    """The two training stages of the NEC report inside one skorch fit.
+
+    Epochs ``1 .. stage1_epochs`` are stage 1 (eq. 6). Then, before every
+    ``epochs_per_iter``-th epoch, pseudo-labelling iteration ``i`` draws
+    ``theta_i`` (eq. 5), selects the weak clips whose binarized clip
+    prediction equals their weak label and gives them the binarized frame
+    predictions as frame labels (eq. 4, section 3.4), renewing those of the
+    previous iteration, and switches the criterion to eq. 9 with ``M_p``.
+    Every epoch's row of the history records ``stage``, ``n_pseudo`` (M_p)
+    and ``pl_threshold`` (theta_i).
+
+    The targets are changed in place: ``y`` must be the dict given to the
+    net's ``fit`` (skorch's dataset indexes it batch by batch, so every batch
+    after a relabelling sees the new labels). Other callbacks with an
+    ``on_pseudo_labels(net, iteration, threshold, clip_index, frame_labels)``
+    method are told of every relabelling.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_clips, n_frames, n_mels)
+        Training feature maps (those given to ``fit``).
+    y : dict of ndarray
+        Training targets, ``"weak"``, ``"frames"`` and ``"kind"``.
+    stage1_epochs : int
+        Epochs of stage 1.
+    n_iter : int
+        Pseudo-labelling iterations (0: stage 1 only).
+    epochs_per_iter : int, default=1
+        Epochs between two relabellings.
+    delta, start, floor : float, default=0.05, 0.75, 0.25
+        The schedule of eq. 5 (:func:`~sklearn_sed.pseudo_labels.threshold_schedule`).
+    negatives : {"all", "absent"}, default="all"
+        See :func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`.
+    batch_size : int, default=32
+        Clips per forward pass of the relabelling.
+
+    Attributes
+    ----------
+    records_ : list of dict
+        Per iteration: ``iteration``, ``threshold``, ``n_pseudo``, ``n_weak``.
+    """
+
+    def __init__(
+        self,
+        X,
+        y,
+        *,
+        stage1_epochs,
+        n_iter,
+        epochs_per_iter=1,
+        delta=0.05,
+        start=0.75,
+        floor=0.25,
+        negatives="all",
+        batch_size=32,
+    ):
+        self.X = X
+        self.y = y
+        self.stage1_epochs = stage1_epochs
+        self.n_iter = n_iter
+        self.epochs_per_iter = epochs_per_iter
+        self.delta = delta
+        self.start = start
+        self.floor = floor
+        self.negatives = negatives
+        self.batch_size = batch_size
+
+    def initialize(self):
+        """Forget the record."""
+        self.records_ = []
+        return self
+
+    @property
+    def total_epochs(self):
+        """Epochs of both stages."""
+        return self.stage1_epochs + self.n_iter * self.epochs_per_iter
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["X"] = state["y"] = None  # training data is not part of a model
+        return state
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Relabel when an iteration starts; record the stage of this epoch."""
+        k = len(net.history) - 1 - self.stage1_epochs  # the row is already new
+        if self.y is not None and 0 <= k < self.n_iter * self.epochs_per_iter:
+            if k % self.epochs_per_iter == 0:
+                self.relabel(net, k // self.epochs_per_iter)
+        crit = net.criterion_
+        net.history.record("stage", crit.stage)
+        net.history.record("n_pseudo", crit.n_pseudo)
+        net.history.record("pl_threshold", getattr(crit, "threshold", float("nan")))
+
+    def relabel(self, net, iteration):
+        """Pseudo-label the weak clips for ``iteration`` (eqs. 4-5, 3.4)."""
+        y = self.y
+        theta = threshold_schedule(
+            iteration, delta=self.delta, start=self.start, floor=self.floor
+        )
+        weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
+        frame_probs, clip_probs = forward_probabilities(
+            net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
+        )
+        selected, pseudo = select_pseudo_labels(
+            clip_probs,
+            frame_probs,
+            y["weak"][weak_idx],
+            threshold=theta,
+            negatives=self.negatives,
+        )
+        # Renewed every iteration: clips not selected now lose old labels.
+        y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
+        y["frames"][weak_idx[selected]] = pseudo[selected]
+        n_pseudo = int(selected.sum())
+        for _, cb in net.callbacks_:
+            hook = getattr(cb, "on_pseudo_labels", None)
+            if hook is not None:
+                hook(
+                    net,
+                    iteration=iteration,
+                    threshold=theta,
+                    clip_index=weak_idx[selected],
+                    frame_labels=pseudo[selected],
+                )
+        crit = net.criterion_
+        crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
+        self.records_.append(
+            {
+                "iteration": iteration,
+                "threshold": theta,
+                "n_pseudo": n_pseudo,
+                "n_weak": len(weak_idx),
             }
         )

@@ -15,11 +15,17 @@ import os
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.callbacks import BestWeights, WeightAveraging
 
-__all__ = ["CHECKPOINT_NAME", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "TrainingCheckpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -153,3 +159,45 @@ def restore(net, state, y):
     torch.set_rng_state(state["rng"])
     _restore_callbacks(net, state.get("callbacks", {}))
     return json.loads(state["pl_history"])
+
+
+class TrainingCheckpoint(Callback):
+    """Write the training state after every epoch (:func:`save_checkpoint`).
+
+    It must come after every callback that records into the epoch's history
+    row or keeps state (validation, best weights), so that the saved epoch
+    is complete.
+
+    Parameters
+    ----------
+    directory : str
+        Checkpoint folder.
+    fingerprint : str
+        Hash of the training parameters and data.
+    y : dict of ndarray
+        The training targets (with the current pseudo labels).
+    pseudo_labeling : PseudoLabeling
+        The callback whose record is saved.
+    """
+
+    def __init__(self, directory, *, fingerprint, y, pseudo_labeling):
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.y = y
+        self.pseudo_labeling = pseudo_labeling
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["y"] = None
+        return state
+
+    def on_epoch_end(self, net, **kwargs):
+        """Save the state of the epoch that just ended."""
+        save_checkpoint(
+            self.directory,
+            fingerprint=self.fingerprint,
+            epochs_done=len(net.history),
+            net=net,
+            y=self.y,
+            pl_history=self.pseudo_labeling.records_,
+        )

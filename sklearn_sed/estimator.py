@@ -17,12 +17,12 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
-from skorch.callbacks import Callback
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
 from sklearn_sed.augment import SEDAugment, collate_float32
 from sklearn_sed.callbacks import (
     BestWeights,
+    PseudoLabeling,
     ValidationScoring,
     WarmupCosineLR,
     WeightAveraging,
@@ -35,12 +35,11 @@ from sklearn_sed.labels import (
     is_combined,
     split_labels,
 )
-from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK, paper_class_weights
+from sklearn_sed.losses import KIND_STRONG, KIND_WEAK, paper_class_weights
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.nets import make_sed_net
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
-from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
 from sklearn_sed.resnet import ResNetSED
 from sklearn_sed.tuning import tune_postprocessing
 
@@ -59,16 +58,6 @@ POSTPROCESSING_PARAMS = frozenset(
         "predict_batch_size",
     }
 )
-
-
-class _StageLog(Callback):
-    """Write the stage, ``M_p`` and ``theta_i`` into every history row."""
-
-    def on_epoch_begin(self, net, **kwargs):
-        crit = net.criterion_
-        net.history.record("stage", crit.stage)
-        net.history.record("n_pseudo", crit.n_pseudo)
-        net.history.record("pl_threshold", getattr(crit, "threshold", float("nan")))
 
 
 def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
@@ -707,7 +696,7 @@ class PseudoLabelSED(BaseEstimator):
             )
         return int(frame_probs.shape[1])
 
-    def _make_net(self, n_weak, n_strong, extra_callbacks=()):
+    def _make_net(self, n_weak, n_strong, extra_callbacks=(), last_callbacks=()):
         module = self._build_module(len(self.classes_))
         optimizer_kwargs = self.optimizer_kwargs
         if optimizer_kwargs is None:
@@ -736,9 +725,9 @@ class PseudoLabelSED(BaseEstimator):
             device=self.device,
             verbose=self.verbose,
             callbacks=[
-                ("stage_log", _StageLog()),
                 *extra_callbacks,
                 *list(self.callbacks or []),
+                *last_callbacks,
             ],
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
             **extra,
@@ -757,26 +746,35 @@ class PseudoLabelSED(BaseEstimator):
         return joblib.hash(key)
 
     def _train(self, X, y, seed, val=None):
-        """Stage 1, then ``max_iter`` pseudo-label iterations (stage 2).
+        """Stage 1, then ``max_iter`` pseudo-label iterations, in one skorch fit.
 
-        Trains epoch by epoch with ``net.partial_fit`` so that a checkpoint can
-        be written after every epoch and a fit can resume from it. Returns
-        the net (with the best validation epoch's weights, or the averaged
-        weights, when asked), the pseudo-label record and the best epoch.
+        The stages are the :class:`~sklearn_sed.callbacks.PseudoLabeling`
+        callback; with ``checkpoint_dir`` a
+        :class:`~sklearn_sed.checkpoints.TrainingCheckpoint` writes the state
+        after every epoch, and a fit that finds a checkpoint of the same
+        training resumes from it with the remaining epochs. Returns the net
+        (with the best validation epoch's weights, or the averaged weights,
+        when asked), the pseudo-label record and the best epoch.
         """
-        from sklearn_sed.checkpoints import load_checkpoint, restore, save_checkpoint
+        from sklearn_sed.checkpoints import TrainingCheckpoint, load_checkpoint, restore
 
-        fingerprint = None
-        if self.checkpoint_dir is not None:
-            fingerprint = self._fingerprint(X, y, seed, val)
         torch.manual_seed(seed)
         n_strong = int((y["kind"] == KIND_STRONG).sum())
         n_weak = len(y["kind"]) - n_strong
-        stage2 = self.pseudo_label and n_weak > 0
-        total = self.max_epochs + (
-            self.max_iter * self.epochs_per_iter if stage2 else 0
+        stages = PseudoLabeling(
+            X,
+            y,
+            stage1_epochs=self.max_epochs,
+            n_iter=self.max_iter if self.pseudo_label and n_weak > 0 else 0,
+            epochs_per_iter=self.epochs_per_iter,
+            delta=self.delta,
+            start=self.threshold_start,
+            floor=self.threshold_floor,
+            negatives=self.pseudo_negatives,
+            batch_size=self.batch_size,
         )
-        extra = []
+        total = stages.total_epochs
+        extra = [("pseudo_labeling", stages)]
         if self.lr_schedule == "cosine":
             extra.append(("lr_schedule", WarmupCosineLR(total, self.warmup_epochs)))
         if self.ema_decay is not None:
@@ -789,33 +787,33 @@ class PseudoLabelSED(BaseEstimator):
                 )
             )
             extra.append(("best_weights", BestWeights()))
-        net = self._make_net(n_weak, n_strong, extra)
+        last = []
+        fingerprint = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._fingerprint(X, y, seed, val)
+            last.append(
+                (
+                    "checkpoint",
+                    TrainingCheckpoint(
+                        self.checkpoint_dir,
+                        fingerprint=fingerprint,
+                        y=y,
+                        pseudo_labeling=stages,
+                    ),
+                )
+            )
+        net = self._make_net(n_weak, n_strong, extra, last)
         net.initialize()
         net.sed_ = self  # lets SED scorers decode events in skorch EpochScoring
-        net.criterion_.stage = 1
-        history, done = [], 0
+        done = 0
         if fingerprint is not None:
             state = load_checkpoint(self.checkpoint_dir, fingerprint=fingerprint)
             if state is not None:
-                history = restore(net, state, y)
+                stages.records_ = restore(net, state, y)
                 done = state["epochs_done"]
-        weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
-        for epoch in range(done, total):
-            k = epoch - self.max_epochs
-            if k >= 0 and k % self.epochs_per_iter == 0:
-                history.append(
-                    self._relabel(net, X, y, weak_idx, k // self.epochs_per_iter)
-                )
-            net.partial_fit(X, y, epochs=1)
-            if fingerprint is not None:
-                save_checkpoint(
-                    self.checkpoint_dir,
-                    fingerprint=fingerprint,
-                    epochs_done=epoch + 1,
-                    net=net,
-                    y=y,
-                    pl_history=history,
-                )
+        if done < total:
+            # One skorch training run over the remaining epochs of both stages.
+            net.partial_fit(X, y, epochs=total - done)
         best_epoch = None
         if val is not None:
             best = dict(net.callbacks_)["best_weights"]
@@ -823,45 +821,7 @@ class PseudoLabelSED(BaseEstimator):
             best_epoch = best.best_epoch_ or None
         elif self.ema_decay is not None:
             net.module_.load_state_dict(evaluation_module(net).state_dict())
-        return net, history, best_epoch
-
-    def _relabel(self, net, X, y, weak_idx, i):
-        """Pseudo-label the weak clips for iteration ``i`` (eqs. 4-5, 3.4)."""
-        theta = threshold_schedule(
-            i, delta=self.delta, start=self.threshold_start, floor=self.threshold_floor
-        )
-        frame_probs, clip_probs = _forward(
-            net, X, weak_idx, self.batch_size, module=evaluation_module(net)
-        )
-        selected, pseudo = select_pseudo_labels(
-            clip_probs,
-            frame_probs,
-            y["weak"][weak_idx],
-            threshold=theta,
-            negatives=self.pseudo_negatives,
-        )
-        # Renewed every iteration: clips not selected now lose old labels.
-        y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
-        y["frames"][weak_idx[selected]] = pseudo[selected]
-        n_pseudo = int(selected.sum())
-        for _, cb in net.callbacks_:
-            hook = getattr(cb, "on_pseudo_labels", None)
-            if hook is not None:
-                hook(
-                    net,
-                    iteration=i,
-                    threshold=theta,
-                    clip_index=weak_idx[selected],
-                    frame_labels=pseudo[selected],
-                )
-        crit = net.criterion_
-        crit.stage, crit.n_pseudo, crit.threshold = 2, n_pseudo, theta
-        return {
-            "iteration": i,
-            "threshold": theta,
-            "n_pseudo": n_pseudo,
-            "n_weak": len(weak_idx),
-        }
+        return net, stages.records_, best_epoch
 
     def save(self, path):
         """Save the fitted estimator in the safe format (JSON + safetensors).
@@ -1062,8 +1022,4 @@ def _train_cached(params, X, y, seed, val=None):
     est.classes_ = np.arange(n_classes)  # only its length is used in training
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
-    _train_cached.n_calls += 1
     return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val)
-
-
-_train_cached.n_calls = 0

@@ -184,6 +184,9 @@ class PseudoLabelLoss(nn.Module):
         ``M_p``, updated by the estimator at every pseudo-labelling iteration.
     stage : {1, 2}, default=1
         Which total loss to use, eq. 6 or eq. 9.
+    threshold : float, default=nan
+        ``theta_i`` of the current pseudo labels (recorded, not used by the
+        loss); NaN in stage 1.
 
     Notes
     -----
@@ -193,7 +196,16 @@ class PseudoLabelLoss(nn.Module):
     :data:`KIND_WEAK`, :data:`KIND_STRONG`, :data:`KIND_PSEUDO`.
     """
 
-    def __init__(self, class_weight, *, n_weak=0, n_strong=0, n_pseudo=0, stage=1):
+    def __init__(
+        self,
+        class_weight,
+        *,
+        n_weak=0,
+        n_strong=0,
+        n_pseudo=0,
+        stage=1,
+        threshold=float("nan"),
+    ):
         super().__init__()
         self.register_buffer(
             "class_weight",
@@ -203,6 +215,7 @@ class PseudoLabelLoss(nn.Module):
         self.n_strong = n_strong
         self.n_pseudo = n_pseudo
         self.stage = stage
+        self.threshold = threshold
 
     def partial_losses(self, y_pred, y_true):
         """Return ``L_w^v, L_s^v, L_s^m, L_p^m`` of one batch."""

@@ -89,13 +89,14 @@ def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
     import skorch
 
     argv = _train_argv(desed_dir, "--checkpoint-dir", str(tmp_path / "ckpt"))
-    epochs, partial_fit = [], skorch.NeuralNet.partial_fit
+    epochs, run_single_epoch = [], skorch.NeuralNet.run_single_epoch
 
-    def counting(self, *args, **kwargs):
-        epochs.append(1)
-        return partial_fit(self, *args, **kwargs)
+    def counting(self, *args, training, **kwargs):
+        if training:
+            epochs.append(1)
+        return run_single_epoch(self, *args, training=training, **kwargs)
 
-    monkeypatch.setattr(skorch.NeuralNet, "partial_fit", counting)
+    monkeypatch.setattr(skorch.NeuralNet, "run_single_epoch", counting)
     assert main([*argv, "--output", str(tmp_path / "first.sed")]) == 0
     assert len(epochs) == 4  # 3 stage-1 epochs + 1 pseudo-label iteration
     assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()

@@ -6,6 +6,7 @@ before the weights are checked.
 """
 
 import json
+import resource
 import zipfile
 
 import pytest
@@ -97,7 +98,6 @@ def test_oversized_member_is_refused(model_bytes, tmp_path, monkeypatch):
 
 def test_declared_architecture_is_checked_before_allocation(model_bytes, tmp_path):
     """Check n_filters=6000 in the JSON is refused without building the net."""
-    import resource
 
     def change(m):
         _sed_entry(m)["params"]["n_filters"] = 6000
@@ -219,6 +219,7 @@ def test_fuzzed_model_files_load_cleanly_or_raise_value_error(
         raw = (tmp_path / "fuzz.sed").read_bytes()
     path = tmp_path / "fuzz.sed"
     path.write_bytes(bytes(raw))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         sklearn_sed.load(path)
     except ValueError as exc:
@@ -226,3 +227,5 @@ def test_fuzzed_model_files_load_cleanly_or_raise_value_error(
     else:
         message = "fuzz.sed loaded"
     assert "fuzz.sed" in message
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 300_000  # bounded: no member is read past its limits
