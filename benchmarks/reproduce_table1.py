@@ -193,12 +193,13 @@ def mean_std(values):
 def report(results, args, elapsed):
     rows = [
         "| system | event-based F1 (%) | segment-based F1 (%) | segment F1, "
-        "sed_eval's skip rule (%) | training minutes | best epoch | seeds: event F1 (%) |",
-        "|---|---|---|---|---|---|---|",
+        "sed_eval's skip rule (%) | training minutes | median s/epoch | best epoch "
+        "| seeds: event F1 (%) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows.append(
         "| *paper: DCASE2019 baseline / ResNet / ResNet + PL* | *23.7 / 24.1 / 25.9* "
-        "| *55.2 / 61.3 / 62.0* | | | | |"
+        "| *55.2 / 61.3 / 62.0* | | | | | |"
     )
     summary = {}
     for key, name in VARIANTS.items():
@@ -212,12 +213,19 @@ def report(results, args, elapsed):
         summary[key] = {"event_f1": e, "segment_f1": s, "segment_f1_sed_eval": s2}
         rs = sorted(rs, key=lambda r: r["seed"])
         minutes = ", ".join(f"{r['fit_seconds'] / 60:.1f}" for r in rs)
+        # The median epoch is what a run costs on quiet cores; the minutes
+        # include any contention with other jobs of the machine.
+        per_epoch = ", ".join(
+            f"{statistics.median(r['epoch_seconds']):.0f}"
+            for r in rs
+            if r.get("epoch_seconds")
+        )
         best = ", ".join(str(r["best_epoch"]) for r in rs)
         seeds = ", ".join(f"{r['seed']}: {100 * r['event_f1']:.1f}" for r in rs)
         rows.append(
             f"| {name} | {100 * e[0]:.1f} ± {100 * e[1]:.1f} | "
             f"{100 * s[0]:.1f} ± {100 * s[1]:.1f} | {100 * s2[0]:.1f} ± {100 * s2[1]:.1f} "
-            f"| {minutes} | {best} | {seeds} |"
+            f"| {minutes} | {per_epoch} | {best} | {seeds} |"
         )
     classes = sorted(results[0]["per_class_event_f1"])
     per_class = [

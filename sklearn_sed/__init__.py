@@ -19,6 +19,7 @@ from sklearn_sed.metrics import (
 )
 from sklearn_sed.nets import SEDNet, make_sed_net
 from sklearn_sed.persistence import load, save
+from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
 from sklearn_sed.resnet import ResNetSED
 
@@ -30,6 +31,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "EventEncoder",
     "LogMelExtractor",
+    "Pipeline",
     "PseudoLabelSED",
     "ResNetSED",
     "SEDNet",
@@ -40,6 +42,7 @@ __all__ = [
     "load",
     "log_mel_spectrogram",
     "make_detector",
+    "make_pipeline",
     "make_sed_net",
     "make_sed_scorer",
     "save",

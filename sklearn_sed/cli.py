@@ -312,14 +312,17 @@ def _cmd_evaluate(args):
         res = sed_eval_results(y_true, y_pred, metric=metric, classes=classes)
         avg = res["class_wise_average"]["f_measure"]
         out[metric] = {
-            "macro_f1": avg["f_measure"],
-            "micro_f1": res["overall"]["f_measure"]["f_measure"],
+            "macro_f1": _score(avg["f_measure"]),
+            "micro_f1": _score(res["overall"]["f_measure"]["f_measure"]),
+            # A class with references but no output scores 0, as the macro
+            # mean counts it (sed_eval's own per-class value is NaN).
             "per_class_f1": {
-                c: res["class_wise"][c]["f_measure"]["f_measure"] for c in classes
+                c: _score(res["class_wise"][c]["f_measure"]["f_measure"])
+                for c in classes
             },
         }
         if "f_measure_sed_eval" in avg:
-            out[metric]["macro_f1_sed_eval"] = avg["f_measure_sed_eval"]
+            out[metric]["macro_f1_sed_eval"] = _score(avg["f_measure_sed_eval"])
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -337,6 +340,13 @@ def _cmd_evaluate(args):
     for c in classes:
         e, s = out["event"]["per_class_f1"][c], out["segment"]["per_class_f1"][c]
         print(f"{c:30s} {100 * e:8.2f}% {100 * s:10.2f}%")
+
+
+def _score(value):
+    """Return a finite float for JSON and the table (sed_eval NaN, 0/0, is 0)."""
+    import math
+
+    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
 def _cmd_plot(args):

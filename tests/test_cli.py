@@ -615,3 +615,28 @@ def test_non_utf8_tsv_names_the_file_and_line(desed_dir, tmp_path, capsys):
     err = _one_line_error(argv, capsys)
     assert "strong.tsv" in err
     assert "UTF-8" in err
+
+
+def test_evaluate_json_is_valid_json_without_nan(desed_dir, tmp_path, capsys):
+    """Check a class never output scores 0 (not nan%) and --json is strict JSON."""
+    ref = read_strong_tsv(desed_dir / "strong.tsv")
+    pred = tmp_path / "pred.tsv"
+    from sklearn_sed.datasets import write_events_tsv
+
+    write_events_tsv(pred, {name: [] for name in ref})  # nothing detected
+    assert main(["evaluate", str(pred), str(desed_dir / "strong.tsv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out, parse_constant=_refuse_constant)
+    assert all(v == 0.0 for v in out["event"]["per_class_f1"].values())
+    assert main(["evaluate", str(pred), str(desed_dir / "strong.tsv")]) == 0
+    assert "nan" not in capsys.readouterr().out
+
+
+def _refuse_constant(name):
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_pipeline_and_make_pipeline_are_top_level():
+    import sklearn_sed.pipeline
+
+    assert sklearn_sed.Pipeline is sklearn_sed.pipeline.Pipeline
+    assert sklearn_sed.make_pipeline is sklearn_sed.pipeline.make_pipeline
