@@ -60,7 +60,7 @@ def run_demo(
         history.
     """
     from sklearn_sed import LogMelExtractor, make_detector
-    from sklearn_sed.datasets import make_domestic_soundscapes
+    from sklearn_sed.datasets import DESED_CLASSES, make_domestic_soundscapes
     from sklearn_sed.persistence import save
     from sklearn_sed.pipeline import Pipeline
     from sklearn_sed.plotting import plot_detection
@@ -90,6 +90,8 @@ def run_demo(
         lr=3e-3,
         max_iter=max_iter,
         random_state=random_state,
+        # All ten classes, even those a small --n-train happens to miss.
+        classes=list(DESED_CLASSES),
     )
     variants = {
         "ResNet without pseudo label": make_detector(

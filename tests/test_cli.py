@@ -640,3 +640,26 @@ def test_pipeline_and_make_pipeline_are_top_level():
 
     assert sklearn_sed.Pipeline is sklearn_sed.pipeline.Pipeline
     assert sklearn_sed.make_pipeline is sklearn_sed.pipeline.make_pipeline
+
+
+def test_demo_writes_a_safe_model_that_predict_reads(tmp_path, capsys):
+    """Check the main job end to end at a tiny size: its model is a .sed file
+    (even when a small training set misses classes) that predict reads."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--n-train", "8", "--n-valid", "4", "--max-epochs", "1",
+            "--max-iter", "1", "--output-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 2
+    model = sklearn_sed.load(out / "model.sed")
+    assert len(model[-1].classes_) == 10
+    wav = tmp_path / "x.wav"
+    sf.write(wav, 0.1 * np.sin(np.arange(44100 * 3) * 0.05), 44100)
+    argv = [
+        "predict",
+        str(out / "model.sed"),
+        str(wav),
+        "--output",
+        str(tmp_path / "e"),
+    ]
+    assert main(argv) == 0
