@@ -912,15 +912,27 @@ class PseudoLabelSED(BaseEstimator):
         thresholds, _ = self._decoding()
         return (clip_probs >= thresholds).astype(int)
 
-    def decode(self, frame_probs, clip_probs=None):
+    def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
         """Post-process frame probabilities into events with this estimator's settings.
+
+        The thresholds and median filters are the tuned ones
+        (``threshold_``, ``median_filter_sec_``) when ``tune_postprocessing``
+        chose them, else the ``threshold`` and ``median_filter_sec``
+        parameters: every prediction path decodes alike.
 
         Parameters
         ----------
-        frame_probs : ndarray of shape (n_clips, n_frames_out, n_classes)
+        frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
             Frame probabilities, e.g. from :meth:`predict_frames`.
         clip_probs : ndarray of shape (n_clips, n_classes), default=None
             Clip probabilities, for ``clip_gating``.
+        duration : float, default=None
+            Seconds spanned by the ``n_frames`` frames; None is the clip
+            ``duration`` (pass the recording's length for the stitched frames
+            of a long file).
+        clip_gating : bool, default=None
+            Overrides the ``clip_gating`` parameter (a long recording has no
+            clip probability).
 
         Returns
         -------
@@ -933,11 +945,11 @@ class PseudoLabelSED(BaseEstimator):
             frame_probs,
             clip_probs,
             classes=self.classes_,
-            duration=self.duration,
+            duration=self.duration if duration is None else duration,
             threshold=threshold,
             median_filter_sec=median_filter_sec,
             order=self.postprocessing,
-            clip_gating=self.clip_gating,
+            clip_gating=self.clip_gating if clip_gating is None else clip_gating,
         )
 
     def predict_events(self, X):

@@ -14,7 +14,6 @@ import numpy as np
 import soundfile as sf
 
 from sklearn_sed.features import audio_info
-from sklearn_sed.postprocessing import decode_events
 
 __all__ = ["predict_file_events", "predict_file_frames"]
 
@@ -113,14 +112,9 @@ def predict_file_events(model, path, *, overlap=0.5):
     """
     _, sed, _ = _split(model)
     probs, frame_sec, length_sec = predict_file_frames(model, path, overlap=overlap)
-    events = decode_events(
-        probs[None],
-        classes=sed.classes_,
-        duration=frame_sec * len(probs),
-        threshold=sed.threshold,
-        median_filter_sec=sed.median_filter_sec,
-        order=sed.postprocessing,
-        clip_gating=False,
+    # The estimator's own decoding: tuned per-class settings when it has them.
+    events = sed.decode(
+        probs[None], duration=frame_sec * len(probs), clip_gating=False
     )[0]
     return [
         (on, min(off, length_sec), lab) for on, off, lab in events if on < length_sec

@@ -402,6 +402,18 @@ class _EnvelopeDetector:
     def predict_frames(self, X):
         return np.asarray(X)[:, :, None]
 
+    def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
+        from sklearn_sed.postprocessing import decode_events
+
+        return decode_events(
+            frame_probs,
+            classes=self.classes_,
+            duration=duration,
+            threshold=self.threshold,
+            median_filter_sec=self.median_filter_sec,
+            order=self.postprocessing,
+        )
+
 
 def test_event_across_window_borders_is_stitched_into_one(tmp_path):
     """Check an event spanning several 2 s windows comes out as one event with
@@ -663,3 +675,21 @@ def test_demo_writes_a_safe_model_that_predict_reads(tmp_path, capsys):
         str(tmp_path / "e"),
     ]
     assert main(argv) == 0
+
+
+def test_file_prediction_decodes_with_the_tuned_settings(trained_model, desed_dir):
+    """Check `predict` (predict_file_events) decodes like the estimator: with
+    the per-class settings tuned at `train`, not the bare parameters."""
+    from sklearn_sed.inference import predict_file_events
+
+    pipe = sklearn_sed.load(trained_model)
+    sed = pipe[-1]
+    assert sed.tune_postprocessing
+    assert sed.validation_f1_ is not None
+    sed.threshold_ = np.full(len(sed.classes_), 0.01)  # tuned: almost anything
+    sed.median_filter_sec_ = np.zeros(len(sed.classes_))
+    sed.set_params(threshold=0.999)  # the parameter: almost nothing
+    wav = str(desed_dir / "clip0.wav")
+    events = predict_file_events(pipe, wav)
+    assert events
+    assert events == pipe.predict_events([wav])[0]
