@@ -7,10 +7,29 @@ prediction methods (``predict_frames``, ``predict_events``,
 the feature extraction included, is scikit-learn's own.
 """
 
+import numbers
+import os
+
+import numpy as np
 from sklearn import pipeline as sk_pipeline
 from sklearn.utils.metaestimators import available_if
 
 __all__ = ["Pipeline", "make_pipeline"]
+
+
+def _seconds(item, sr):
+    """Length in seconds of one audio item (path, waveform or (waveform, rate))."""
+    from sklearn_sed.features import audio_info
+
+    if isinstance(item, (str, os.PathLike)):
+        info = audio_info(item)
+        return info.frames / info.samplerate
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], numbers.Real):
+        item, sr = item
+    y = np.asarray(item)
+    if y.ndim == 2:  # (channels, n_samples) or (n_samples, channels)
+        return max(y.shape) / sr
+    return y.shape[0] / sr if y.ndim else 0.0
 
 
 def _final_has(attr):
@@ -101,19 +120,106 @@ class Pipeline(sk_pipeline.Pipeline):
             Xt = transformer.transform(Xt)
         return Xt
 
+    def _long_items(self, X):
+        """Return the audio items longer than a training clip, {index: seconds}.
+
+        A clip longer than the detector's ``duration`` by more than one
+        output frame would be cut by the extractor; prediction paths window
+        it or refuse it instead. Empty when the steps are not an audio
+        extractor and a detector, or ``X`` holds no audio.
+        """
+        first, last = self.steps[0][1], self._final_estimator
+        sr, duration = getattr(first, "sr", None), getattr(last, "duration", None)
+        n_out = getattr(last, "n_frames_out_", None)
+        if sr is None or duration is None or n_out is None:
+            return {}
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
+            seconds = X.shape[1] / (getattr(first, "sr_in", None) or sr)
+            if seconds <= duration + duration / n_out:
+                return {}
+            return dict.fromkeys(range(len(X)), seconds)
+        if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
+            return {}
+        rate = getattr(first, "sr_in", None) or sr
+        lengths = {i: _seconds(item, rate) for i, item in enumerate(X)}
+        return {i: t for i, t in lengths.items() if t > duration + duration / n_out}
+
+    def _refuse_long(self, X, method):
+        long = self._long_items(X)
+        if long:
+            i, seconds = next(iter(long.items()))
+            raise ValueError(
+                f"X[{i}] is {seconds:.1f} s long ({len(long)} clip(s) like it), "
+                f"longer than the {self._final_estimator.duration} s clips the model "
+                f"takes: {method} returns one row of fixed shape per clip and would "
+                "cut it. Use predict_events (recordings are windowed and "
+                "stitched), sklearn_sed.inference.predict_file_frames, or cut the "
+                "recording into clips."
+            )
+
+    def predict(self, X, **params):
+        """Clip labels of the final step; refuses clips longer than a training clip."""
+        self._refuse_long(X, "predict")
+        return super().predict(X, **params)
+
+    def score(self, X, y=None, sample_weight=None, **params):
+        """Score of the final step; refuses clips longer than a training clip."""
+        self._refuse_long(X, "score")
+        return super().score(X, y, sample_weight=sample_weight, **params)
+
+    def predict_proba(self, X, **params):
+        """Clip probabilities of the final step; refuses over-long clips."""
+        self._refuse_long(X, "predict_proba")
+        return super().predict_proba(X, **params)
+
     @available_if(_final_has("predict_frames"))
     def predict_frames(self, X):
-        """Frame probabilities of the final step, (n_clips, n_frames_out, n_classes)."""
+        """Frame probabilities of the final step, (n_clips, n_frames_out, n_classes).
+
+        Refuses clips longer than a training clip (see :meth:`predict_events`).
+        """
+        self._refuse_long(X, "predict_frames")
         return self._final_estimator.predict_frames(self._transform_to_final(X))
 
     @available_if(_final_has("predict_events"))
     def predict_events(self, X):
-        """Events per clip from the final step, ``(onset, offset, event_label)``."""
-        return self._final_estimator.predict_events(self._transform_to_final(X))
+        """Events per clip from the final step, ``(onset, offset, event_label)``.
+
+        A file longer than a training clip is cut into overlapping windows
+        whose frame probabilities are stitched before decoding
+        (:func:`sklearn_sed.inference.predict_file_events`), so its events
+        span the whole recording; a waveform that long is refused (write it
+        to a file, or cut it).
+        """
+        from sklearn_sed.inference import predict_file_events
+
+        long = self._long_items(X)
+        if not long:
+            return self._final_estimator.predict_events(self._transform_to_final(X))
+        items = list(X)
+        for i in long:
+            if not isinstance(items[i], (str, os.PathLike)):
+                raise ValueError(
+                    f"X[{i}] is a {long[i]:.1f} s waveform, longer than the "
+                    f"{self._final_estimator.duration} s clips the model takes. "
+                    "Pass it as a file path (windowed and stitched) or cut it."
+                )
+        short = [i for i in range(len(items)) if i not in long]
+        events = [None] * len(items)
+        if short:
+            shorts = self._final_estimator.predict_events(
+                self._transform_to_final([items[i] for i in short])
+            )
+            for i, ev in zip(short, shorts, strict=True):
+                events[i] = ev
+        for i in long:
+            events[i] = predict_file_events(self, items[i])
+        return events
 
     @available_if(_final_has("score_segments"))
     def score_segments(self, X, y_strong):
         """Segment-based macro F1 of the final step."""
+        self._refuse_long(X, "score_segments")
         return self._final_estimator.score_segments(
             self._transform_to_final(X), y_strong
         )

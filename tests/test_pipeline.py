@@ -233,3 +233,30 @@ def _count_trainings(monkeypatch):
 
     monkeypatch.setattr(PseudoLabelSED, "_train", counting)
     return calls
+
+
+def test_long_recordings_are_windowed_or_refused_never_cut(audio, tmp_path):
+    """Check a file three clips long gets events over its whole length from
+    predict_events (windowed and stitched, as predict_file_events), and that
+    the fixed-shape paths refuse it instead of cutting it to one clip."""
+    import soundfile as sf
+
+    from sklearn_sed.inference import predict_file_events
+
+    X, y_weak, y_strong = audio
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST))
+    pipe.fit(X, y_weak, y_strong)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate(X[:3]), TINY_FEATURES["sr"])
+    short = tmp_path / "short.wav"
+    sf.write(short, X[0], TINY_FEATURES["sr"])
+    pipe[-1].set_params(threshold=0.05)  # so that events exist to compare
+    events = pipe.predict_events([str(short), str(long)])
+    assert events[1] == predict_file_events(pipe, long)
+    assert events[0] == pipe.predict_events([str(short)])[0]
+    assert max(off for _, off, _ in events[1]) > pipe[-1].duration
+    for method in ("predict", "predict_proba", "predict_frames"):
+        with pytest.raises(ValueError, match=r"X\[0\] is 6\.0 s long"):
+            getattr(pipe, method)([str(long)])
+    with pytest.raises(ValueError, match="waveform"):
+        pipe.predict_events([np.concatenate(X[:3])])
