@@ -59,7 +59,7 @@ def check_features(X, *, n_mels=None, estimator="PseudoLabelSED"):
     X : ndarray of shape (n_clips, n_frames, n_mels), dtype float32 or float16
         The features; float64 and integer input is converted to float32.
     """
-    if type(X).__name__ == "FeatureView":  # a lazy on-disk store: read per batch
+    if getattr(X, "lazy_rows", False) is True:  # an on-disk store: read per batch
         if X.shape[0] == 0:
             raise ValueError("X must hold at least one clip. Got an empty store.")
         if n_mels is not None and X.shape[2] != n_mels:

@@ -22,7 +22,7 @@ from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
-from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.metrics import event_f1_scorer, reference_events
 from sklearn_sed.nets import forward_probabilities
 from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
 from sklearn_sed.tuning import tune_postprocessing
@@ -257,10 +257,9 @@ class ValidationScoring(Callback):
         """Record the validation score of this epoch."""
         if self.X_valid is None or not hasattr(net, "sed_"):
             return
-        from sklearn_sed.metrics import _reference_events
 
         sed = net.sed_
-        refs, keep = _reference_events(self.y_valid)
+        refs, keep = reference_events(self.y_valid)
         X = np.asarray(self.X_valid)[keep]
         frame_probs, clip_probs = forward_probabilities(
             net, X, None, sed.batch_size, module=evaluation_module(net)

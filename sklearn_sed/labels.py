@@ -15,6 +15,9 @@ import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
 __all__ = [
+    "KIND_PSEUDO",
+    "KIND_STRONG",
+    "KIND_WEAK",
     "ClipLabels",
     "EventEncoder",
     "combine_labels",
@@ -25,6 +28,10 @@ __all__ = [
     "frames_to_events",
     "merge_overlapping_events",
 ]
+
+#: Codes of a training target's ``y["kind"]``: a clip's kind of label (weak
+#: only, strong, or weak with class-frame pseudo labels).
+KIND_WEAK, KIND_STRONG, KIND_PSEUDO = 0, 1, 2
 
 
 def _unique_classes(classes):

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+# The kind codes live with the labels (numpy layer); re-exported here.
+from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
+
 __all__ = [
     "KIND_PSEUDO",
     "KIND_STRONG",
@@ -25,8 +28,6 @@ __all__ = [
     "weighted_bce",
 ]
 
-#: Codes of ``y["kind"]``: a clip's kind of label.
-KIND_WEAK, KIND_STRONG, KIND_PSEUDO = 0, 1, 2
 
 _EPS = 1e-7
 

@@ -17,9 +17,11 @@ __all__ = [
     "event_based_f1",
     "event_f1_scorer",
     "make_sed_scorer",
+    "reference_events",
     "sed_eval_results",
     "segment_based_f1",
     "segment_f1_scorer",
+    "take_clips",
 ]
 
 
@@ -228,7 +230,21 @@ def segment_based_f1(y_true, y_pred, *, average="macro", **kwargs):
     return _f1(sed_eval_results(y_true, y_pred, metric="segment", **kwargs), average)
 
 
-def _take(X, indices):
+def take_clips(X, indices):
+    """Select clips of ``X`` (array, memory map or list) by position.
+
+    Parameters
+    ----------
+    X : ndarray or sequence
+        Clips.
+    indices : sequence of int
+        Positions to keep.
+
+    Returns
+    -------
+    X_sub : ndarray or list
+        The selected clips, in the order of ``indices``.
+    """
     if isinstance(X, np.ndarray):
         return X[indices]
     return [X[i] for i in indices]
@@ -247,8 +263,29 @@ def _predict_events(estimator, X):
     )
 
 
-def _reference_events(y):
-    """Return the reference events per clip of ``y`` and the scored indices."""
+def reference_events(y):
+    """Return the reference events of the strongly labelled clips of ``y``.
+
+    Parameters
+    ----------
+    y : sequence of (list of events, None or ClipLabels)
+        Strong labels per clip; None (or a ClipLabels without events) marks a
+        weak-only clip, which SED scorers skip.
+
+    Returns
+    -------
+    refs : list of list of (onset, offset, event_label)
+        Events of the scored clips.
+    keep : list of int
+        Their positions in ``y``.
+
+    Raises
+    ------
+    TypeError
+        If an entry is not a list of events (weak labels were passed).
+    ValueError
+        If no clip has strong labels.
+    """
     from sklearn_sed.labels import ClipLabels
 
     refs, keep = [], []
@@ -302,9 +339,9 @@ class SEDScorer:
         """Score ``estimator`` on ``X`` against the reference events."""
         if hasattr(estimator, "sed_") and isinstance(y_strong, dict):
             return self._score_skorch(estimator, X, y_strong)
-        refs, keep = _reference_events(y_strong)
+        refs, keep = reference_events(y_strong)
         if len(keep) < len(y_strong):
-            X = _take(X, keep)
+            X = take_clips(X, keep)
         y_strong = refs
         y_pred = _predict_events(estimator, X)
         last = estimator[-1] if hasattr(estimator, "steps") else estimator
@@ -346,8 +383,7 @@ class SEDScorer:
         ``y`` is the net's target dict; the strong clips' frame labels are
         decoded into reference events, and the others are left out.
         """
-        from sklearn_sed.labels import frames_to_events
-        from sklearn_sed.losses import KIND_STRONG
+        from sklearn_sed.labels import KIND_STRONG, frames_to_events
 
         sed = net.sed_
         strong = np.flatnonzero(np.asarray(y["kind"]) == KIND_STRONG)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from sklearn_sed._atomic import atomic_path
+from sklearn_sed._json import to_jsonable
 
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
@@ -75,7 +76,7 @@ def _callable_to_json(obj, name):
     if obj is None:
         return None
     if isinstance(obj, functools.partial):
-        return {"partial": _qualname(obj.func), "kwargs": _jsonable(obj.keywords)}
+        return {"partial": _qualname(obj.func), "kwargs": to_jsonable(obj.keywords)}
     if isinstance(obj, type):
         qual = _qualname(obj)
         if qual.startswith(_ALLOWED_PREFIXES):
@@ -100,24 +101,12 @@ def _callable_from_json(spec, base):
     return _resolve(spec["class"], base)
 
 
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _extractor_to_json(ext):
     return {
         "type": "LogMelExtractor",
-        "params": _jsonable(ext.get_params()),
+        "params": to_jsonable(ext.get_params()),
         "fitted": {
-            k: _jsonable(getattr(ext, k))
+            k: to_jsonable(getattr(ext, k))
             for k in ("data_min_", "data_max_", "n_frames_")
             if hasattr(ext, k)
         },
@@ -134,9 +123,9 @@ def _sed_to_json(sed, weights_name):
     params["callbacks"] = None  # training-time objects, not part of the model
     for name in PATH_PARAMS:  # places on this machine, not part of the model
         params[name] = None
-    params = _jsonable(params)
+    params = to_jsonable(params)
     fitted = {
-        k: _jsonable(getattr(sed, k))
+        k: to_jsonable(getattr(sed, k))
         for k in (
             "classes_",
             "class_weight_",
@@ -155,7 +144,7 @@ def _sed_to_json(sed, weights_name):
         if hasattr(sed, k)
     }
     history = [
-        {k: _jsonable(v) for k, v in row.items() if k != "batches"}
+        {k: to_jsonable(v) for k, v in row.items() if k != "batches"}
         for row in sed.net_.history
     ]
     return {

@@ -103,11 +103,11 @@ def psds_scorer(estimator, X, y_strong, scenario=1):
     psds : float
         Greater is better.
     """
-    from sklearn_sed.metrics import _reference_events, _take
+    from sklearn_sed.metrics import reference_events, take_clips
 
-    refs, keep = _reference_events(y_strong)
+    refs, keep = reference_events(y_strong)
     if len(keep) < len(y_strong):
-        X = _take(X, keep)
+        X = take_clips(X, keep)
     last = estimator[-1] if hasattr(estimator, "steps") else estimator
     frames = estimator.predict_frames(X)
     return psds_score(

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from sklearn_sed._atomic import atomic_path
+from sklearn_sed._json import to_jsonable
 
 try:  # POSIX; elsewhere concurrent writers of one store are not serialised
     import fcntl
@@ -52,6 +53,10 @@ class FeatureView:
     """
 
     ndim = 3
+    #: Marks a lazily read store: input checks keep it as it is instead of
+    #: reading it into memory (duck typing, so that the checks need not
+    #: import this module).
+    lazy_rows = True
 
     def __init__(self, array, indices=None):
         self.array = array
@@ -114,12 +119,10 @@ def _identity(st):
 
 
 def _settings(extractor):
-    from sklearn_sed.persistence import _jsonable
-
     params = extractor.get_params()
     for name in ("n_jobs", "verbose"):  # do not change the features
         params.pop(name)
-    return _jsonable(
+    return to_jsonable(
         {
             "params": params,
             "data_min_": getattr(extractor, "data_min_", None),
