@@ -477,6 +477,10 @@ class PseudoLabeling(Callback):
         state["X"] = state["y"] = None  # training data is not part of a model
         return state
 
+    def on_train_end(self, net, **kwargs):
+        """Let go of the training data: a fitted model must not keep it alive."""
+        self.X = self.y = None
+
     def on_epoch_begin(self, net, **kwargs):
         """Relabel when an iteration starts; record the stage of this epoch."""
         k = len(net.history) - 1 - self.stage1_epochs  # the row is already new

@@ -191,6 +191,10 @@ class TrainingCheckpoint(Callback):
         state["y"] = None
         return state
 
+    def on_train_end(self, net, **kwargs):
+        """Let go of the training targets."""
+        self.y = None
+
     def on_epoch_end(self, net, **kwargs):
         """Save the state of the epoch that just ended."""
         save_checkpoint(

@@ -49,6 +49,8 @@ def test_both_stages_run_in_one_skorch_training(data):
     stages = sed.net_.history[:, "stage"]
     assert stages == [1, 1, 1, 2, 2]
     assert sed.n_iter_ == 2
+    # The fitted model does not keep the training data alive.
+    assert dict(sed.net_.callbacks_)["pseudo_labeling"].X is None
 
 
 def test_early_stopping_stops_the_fit(data):
