@@ -814,6 +814,7 @@ class PseudoLabelSED(BaseEstimator):
         if done < total:
             # One skorch training run over the remaining epochs of both stages.
             net.partial_fit(X, y, epochs=total - done)
+        stages.X = stages.y = None  # also when a finished checkpoint resumed
         best_epoch = None
         if val is not None:
             best = dict(net.callbacks_)["best_weights"]
