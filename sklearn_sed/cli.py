@@ -290,7 +290,7 @@ def _cmd_predict(args):
 
 def _cmd_evaluate(args):
     from sklearn_sed.datasets import read_strong_tsv
-    from sklearn_sed.metrics import sed_eval_results
+    from sklearn_sed.metrics import finite_or_zero, sed_eval_results
 
     ref = read_strong_tsv(args.reference, classes=None)
     pred = read_strong_tsv(args.prediction, classes=None)
@@ -312,17 +312,17 @@ def _cmd_evaluate(args):
         res = sed_eval_results(y_true, y_pred, metric=metric, classes=classes)
         avg = res["class_wise_average"]["f_measure"]
         out[metric] = {
-            "macro_f1": _score(avg["f_measure"]),
-            "micro_f1": _score(res["overall"]["f_measure"]["f_measure"]),
+            "macro_f1": finite_or_zero(avg["f_measure"]),
+            "micro_f1": finite_or_zero(res["overall"]["f_measure"]["f_measure"]),
             # A class with references but no output scores 0, as the macro
             # mean counts it (sed_eval's own per-class value is NaN).
             "per_class_f1": {
-                c: _score(res["class_wise"][c]["f_measure"]["f_measure"])
+                c: finite_or_zero(res["class_wise"][c]["f_measure"]["f_measure"])
                 for c in classes
             },
         }
         if "f_measure_sed_eval" in avg:
-            out[metric]["macro_f1_sed_eval"] = _score(avg["f_measure_sed_eval"])
+            out[metric]["macro_f1_sed_eval"] = finite_or_zero(avg["f_measure_sed_eval"])
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -340,13 +340,6 @@ def _cmd_evaluate(args):
     for c in classes:
         e, s = out["event"]["per_class_f1"][c], out["segment"]["per_class_f1"][c]
         print(f"{c:30s} {100 * e:8.2f}% {100 * s:10.2f}%")
-
-
-def _score(value):
-    """Return a finite float for JSON and the table (sed_eval NaN, 0/0, is 0)."""
-    import math
-
-    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
 def _cmd_plot(args):

@@ -16,6 +16,7 @@ __all__ = [
     "SEDScorer",
     "event_based_f1",
     "event_f1_scorer",
+    "finite_or_zero",
     "make_sed_scorer",
     "reference_events",
     "sed_eval_results",
@@ -151,11 +152,27 @@ def _zero_score_segments(results):
     for scores in results["class_wise"].values():
         if scores["count"]["Nref"] > 0:
             f = scores["f_measure"]["f_measure"]
-            f_values.append(f if f is not None and np.isfinite(f) else 0.0)
+            f_values.append(finite_or_zero(f))
     average = results["class_wise_average"]["f_measure"]
     average["f_measure_sed_eval"] = average["f_measure"]
     if f_values:
         average["f_measure"] = float(np.mean(f_values))
+
+
+def finite_or_zero(value):
+    """Return ``value`` as a float, or 0.0 for sed_eval's None/NaN (a 0/0 score).
+
+    Parameters
+    ----------
+    value : float or None
+        A score from sed_eval's results.
+
+    Returns
+    -------
+    score : float
+        Finite.
+    """
+    return float(value) if value is not None and np.isfinite(value) else 0.0
 
 
 def _f1(results, average):
@@ -165,7 +182,7 @@ def _f1(results, average):
         value = results["overall"]["f_measure"]["f_measure"]
     else:
         raise ValueError(f"average must be 'macro' or 'micro'. Got {average!r}.")
-    return float(value) if value is not None and np.isfinite(value) else 0.0
+    return finite_or_zero(value)
 
 
 def event_based_f1(y_true, y_pred, *, average="macro", **kwargs):
