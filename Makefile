@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 #   make test TORCH_SPEC="torch>=2.2"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	# does not pull a multi-GB CUDA build; setuptools<81 keeps pkg_resources
 	# for dcase_util (imported by sed_eval).
 	$(PY) -m pip install -q "$(TORCH_SPEC)" "setuptools<81"
-	$(PY) -m pip install -q -e ".[test,distributed,psds]"
+	$(PY) -m pip install -q -e ".[test,distributed,psds,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,5 +32,10 @@ lint: install
 test: lint
 	$(PY) -m pytest
 
+# The API reference, from the docstrings; any warning (a broken reference
+# among them) fails the build. tests/test_api_docs.py runs the same build.
+docs: install
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs/api docs/_build/api
+
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) demo_output docs/_build docs/api/generated

@@ -115,6 +115,7 @@ def run_one(variant, seed, split, args):
         max_iter=args.max_iter,
         delta=args.delta,
         pseudo_negatives=args.pseudo_negatives,
+        stage2_weighting=args.stage2_weighting,
         time_shift=args.time_shift,
         freq_mask=args.freq_mask,
         ema_decay=args.ema_decay,
@@ -257,6 +258,9 @@ def report(results, args, elapsed):
             )
     cmd = "python benchmarks/reproduce_table1.py " + " ".join(sys.argv[1:])
     st = results[0].get("settings") or vars(args)
+    pl = next(
+        (r["settings"] for r in results if r["variant"] == "resnet_pl"), st
+    )  # the pseudo-label settings are those of the runs that use them
     text = "\n".join(
         [
             "### Table 1 on real recordings",
@@ -276,9 +280,11 @@ def report(results, args, elapsed):
             + ".",
             f'Settings (identical for all variants; `make_detector("cpu")` with '
             f"these overrides): {st['epochs']} epochs in all "
-            f"(ResNet + PL: {st['epochs'] - st['max_iter']} stage-1 epochs + "
-            f"{st['max_iter']} pseudo-label iterations of 1 epoch, delta "
-            f"{st['delta']}), Adam lr {st['lr']} with 1 warm-up epoch and cosine "
+            f"(ResNet + PL: {pl['epochs'] - pl['max_iter']} stage-1 epochs + "
+            f"{pl['max_iter']} pseudo-label iterations of 1 epoch, delta "
+            f"{pl['delta']}, stage-2 weighting "
+            f"{pl.get('stage2_weighting', 'paper')}, pseudo negatives "
+            f"{pl.get('pseudo_negatives', 'all')}), Adam lr {st['lr']} with 1 warm-up epoch and cosine "
             f"decay, training dtype {st['train_dtype']} (auto: bfloat16 where the "
             f"CPU has it), weight averaging {st.get('ema_decay')}, "
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
@@ -371,17 +377,33 @@ def load_results(path):
 
 #: Settings that may differ between runs merged into one table.
 _RUN_ONLY = ("seeds", "variants", "verbose", "report_only", "fresh", "tag")
+_PL_ONLY = ("max_iter", "delta", "pseudo_negatives", "stage2_weighting")
+#: Settings a variant does not use, so that they may differ from its runs.
+_UNUSED = {
+    "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
+    "resnet": ("crnn_filters", *_PL_ONLY),
+    "resnet_pl": ("crnn_filters",),
+}
 
 
 def check_same_settings(results, args, parser):
-    """Refuse to merge runs made with other settings into one table."""
+    """Refuse to merge runs made with other settings into one table.
+
+    The runs that this invocation replaces (its variants and seeds) are not
+    compared, and a setting that a variant does not use (the pseudo-label
+    settings for the CRNN and the plain ResNet) may differ from its runs.
+    """
     current = {k: v for k, v in vars(args).items() if k not in ("docs", "data")}
+    replaced = {(v, s) for v in args.variants for s in args.seeds}
     for r in results:
+        if (r["variant"], r["seed"]) in replaced:
+            continue
         saved = {**vars(parser.parse_args([])), **r.get("settings", {})}
+        skip = (*_RUN_ONLY, *_UNUSED.get(r["variant"], ()))
         diff = {
             k: (saved.get(k), v)
             for k, v in current.items()
-            if k not in _RUN_ONLY and saved.get(k) != v
+            if k not in skip and saved.get(k) != v
         }
         if diff:
             raise SystemExit(
@@ -404,6 +426,13 @@ def main(argv=None):
         choices=("all", "absent"),
         default="all",
         help="frames below theta that a pseudo label marks negative (all: eq. 4)",
+    )
+    p.add_argument(
+        "--stage2-weighting",
+        choices=("paper", "keep_strong"),
+        default="paper",
+        help="frame-loss weights of stage 2 (paper: eq. 10; keep_strong: eq. 8's "
+        "strong weight plus eq. 10's pseudo term)",
     )
     p.add_argument("--n-filters", type=int, default=16)
     p.add_argument("--n-blocks", type=int, default=2)

@@ -86,7 +86,7 @@ class WeightAveraging(Callback):
     after ``n`` batches: the decay ramps up as in the DCASE baselines' mean
     teacher. Validation, pseudo labelling and the
     final model of :class:`~sklearn_sed.PseudoLabelSED` use the average
-    (see :func:`evaluation_module`).
+    (see :func:`~sklearn_sed.callbacks.evaluation_module`).
 
     Parameters
     ----------
@@ -213,7 +213,7 @@ class ValidationScoring(Callback):
     y_valid : sequence of (list of (onset, offset, event_label) or None)
         Their reference events.
     scoring : SEDScorer, default=event_f1_scorer
-        Scorer from :func:`~sklearn_sed.make_sed_scorer`.
+        Scorer from :func:`~sklearn_sed.metrics.make_sed_scorer`.
     name : str, default="valid_event_f1"
         Column name in the history.
     tune : bool, default=False

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 __all__ = ["main"]
 
 _AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -198,27 +200,40 @@ def _cmd_train(args):
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import make_detector
 
+    folders = _train_folders(args)  # checked before any work
     _check_output(
-        args.output, [args.strong_tsv, args.weak_tsv, args.valid_tsv, args.audio_dir]
+        args.output,
+        [args.strong_tsv, args.weak_tsv, args.valid_tsv, *folders.values()],
     )
     if args.checkpoint_dir and os.path.exists(args.checkpoint_dir):
         if not os.path.isdir(args.checkpoint_dir):
             raise CLIError(f"--checkpoint-dir {args.checkpoint_dir!r} is a file.")
+    # An epoch table always; a bar over each epoch's batches on a terminal.
+    verbose = 2 if sys.stderr.isatty() else 1
     pipe = make_pipeline(
-        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=1)
+        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=verbose)
     )
     _apply_set(pipe, _parse_set(args.set))  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
-    X, y_weak, y_strong = load_desed(args.audio_dir, args.strong_tsv, args.weak_tsv)
+    X, y_weak, y_strong = load_desed(
+        strong_tsv=args.strong_tsv,
+        weak_tsv=args.weak_tsv,
+        strong_audio_dir=folders.get("strong"),
+        weak_audio_dir=folders.get("weak"),
+        check_audio=False,
+    )
     if not X:
         raise CLIError("the TSV files list no clip.")
-    features = extractor.fit_transform(X)
     validation = {}
+    Xv = ref = None
     if args.valid_tsv:
         ref = read_strong_tsv(args.valid_tsv)
-        Xv = [os.path.join(args.audio_dir, name) for name in ref]
+        Xv = [os.path.join(folders["valid"], name) for name in ref]
+    _check_listed_audio(args, X, y_strong, Xv)
+    features = extractor.fit_transform(X)
+    if Xv is not None:
         validation = {"X_val": extractor.transform(Xv), "y_val": list(ref.values())}
     sed.fit(features, y_weak, y_strong, **validation)
     if sed.validation_f1_ is not None:
@@ -229,6 +244,59 @@ def _cmd_train(args):
         )
     _save_model(pipe, args.output)
     print(f"saved {args.output}")
+
+
+def _train_folders(args):
+    """Return the audio folder of each TSV given to ``train``, checked to exist."""
+    folders = {}
+    for kind, tsv, own in (
+        ("strong", args.strong_tsv, args.strong_audio_dir),
+        ("weak", args.weak_tsv, args.weak_audio_dir),
+        ("valid", args.valid_tsv, args.valid_audio_dir),
+    ):
+        if tsv is None:
+            if own is not None:
+                raise CLIError(f"--{kind}-audio-dir was given without --{kind}-tsv.")
+            continue
+        folder = own if own is not None else args.audio_dir
+        if folder is None:
+            raise CLIError(
+                f"--{kind}-tsv {tsv!r} has no audio folder: give --{kind}-audio-dir "
+                "(its own folder, as in DESED) or --audio-dir (one folder for all)."
+            )
+        if not os.path.isdir(folder):
+            flag = f"--{kind}-audio-dir" if own is not None else "--audio-dir"
+            raise CLIError(f"{flag} {folder!r} is not a folder.")
+        folders[kind] = folder
+    if not folders.keys() & {"strong", "weak"}:
+        raise CLIError("train needs --strong-tsv, --weak-tsv or both.")
+    return folders
+
+
+def _check_listed_audio(args, X, y_strong, X_valid):
+    """Refuse TSV rows whose audio file is missing, naming the flag to fix."""
+    groups = (
+        (
+            "strong",
+            args.strong_tsv,
+            [p for p, s in zip(X, y_strong, strict=True) if s is not None],
+        ),
+        (
+            "weak",
+            args.weak_tsv,
+            [p for p, s in zip(X, y_strong, strict=True) if s is None],
+        ),
+        ("valid", args.valid_tsv, X_valid or []),
+    )
+    for kind, tsv, paths in groups:
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            folder = os.path.dirname(missing[0])
+            raise CLIError(
+                f"{tsv}: {len(missing)} of its {len(paths)} audio file(s) are not in "
+                f"{folder!r}, e.g. {os.path.basename(missing[0])!r}. Give this TSV "
+                f"its audio folder with --{kind}-audio-dir."
+            )
 
 
 def _audio_files(inputs):
@@ -260,32 +328,123 @@ def _audio_files(inputs):
     return files
 
 
+def _per_class(option, value, classes, current):
+    """Parse ``--threshold 0.4`` or ``--threshold Speech=0.3,Dog=0.6``.
+
+    Classes not named keep ``current`` (the model's own setting).
+    """
+    out = np.array(current, dtype=float, copy=True)
+    names = [str(c) for c in classes]
+    try:
+        if "=" not in value:
+            out[:] = float(value)
+            return out
+        for part in value.split(","):
+            name, _, number = part.partition("=")
+            if name.strip() not in names:
+                raise CLIError(
+                    f"{option} {value}: unknown class {name.strip()!r}; the model's "
+                    f"classes are {names}."
+                )
+            out[names.index(name.strip())] = float(number)
+    except ValueError:
+        raise CLIError(
+            f"{option} must be a number or CLASS=NUMBER pairs separated by commas. "
+            f"Got {value!r} instead."
+        ) from None
+    return out
+
+
+def _override_decoding(sed, args):
+    """Apply ``--threshold`` and ``--median-filter`` to the loaded model."""
+    if args.threshold is None and args.median_filter is None:
+        return
+    threshold, median = sed._decoding()
+    if args.threshold is not None:
+        threshold = _per_class("--threshold", args.threshold, sed.classes_, threshold)
+        if not ((threshold >= 0) & (threshold <= 1)).all():
+            raise CLIError(f"--threshold {args.threshold}: values must be in [0, 1].")
+    if args.median_filter is not None:
+        median = _per_class("--median-filter", args.median_filter, sed.classes_, median)
+        if (median < 0).any():
+            raise CLIError(f"--median-filter {args.median_filter}: must be >= 0 s.")
+    sed.set_params(
+        threshold=threshold.tolist(),
+        median_filter_sec=median.tolist(),
+        tune_postprocessing=False,
+    )
+
+
+def _write_scores(folder, key, sed, probs, frame_sec, length_sec):
+    """Write one recording's frame probabilities as a sed_scores_eval TSV."""
+    try:
+        from sed_scores_eval import io
+    except ImportError:
+        raise CLIError(
+            "--scores-dir needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
+        ) from None
+    n = min(len(probs), max(1, int(np.ceil(length_sec / frame_sec))))
+    timestamps = np.minimum(np.arange(n + 1) * frame_sec, length_sec)
+    path = os.path.join(folder, os.path.splitext(key)[0] + ".tsv")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    io.write_sed_scores(
+        probs[:n],
+        path,
+        timestamps=timestamps,
+        event_classes=[str(c) for c in sed.classes_],
+    )
+
+
 def _cmd_predict(args):
     from sklearn_sed.datasets import write_events_tsv
-    from sklearn_sed.inference import predict_file_events
+    from sklearn_sed.inference import decode_file_frames, predict_file_frames
 
     files = _audio_files(args.audio)
     _check_output(args.output, [args.model, *args.audio, *(p for _, p in files)])
+    if args.scores_dir and os.path.exists(args.scores_dir):
+        if not os.path.isdir(args.scores_dir):
+            raise CLIError(f"--scores-dir {args.scores_dir!r} is a file.")
     model = _load_model(args.model, allow_pickle=args.allow_pickle)
+    sed = model[-1]
+    if hasattr(model[0], "verbose"):  # one overall bar, not one per file
+        model[0].set_params(verbose=0)
+    if args.progress is None:
+        args.progress = sys.stderr.isatty()
     if args.bfloat16:
-        model[-1].set_params(inference_dtype="bfloat16")
+        sed.set_params(inference_dtype="bfloat16")
+    _override_decoding(sed, args)
     results, failed = {}, []
-    for key, path in files:
+    for key, path in _progress(files, args.progress, "predict"):
         try:
-            results[key] = predict_file_events(model, path, overlap=args.overlap)
+            frames = predict_file_frames(model, path, overlap=args.overlap)
         except (FileNotFoundError, ValueError) as exc:
             if not args.skip_errors:
                 raise
             failed.append(path)
             print(f"skipped {path}: {exc}", file=sys.stderr)
+            continue
+        results[key] = decode_file_frames(sed, *frames)
+        if args.scores_dir:
+            _write_scores(args.scores_dir, key, sed, *frames)
     write_events_tsv(args.output, results)
     n_events = sum(len(v) for v in results.values())
     print(
         f"wrote {n_events} events for {len(results)} file(s) to {args.output}"
         + (f"; {len(failed)} file(s) skipped" if failed else "")
+        + (f"; frame scores in {args.scores_dir}" if args.scores_dir else "")
     )
     if failed and not results:
         raise CLIError("no file could be processed.")
+
+
+def _progress(items, enabled, what):
+    """Yield ``items`` with one overall progress bar on stderr when enabled."""
+    if not enabled:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=what, unit="file", file=sys.stderr)
 
 
 def _cmd_evaluate(args):
@@ -323,9 +482,14 @@ def _cmd_evaluate(args):
         }
         if "f_measure_sed_eval" in avg:
             out[metric]["macro_f1_sed_eval"] = finite_or_zero(avg["f_measure_sed_eval"])
+    if args.scores_dir:
+        out["psds"] = _psds_from_scores(args.scores_dir, ref)
     if args.json:
         print(json.dumps(out, indent=2))
         return
+    if "psds" in out:
+        p = out["psds"]
+        print(f"PSDS1 {p['psds1']:.3f}, PSDS2 {p['psds2']:.3f} ({p['n_files']} files)")
     for metric, r in out.items():
         print(
             f"{metric}-based F1: macro {100 * r['macro_f1']:.2f} %, "
@@ -342,33 +506,114 @@ def _cmd_evaluate(args):
         print(f"{c:30s} {100 * e:8.2f}% {100 * s:10.2f}%")
 
 
-def _cmd_plot(args):
-    import numpy as np
+def _psds_from_scores(folder, reference):
+    """PSDS1 and PSDS2 of the score files in ``folder`` against ``reference``."""
+    try:
+        from sed_scores_eval import intersection_based, io
+    except ImportError:
+        raise CLIError(
+            "--scores-dir needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
+        ) from None
+    from sklearn_sed.labels import merge_overlapping_events
+    from sklearn_sed.psds import PSDS1, PSDS2
 
+    if not os.path.isdir(folder):
+        raise CLIError(f"--scores-dir {folder!r} is not a folder.")
+    scores = {}
+    for root, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            if name.endswith(".tsv"):
+                path = os.path.join(root, name)
+                key = os.path.relpath(path, folder)[: -len(".tsv")]
+                try:
+                    scores[key.replace(os.sep, "/")] = io.read_sed_scores(path)
+                except Exception as exc:  # pandas and sed_scores_eval raise many
+                    raise CLIError(f"{path}: not a score file ({exc}).") from None
+    truth = {os.path.splitext(name)[0]: events for name, events in reference.items()}
+    missing = sorted(set(truth) - set(scores))
+    if missing:
+        raise CLIError(
+            f"{len(missing)} reference file(s) have no score file in {folder!r}, "
+            f"e.g. {missing[0]!r}.tsv; run predict --scores-dir on every file."
+        )
+    scores = {k: scores[k] for k in truth}
+    durations = {k: float(df["offset"].iloc[-1]) for k, df in scores.items()}
+    ground_truth = {
+        k: merge_overlapping_events([(float(a), float(b), str(c)) for a, b, c in ev])
+        for k, ev in truth.items()
+    }
+    out = {"n_files": len(scores)}
+    for name, settings in (("psds1", PSDS1), ("psds2", PSDS2)):
+        value, *_ = intersection_based.psds(
+            scores=scores,
+            ground_truth=ground_truth,
+            audio_durations=durations,
+            **settings,
+        )
+        out[name] = float(value)
+    return out
+
+
+def _cmd_plot(args):
     from sklearn_sed.datasets import read_strong_tsv
-    from sklearn_sed.features import load_audio
-    from sklearn_sed.inference import predict_file_events
+    from sklearn_sed.features import load_audio, log_mel_spectrogram
+    from sklearn_sed.inference import decode_file_frames, predict_file_frames
     from sklearn_sed.plotting import plot_detection
 
     _check_output(args.output, [args.model, args.audio, args.reference])
     model = _load_model(args.model, allow_pickle=args.allow_pickle)
     sed, extractor = model[-1], model[0]
-    y = load_audio(args.audio, sr=extractor.sr)[: int(sed.duration * extractor.sr)]
-    feats = model[:-1].transform([y])
-    probs = sed.predict_frames(feats)[0]
-    events = [e for e in predict_file_events(model, args.audio) if e[0] < sed.duration]
+    if hasattr(extractor, "verbose"):
+        extractor.set_params(verbose=0)
+    probs, frame_sec, length = predict_file_frames(model, args.audio)
+    events = decode_file_frames(sed, probs, frame_sec, length)
+    start = 0.0 if args.start is None else args.start
+    end = length if args.end is None else min(args.end, length)
+    if not 0 <= start < end:
+        raise CLIError(
+            f"--start {start} / --end {end}: need 0 <= start < end <= the "
+            f"recording's {length:.2f} s."
+        )
+    ext = extractor.get_params()
+    y = load_audio(args.audio, sr=ext["sr"])
+    y = y[int(start * ext["sr"]) : int(np.ceil(end * ext["sr"]))]
+    spectrogram = log_mel_spectrogram(
+        y,
+        **{
+            k: ext[k]
+            for k in ("sr", "n_fft", "hop_length", "win_length", "n_mels", "fmin")
+        },
+        fmax=ext["fmax"],
+        top_db=ext.get("top_db", 80.0),
+    )
+    first, last = int(start / frame_sec), int(np.ceil(end / frame_sec))
+    probs = probs[first:last]
+
+    def crop(evs):
+        return [
+            (max(a, start) - start, min(b, end) - start, c)
+            for a, b, c in evs
+            if b > start and a < end
+        ]
+
     reference = None
     if args.reference:
         ref = read_strong_tsv(args.reference, classes=None)
-        reference = ref.get(os.path.basename(args.audio), [])
+        reference = crop(ref.get(os.path.basename(args.audio), []))
+    span = f" ({start:.1f}-{end:.1f} s)" if (start, end) != (0.0, length) else ""
     fig = plot_detection(
-        np.asarray(feats[0]),
+        spectrogram,
         probs,
-        events,
+        crop(events),
         classes=sed.classes_,
-        duration=sed.duration,
+        duration=end - start,
         reference=reference,
-        title=os.path.basename(args.audio),
+        title=os.path.basename(args.audio) + span,
+        threshold=sed._decoding()[0],
+        sr=ext["sr"],
+        hop_length=ext["hop_length"],
+        fmin=ext["fmin"],
+        fmax=ext["fmax"],
     )
     fig.savefig(args.output, dpi=100)
     print(f"saved {args.output}")
@@ -398,15 +643,24 @@ def build_parser():
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train on a DESED-layout dataset")
-    train.add_argument("--audio-dir", required=True)
-    train.add_argument("--strong-tsv")
-    train.add_argument("--weak-tsv")
+    train.add_argument(
+        "--audio-dir",
+        help="one folder holding the audio of every TSV (the default of the "
+        "per-TSV folders below)",
+    )
+    train.add_argument("--strong-tsv", help="strong labels (DESED strong TSV)")
+    train.add_argument("--weak-tsv", help="weak labels (DESED weak TSV)")
     train.add_argument(
         "--valid-tsv",
-        help="strong labels of validation clips (in --audio-dir): the best "
-        "epoch is kept and, with the cpu recipe, thresholds and median "
-        "filters are tuned per class on them",
+        help="strong labels of validation clips: the best epoch is kept and, "
+        "with the cpu recipe, thresholds and median filters are tuned per "
+        "class on them",
     )
+    train.add_argument(
+        "--strong-audio-dir", help="audio folder of --strong-tsv (DESED layout)"
+    )
+    train.add_argument("--weak-audio-dir", help="audio folder of --weak-tsv")
+    train.add_argument("--valid-audio-dir", help="audio folder of --valid-tsv")
     train.add_argument(
         "--recipe",
         choices=("cpu", "paper"),
@@ -437,6 +691,29 @@ def build_parser():
     predict.add_argument("--output", required=True)
     predict.add_argument("--overlap", type=float, default=0.5)
     predict.add_argument("--skip-errors", action="store_true")
+    predict.add_argument(
+        "--threshold",
+        help="decision threshold instead of the model's: one number for every "
+        "class, or CLASS=NUMBER pairs separated by commas (the classes not "
+        "named keep the model's)",
+    )
+    predict.add_argument(
+        "--median-filter",
+        help="median-filter length in seconds instead of the model's; one "
+        "number or CLASS=SECONDS pairs, as --threshold",
+    )
+    predict.add_argument(
+        "--scores-dir",
+        help="also write each file's frame probabilities as a sed_scores_eval "
+        "TSV (onset, offset, one column per class) into this folder, for "
+        "threshold-free evaluation (evaluate --scores-dir)",
+    )
+    predict.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one progress bar over all files (default: when stderr is a terminal)",
+    )
     predict.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
     predict.add_argument(
         "--bfloat16",
@@ -447,16 +724,25 @@ def build_parser():
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = sub.add_parser("evaluate", help="F1 scores of predictions (sed_eval)")
-    evaluate.add_argument("prediction")
-    evaluate.add_argument("reference")
+    evaluate.add_argument("prediction", help="events TSV written by predict")
+    evaluate.add_argument("reference", help="reference events TSV (DESED format)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--scores-dir",
+        help="frame scores written by predict --scores-dir: adds PSDS1 and PSDS2 "
+        "(DCASE settings, sed_scores_eval)",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     plot = sub.add_parser("plot", help="figure of a file's detections")
     plot.add_argument("model")
     plot.add_argument("audio")
     plot.add_argument("--output", required=True)
-    plot.add_argument("--reference")
+    plot.add_argument("--reference", help="reference events TSV to draw")
+    plot.add_argument("--start", type=float, help="first second drawn (default 0)")
+    plot.add_argument(
+        "--end", type=float, help="last second drawn (default: the whole file)"
+    )
     plot.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
     plot.set_defaults(func=_cmd_plot)
     return parser

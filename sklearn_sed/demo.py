@@ -138,6 +138,11 @@ def run_demo(
         duration=sed.duration,
         reference=y_valid[0],
         title="validation clip 0",
+        threshold=sed.threshold_,
+        sr=extractor.sr,
+        hop_length=extractor.hop_length,
+        fmin=extractor.fmin,
+        fmax=extractor.fmax,
     )
     fig_path = os.path.join(output_dir, "detection.png")
     fig.savefig(fig_path, dpi=100)

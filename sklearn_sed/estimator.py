@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
+from skorch.callbacks import ProgressBar
 
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
 from sklearn_sed.augment import SEDAugment, collate_float32
@@ -35,7 +36,12 @@ from sklearn_sed.labels import (
     is_combined,
     split_labels,
 )
-from sklearn_sed.losses import KIND_STRONG, KIND_WEAK, paper_class_weights
+from sklearn_sed.losses import (
+    KIND_STRONG,
+    KIND_WEAK,
+    STAGE2_WEIGHTINGS,
+    paper_class_weights,
+)
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.nets import make_sed_net
@@ -160,6 +166,13 @@ class PseudoLabelSED(BaseEstimator):
         of classes absent from the clip's weak label, and leaves the frames
         of present classes below ``theta_i`` out of the loss
         (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
+    stage2_weighting : {"paper", "keep_strong"}, default="paper"
+        Frame-loss weights of stage 2. "paper" is eq. 10, which shares one
+        weight between strong and pseudo-labelled clips, so the strong frames
+        weigh about a quarter of their stage-1 weight when ``M_p`` is close
+        to ``M_s``. "keep_strong" (not in the report) keeps eq. 8's weight on
+        the strong frames and adds eq. 10's pseudo term
+        (:func:`~sklearn_sed.losses.stage2_loss`).
     time_shift : float, default=0.0
         Training augmentation (not in the report): random circular time shift
         of up to this fraction of a clip, applied to features and frame labels
@@ -221,7 +234,8 @@ class PseudoLabelSED(BaseEstimator):
     checkpoint_dir : str or None, default=None
         Folder for a checkpoint written after every epoch of both stages;
         ``fit`` resumes from it when it exists and matches the training
-        (parameters and data). See :mod:`sklearn_sed.checkpoints`.
+        (parameters and data). See
+        :class:`~sklearn_sed.checkpoints.TrainingCheckpoint`.
     memory : str, joblib.Memory or None, default=None
         Cache of trained networks keyed on the training parameters and data,
         and of frame and clip probabilities keyed on the weights, the features
@@ -231,7 +245,8 @@ class PseudoLabelSED(BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation and batch order.
     verbose : int, default=0
-        Print skorch's per-epoch table when > 0.
+        0: silent. 1: skorch's per-epoch table. 2 and up: also a progress bar
+        over the batches of every epoch (skorch's ``ProgressBar``, on stderr).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
 
@@ -287,6 +302,10 @@ class PseudoLabelSED(BaseEstimator):
     (4, 4, 2)
     """
 
+    # With metadata routing, ``fit`` asks for ``y_strong`` without a
+    # ``set_fit_request`` call: the two-stage training needs it.
+    __metadata_request__fit = {"y_strong": True}
+
     _parameter_constraints: dict = {
         "module": [HasMethods(["forward"]), callable, None],
         "n_filters": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -305,6 +324,7 @@ class PseudoLabelSED(BaseEstimator):
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
         "pseudo_negatives": [StrOptions({"all", "absent"})],
+        "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
         "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
@@ -354,6 +374,7 @@ class PseudoLabelSED(BaseEstimator):
         threshold_start=0.75,
         threshold_floor=0.25,
         pseudo_negatives="all",
+        stage2_weighting="paper",
         time_shift=0.0,
         freq_mask=0,
         train_dtype="float32",
@@ -393,6 +414,7 @@ class PseudoLabelSED(BaseEstimator):
         self.threshold_start = threshold_start
         self.threshold_floor = threshold_floor
         self.pseudo_negatives = pseudo_negatives
+        self.stage2_weighting = stage2_weighting
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.train_dtype = train_dtype
@@ -706,6 +728,7 @@ class PseudoLabelSED(BaseEstimator):
         extra = {
             "iterator_train__collate_fn": collate_float32,
             "train_dtype": self.train_dtype,
+            "criterion__weighting": self.stage2_weighting,
         }
         if self.time_shift or self.freq_mask:
             extra["iterator_train__collate_fn"] = SEDAugment(
@@ -728,6 +751,11 @@ class PseudoLabelSED(BaseEstimator):
                 *extra_callbacks,
                 *list(self.callbacks or []),
                 *last_callbacks,
+                *(
+                    [("progress_bar", ProgressBar(batches_per_epoch="auto"))]
+                    if self.verbose >= 2
+                    else []
+                ),
             ],
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
             **extra,

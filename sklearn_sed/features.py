@@ -122,7 +122,7 @@ def load_audio(path, *, sr=44100):
         If ``path`` does not exist.
     ValueError
         If the file cannot be decoded, is empty or truncated (see
-        :func:`audio_info`), or holds NaN values.
+        :func:`~sklearn_sed.features.audio_info`), or holds NaN values.
     """
     path = os.fspath(path)
     audio_info(path)
@@ -375,7 +375,7 @@ def _as_items(X):
     return items
 
 
-class LogMelExtractor(TransformerMixin, BaseEstimator):
+class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Extract min-max scaled log-mel feature maps from audio.
 
     Parameters
@@ -641,6 +641,47 @@ class LogMelExtractor(TransformerMixin, BaseEstimator):
         if self.scaling == "dataset":
             check_is_fitted(self, ["data_min_", "data_max_"])
         return np.concatenate([self._scale(S) for S in self._iter_db(X)])
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the feature columns: the mel bands, the last axis.
+
+        The output of :meth:`transform` is 3-D (clips x frames x bands); its
+        last axis holds the features in scikit-learn's sense, one per band.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored: the input is audio, which has no feature names.
+
+        Returns
+        -------
+        names : ndarray of shape (n_mels,), dtype object
+            ``"mel0"`` ... ``"mel<n_mels-1>"``, low to high frequency.
+        """
+        return np.asarray([f"mel{i}" for i in range(self.n_mels)], dtype=object)
+
+    def set_output(self, *, transform=None):
+        """Set the output container; only NumPy arrays can hold 3-D maps.
+
+        Parameters
+        ----------
+        transform : {"default", None}, default=None
+            "default" (NumPy) or None (unchanged) are accepted. "pandas" and
+            "polars" are refused: a data frame is 2-D and the feature maps
+            are clips x frames x bands.
+
+        Returns
+        -------
+        self : LogMelExtractor
+        """
+        if transform not in (None, "default"):
+            raise ValueError(
+                f"LogMelExtractor.set_output(transform={transform!r}): the output is "
+                "3-D (clips x frames x mel bands), which a data frame cannot hold. "
+                "Use transform='default' (NumPy); get_feature_names_out() names the "
+                "bands of the last axis."
+            )
+        return self
 
     def iter_transform(self, X):
         """Yield scaled feature maps chunk by chunk (bounded memory).

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from sklearn_sed.features import audio_info
 
-__all__ = ["predict_file_events", "predict_file_frames"]
+__all__ = ["decode_file_frames", "predict_file_events", "predict_file_frames"]
 
 
 def _split(model):
@@ -111,10 +111,32 @@ def predict_file_events(model, path, *, overlap=0.5):
         In seconds from the start of the file, within ``[0, length]``.
     """
     _, sed, _ = _split(model)
-    probs, frame_sec, length_sec = predict_file_frames(model, path, overlap=overlap)
-    # The estimator's own decoding: tuned per-class settings when it has them.
+    return decode_file_frames(sed, *predict_file_frames(model, path, overlap=overlap))
+
+
+def decode_file_frames(sed, frame_probs, frame_sec, length_sec):
+    """Decode the stitched frames of :func:`predict_file_frames` into events.
+
+    Parameters
+    ----------
+    sed : PseudoLabelSED
+        Fitted detector; its own decoding (tuned per-class settings when it
+        has them) is used, without clip gating (a recording has no clip
+        probability).
+    frame_probs : ndarray of shape (n_frames, n_classes)
+        Frame probabilities of the whole recording.
+    frame_sec : float
+        Length of one frame in seconds.
+    length_sec : float
+        Length of the recording in seconds.
+
+    Returns
+    -------
+    events : list of (onset, offset, event_label)
+        In seconds, within ``[0, length_sec]``.
+    """
     events = sed.decode(
-        probs[None], duration=frame_sec * len(probs), clip_gating=False
+        frame_probs[None], duration=frame_sec * len(frame_probs), clip_gating=False
     )[0]
     return [
         (on, min(off, length_sec), lab) for on, off, lab in events if on < length_sec

@@ -407,7 +407,7 @@ def combine_labels(y_weak, y_strong=None, *, classes=None):
 
 
 def is_combined(y):
-    """Whether ``y`` is a sequence of :class:`ClipLabels`."""
+    """Whether ``y`` is a sequence of :class:`~sklearn_sed.labels.ClipLabels`."""
     try:
         return len(y) > 0 and isinstance(y[0], ClipLabels)
     except TypeError:
@@ -415,7 +415,7 @@ def is_combined(y):
 
 
 def split_labels(y):
-    """Split a list of :class:`ClipLabels` into ``y_weak`` and ``y_strong``.
+    """Split a list of :class:`~sklearn_sed.labels.ClipLabels` into ``y_weak`` and ``y_strong``.
 
     Parameters
     ----------

@@ -21,6 +21,7 @@ __all__ = [
     "KIND_STRONG",
     "KIND_WEAK",
     "PseudoLabelLoss",
+    "STAGE2_WEIGHTINGS",
     "bce",
     "paper_class_weights",
     "stage1_loss",
@@ -144,11 +145,23 @@ def stage1_loss(L_w_v, L_s_v, L_s_m, *, n_weak, n_strong):
     return L_v + L_m
 
 
-def stage2_loss(L_w_v, L_s_v, L_s_m, L_p_m, *, n_weak, n_strong, n_pseudo):
+STAGE2_WEIGHTINGS = ("paper", "keep_strong")
+
+
+def stage2_loss(
+    L_w_v, L_s_v, L_s_m, L_p_m, *, n_weak, n_strong, n_pseudo, weighting="paper"
+):
     """Total loss of the second stage, eqs. 9-10 (with eq. 7 for ``L^v``).
 
     ``L^m_2nd = (M_w+M_s) M_s/(M_s+M_p)^2 L_s^m + (M_w+M_s) M_p/(M_s+M_p)^2 L_p^m``.
     With ``M_p = 0`` it equals eq. 8.
+
+    Eq. 10 shares one frame weight between the strong and the pseudo-labelled
+    clips, so the true frame labels weigh ``M_s^2 / (M_s+M_p)^2`` of what
+    they weighed in stage 1 (about a quarter when ``M_p`` is close to
+    ``M_s``). ``weighting="keep_strong"`` (not in the report) keeps eq. 8's
+    strong term and adds eq. 10's pseudo term on top:
+    ``L^m = (M_w+M_s)/M_s L_s^m + (M_w+M_s) M_p/(M_s+M_p)^2 L_p^m``.
 
     Parameters
     ----------
@@ -157,18 +170,27 @@ def stage2_loss(L_w_v, L_s_v, L_s_m, L_p_m, *, n_weak, n_strong, n_pseudo):
         clips.
     n_weak, n_strong, n_pseudo : int
         ``M_w``, ``M_s`` and ``M_p``.
+    weighting : {"paper", "keep_strong"}, default="paper"
+        Eq. 10 as printed, or eq. 8's strong term plus eq. 10's pseudo term.
 
     Returns
     -------
     L : Tensor or float
         ``L^all_2nd``.
     """
+    if weighting not in STAGE2_WEIGHTINGS:
+        raise ValueError(
+            f"weighting must be one of {STAGE2_WEIGHTINGS}. Got {weighting!r} instead."
+        )
     total = n_weak + n_strong
     L_v = n_weak / total * L_w_v + n_strong / total * L_s_v
     denom = (n_strong + n_pseudo) ** 2
     if denom == 0:
         return L_v + 0.0 * L_s_m + 0.0 * L_p_m
-    L_m = total * n_strong / denom * L_s_m + total * n_pseudo / denom * L_p_m
+    strong_weight = total * n_strong / denom
+    if weighting == "keep_strong" and n_strong:
+        strong_weight = total / n_strong
+    L_m = strong_weight * L_s_m + total * n_pseudo / denom * L_p_m
     return L_v + L_m
 
 
@@ -188,6 +210,8 @@ class PseudoLabelLoss(nn.Module):
     threshold : float, default=nan
         ``theta_i`` of the current pseudo labels (recorded, not used by the
         loss); NaN in stage 1.
+    weighting : {"paper", "keep_strong"}, default="paper"
+        Frame-loss weights of stage 2 (:func:`stage2_loss`).
 
     Notes
     -----
@@ -206,6 +230,7 @@ class PseudoLabelLoss(nn.Module):
         n_pseudo=0,
         stage=1,
         threshold=float("nan"),
+        weighting="paper",
     ):
         super().__init__()
         self.register_buffer(
@@ -217,6 +242,7 @@ class PseudoLabelLoss(nn.Module):
         self.n_pseudo = n_pseudo
         self.stage = stage
         self.threshold = threshold
+        self.weighting = weighting
 
     def partial_losses(self, y_pred, y_true):
         """Return ``L_w^v, L_s^v, L_s^m, L_p^m`` of one batch."""
@@ -249,4 +275,5 @@ class PseudoLabelLoss(nn.Module):
             n_weak=self.n_weak,
             n_strong=self.n_strong,
             n_pseudo=self.n_pseudo,
+            weighting=self.weighting,
         )

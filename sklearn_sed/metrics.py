@@ -14,6 +14,7 @@ from sklearn_sed._validation import check_n_clips
 
 __all__ = [
     "SEDScorer",
+    "StrongLabelScorer",
     "event_based_f1",
     "event_f1_scorer",
     "finite_or_zero",
@@ -329,13 +330,95 @@ def reference_events(y):
     return refs, keep
 
 
-class SEDScorer:
+class StrongLabelScorer:
+    """Scorer base that requests ``y_strong`` through metadata routing.
+
+    With ``sklearn.set_config(enable_metadata_routing=True)``, model selection
+    (``GridSearchCV``, ``cross_validate``...) passes the test fold's
+    ``y_strong`` to the scorer, because the scorer requests it by default; the
+    ``y`` it also receives (the weak labels) is then ignored. Without routing
+    the reference is ``y``, which must then hold events: a list of events per
+    clip, or ``combine_labels(y_weak, y_strong)``.
+    """
+
+    def get_metadata_routing(self):
+        """Return the scorer's metadata request (``score``: ``y_strong``).
+
+        Returns
+        -------
+        request : sklearn.utils.metadata_routing.MetadataRequest
+        """
+        from sklearn.utils.metadata_routing import MetadataRequest
+
+        request = MetadataRequest(owner=self)
+        alias = getattr(self, "_y_strong_request", True)
+        request.score.add_request(param="y_strong", alias=alias)
+        return request
+
+    def set_score_request(self, *, y_strong=True):
+        """Set whether the scorer requests ``y_strong`` (metadata routing).
+
+        Parameters
+        ----------
+        y_strong : bool, str or None, default=True
+            True requests it (the default already), False refuses it, a string
+            requests it under that name.
+
+        Returns
+        -------
+        self : scorer
+            A scorer with the request set.
+        """
+        import copy
+
+        if not (y_strong is None or isinstance(y_strong, (bool, str))):
+            raise ValueError(
+                f"y_strong must be True, False, None or an alias name. Got "
+                f"{y_strong!r} instead."
+            )
+        new = copy.copy(self)
+        new._y_strong_request = y_strong
+        return new
+
+    def _reference(self, y, y_strong):
+        """Return the reference: the routed ``y_strong`` if given, else ``y``."""
+        if y_strong is not None:
+            return y_strong
+        if y is None:
+            raise ValueError(
+                f"{self!r} got no reference labels. Pass y (events per clip, "
+                "or combine_labels(y_weak, y_strong)), or enable metadata "
+                "routing (sklearn.set_config(enable_metadata_routing=True)) and "
+                "pass y_strong=... to the model-selection call."
+            )
+        try:
+            reference_events(y)
+        except TypeError as exc:
+            where = str(exc).split(" SED scorers")[0]
+            raise ValueError(
+                f"{self!r} got weak labels as its reference: {where} In model "
+                "selection this is the y of GridSearchCV.fit(X, y_weak, "
+                "y_strong=...) without metadata routing, where the scorer never "
+                "sees y_strong. Either fit with y=combine_labels(y_weak, "
+                "y_strong), or enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)): the SED "
+                "scorers then receive y_strong by themselves."
+            ) from None
+        return y
+
+
+class SEDScorer(StrongLabelScorer):
     """Scorer ``scorer(estimator, X, y_strong)`` for sed_eval F1 scores.
 
     Follows scikit-learn's scorer protocol (greater is better), so it works as
     ``scoring=`` in :class:`~sklearn.model_selection.GridSearchCV` and
     :func:`~sklearn.model_selection.cross_validate`, and as skorch
-    ``EpochScoring(scoring=...)``.
+    ``EpochScoring(scoring=...)``. It requests ``y_strong`` through metadata
+    routing: with ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``GridSearchCV(...).fit(X, y_weak, y_strong=y_strong)`` scores every fold
+    against its strong labels. Without routing, pass
+    ``y = combine_labels(y_weak, y_strong)``; weak labels as the reference
+    are refused with a ValueError.
 
     Parameters
     ----------
@@ -352,18 +435,35 @@ class SEDScorer:
         self.average = average
         self.kwargs = kwargs
 
-    def __call__(self, estimator, X, y_strong):
-        """Score ``estimator`` on ``X`` against the reference events."""
-        if hasattr(estimator, "sed_") and isinstance(y_strong, dict):
-            return self._score_skorch(estimator, X, y_strong)
-        refs, keep = reference_events(y_strong)
-        if len(keep) < len(y_strong):
+    def __call__(self, estimator, X, y=None, *, y_strong=None):
+        """Score ``estimator`` on ``X`` against the reference events.
+
+        Parameters
+        ----------
+        estimator : PseudoLabelSED, Pipeline or SEDNet
+            Fitted detector.
+        X : array-like
+            Its input.
+        y : sequence, default=None
+            Reference events per clip (None for a weak-only clip), or
+            ClipLabels; ignored when ``y_strong`` is given.
+        y_strong : sequence, default=None
+            Reference events routed by metadata routing.
+
+        Returns
+        -------
+        f1 : float
+        """
+        if hasattr(estimator, "sed_") and isinstance(y, dict):
+            return self._score_skorch(estimator, X, y)
+        reference = self._reference(y, y_strong)
+        refs, keep = reference_events(reference)
+        if len(keep) < len(reference):
             X = take_clips(X, keep)
-        y_strong = refs
         y_pred = _predict_events(estimator, X)
         last = estimator[-1] if hasattr(estimator, "steps") else estimator
         return self.score_events(
-            y_strong,
+            refs,
             y_pred,
             classes=getattr(last, "classes_", None),
             duration=getattr(last, "duration", None),

@@ -11,10 +11,15 @@ import numbers
 import os
 
 import numpy as np
+import sklearn
 from sklearn import pipeline as sk_pipeline
 from sklearn.utils.metaestimators import available_if
 
 __all__ = ["Pipeline", "make_pipeline"]
+
+
+def _routing_enabled():
+    return bool(sklearn.get_config().get("enable_metadata_routing", False))
 
 
 def _seconds(item, sr):
@@ -91,7 +96,10 @@ class Pipeline(sk_pipeline.Pipeline):
         """
         self._check_shared_settings()
         if y_strong is not None:
-            params[f"{self.steps[-1][0]}__y_strong"] = y_strong
+            if _routing_enabled():  # routed by the steps' requests
+                params["y_strong"] = y_strong
+            else:
+                params[f"{self.steps[-1][0]}__y_strong"] = y_strong
         return super().fit(X, y_weak, **params)
 
     def _check_shared_settings(self):

@@ -9,8 +9,9 @@ sed_scores_eval is an optional extra: ``pip install sklearn-sed[psds]``.
 import numpy as np
 
 from sklearn_sed.labels import merge_overlapping_events
+from sklearn_sed.metrics import StrongLabelScorer, reference_events, take_clips
 
-__all__ = ["PSDS1", "PSDS2", "psds_score", "psds_scorer"]
+__all__ = ["PSDS1", "PSDS2", "PSDSScorer", "psds_score", "psds_scorer"]
 
 #: DCASE PSDS scenario 1 (tight localisation) and 2 (clip-level detection).
 PSDS1 = dict(
@@ -84,32 +85,65 @@ def psds_score(frame_probs, y_true, *, classes, duration, scenario=1):
     return float(value)
 
 
-def psds_scorer(estimator, X, y_strong, scenario=1):
-    """Scorer ``psds_scorer(estimator, X, y_strong)`` (PSDS1 by default).
+class PSDSScorer(StrongLabelScorer):
+    """Scorer ``scorer(estimator, X, y_strong)`` for PSDS (sed_scores_eval).
+
+    Requests ``y_strong`` through metadata routing like
+    :class:`~sklearn_sed.metrics.SEDScorer`.
 
     Parameters
     ----------
-    estimator : PseudoLabelSED or Pipeline ending in one
-        Fitted detector.
-    X : array-like
-        Its input.
-    y_strong : sequence of (list of events or None) or list of ClipLabels
-        References; weak-only clips are left out.
     scenario : {1, 2} or dict, default=1
-        PSDS settings; use ``functools.partial(psds_scorer, scenario=2)``.
-
-    Returns
-    -------
-    psds : float
-        Greater is better.
+        PSDS settings (:data:`PSDS1`, :data:`PSDS2` or your own).
     """
-    from sklearn_sed.metrics import reference_events, take_clips
 
-    refs, keep = reference_events(y_strong)
-    if len(keep) < len(y_strong):
-        X = take_clips(X, keep)
-    last = estimator[-1] if hasattr(estimator, "steps") else estimator
-    frames = estimator.predict_frames(X)
-    return psds_score(
-        frames, refs, classes=last.classes_, duration=last.duration, scenario=scenario
-    )
+    def __init__(self, scenario=1):
+        self.scenario = scenario
+
+    def __call__(self, estimator, X, y=None, *, y_strong=None, scenario=None):
+        """Score a fitted detector (or a pipeline ending in one) on ``X``.
+
+        Parameters
+        ----------
+        estimator : PseudoLabelSED or Pipeline ending in one
+            Fitted detector; scikit-learn's own Pipeline works too.
+        X : array-like
+            Its input.
+        y : sequence of (list of events or None) or list of ClipLabels
+            References; weak-only clips are left out. Ignored when
+            ``y_strong`` is given.
+        y_strong : sequence, default=None
+            References routed by metadata routing.
+        scenario : {1, 2} or dict, default=None
+            Overrides the scorer's scenario.
+
+        Returns
+        -------
+        psds : float
+            Greater is better.
+        """
+        reference = self._reference(y, y_strong)
+        refs, keep = reference_events(reference)
+        if len(keep) < len(reference):
+            X = take_clips(X, keep)
+        last = estimator[-1] if hasattr(estimator, "steps") else estimator
+        if hasattr(estimator, "predict_frames"):
+            frames = estimator.predict_frames(X)
+        else:  # scikit-learn's own Pipeline
+            Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
+            frames = last.predict_frames(Xt)
+        return psds_score(
+            frames,
+            refs,
+            classes=last.classes_,
+            duration=last.duration,
+            scenario=self.scenario if scenario is None else scenario,
+        )
+
+    def __repr__(self):
+        return f"PSDSScorer(scenario={self.scenario!r})"
+
+
+#: PSDS1 scorer; ``PSDSScorer(scenario=2)`` or
+#: ``functools.partial(psds_scorer, scenario=2)`` for PSDS2.
+psds_scorer = PSDSScorer(scenario=1)

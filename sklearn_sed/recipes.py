@@ -78,7 +78,7 @@ def make_detector(recipe="cpu", **params):
     Parameters
     ----------
     recipe : {"cpu", "paper"}, default="cpu"
-        Name of a recipe in :data:`RECIPES`.
+        Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
     **params
         Estimator parameters that override the recipe's.
 
@@ -86,7 +86,7 @@ def make_detector(recipe="cpu", **params):
     -------
     sed : PseudoLabelSED
         An unfitted estimator. ``train_dtype="auto"`` in a recipe becomes
-        "bfloat16" where :func:`bfloat16_is_fast` and "float32" elsewhere.
+        "bfloat16" where :func:`~sklearn_sed.recipes.bfloat16_is_fast` and "float32" elsewhere.
 
     Examples
     --------

@@ -693,3 +693,210 @@ def test_file_prediction_decodes_with_the_tuned_settings(trained_model, desed_di
     events = predict_file_events(pipe, wav)
     assert events
     assert events == pipe.predict_events([wav])[0]
+
+
+def test_train_reads_desed_layout_with_a_folder_per_tsv(desed_dir, tmp_path, capsys):
+    """Check DESED's own layout (an audio folder per TSV) trains, and that
+    audio missing from a TSV's folder is one line naming the flag to fix."""
+    import shutil
+
+    strong = read_strong_tsv(desed_dir / "strong.tsv")
+    weak_names = [
+        line.split("\t")[0]
+        for line in (desed_dir / "weak.tsv").read_text().splitlines()[1:]
+    ]
+    layout = {"strong": list(strong), "weak": weak_names}
+    for kind, names in layout.items():
+        (tmp_path / "audio" / kind).mkdir(parents=True)
+        for name in names:
+            shutil.copy(desed_dir / name, tmp_path / "audio" / kind / name)
+    argv = [
+        "train",
+        "--strong-tsv",
+        str(desed_dir / "strong.tsv"),
+        "--weak-tsv",
+        str(desed_dir / "weak.tsv"),
+        "--strong-audio-dir",
+        str(tmp_path / "audio" / "strong"),
+        "--weak-audio-dir",
+        str(tmp_path / "audio" / "weak"),
+        "--valid-tsv",
+        str(desed_dir / "strong.tsv"),
+        "--valid-audio-dir",
+        str(tmp_path / "audio" / "strong"),
+        "--output",
+        str(tmp_path / "m.sed"),
+        *[a for s in [*SETS, "max_epochs=1"] for a in ("--set", s)],
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / "m.sed").is_file()
+    capsys.readouterr()
+    # One folder for both TSVs: the weak clips are not there.
+    wrong = [a for a in argv if a not in ("--weak-audio-dir",)]
+    wrong.remove(str(tmp_path / "audio" / "weak"))
+    wrong += ["--audio-dir", str(tmp_path / "audio" / "strong")]
+    wrong[wrong.index("--output") + 1] = str(tmp_path / "n.sed")
+    assert main(wrong) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weak.tsv" in err
+    assert "--weak-audio-dir" in err
+    assert "check_audio" not in err
+    assert "\n" not in err
+    assert not (tmp_path / "n.sed").exists()
+    # A TSV without any folder.
+    bare = [a for a in argv if "audio" not in a]
+    assert main(bare) == 2
+    assert "has no audio folder" in capsys.readouterr().err
+
+
+def test_predict_threshold_and_median_filter_overrides(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check --threshold / --median-filter (global and per class) give the
+    events of the model with those settings, and bad values are one line."""
+    from sklearn_sed.inference import predict_file_events
+
+    clips = [str(desed_dir / f"clip{i}.wav") for i in range(4)]
+    model = sklearn_sed.load(trained_model)
+    sed = model[-1]
+    first = str(sed.classes_[0])
+    cases = {
+        "all": (["--threshold", "0.05", "--median-filter", "0"], [0.05] * 2, [0.0] * 2),
+        "one": (
+            ["--threshold", f"{first}=0.9"],
+            [0.9, float(sed._decoding()[0][1])],
+            sed._decoding()[1].tolist(),
+        ),
+    }
+    for name, (flags, thr, med) in cases.items():
+        out = tmp_path / f"{name}.tsv"
+        argv = ["predict", str(trained_model), *clips, "--output", str(out), *flags]
+        assert main(argv) == 0
+        expected_model = sklearn_sed.load(trained_model)
+        expected_model[-1].set_params(
+            threshold=thr, median_filter_sec=med, tune_postprocessing=False
+        )
+        got = read_strong_tsv(out, classes=None)
+        n_events = 0
+        for path in clips:
+            expected = sorted(predict_file_events(expected_model, path))
+            written = sorted(got.get(os.path.basename(path), []))
+            assert [e[2] for e in written] == [e[2] for e in expected]
+            np.testing.assert_allclose(
+                [e[:2] for e in written], [e[:2] for e in expected], atol=1e-3
+            )
+            n_events += len(expected)
+        if name == "all":
+            assert n_events > 0  # a 0.05 threshold detects something
+    capsys.readouterr()
+    for flags, match in (
+        (["--threshold", "Nope=0.3"], "unknown class 'Nope'"),
+        (["--threshold", "high"], "must be a number"),
+        (["--threshold", "1.5"], "in [0, 1]"),
+        (["--median-filter", "-1"], ">= 0"),
+    ):
+        argv = [
+            "predict",
+            str(trained_model),
+            clips[0],
+            "--output",
+            str(tmp_path / "x.tsv"),
+        ]
+        assert main([*argv, *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert match in err
+        assert "\n" not in err
+
+
+def test_predict_scores_dir_and_evaluate_psds(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check predict --scores-dir writes sed_scores_eval files covering each
+    recording, and evaluate --scores-dir reports PSDS1 and PSDS2 equal to
+    sed_scores_eval's on those files."""
+    pytest.importorskip("sed_scores_eval")
+    from sed_scores_eval import intersection_based, io
+
+    from sklearn_sed.psds import PSDS1
+
+    ref = read_strong_tsv(desed_dir / "strong.tsv", classes=None)
+    clips = [str(desed_dir / name) for name in ref]
+    scores_dir = tmp_path / "scores"
+    out = tmp_path / "events.tsv"
+    argv = ["predict", str(trained_model), *clips, "--output", str(out)]
+    assert main([*argv, "--scores-dir", str(scores_dir)]) == 0
+    files = sorted(p.name for p in scores_dir.iterdir())
+    assert files == sorted(os.path.splitext(n)[0] + ".tsv" for n in ref)
+    df = io.read_sed_scores(str(scores_dir / files[0]))
+    assert df["onset"].iloc[0] == 0.0
+    assert df["offset"].iloc[-1] == pytest.approx(2.0)
+    capsys.readouterr()
+    ev = ["evaluate", str(out), str(desed_dir / "strong.tsv"), "--json"]
+    assert main([*ev, "--scores-dir", str(scores_dir)]) == 0
+    got = json.loads(capsys.readouterr().out)["psds"]
+    scores = {f[:-4]: io.read_sed_scores(str(scores_dir / f)) for f in files}
+    truth = {os.path.splitext(k)[0]: v for k, v in ref.items()}
+    expected, *_ = intersection_based.psds(
+        scores=scores,
+        ground_truth=truth,
+        audio_durations={k: 2.0 for k in truth},
+        **PSDS1,
+    )
+    assert got["psds1"] == pytest.approx(float(expected))
+    assert 0.0 <= got["psds2"] <= 1.0
+    assert got["n_files"] == len(ref)
+    (scores_dir / files[0]).unlink()
+    assert main([*ev, "--scores-dir", str(scores_dir)]) == 2
+    assert "have no score file" in capsys.readouterr().err
+
+
+def test_plot_draws_the_whole_long_file_and_a_span(trained_model, desed_dir, tmp_path):
+    """Check plot covers a 6 s recording (three clips of 2 s), not its first
+    clip, and --start/--end crop it; a bad span is one line."""
+    import matplotlib.image
+
+    x = np.concatenate([sf.read(desed_dir / f"clip{i}.wav")[0] for i in range(3)])
+    long = tmp_path / "long.wav"
+    sf.write(long, x, 16000)
+    for extra in ([], ["--start", "1", "--end", "3.5"]):
+        out = tmp_path / f"fig{len(extra)}.png"
+        argv = ["plot", str(trained_model), str(long), "--output", str(out), *extra]
+        assert main(argv) == 0
+        assert matplotlib.image.imread(out).shape[1] > 800
+    assert main([*argv[:5], "--start", "5", "--end", "2"]) == 2
+
+
+def test_plot_detection_keeps_the_backend_and_labels_hz(fitted_sed, tiny_dataset):
+    """Check plot_detection leaves the caller's matplotlib backend alone, puts
+    Hz on the spectrogram axis, a colour bar on both image panels, a threshold
+    mark, and the legend outside the event axes."""
+    import matplotlib
+
+    from sklearn_sed.plotting import plot_detection
+    from tests.conftest import TINY_FEATURES
+
+    d = tiny_dataset
+    before = matplotlib.get_backend()
+    sed = fitted_sed
+    fig = plot_detection(
+        d["F_test"][0],
+        sed.predict_frames(d["F_test"][:1])[0],
+        sed.predict_events(d["F_test"][:1])[0],
+        classes=sed.classes_,
+        duration=sed.duration,
+        reference=d["y_test"][0],
+        threshold=0.5,
+        sr=TINY_FEATURES["sr"],
+        hop_length=TINY_FEATURES["hop_length"],
+        fmax=TINY_FEATURES["fmax"],
+    )
+    assert matplotlib.get_backend() == before
+    spec, _, events, *bars = fig.axes
+    assert spec.get_ylabel() == "frequency (Hz)"
+    assert len(bars) == 2  # one colour bar per image panel
+    assert any(line.get_ydata()[0] == 0.5 for line in bars[1].lines)
+    legend = events.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["detected", "reference"]
+    fig.draw_without_rendering()  # the legend sits right of the axes, never over events
+    box = legend.get_window_extent()
+    assert box.x0 >= events.get_window_extent().x1

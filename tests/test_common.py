@@ -84,29 +84,38 @@ def test_clone_repr_pickle(estimator, tmp_path):
     assert joblib.load(tmp_path / "e.joblib").get_params() == estimator.get_params()
 
 
-@pytest.mark.parametrize(
-    "check",
-    [
-        "check_no_attributes_set_in_init",
-        "check_parameters_default_constructible",
-        "check_get_params_invariance",
-        "check_set_params",
-        "check_estimator_cloneable",
-        "check_estimator_repr",
-        "check_estimator_tags_renamed",
-        "check_valid_tag_types",
-    ],
-)
+# scikit-learn skips every data-dependent check for an estimator whose input
+# tag is three_d_array (SkipTestWarning "Can't test estimator ... which
+# requires input of type ... three_d_array=True"): parametrize_with_checks
+# then runs check_estimator_cloneable alone. The checks below are all those
+# that build no data, called directly; the fit/predict contract on 3-D maps
+# is tested in tests/test_estimator.py and tests/test_bad_input.py.
+DATA_FREE_CHECKS = [
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+]
+
+
+@pytest.mark.parametrize("check", DATA_FREE_CHECKS)
 def test_pseudo_label_sed_api_checks(check):
     """Check the data-independent scikit-learn checks on PseudoLabelSED."""
     from sklearn.utils import estimator_checks
 
-    fn = getattr(estimator_checks, check)
-    est = PseudoLabelSED(**TINY_SED)
-    try:
-        fn("PseudoLabelSED", est)
-    except TypeError:
-        fn("PseudoLabelSED", est, {})
+    getattr(estimator_checks, check)("PseudoLabelSED", PseudoLabelSED(**TINY_SED))
+
+
+def test_pseudo_label_sed_declares_three_d_input():
+    """Check the tags that make scikit-learn skip its 2-D checks are ours."""
+    tags = PseudoLabelSED().__sklearn_tags__()
+    assert tags.input_tags.three_d_array
+    assert not tags.input_tags.two_d_array
+    assert tags.target_tags.required
 
 
 def test_fitted_extractor_joblib_round_trip(tmp_path):

@@ -193,3 +193,20 @@ def test_features_bit_identical_across_torch_thread_counts():
     finally:
         torch.set_num_threads(before)
     np.testing.assert_array_equal(out[1], out[2])
+
+
+def test_extractor_names_its_bands_and_refuses_data_frame_output():
+    """Check get_feature_names_out names the mel bands (last axis), set_output
+    accepts NumPy and refuses pandas with the reason, also through a Pipeline."""
+    from sklearn.pipeline import make_pipeline as sk_make_pipeline
+
+    from sklearn_sed import LogMelExtractor
+
+    ext = LogMelExtractor(n_mels=16)
+    names = ext.get_feature_names_out()
+    assert names.tolist() == [f"mel{i}" for i in range(16)]
+    assert ext.set_output(transform="default") is ext
+    with pytest.raises(ValueError, match="3-D"):
+        ext.set_output(transform="pandas")
+    with pytest.raises(ValueError, match="3-D"):
+        sk_make_pipeline(LogMelExtractor()).set_output(transform="pandas")

@@ -42,6 +42,7 @@ LAYERS = {
     "store": 5,
     "pipeline": 5,
     "psds": 5,
+    "model_selection": 5,
     "": 6,  # the package's __init__: the public API
 }
 #: Layers a layer may import (besides its own layer for 3 and up).

@@ -84,6 +84,30 @@ def test_stage2_loss_matches_eqs_9_10():
     assert got == pytest.approx(Lv + Lm)
 
 
+def test_stage2_keep_strong_keeps_eq8_strong_weight_and_adds_pseudo_term():
+    """Check weighting="keep_strong" by hand: eq. 8's strong term plus eq. 10's
+    pseudo term."""
+    Lwv, Lsv, Lsm, Lpm, Mw, Ms, Mp = 0.3, 0.5, 0.7, 0.9, 30, 10, 20
+    Lv = 30 / 40 * 0.3 + 10 / 40 * 0.5
+    Lm = 40 / 10 * 0.7 + 40 * 20 / 30**2 * 0.9
+    got = stage2_loss(
+        Lwv, Lsv, Lsm, Lpm, n_weak=Mw, n_strong=Ms, n_pseudo=Mp, weighting="keep_strong"
+    )
+    assert got == pytest.approx(Lv + Lm)
+    paper = stage2_loss(Lwv, Lsv, Lsm, Lpm, n_weak=Mw, n_strong=Ms, n_pseudo=Mp)
+    assert got > paper  # the strong frames weigh more than in eq. 10
+    s1 = stage1_loss(Lwv, Lsv, Lsm, n_weak=Mw, n_strong=Ms)
+    s2 = stage2_loss(
+        Lwv, Lsv, Lsm, Lpm, n_weak=Mw, n_strong=Ms, n_pseudo=0, weighting="keep_strong"
+    )
+    assert s2 == pytest.approx(s1)
+
+
+def test_stage2_loss_refuses_an_unknown_weighting():
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        stage2_loss(0.1, 0.1, 0.1, 0.1, n_weak=1, n_strong=1, n_pseudo=1, weighting="x")
+
+
 def test_stage2_loss_without_pseudo_labels_equals_stage1():
     """Check that eq. 10 reduces to eq. 8 when M_p = 0."""
     args = (0.3, 0.5, 0.7)
@@ -122,6 +146,11 @@ def test_pseudo_label_loss_routes_clips_by_kind():
     total = crit((frames, clips), y)
     expected = stage2_loss(Lwv, Lsv, Lsm, Lpm, n_weak=2, n_strong=1, n_pseudo=1)
     assert total.item() == pytest.approx(expected.item())
+    crit.weighting = "keep_strong"
+    expected_keep = stage2_loss(
+        Lwv, Lsv, Lsm, Lpm, n_weak=2, n_strong=1, n_pseudo=1, weighting="keep_strong"
+    )
+    assert crit((frames, clips), y).item() == pytest.approx(expected_keep.item())
     crit.stage = 1
     expected1 = stage1_loss(Lwv, Lsv, Lsm, n_weak=2, n_strong=1)
     assert crit((frames, clips), y).item() == pytest.approx(expected1.item())

@@ -99,7 +99,7 @@ def test_scorer_skips_weak_only_clips(fitted_sed, tiny_dataset):
 
 def test_scorer_refuses_weak_labels_with_remedy(fitted_sed, tiny_dataset):
     """Check scoring against weak labels explains what to pass."""
-    with pytest.raises(TypeError, match="combine_labels"):
+    with pytest.raises(ValueError, match=r"Got \['Blender'\].*combine_labels"):
         event_f1_scorer(fitted_sed, tiny_dataset["F_test"][:2], [["Blender"], []])
 
 

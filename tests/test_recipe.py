@@ -289,3 +289,28 @@ def test_absent_negatives_leave_present_classes_below_theta_out(tiny_dataset):
         seen[rule] = np.concatenate([f.ravel() for f in spy.frames])
     assert set(np.unique(seen["all"]).tolist()) <= {0.0, 1.0}
     assert np.isnan(seen["absent"]).any()
+
+
+def test_keep_strong_weighting_reaches_the_criterion_and_changes_stage_two(
+    tiny_dataset,
+):
+    """Check stage2_weighting: the criterion gets it, stage 1 is the same under
+    both weightings (same seed), and stage 2's losses differ."""
+    d = tiny_dataset
+    losses = {}
+    for weighting in ("paper", "keep_strong"):
+        sed = PseudoLabelSED(**SMALL, stage2_weighting=weighting)
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+        assert sed.net_.criterion_.weighting == weighting
+        losses[weighting] = np.asarray(sed.net_.history[:, "train_loss"])
+        stages = np.asarray(sed.net_.history[:, "stage"])
+    stage1 = stages == 1
+    np.testing.assert_allclose(losses["paper"][stage1], losses["keep_strong"][stage1])
+    assert not np.allclose(losses["paper"][~stage1], losses["keep_strong"][~stage1])
+
+
+def test_unknown_stage2_weighting_is_refused_at_fit(tiny_dataset):
+    d = tiny_dataset
+    sed = PseudoLabelSED(**SMALL, stage2_weighting="strong")
+    with pytest.raises(ValueError, match="stage2_weighting"):
+        sed.fit(d["F"][:4], d["y_weak"][:4], d["y_strong"][:4])

@@ -94,3 +94,22 @@ def test_checkpoint_and_load_init_state_continue_a_fit(data, tmp_path):
     ).fit(*data)
     assert len(resumed.net_.history) == best + 1  # the best epoch's history + 1
     assert set(saved) == set(resumed.net_.module_.state_dict())
+
+
+def test_verbose_two_shows_a_progress_bar_within_epochs(tiny_dataset, capsys):
+    """Check verbose=2 adds skorch's ProgressBar (batches within each epoch),
+    and verbose=0 and 1 do not."""
+    from skorch.callbacks import ProgressBar
+
+    from sklearn_sed import PseudoLabelSED
+    from tests.conftest import FAST_SED
+
+    d = tiny_dataset
+    for verbose, wanted in ((0, False), (1, False), (2, True)):
+        capsys.readouterr()
+        sed = PseudoLabelSED(**{**FAST_SED, "verbose": verbose})
+        sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+        bars = [cb for _, cb in sed.net_.callbacks_ if isinstance(cb, ProgressBar)]
+        assert bool(bars) is wanted
+        err = capsys.readouterr().err
+        assert ("it/s" in err or "s/it" in err) is wanted

@@ -184,11 +184,14 @@ def write_events_tsv(path, events):
 
 
 def load_desed(
-    audio_dir,
+    audio_dir=None,
     strong_tsv=None,
     weak_tsv=None,
     unlabeled_tsv=None,
     *,
+    strong_audio_dir=None,
+    weak_audio_dir=None,
+    unlabeled_audio_dir=None,
     classes=DESED_CLASSES,
     check_audio=True,
 ):
@@ -196,10 +199,18 @@ def load_desed(
 
     Parameters
     ----------
-    audio_dir : str or os.PathLike
-        Folder holding the audio files named in the TSVs.
+    audio_dir : str or os.PathLike, default=None
+        Folder holding the audio files named in the TSVs (the default of the
+        three per-TSV folders below).
     strong_tsv, weak_tsv, unlabeled_tsv : str or os.PathLike, default=None
         Label files; at least one is needed.
+    strong_audio_dir, weak_audio_dir, unlabeled_audio_dir : str or os.PathLike, \
+default=None
+        The audio folder of each TSV, as DESED lays them out (e.g.
+        ``audio/train/synthetic20/soundscapes`` for
+        ``metadata/train/synthetic20/soundscapes.tsv`` and
+        ``audio/train/weak`` for ``metadata/train/weak.tsv``); None uses
+        ``audio_dir``.
     classes : collection of str or None, default=DESED_CLASSES
         Known labels.
     check_audio : bool, default=True
@@ -219,38 +230,52 @@ def load_desed(
         raise ValueError(
             "load_desed needs at least one of strong_tsv, weak_tsv, unlabeled_tsv."
         )
-    X, y_weak, y_strong = [], [], []
-    sources = []
+    folders = {
+        "strong": strong_audio_dir if strong_audio_dir is not None else audio_dir,
+        "weak": weak_audio_dir if weak_audio_dir is not None else audio_dir,
+        "unlabeled": (
+            unlabeled_audio_dir if unlabeled_audio_dir is not None else audio_dir
+        ),
+    }
+    tsvs = {"strong": strong_tsv, "weak": weak_tsv, "unlabeled": unlabeled_tsv}
+    for kind, tsv in tsvs.items():
+        if tsv is not None and folders[kind] is None:
+            raise ValueError(
+                f"{kind}_tsv={os.fspath(tsv)!r} has no audio folder. Pass "
+                f"{kind}_audio_dir (its folder) or audio_dir (one folder for all)."
+            )
+    y_weak, y_strong = [], []
+    sources = []  # (name, tsv, folder) per clip
     if strong_tsv is not None:
         for name, evs in read_strong_tsv(strong_tsv, classes=classes).items():
-            sources.append((name, strong_tsv))
-            X.append(name)
+            sources.append((name, strong_tsv, folders["strong"]))
             y_weak.append(sorted({e[2] for e in evs}))
             y_strong.append(evs)
     if weak_tsv is not None:
         for name, labels in read_weak_tsv(weak_tsv, classes=classes).items():
-            sources.append((name, weak_tsv))
-            X.append(name)
+            sources.append((name, weak_tsv, folders["weak"]))
             y_weak.append(labels)
             y_strong.append(None)
     if unlabeled_tsv is not None:
         for name in read_unlabeled_tsv(unlabeled_tsv):
-            sources.append((name, unlabeled_tsv))
-            X.append(name)
+            sources.append((name, unlabeled_tsv, folders["unlabeled"]))
             y_weak.append(None)
             y_strong.append(None)
-    paths = [os.path.join(os.fspath(audio_dir), name) for name in X]
+    paths = [os.path.join(os.fspath(folder), name) for name, _, folder in sources]
     if check_audio:
         missing = [
-            (n, src)
-            for (n, src), p in zip(sources, paths, strict=True)
+            (n, src, folder)
+            for (n, src, folder), p in zip(sources, paths, strict=True)
             if not os.path.isfile(p)
         ]
         if missing:
-            name, src = missing[0]
+            name, src, folder = missing[0]
+            n_src = sum(m[1] == src for m in missing)
             raise FileNotFoundError(
-                f"{os.fspath(src)}: {len(missing)} listed audio file(s) are missing "
-                f"from {os.fspath(audio_dir)!r}, e.g. {name!r}. Consider "
-                "check_audio=False to load the labels alone."
+                f"{os.fspath(src)}: {n_src} listed audio file(s) are missing "
+                f"from {os.fspath(folder)!r}, e.g. {name!r}. Point this TSV at "
+                "its own audio folder (strong_audio_dir, weak_audio_dir, "
+                "unlabeled_audio_dir), or pass check_audio=False to load the "
+                "labels alone."
             )
     return paths, y_weak, y_strong
