@@ -371,7 +371,8 @@ def load(path, *, device="cpu"):
 
     Notes
     -----
-    Parameters that name places on disk (:data:`~sklearn_sed.persistence.PATH_PARAMS`: ``memory``,
+    Parameters that name places on disk
+    (:data:`~sklearn_sed.persistence.PATH_PARAMS`: ``memory``,
     ``checkpoint_dir``) are never restored: the loaded model has them None.
     """
     path = os.fspath(path)

@@ -86,7 +86,8 @@ def make_detector(recipe="cpu", **params):
     -------
     sed : PseudoLabelSED
         An unfitted estimator. ``train_dtype="auto"`` in a recipe becomes
-        "bfloat16" where :func:`~sklearn_sed.recipes.bfloat16_is_fast` and "float32" elsewhere.
+        "bfloat16" where :func:`~sklearn_sed.recipes.bfloat16_is_fast` and
+        "float32" elsewhere.
 
     Examples
     --------

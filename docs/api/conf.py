@@ -56,4 +56,5 @@ def _skip_foreign_request_methods(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    """Connect the member filter."""
     app.connect("autodoc-skip-member", _skip_foreign_request_methods)
