@@ -108,8 +108,8 @@ def plot_detection(
     if threshold is not None:
         thr = np.broadcast_to(np.asarray(threshold, dtype=float), (len(classes),))
         for value in np.unique(thr):
-            bar.ax.axhline(value, color="white", lw=2)
-            bar.ax.axhline(value, color="black", lw=1, ls="--")
+            bar.ax.axhline(value, color="red", lw=2.5)
+        bar.set_label("probability (red: threshold)")
         above = (probs >= thr).T.astype(float)
         axes[1].contour(
             np.linspace(0, duration, probs.shape[0]),
