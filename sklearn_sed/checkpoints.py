@@ -162,7 +162,9 @@ def restore(net, state, y):
 
 
 class TrainingCheckpoint(Callback):
-    """Write the training state after every epoch (:func:`save_checkpoint`).
+    """Write the training state after every epoch (a skorch callback).
+
+    Each epoch's state is written by :func:`save_checkpoint`.
 
     It must come after every callback that records into the epoch's history
     row or keeps state (validation, best weights), so that the saved epoch

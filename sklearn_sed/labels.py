@@ -415,7 +415,7 @@ def is_combined(y):
 
 
 def split_labels(y):
-    """Split a list of :class:`ClipLabels` into ``y_weak`` and ``y_strong``.
+    """Split a list of ``ClipLabels`` into ``y_weak`` and ``y_strong``.
 
     Parameters
     ----------

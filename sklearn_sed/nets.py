@@ -3,7 +3,9 @@
 :class:`SEDNet` is a :class:`skorch.NeuralNet` whose targets are a dict of
 clip labels, frame labels and label kinds (weak, strong, pseudo), and whose
 criterion is :class:`~sklearn_sed.losses.PseudoLabelLoss`. It overrides only
-``get_loss``, never ``fit`` or ``fit_loop``.
+``get_loss`` and the ``infer`` hook (bfloat16 autocast), never ``fit``,
+``fit_loop`` or the batch loops: :func:`forward_probabilities` runs skorch's
+own ``forward_iter``.
 """
 
 import numpy as np
@@ -12,6 +14,7 @@ from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.utils import to_tensor
 
+from sklearn_sed.augment import collate_float32
 from sklearn_sed.losses import PseudoLabelLoss
 
 __all__ = ["SEDNet", "forward_probabilities", "make_sed_net"]
@@ -35,6 +38,9 @@ class SEDNet(NeuralNet):
         ``torch.autocast`` (mixed precision: weights, optimizer and loss
         stay float32). About 2x the clips/s on CPUs with AVX-512 BF16 or
         AMX, and on recent GPUs.
+    inference_dtype : {"float32", "bfloat16"}, default="float32"
+        The same for the forward passes outside training (skorch's
+        ``evaluation_step``: ``forward``, ``forward_iter``, ``predict``).
     **kwargs
         Every other :class:`skorch.NeuralNet` parameter.
 
@@ -50,9 +56,11 @@ class SEDNet(NeuralNet):
         criterion=PseudoLabelLoss,
         predict_nonlinearity=None,
         train_dtype="float32",
+        inference_dtype="float32",
         **kwargs,
     ):
         self.train_dtype = train_dtype
+        self.inference_dtype = inference_dtype
         super().__init__(
             module,
             *args,
@@ -73,12 +81,17 @@ class SEDNet(NeuralNet):
         ]
 
     def infer(self, x, **fit_params):
-        """Forward pass; under bfloat16 autocast in training when asked.
+        """Forward pass, under bfloat16 autocast when asked.
 
-        The outputs are returned as float32, so that the loss (eqs. 1-3 take
-        logarithms of probabilities) is always computed in full precision.
+        skorch calls this hook for every forward pass, in training
+        (``train_step``) and outside it (``evaluation_step``, under
+        ``forward_iter``); ``train_dtype`` applies to the first and
+        ``inference_dtype`` to the second. The outputs are returned as
+        float32, so that the loss (eqs. 1-3 take logarithms of
+        probabilities) and the decoding are always in full precision.
         """
-        enabled = self.train_dtype == "bfloat16" and self.module_.training
+        dtype = self.train_dtype if self.module_.training else self.inference_dtype
+        enabled = dtype == "bfloat16"
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
             out = super().infer(x, **fit_params)
@@ -128,6 +141,8 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
     net : SEDNet
         An uninitialised net.
     """
+    # Prediction batches hold float16 store rows too: cast them like training.
+    kwargs.setdefault("iterator_valid__collate_fn", collate_float32)
     return SEDNet(
         module,
         criterion__class_weight=class_weight,
@@ -139,35 +154,77 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
     )
 
 
+class _Rows:
+    """The clips ``X[indices[k]]``, read one at a time by skorch's Dataset.
+
+    Indexing clip by clip keeps the rows of a feature store on disk.
+    """
+
+    def __init__(self, X, indices):
+        self.X = X
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        return np.asarray(self.X[int(self.indices[k])])
+
+
 def forward_probabilities(net, X, indices, batch_size, dtype="float32", module=None):
     """Compute frame and clip probabilities of ``X[indices]``, batch by batch.
 
+    A thin use of skorch's own loop (``forward_iter``, which calls
+    ``evaluation_step`` and the net's ``infer`` hook): this function only
+    picks the batch size, the precision and the weights for the call.
     ``dtype="bfloat16"`` runs the module under ``torch.autocast``; the
     probabilities are returned as float32 either way. ``module`` defaults to
     ``net.module_`` (pass the averaged weights to use them).
+
+    Parameters
+    ----------
+    net : SEDNet
+        An initialised net.
+    X : ndarray, memory map or FeatureView of shape (n_clips, n_frames, n_mels)
+        Feature maps.
+    indices : array-like of int or None
+        Clips to run; None runs all.
+    batch_size : int
+        Clips per forward pass.
+    dtype : {"float32", "bfloat16"}, default="float32"
+        Precision of the forward pass.
+    module : torch.nn.Module, default=None
+        Weights to use instead of ``net.module_`` (e.g. the averaged ones).
+
+    Returns
+    -------
+    frame_probs : ndarray of shape (n, n_frames_out, n_classes), float32
+    clip_probs : ndarray of shape (n, n_classes), float32
     """
-    indices = np.arange(len(X)) if indices is None else indices
+    indices = np.arange(len(X)) if indices is None else np.asarray(indices)
+    saved = {
+        "batch_size": net.batch_size,
+        "inference_dtype": getattr(net, "inference_dtype", "float32"),
+        "module_": net.module_,
+    }
+    was_training = (net.module_.training, net.criterion_.training)
     frames, clips = [], []
-    module = net.module_ if module is None else module
-    was_training = module.training
-    module.eval()
-    autocast = torch.autocast(
-        torch.device(net.device).type,
-        dtype=torch.bfloat16,
-        enabled=dtype == "bfloat16",
-    )
     try:
-        with torch.inference_mode(), autocast:
-            for s in range(0, len(indices), batch_size):
-                xb = torch.as_tensor(
-                    np.asarray(X[indices[s : s + batch_size]], dtype=np.float32),
-                    device=net.device,
-                )
-                f, c = module(xb)
-                frames.append(f.float().cpu().numpy())
-                clips.append(c.float().cpu().numpy())
+        net.batch_size = batch_size
+        net.inference_dtype = dtype
+        if module is not None:
+            net.module_ = module
+            module_was_training = module.training
+        for f, c in net.forward_iter(_Rows(X, indices), training=False):
+            frames.append(f.numpy())
+            clips.append(c.numpy())
     finally:
-        module.train(was_training)
+        if module is not None:
+            module.train(module_was_training)
+        for name, value in saved.items():
+            setattr(net, name, value)
+        net.module_.train(was_training[0])
+        net.criterion_.train(was_training[1])
     n_classes = len(net.criterion_.class_weight)
     if not frames:
         return np.zeros((0, 0, n_classes), np.float32), np.zeros(

@@ -113,3 +113,36 @@ def test_verbose_two_shows_a_progress_bar_within_epochs(tiny_dataset, capsys):
         assert bool(bars) is wanted
         err = capsys.readouterr().err
         assert ("it/s" in err or "s/it" in err) is wanted
+
+
+def test_inference_runs_through_skorchs_loop_and_infer_hook(
+    tiny_dataset, fitted_sed, monkeypatch
+):
+    """Check prediction uses skorch's evaluation_step (no loop of our own),
+    gives the module's own outputs, and autocasts only when asked."""
+    import copy
+
+    from sklearn_sed.nets import SEDNet
+
+    d = tiny_dataset
+    calls = []
+    step = SEDNet.evaluation_step
+
+    def spy(self, batch, training=False):
+        calls.append(training)
+        return step(self, batch, training=training)
+
+    monkeypatch.setattr(SEDNet, "evaluation_step", spy)
+    X = d["F_test"][:3]
+    frames = fitted_sed.predict_frames(X)
+    assert len(calls) == 3  # one clip per forward pass on a CPU
+    module = copy.deepcopy(fitted_sed.net_.module_).eval()
+    with torch.no_grad():
+        by_hand = module(torch.as_tensor(X))[0].numpy()
+    np.testing.assert_allclose(frames, by_hand, atol=1e-6)
+    assert calls == [False] * 3
+    bf16 = copy.deepcopy(fitted_sed).set_params(inference_dtype="bfloat16")
+    low = bf16.predict_frames(X)
+    assert low.dtype == np.float32
+    assert 0 < np.abs(low - frames).max() < 0.05
+    assert bf16.net_.inference_dtype == "float32"  # set for the call only
