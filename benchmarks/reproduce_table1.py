@@ -81,6 +81,12 @@ def class_wise_f1(y_true, y_pred, classes):
     return {c: res["class_wise"][c]["f_measure"]["f_measure"] for c in classes}
 
 
+def label(key):
+    """Display name of a variant, or of a variant run with a tagged option."""
+    base, _, tag = key.partition("+")
+    return VARIANTS[base] + (f", option `{tag}` (not the report)" if tag else "")
+
+
 def run_one(variant, seed, split, args):
     F, y_weak, y_strong = split["train"]
     strong_idx = [i for i, s in enumerate(y_strong) if s is not None]
@@ -203,7 +209,9 @@ def report(results, args, elapsed):
         "| *55.2 / 61.3 / 62.0* | | | | | |"
     )
     summary = {}
-    for key, name in VARIANTS.items():
+    keys = list(VARIANTS) + sorted({r["variant"] for r in results} - set(VARIANTS))
+    for key in keys:
+        name = label(key)
         rs = [r for r in results if r["variant"] == key]
         if not rs:
             continue
@@ -230,7 +238,7 @@ def report(results, args, elapsed):
         )
     classes = sorted(results[0]["per_class_event_f1"])
     per_class = [
-        "| class | " + " | ".join(VARIANTS[k] for k in summary) + " |",
+        "| class | " + " | ".join(label(k) for k in summary) + " |",
         "|---|" + "---|" * len(summary),
     ]
     for c in classes:
@@ -241,14 +249,14 @@ def report(results, args, elapsed):
             )
             cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
         per_class.append(f"| {c} | " + " | ".join(cells) + " |")
-    pl = [r for r in results if r["variant"] == "resnet_pl"]
+    pl = [r for r in results if r["variant"].startswith("resnet_pl")]
     pl_lines = []
     for r in pl:
         steps = ", ".join(
             f"θ={h['threshold']:.2f}: {h['n_pseudo']}/{h['n_weak']}"
             for h in r["pseudo_label_history"]
         )
-        pl_lines.append(f"- seed {r['seed']}: {steps}")
+        pl_lines.append(f"- {label(r['variant'])}, seed {r['seed']}: {steps}")
         for q in r.get("pseudo_label_quality", []):
             pl_lines.append(
                 f"  - iteration {q['iteration']} (θ={q['threshold']:.2f}, "
@@ -317,7 +325,12 @@ def plot_curves(results, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    colors = {"crnn": "tab:gray", "resnet": "tab:blue", "resnet_pl": "tab:orange"}
+    colors = {
+        "crnn": "tab:gray",
+        "resnet": "tab:blue",
+        "resnet_pl": "tab:orange",
+        "resnet_pl+keep_strong": "tab:green",
+    }
     for r in sorted(results, key=lambda r: (r["variant"], r["seed"])):
         if "epoch_seconds" not in r:
             continue
@@ -327,7 +340,7 @@ def plot_curves(results, path):
             100 * np.asarray(r["dev_event_f1_per_epoch"], dtype=float),
             color=colors.get(r["variant"]),
             marker=".",
-            label=f"{VARIANTS[r['variant']]}, seed {r['seed']}",
+            label=f"{label(r['variant'])}, seed {r['seed']}",
         )
     ax.set_xlabel("training minutes (2-core CPU)")
     ax.set_ylabel("dev event-based F1 (%), tuned per class")
@@ -346,15 +359,17 @@ def plot(summary, path):
     fig, ax = plt.subplots(figsize=(8, 4))
     keys = list(summary)
     x = np.arange(len(keys))
-    for k, (metric, label) in enumerate(
+    for k, (metric, name) in enumerate(
         (("event_f1", "event-based F1"), ("segment_f1", "segment-based F1"))
     ):
         means = [100 * summary[v][metric][0] for v in keys]
         stds = [100 * summary[v][metric][1] for v in keys]
-        ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=4, label=label)
+        ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=4, label=name)
     ax.axhline(23.7, color="gray", ls="--", lw=1)
     ax.axhline(55.2, color="gray", ls=":", lw=1)
-    ax.set_xticks(x, [VARIANTS[v] for v in keys], fontsize=8)
+    ax.set_xticks(
+        x, [label(v).replace(", option", ",\noption") for v in keys], fontsize=7
+    )
     ax.set_ylabel("macro F1 (%)")
     ax.set_title(
         "Table 1 on real recordings (dashed/dotted: DCASE2019 baseline in the paper)"
@@ -376,7 +391,15 @@ def load_results(path):
 
 
 #: Settings that may differ between runs merged into one table.
-_RUN_ONLY = ("seeds", "variants", "verbose", "report_only", "fresh", "tag")
+_RUN_ONLY = (
+    "seeds",
+    "variants",
+    "verbose",
+    "report_only",
+    "fresh",
+    "tag",
+    "include_tag",
+)
 _PL_ONLY = ("max_iter", "delta", "pseudo_negatives", "stage2_weighting")
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
@@ -465,6 +488,14 @@ def main(argv=None):
         "alone (for trying a setting)",
     )
     p.add_argument(
+        "--include-tag",
+        nargs="+",
+        default=[],
+        metavar="TAG",
+        help="with --report-only: add the runs of DATA/table1-TAG.json as rows "
+        "of their own (an option measured beside the report's method)",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="discard the runs on record in DATA/table1.json instead of "
@@ -483,6 +514,9 @@ def main(argv=None):
     )
     if args.report_only:
         results = load_results(record)
+        for tag in args.include_tag:  # option runs, as rows of their own
+            for r in load_results(os.path.join(args.data, f"table1-{tag}.json")):
+                results.append({**r, "variant": f"{r['variant']}+{tag}"})
         text, summary = report(results, args, float("nan"))
         plot(summary, os.path.join(ROOT, "docs", "table1.png"))
         plot_curves(results, os.path.join(ROOT, "docs", "table1_curves.png"))
