@@ -29,8 +29,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Every test, the slow ones (subprocesses, memory, documentation builds)
+# included; a bare `pytest` skips those for a quick loop.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest --runslow
 
 # The API reference, from the docstrings; any warning (a broken reference
 # among them) fails the build. tests/test_api_docs.py runs the same build.

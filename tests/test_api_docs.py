@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # executes the documentation; runs in CI (make test)
 def test_api_reference_builds_without_a_warning(tmp_path):
     sphinx_cmd = pytest.importorskip("sphinx.cmd.build")
     pytest.importorskip("numpydoc")

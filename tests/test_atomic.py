@@ -32,6 +32,7 @@ def test_atomic_path_keeps_old_file_and_cleans_up_on_error(tmp_path):
     assert os.listdir(tmp_path) == ["events.tsv"]
 
 
+@pytest.mark.slow  # subprocess; runs in CI (make test)
 def test_stale_temporary_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
     """Check a writer killed with SIGKILL leaves a temporary that the next write
     of the same target removes (and a live writer's temporary is kept)."""

@@ -42,6 +42,7 @@ def _labels(root):
     return labels["y_weak"], y_strong
 
 
+@pytest.mark.slow  # subprocess; runs in CI (make test)
 def test_sigkill_in_stage_two_then_resume_gives_same_predictions(data, tmp_path):
     """Check a fit killed with SIGKILL in stage 2 resumes from its checkpoint and
     ends with the same predictions as an uninterrupted fit."""

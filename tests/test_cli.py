@@ -352,6 +352,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     )
 
 
+@pytest.mark.slow  # memory; runs in CI (make test)
 def test_long_file_memory_is_bounded(trained_model, tmp_path):
     """Check peak memory of windowed prediction does not grow with the file:
     a 300 s file peaks within a small margin of a 30 s one."""

@@ -6,6 +6,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # executes the documentation; runs in CI (make test)
 @pytest.mark.parametrize("page", ["docs/sklearn.md", "docs/extending.md", "README.md"])
 def test_docs_examples_run_as_written(page, tmp_path, monkeypatch):
     """Check every python block of the page runs, in order, in one namespace."""

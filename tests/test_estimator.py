@@ -1,3 +1,5 @@
+import copy
+
 import joblib
 import numpy as np
 import pytest
@@ -50,20 +52,15 @@ def test_bfloat16_inference_close_to_float32_and_no_retraining(
     F = tiny_dataset["F_test"]
     ref = fitted_sed.predict_frames(F)
     weights = [p.detach().clone() for p in fitted_sed.net_.module_.parameters()]
-    est = fitted_sed.set_params(inference_dtype="bfloat16")
-    try:
-        low = est.predict_frames(F)
-        proba = est.predict_proba(F)
-    finally:
-        fitted_sed.set_params(inference_dtype="float32")
+    est = copy.deepcopy(fitted_sed).set_params(inference_dtype="bfloat16")
+    low = est.predict_frames(F)
+    proba = est.predict_proba(F)
     assert low.dtype == np.float32
     assert low.shape == ref.shape
     assert not np.array_equal(low, ref)  # autocast did run in bfloat16
     np.testing.assert_allclose(low, ref, atol=0.05)
     np.testing.assert_allclose(proba, low.max(axis=1), rtol=1e-6)
-    for before, after in zip(
-        weights, fitted_sed.net_.module_.parameters(), strict=True
-    ):
+    for before, after in zip(weights, est.net_.module_.parameters(), strict=True):
         assert after.dtype == torch.float32
         assert torch.equal(before, after)
     np.testing.assert_array_equal(fitted_sed.predict_frames(F), ref)
@@ -85,11 +82,7 @@ def test_predict_batch_size_changes_speed_not_predictions(
     monkeypatch.setattr(estimator, "_forward", spy)
     F = tiny_dataset["F_test"]
     one = fitted_sed.predict_frames(F)
-    fitted_sed.set_params(predict_batch_size=5)
-    try:
-        five = fitted_sed.predict_frames(F)
-    finally:
-        fitted_sed.set_params(predict_batch_size=None)
+    five = copy.deepcopy(fitted_sed).set_params(predict_batch_size=5).predict_frames(F)
     assert seen == [1, 5]
     np.testing.assert_allclose(one, five, rtol=1e-5, atol=1e-6)
 

@@ -96,6 +96,7 @@ def test_oversized_member_is_refused(model_bytes, tmp_path, monkeypatch):
         sklearn_sed.load(_write(tmp_path / "m.sed", model_bytes[1]))
 
 
+@pytest.mark.slow  # memory; runs in CI (make test)
 def test_declared_architecture_is_checked_before_allocation(model_bytes, tmp_path):
     """Check n_filters=6000 in the JSON is refused without building the net."""
 

@@ -153,6 +153,7 @@ def test_failed_save_keeps_the_old_file(saved, fitted_pipe, monkeypatch):
     assert sorted(os.listdir(saved.parent)) == [saved.name]
 
 
+@pytest.mark.slow  # subprocess; runs in CI (make test)
 def test_sigkill_during_save_keeps_the_old_file(saved, tmp_path):
     """Check a process killed (SIGKILL) half-way through a save leaves the
     previous model loadable."""

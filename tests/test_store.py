@@ -116,6 +116,7 @@ PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # memory; runs in CI (make test)
 def test_peak_memory_flat_with_store_size(tmp_path):
     """Check training from a store: 5x more clips (39 MB more float16 data, 79 MB
     as float32 in memory) leaves the peak memory nearly unchanged.
@@ -172,6 +173,7 @@ while not os.path.exists(stop):
 """
 
 
+@pytest.mark.slow  # subprocess; runs in CI (make test)
 def test_concurrent_rewrites_never_give_a_reader_the_other_settings(tmp_path):
     """Check two processes re-extracting one store with different settings
     while this one opens it: every open gives the features of the settings it
