@@ -43,8 +43,8 @@ from sklearn_sed.losses import (
     paper_class_weights,
 )
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
+from sklearn_sed.nets import check_module_output, make_sed_net
 from sklearn_sed.nets import forward_probabilities as _forward
-from sklearn_sed.nets import make_sed_net
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
 from sklearn_sed.resnet import ResNetSED
 from sklearn_sed.tuning import tune_postprocessing
@@ -701,22 +701,9 @@ class PseudoLabelSED(BaseEstimator):
         return self.module(n_classes=n_classes)  # a class or a factory
 
     def _probe_output_frames(self, X, n_classes):
-        module = self._build_module(n_classes)
-        module.eval()
-        with torch.no_grad():
-            out = module(torch.as_tensor(np.asarray(X[:1], dtype=np.float32)))
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(
-                f"module must return (frame_probs, clip_probs). Got "
-                f"{type(out).__name__} instead."
-            )
-        frame_probs, _clip_probs = out
-        if frame_probs.ndim != 3 or frame_probs.shape[2] != n_classes:
-            raise ValueError(
-                f"module returned frame_probs of shape {tuple(frame_probs.shape)}; "
-                f"expected (batch, n_frames_out, {n_classes})."
-            )
-        return int(frame_probs.shape[1])
+        return check_module_output(
+            self._build_module(n_classes), np.asarray(X[:1]), n_classes
+        )
 
     def _make_net(self, n_weak, n_strong, extra_callbacks=(), last_callbacks=()):
         module = self._build_module(len(self.classes_))

@@ -100,8 +100,12 @@ def audio_info(path):
     return info
 
 
-def load_audio(path, *, sr=44100):
-    """Read an audio file as a mono waveform at ``sr``.
+def load_audio(path, *, sr=44100, offset=0.0, duration=None):
+    """Read an audio file (or a stretch of it) as a mono waveform at ``sr``.
+
+    The one place where the library reads audio: feature extraction, the
+    windowed inference of long recordings and the soundscape mixer all call
+    it.
 
     Parameters
     ----------
@@ -110,6 +114,11 @@ def load_audio(path, *, sr=44100):
         count (channels are averaged).
     sr : int, default=44100
         Target sample rate in Hz.
+    offset : float, default=0.0
+        Start reading this many seconds into the file (as ``librosa.load``);
+        only the stretch asked for is read from disk.
+    duration : float or None, default=None
+        Read at most this many seconds; None reads to the end.
 
     Returns
     -------
@@ -122,26 +131,33 @@ def load_audio(path, *, sr=44100):
         If ``path`` does not exist.
     ValueError
         If the file cannot be decoded, is empty or truncated (see
-        :func:`~sklearn_sed.features.audio_info`), or holds NaN values.
+        :func:`~sklearn_sed.features.audio_info`), or holds NaN values. A
+        stretch that starts past the end of the file is empty (no error).
     """
     path = os.fspath(path)
     audio_info(path)
     try:
         with sf.SoundFile(path) as f:
             file_sr, subtype = f.samplerate, f.subtype
+            start = round(offset * file_sr)
+            if start:
+                f.seek(min(start, f.frames))
+            frames = -1 if duration is None else round(duration * file_sr)
             if subtype == "PCM_16":
                 # libsndfile's int16 -> float conversion is slower than numpy's;
                 # both give exactly sample / 32768.
-                data = f.read(dtype="int16", always_2d=True)
+                data = f.read(frames, dtype="int16", always_2d=True)
                 data = np.multiply(data, np.float32(1 / 32768), dtype=np.float32)
             else:
-                data = f.read(dtype="float32", always_2d=True)
+                data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(
             f"Audio file {path!r} could not be decoded ({type(exc).__name__}: "
             f"{exc}). Check that it is a complete WAV, FLAC or OGG file."
         ) from exc
     if data.size == 0:
+        if offset > 0 or duration is not None:
+            return np.zeros(0, np.float32)  # a stretch past the end
         raise ValueError(f"Audio file {path!r} holds no samples.")
     y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
     if subtype != "PCM_16":  # integer samples are always finite

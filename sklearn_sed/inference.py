@@ -1,19 +1,18 @@
 """Detection on recordings of any length: overlapping windows, stitched.
 
-A recording is read block by block (soundfile), so memory stays bounded for
-an hour-long file. Each window of the training clip length goes through the
-fitted pipeline; frame probabilities of overlapping windows are averaged on a
-global frame grid, and events are formed once on the whole recording, so an
-event that crosses a window border comes out as one event.
+A recording is read block by block (``features.load_audio`` with an
+offset), so memory stays bounded for an hour-long file. Each window of the
+training clip length goes through the fitted pipeline; frame probabilities
+of overlapping windows are averaged on a global frame grid, and events are
+formed once on the whole recording, so an event that crosses a window border
+comes out as one event.
 """
 
 import os
 
-import librosa
 import numpy as np
-import soundfile as sf
 
-from sklearn_sed.features import audio_info
+from sklearn_sed.features import audio_info, load_audio
 
 __all__ = ["decode_file_frames", "predict_file_events", "predict_file_frames"]
 
@@ -73,16 +72,12 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
     for b in range(0, n_windows, batch_size):
         clips = []
         for start in starts[b : b + batch_size]:
-            data, _ = sf.read(
+            y = load_audio(
                 path,
-                start=start,
-                stop=start + win_samples,
-                dtype="float32",
-                always_2d=True,
+                sr=extractor.sr,
+                offset=start / file_sr,
+                duration=win_samples / file_sr,
             )
-            y = data.mean(axis=1)
-            if file_sr != extractor.sr:
-                y = librosa.resample(y, orig_sr=file_sr, target_sr=extractor.sr)
             clips.append(y if y.size else np.zeros(1, np.float32))
         probs = sed.predict_frames(features.transform(clips))
         for k, p in enumerate(probs):

@@ -14,6 +14,8 @@ from sklearn_sed._validation import check_n_clips
 
 __all__ = [
     "SEDScorer",
+    "call_final",
+    "final_estimator",
     "StrongLabelScorer",
     "event_based_f1",
     "event_f1_scorer",
@@ -268,16 +270,53 @@ def take_clips(X, indices):
     return [X[i] for i in indices]
 
 
-def _predict_events(estimator, X):
-    """``predict_events`` of an estimator or of a pipeline's last step."""
-    if hasattr(estimator, "predict_events"):
-        return estimator.predict_events(X)
-    if hasattr(estimator, "steps"):  # a plain scikit-learn Pipeline
+def final_estimator(estimator):
+    """Return the detector: the estimator itself or a pipeline's last step.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        A detector, or a pipeline (the library's or scikit-learn's) ending in
+        one.
+
+    Returns
+    -------
+    last : estimator
+    """
+    return estimator[-1] if hasattr(estimator, "steps") else estimator
+
+
+def call_final(estimator, method, X):
+    """Call a detector method on ``X``, through a pipeline's transformers.
+
+    The library's :class:`~sklearn_sed.pipeline.Pipeline` has the SED methods
+    (``predict_events``, ``predict_frames``); scikit-learn's own does not, so
+    its transformers are applied first and the method of its last step is
+    called.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        Fitted detector or pipeline ending in one.
+    method : str
+        E.g. ``"predict_events"``, ``"predict_frames"``, ``"predict_proba"``.
+    X : array-like
+        The input of ``estimator``.
+
+    Returns
+    -------
+    out
+        What the method returns.
+    """
+    if hasattr(estimator, method):
+        return getattr(estimator, method)(X)
+    last = final_estimator(estimator)
+    if last is not estimator and hasattr(last, method):
         Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
-        return estimator[-1].predict_events(Xt)
+        return getattr(last, method)(Xt)
     raise TypeError(
-        f"{type(estimator).__name__} has no predict_events method; SED scorers need "
-        "a PseudoLabelSED or a pipeline ending in one."
+        f"{type(last).__name__} has no {method} method; SED scorers need a "
+        "PseudoLabelSED or a pipeline ending in one."
     )
 
 
@@ -460,8 +499,8 @@ class SEDScorer(StrongLabelScorer):
         refs, keep = reference_events(reference)
         if len(keep) < len(reference):
             X = take_clips(X, keep)
-        y_pred = _predict_events(estimator, X)
-        last = estimator[-1] if hasattr(estimator, "steps") else estimator
+        y_pred = call_final(estimator, "predict_events", X)
+        last = final_estimator(estimator)
         return self.score_events(
             refs,
             y_pred,

@@ -16,15 +16,15 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 
 from sklearn_sed.labels import ClipLabels, split_labels
-from sklearn_sed.metrics import reference_events, take_clips
+from sklearn_sed.metrics import (
+    call_final,
+    final_estimator,
+    reference_events,
+    take_clips,
+)
 from sklearn_sed.tuning import MEDIAN_FILTER_GRID, THRESHOLD_GRID, tune_postprocessing
 
 __all__ = ["TunedPostprocessingCV"]
-
-
-def _detector(estimator):
-    """Return the step that decodes events (the estimator or a pipeline's last)."""
-    return estimator[-1] if hasattr(estimator, "steps") else estimator
 
 
 def _param_prefix(estimator):
@@ -33,11 +33,10 @@ def _param_prefix(estimator):
 
 def _probabilities(estimator, X):
     """Return frame and clip probabilities of a fitted detector or pipeline."""
-    last = _detector(estimator)
-    if hasattr(estimator, "steps") and not hasattr(estimator, "predict_frames"):
-        X = estimator[:-1].transform(X) if len(estimator) > 1 else X
-        estimator = last
-    return estimator.predict_frames(X), estimator.predict_proba(X)
+    return (
+        call_final(estimator, "predict_frames", X),
+        call_final(estimator, "predict_proba", X),
+    )
 
 
 def _estimator_has(attr):
@@ -170,7 +169,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
             frames.append(f)
             clips.append(c)
             refs.extend(refs_test)
-        last = _detector(last_fold)
+        last = final_estimator(last_fold)
         self.classes_ = np.asarray(last.classes_)
         self.threshold_, self.median_filter_sec_, self.class_f1_ = tune_postprocessing(
             np.concatenate(frames),
@@ -195,7 +194,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
             self.estimator_.fit(X, y_weak, y_strong)
         else:
             self.estimator_ = last_fold.set_params(**chosen)
-            det = _detector(self.estimator_)
+            det = final_estimator(self.estimator_)
             det.threshold_ = self.threshold_.copy()
             det.median_filter_sec_ = self.median_filter_sec_.copy()
         return self

@@ -9,7 +9,13 @@ sed_scores_eval is an optional extra: ``pip install sklearn-sed[psds]``.
 import numpy as np
 
 from sklearn_sed.labels import merge_overlapping_events
-from sklearn_sed.metrics import StrongLabelScorer, reference_events, take_clips
+from sklearn_sed.metrics import (
+    StrongLabelScorer,
+    call_final,
+    final_estimator,
+    reference_events,
+    take_clips,
+)
 
 __all__ = ["PSDS1", "PSDS2", "PSDSScorer", "psds_score", "psds_scorer"]
 
@@ -126,12 +132,8 @@ class PSDSScorer(StrongLabelScorer):
         refs, keep = reference_events(reference)
         if len(keep) < len(reference):
             X = take_clips(X, keep)
-        last = estimator[-1] if hasattr(estimator, "steps") else estimator
-        if hasattr(estimator, "predict_frames"):
-            frames = estimator.predict_frames(X)
-        else:  # scikit-learn's own Pipeline
-            Xt = estimator[:-1].transform(X) if len(estimator) > 1 else X
-            frames = last.predict_frames(Xt)
+        last = final_estimator(estimator)
+        frames = call_final(estimator, "predict_frames", X)
         return psds_score(
             frames,
             refs,

@@ -210,3 +210,17 @@ def test_extractor_names_its_bands_and_refuses_data_frame_output():
         ext.set_output(transform="pandas")
     with pytest.raises(ValueError, match="3-D"):
         sk_make_pipeline(LogMelExtractor()).set_output(transform="pandas")
+
+
+def test_load_audio_reads_a_stretch_exactly(tmp_path):
+    """Check offset/duration read the same samples as slicing the whole file,
+    and a stretch past the end is empty (no error)."""
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(-1, 1, 8000 * 3) * 32767).astype(np.int16)
+    sf.write(tmp_path / "a.wav", x, 8000, subtype="PCM_16")
+    whole = load_audio(tmp_path / "a.wav", sr=8000)
+    part = load_audio(tmp_path / "a.wav", sr=8000, offset=1.25, duration=0.5)
+    np.testing.assert_array_equal(part, whole[10000:14000])
+    tail = load_audio(tmp_path / "a.wav", sr=8000, offset=2.5)
+    np.testing.assert_array_equal(tail, whole[20000:])
+    assert load_audio(tmp_path / "a.wav", sr=8000, offset=5.0).size == 0

@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from sklearn_sed.resnet import ResNetSED
@@ -61,3 +63,57 @@ def test_crnn_shapes_and_training_with_estimator():
     sed = PseudoLabelSED(small, max_epochs=1, max_iter=1, duration=1.0, random_state=0)
     sed.fit(X, [["a"], ["b"], [], ["a"]], [[(0.0, 0.5, "a")], None, [], None])
     assert sed.predict_frames(X).shape == (4, 8, 2)
+
+
+class _Logits(torch.nn.Module):
+    """Breaks the contract in a chosen way."""
+
+    def __init__(self, n_classes, fault="logits"):
+        super().__init__()
+        self.fault = fault
+        self.fc = torch.nn.Linear(1, n_classes)
+
+    def forward(self, X):
+        frames = self.fc(X.mean(2, keepdim=True))  # (batch, n_frames, n_classes)
+        if self.fault == "logits":
+            return frames * 100, frames.amax(1) * 100
+        if self.fault == "single":
+            return torch.sigmoid(frames)
+        return torch.sigmoid(frames), torch.sigmoid(frames)  # clip shape wrong
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "match"),
+    [
+        ("logits", ValueError, "outside \\[0, 1\\].*sigmoid"),
+        ("single", TypeError, "must return \\(frame_probs, clip_probs\\)"),
+        ("clip_shape", ValueError, "clip_probs of shape"),
+    ],
+)
+def test_module_contract_is_checked_at_fit_with_the_fix(fault, error, match):
+    """Check a user module that breaks the (frame_probs, clip_probs) contract is
+    refused when fit starts, naming the module and what was expected."""
+    import functools
+
+    from sklearn_sed import PseudoLabelSED
+
+    X = np.random.default_rng(0).random((4, 16, 8), dtype=np.float32)
+    sed = PseudoLabelSED(
+        module=functools.partial(_Logits, fault=fault),
+        max_epochs=1,
+        pseudo_label=False,
+        duration=1.0,
+    )
+    with pytest.raises(error, match=match) as info:
+        sed.fit(X, [["a"], ["b"], ["a"], ["b"]])
+    assert "_Logits" in str(info.value)
+
+
+def test_library_networks_keep_the_contract():
+    """Check ResNetSED and CRNN pass check_module_output."""
+    from sklearn_sed.crnn import CRNN
+    from sklearn_sed.nets import check_module_output
+
+    X = np.random.default_rng(0).random((2, 64, 32), dtype=np.float32)
+    assert check_module_output(ResNetSED(3, n_filters=2, n_blocks=1), X, 3) == 8
+    assert check_module_output(CRNN(n_classes=3, n_filters=4), X, 3) > 0
