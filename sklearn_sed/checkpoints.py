@@ -19,6 +19,7 @@ from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.callbacks import BestWeights, WeightAveraging
+from sklearn_sed.nets import history_from_rows, history_to_rows
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -31,8 +32,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def _history_json(history):
-    rows = [{k: v for k, v in row.items() if k != "batches"} for row in history]
-    return json.dumps(rows, default=float)
+    return json.dumps(history_to_rows(history))
 
 
 def _callback_states(net):
@@ -145,8 +145,6 @@ def load_checkpoint(directory, *, fingerprint):
 
 def restore(net, state, y):
     """Load a checkpoint into an initialised net and the targets."""
-    from skorch.history import History
-
     net.module_.load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
     crit = net.criterion_
@@ -155,7 +153,7 @@ def restore(net, state, y):
     crit.threshold = state["criterion"]["threshold"]
     y["kind"][:] = state["kind"].numpy()
     y["frames"][:] = state["frames"].numpy().astype(np.float32)
-    net.history = History(json.loads(state["history"]))
+    net.history = history_from_rows(json.loads(state["history"]))
     torch.set_rng_state(state["rng"])
     _restore_callbacks(net, state.get("callbacks", {}))
     return json.loads(state["pl_history"])

@@ -35,6 +35,7 @@ from sklearn_sed.labels import (
     events_to_frames,
     is_combined,
     split_labels,
+    weak_labels_of,
 )
 from sklearn_sed.losses import (
     KIND_STRONG,
@@ -506,7 +507,7 @@ class PseudoLabelSED(BaseEstimator):
                     "y_weak may be None only when every clip has strong labels. "
                     "Consider passing the weak labels of the weak-only clips."
                 )
-            y_weak = [sorted({e[2] for e in ev}, key=str) for ev in y_strong]
+            y_weak = [weak_labels_of(ev) for ev in y_strong]
         check_n_clips(X, y_weak, name="y_weak")
         if y_strong is not None:
             check_n_clips(X, y_strong, name="y_strong")

@@ -27,6 +27,7 @@ __all__ = [
     "events_to_frames",
     "frames_to_events",
     "merge_overlapping_events",
+    "weak_labels_of",
 ]
 
 #: Codes of a training target's ``y["kind"]``: a clip's kind of label (weak
@@ -323,6 +324,31 @@ class ClipLabels(NamedTuple):
     events: list | None
 
 
+def weak_labels_of(events):
+    """Return the weak label a clip's events imply: their classes, sorted.
+
+    The one rule by which the library derives weak labels from strong ones
+    (``fit`` without ``y_weak``, ``combine_labels``, the dataset loaders).
+
+    Parameters
+    ----------
+    events : sequence of (onset, offset, event_label)
+        A clip's events.
+
+    Returns
+    -------
+    labels : list
+        The distinct labels, sorted (as strings, so mixed types sort).
+
+    Examples
+    --------
+    >>> from sklearn_sed.labels import weak_labels_of
+    >>> weak_labels_of([(0.0, 1.0, "Dog"), (2.0, 3.0, "Cat"), (4.0, 5.0, "Dog")])
+    ['Cat', 'Dog']
+    """
+    return sorted({e[2] for e in events}, key=str)
+
+
 def combine_labels(y_weak, y_strong=None, *, classes=None):
     """Zip weak and strong labels into one target for model selection.
 
@@ -380,10 +406,7 @@ def combine_labels(y_weak, y_strong=None, *, classes=None):
             [c for c, on in zip(names.tolist(), row, strict=True) if on] for row in Y
         ]
     if y_weak is None:
-        y_weak = [
-            None if ev is None else sorted({e[2] for e in ev}, key=str)
-            for ev in y_strong
-        ]
+        y_weak = [None if ev is None else weak_labels_of(ev) for ev in y_strong]
     if y_strong is None:
         y_strong = [None] * len(y_weak)
     if len(y_weak) != len(y_strong):
@@ -401,7 +424,7 @@ def combine_labels(y_weak, y_strong=None, *, classes=None):
         if isinstance(weak, str):
             weak = [s.strip() for s in weak.split(",") if s.strip()]
         if weak is None:
-            weak = sorted({e[2] for e in events}, key=str)
+            weak = weak_labels_of(events)
         out.append(ClipLabels(tuple(weak), None if events is None else list(events)))
     return out
 

@@ -12,12 +12,57 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.history import History
 from skorch.utils import to_tensor
 
+from sklearn_sed._json import to_jsonable
 from sklearn_sed.augment import collate_float32
 from sklearn_sed.losses import PseudoLabelLoss
 
-__all__ = ["SEDNet", "check_module_output", "forward_probabilities", "make_sed_net"]
+__all__ = [
+    "SEDNet",
+    "check_module_output",
+    "forward_probabilities",
+    "history_from_rows",
+    "history_to_rows",
+    "make_sed_net",
+]
+
+
+def history_to_rows(history):
+    """Return a skorch history as JSON-ready rows (one dict per epoch).
+
+    The per-batch records are left out; numpy values become Python numbers.
+    Model files (:mod:`sklearn_sed.persistence`) and checkpoints
+    (:mod:`sklearn_sed.checkpoints`) both write the history this way.
+
+    Parameters
+    ----------
+    history : skorch.history.History
+
+    Returns
+    -------
+    rows : list of dict
+    """
+    return [
+        {k: to_jsonable(v) for k, v in row.items() if k != "batches"} for row in history
+    ]
+
+
+def history_from_rows(rows):
+    """Return the skorch history that :func:`history_to_rows` wrote.
+
+    The per-batch records were not kept; each epoch gets an empty list.
+
+    Parameters
+    ----------
+    rows : list of dict
+
+    Returns
+    -------
+    history : skorch.history.History
+    """
+    return History([{"batches": [], **row} for row in rows])
 
 
 def check_module_output(module, X, n_classes):

@@ -28,6 +28,7 @@ import torch
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed._json import to_jsonable
+from sklearn_sed.nets import history_from_rows, history_to_rows
 
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
@@ -143,10 +144,7 @@ def _sed_to_json(sed, weights_name):
         )
         if hasattr(sed, k)
     }
-    history = [
-        {k: to_jsonable(v) for k, v in row.items() if k != "batches"}
-        for row in sed.net_.history
-    ]
+    history = history_to_rows(sed.net_.history)
     return {
         "type": "PseudoLabelSED",
         "params": params,
@@ -314,10 +312,7 @@ def _load_sed(entry, zf, device):
     net = sed._make_net(sed.n_weak_, sed.n_strong_)
     net.initialize()
     net.module_.load_state_dict(state)
-    for row in entry.get("history", []):
-        net.history.new_epoch()
-        for k, v in row.items():
-            net.history.record(k, v)
+    net.history = history_from_rows(entry.get("history", []))
     net.sed_ = sed
     sed.net_ = net
     return sed

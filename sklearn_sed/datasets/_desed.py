@@ -17,6 +17,7 @@ import os
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.datasets._synthetic import DESED_CLASSES
+from sklearn_sed.labels import weak_labels_of
 
 __all__ = [
     "load_desed",
@@ -249,7 +250,7 @@ default=None
     if strong_tsv is not None:
         for name, evs in read_strong_tsv(strong_tsv, classes=classes).items():
             sources.append((name, strong_tsv, folders["strong"]))
-            y_weak.append(sorted({e[2] for e in evs}))
+            y_weak.append(weak_labels_of(evs))
             y_strong.append(evs)
     if weak_tsv is not None:
         for name, labels in read_weak_tsv(weak_tsv, classes=classes).items():

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from sklearn_sed.labels import merge_overlapping_events
+from sklearn_sed.labels import merge_overlapping_events, weak_labels_of
 
 __all__ = ["DESED_CLASSES", "make_domestic_soundscapes", "make_sound_events"]
 
@@ -200,7 +200,7 @@ def make_domestic_soundscapes(
         mix /= max(1.0, np.abs(mix).max() / 0.9)
         X[i] = mix
         events = merge_overlapping_events(events)
-        y_weak.append(sorted({e[2] for e in events}))
+        y_weak.append(weak_labels_of(events))
         y_strong.append(None if i in weak_clips else events)
     return X, y_weak, y_strong
 
