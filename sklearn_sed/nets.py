@@ -329,9 +329,13 @@ def forward_probabilities(net, X, indices, batch_size, dtype="float32", module=N
         if module is not None:
             net.module_ = module
             module_was_training = module.training
-        for f, c in net.forward_iter(_Rows(X, indices), training=False):
-            frames.append(f.numpy())
-            clips.append(c.numpy())
+        # A DataLoader draws a seed from torch's global generator: fork it,
+        # so that predicting never changes the random stream of a training
+        # (validation and pseudo labelling run between its epochs).
+        with torch.random.fork_rng(devices=[]):
+            for f, c in net.forward_iter(_Rows(X, indices), training=False):
+                frames.append(f.numpy())
+                clips.append(c.numpy())
     finally:
         if module is not None:
             module.train(module_was_training)
