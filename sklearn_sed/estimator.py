@@ -303,6 +303,24 @@ class PseudoLabelSED(BaseEstimator):
     (4, 4, 2)
     """
 
+    #: The fitted state besides the network's weights and history, in one
+    #: place: the safe model format writes and reads exactly these.
+    FITTED_ATTRIBUTES = (
+        "classes_",
+        "class_weight_",
+        "n_mels_in_",
+        "n_frames_in_",
+        "n_frames_out_",
+        "n_iter_",
+        "pseudo_label_history_",
+        "n_strong_",
+        "n_weak_",
+        "best_epoch_",
+        "threshold_",
+        "median_filter_sec_",
+        "validation_f1_",
+    )
+
     # With metadata routing, ``fit`` asks for ``y_strong`` without a
     # ``set_fit_request`` call: the two-stage training needs it.
     __metadata_request__fit = {"y_strong": True}

@@ -127,21 +127,7 @@ def _sed_to_json(sed, weights_name):
     params = to_jsonable(params)
     fitted = {
         k: to_jsonable(getattr(sed, k))
-        for k in (
-            "classes_",
-            "class_weight_",
-            "n_mels_in_",
-            "n_frames_in_",
-            "n_frames_out_",
-            "n_iter_",
-            "pseudo_label_history_",
-            "n_strong_",
-            "n_weak_",
-            "best_epoch_",
-            "threshold_",
-            "median_filter_sec_",
-            "validation_f1_",
-        )
+        for k in sed.FITTED_ATTRIBUTES
         if hasattr(sed, k)
     }
     history = history_to_rows(sed.net_.history)

@@ -52,6 +52,28 @@ def test_estimator_save_method(fitted_sed, tiny_dataset, tmp_path):
     F = tiny_dataset["F_test"]
     np.testing.assert_array_equal(loaded.predict_proba(F), fitted_sed.predict_proba(F))
     assert list(loaded.classes_) == list(fitted_sed.classes_)
+    # The estimator declares its fitted state once; the file holds all of it.
+    with zipfile.ZipFile(tmp_path / "sed.sed") as zf:
+        names = [n for n in zf.namelist() if n.endswith(".json")]
+        entries = [json.loads(zf.read(n)) for n in names]
+    fitted = next(e for e in _walk(entries) if e.get("type") == "PseudoLabelSED")
+    assert set(fitted["fitted"]) == set(PseudoLabelSED.FITTED_ATTRIBUTES)
+    for name in PseudoLabelSED.FITTED_ATTRIBUTES:
+        np.testing.assert_equal(
+            np.asarray(getattr(loaded, name), dtype=object),
+            np.asarray(getattr(fitted_sed, name), dtype=object),
+        )
+
+
+def _walk(value):
+    """Yield every dict nested in ``value``."""
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
 
 
 def _payload_pickle(marker):
