@@ -158,3 +158,16 @@ def test_wrong_length_threshold_fails_at_fit(tiny_dataset):
     sed = PseudoLabelSED(**FAST_SED, threshold=[0.5, 0.5, 0.5])
     with pytest.raises(ValueError, match="threshold"):
         sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+
+
+def test_prediction_leaves_torch_random_state_alone(fitted_sed, tiny_dataset):
+    """Check a prediction (skorch's data loader draws a seed) does not move
+    torch's global generator, so validation between epochs cannot change the
+    rest of a training."""
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fitted_sed.predict_frames(tiny_dataset["F_test"][:2])
+    assert torch.equal(torch.rand(3), expected)
