@@ -375,14 +375,19 @@ def _override_decoding(sed, args):
     )
 
 
+def _sed_scores_eval():
+    """Return the sed_scores_eval package (``--scores-dir``) or a one-line error."""
+    from sklearn_sed.psds import sed_scores_eval
+
+    try:
+        return sed_scores_eval()
+    except ImportError as exc:
+        raise CLIError(f"--scores-dir: {exc}") from None
+
+
 def _write_scores(folder, key, sed, probs, frame_sec, length_sec):
     """Write one recording's frame probabilities as a sed_scores_eval TSV."""
-    try:
-        from sed_scores_eval import io
-    except ImportError:
-        raise CLIError(
-            "--scores-dir needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
-        ) from None
+    io = _sed_scores_eval().io
     n = min(len(probs), max(1, int(np.ceil(length_sec / frame_sec))))
     timestamps = np.minimum(np.arange(n + 1) * frame_sec, length_sec)
     path = os.path.join(folder, os.path.splitext(key)[0] + ".tsv")
@@ -508,14 +513,9 @@ def _cmd_evaluate(args):
 
 def _psds_from_scores(folder, reference):
     """PSDS1 and PSDS2 of the score files in ``folder`` against ``reference``."""
-    try:
-        from sed_scores_eval import intersection_based, io
-    except ImportError:
-        raise CLIError(
-            "--scores-dir needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
-        ) from None
-    from sklearn_sed.labels import merge_overlapping_events
-    from sklearn_sed.psds import PSDS1, PSDS2
+    from sklearn_sed.psds import psds_from_scores
+
+    io = _sed_scores_eval().io
 
     if not os.path.isdir(folder):
         raise CLIError(f"--scores-dir {folder!r} is not a folder.")
@@ -538,20 +538,13 @@ def _psds_from_scores(folder, reference):
         )
     scores = {k: scores[k] for k in truth}
     durations = {k: float(df["offset"].iloc[-1]) for k, df in scores.items()}
-    ground_truth = {
-        k: merge_overlapping_events([(float(a), float(b), str(c)) for a, b, c in ev])
-        for k, ev in truth.items()
+    return {
+        "n_files": len(scores),
+        **{
+            f"psds{n}": psds_from_scores(scores, truth, durations, scenario=n)
+            for n in (1, 2)
+        },
     }
-    out = {"n_files": len(scores)}
-    for name, settings in (("psds1", PSDS1), ("psds2", PSDS2)):
-        value, *_ = intersection_based.psds(
-            scores=scores,
-            ground_truth=ground_truth,
-            audio_durations=durations,
-            **settings,
-        )
-        out[name] = float(value)
-    return out
 
 
 def _cmd_plot(args):

@@ -419,11 +419,14 @@ class StrongLabelScorer:
         new._y_strong_request = y_strong
         return new
 
-    def _reference(self, y, y_strong):
-        """Return the reference: the routed ``y_strong`` if given, else ``y``."""
-        if y_strong is not None:
-            return y_strong
-        if y is None:
+    def _strong_clips(self, X, y, y_strong):
+        """Return the clips of ``X`` with strong labels and their events.
+
+        The reference is the routed ``y_strong`` if given, else ``y``; the
+        weak-only clips (None) are left out of ``X``.
+        """
+        reference = y if y_strong is None else y_strong
+        if reference is None:
             raise ValueError(
                 f"{self!r} got no reference labels. Pass y (events per clip, "
                 "or combine_labels(y_weak, y_strong)), or enable metadata "
@@ -431,8 +434,10 @@ class StrongLabelScorer:
                 "pass y_strong=... to the model-selection call."
             )
         try:
-            reference_events(y)
+            refs, keep = reference_events(reference)
         except TypeError as exc:
+            if y_strong is not None:
+                raise
             where = str(exc).split(" SED scorers")[0]
             raise ValueError(
                 f"{self!r} got weak labels as its reference: {where} In model "
@@ -443,7 +448,9 @@ class StrongLabelScorer:
                 "(sklearn.set_config(enable_metadata_routing=True)): the SED "
                 "scorers then receive y_strong by themselves."
             ) from None
-        return y
+        if len(keep) < len(reference):
+            X = take_clips(X, keep)
+        return X, refs
 
 
 class SEDScorer(StrongLabelScorer):
@@ -495,10 +502,7 @@ class SEDScorer(StrongLabelScorer):
         """
         if hasattr(estimator, "sed_") and isinstance(y, dict):
             return self._score_skorch(estimator, X, y)
-        reference = self._reference(y, y_strong)
-        refs, keep = reference_events(reference)
-        if len(keep) < len(reference):
-            X = take_clips(X, keep)
+        X, refs = self._strong_clips(X, y, y_strong)
         y_pred = call_final(estimator, "predict_events", X)
         last = final_estimator(estimator)
         return self.score_events(

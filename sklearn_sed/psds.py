@@ -13,11 +13,17 @@ from sklearn_sed.metrics import (
     StrongLabelScorer,
     call_final,
     final_estimator,
-    reference_events,
-    take_clips,
 )
 
-__all__ = ["PSDS1", "PSDS2", "PSDSScorer", "psds_score", "psds_scorer"]
+__all__ = [
+    "PSDS1",
+    "PSDS2",
+    "PSDSScorer",
+    "psds_from_scores",
+    "psds_score",
+    "psds_scorer",
+    "sed_scores_eval",
+]
 
 #: DCASE PSDS scenario 1 (tight localisation) and 2 (clip-level detection).
 PSDS1 = dict(
@@ -59,17 +65,7 @@ def psds_score(frame_probs, y_true, *, classes, duration, scenario=1):
     psds : float
         The score in [0, 1].
     """
-    try:
-        from sed_scores_eval import intersection_based
-        from sed_scores_eval.base_modules.scores import create_score_dataframe
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ImportError(
-            "psds_score needs sed_scores_eval. Consider pip install "
-            "'sklearn-sed[psds]'."
-        ) from exc
-    settings = {1: PSDS1, 2: PSDS2}.get(scenario, scenario)
-    if not isinstance(settings, dict):
-        raise ValueError(f"scenario must be 1, 2 or a dict. Got {scenario!r}.")
+    create_score_dataframe = sed_scores_eval().io.create_score_dataframe
     frame_probs = np.asarray(frame_probs, dtype=float)
     n_frames = frame_probs.shape[1]
     timestamps = np.linspace(0.0, duration, n_frames + 1)
@@ -78,14 +74,61 @@ def psds_score(frame_probs, y_true, *, classes, duration, scenario=1):
     for i, (probs, events) in enumerate(zip(frame_probs, y_true, strict=True)):
         key = f"clip_{i}"
         scores[key] = create_score_dataframe(probs, timestamps, labels)
-        ground_truth[key] = merge_overlapping_events(
-            [(float(a), float(b), str(c)) for a, b, c in events]
-        )
+        ground_truth[key] = events
         durations[key] = float(duration)
-    value, *_ = intersection_based.psds(
+    return psds_from_scores(scores, ground_truth, durations, scenario=scenario)
+
+
+def sed_scores_eval():
+    """Return the ``sed_scores_eval`` package, or say how to install it.
+
+    Raises
+    ------
+    ImportError
+        Without the ``psds`` extra.
+    """
+    try:
+        import sed_scores_eval as package
+        from sed_scores_eval import intersection_based, io  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ImportError(
+            "PSDS needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
+        ) from exc
+    return package
+
+
+def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
+    """PSDS of sed_scores_eval score tables against reference events.
+
+    Parameters
+    ----------
+    scores : dict of str to pandas.DataFrame
+        Per audio id, frame scores as sed_scores_eval writes and reads them
+        (``onset``, ``offset``, one column per class).
+    ground_truth : dict of str to sequence of (onset, offset, event_label)
+        Reference events per audio id; overlapping events of one class are
+        merged (sed_scores_eval requires it).
+    audio_durations : dict of str to float
+        Length of each recording in seconds.
+    scenario : {1, 2} or dict, default=1
+        DCASE PSDS1 or PSDS2 settings, or a dict of sed_scores_eval arguments.
+
+    Returns
+    -------
+    psds : float
+        The score in [0, 1].
+    """
+    settings = {1: PSDS1, 2: PSDS2}.get(scenario, scenario)
+    if not isinstance(settings, dict):
+        raise ValueError(f"scenario must be 1, 2 or a dict. Got {scenario!r}.")
+    merged = {
+        k: merge_overlapping_events([(float(a), float(b), str(c)) for a, b, c in ev])
+        for k, ev in ground_truth.items()
+    }
+    value, *_ = sed_scores_eval().intersection_based.psds(
         scores=scores,
-        ground_truth=ground_truth,
-        audio_durations=durations,
+        ground_truth=merged,
+        audio_durations=audio_durations,
         **settings,
     )
     return float(value)
@@ -128,10 +171,7 @@ class PSDSScorer(StrongLabelScorer):
         psds : float
             Greater is better.
         """
-        reference = self._reference(y, y_strong)
-        refs, keep = reference_events(reference)
-        if len(keep) < len(reference):
-            X = take_clips(X, keep)
+        X, refs = self._strong_clips(X, y, y_strong)
         last = final_estimator(estimator)
         frames = call_final(estimator, "predict_frames", X)
         return psds_score(
