@@ -15,7 +15,8 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 
-from sklearn_sed.labels import ClipLabels, split_labels
+from sklearn_sed._validation import check_n_clips
+from sklearn_sed.labels import is_combined, split_labels
 from sklearn_sed.metrics import (
     call_final,
     final_estimator,
@@ -135,7 +136,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         self : TunedPostprocessingCV
             Fitted.
         """
-        if len(y_weak) and all(isinstance(e, ClipLabels) for e in y_weak):
+        if is_combined(y_weak):
             if y_strong is not None:
                 raise ValueError(
                     "y_weak holds ClipLabels (weak and strong labels together) and "
@@ -148,12 +149,9 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
                 "Got y_strong=None; pass y_strong (events per clip, None for "
                 "weak-only clips) or combine_labels(y_weak, y_strong)."
             )
+        check_n_clips(X, y_weak, name="y_weak")
+        check_n_clips(X, y_strong, name="y_strong")
         n = len(X)
-        if len(y_weak) != n or len(y_strong) != n:
-            raise ValueError(
-                f"X, y_weak and y_strong must have one entry per clip. Got "
-                f"{n}, {len(y_weak)} and {len(y_strong)} entries."
-            )
         cv = check_cv(self.cv)
         frames, clips, refs = [], [], []
         last_fold = None
