@@ -196,7 +196,6 @@ def _cmd_demo(args):
 
 def _cmd_train(args):
     from sklearn_sed import LogMelExtractor
-    from sklearn_sed.datasets import load_desed, read_strong_tsv
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import make_detector
 
@@ -217,24 +216,25 @@ def _cmd_train(args):
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
-    X, y_weak, y_strong = load_desed(
+    X, y_weak, y_strong = _load_listed(
+        {"strong": "strong", "weak": "weak"},
         strong_tsv=args.strong_tsv,
         weak_tsv=args.weak_tsv,
         strong_audio_dir=folders.get("strong"),
         weak_audio_dir=folders.get("weak"),
-        check_audio=False,
     )
     if not X:
         raise CLIError("the TSV files list no clip.")
     validation = {}
-    Xv = ref = None
     if args.valid_tsv:
-        ref = read_strong_tsv(args.valid_tsv)
-        Xv = [os.path.join(folders["valid"], name) for name in ref]
-    _check_listed_audio(args, X, y_strong, Xv)
+        X_val, _, y_val = _load_listed(
+            {"strong": "valid"},
+            strong_tsv=args.valid_tsv,
+            strong_audio_dir=folders["valid"],
+        )
     features = extractor.fit_transform(X)
-    if Xv is not None:
-        validation = {"X_val": extractor.transform(Xv), "y_val": list(ref.values())}
+    if args.valid_tsv:
+        validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
     sed.fit(features, y_weak, y_strong, **validation)
     if sed.validation_f1_ is not None:
         how = "tuned per class" if sed.tune_postprocessing else "as set"
@@ -273,30 +273,21 @@ def _train_folders(args):
     return folders
 
 
-def _check_listed_audio(args, X, y_strong, X_valid):
-    """Refuse TSV rows whose audio file is missing, naming the flag to fix."""
-    groups = (
-        (
-            "strong",
-            args.strong_tsv,
-            [p for p, s in zip(X, y_strong, strict=True) if s is not None],
-        ),
-        (
-            "weak",
-            args.weak_tsv,
-            [p for p, s in zip(X, y_strong, strict=True) if s is None],
-        ),
-        ("valid", args.valid_tsv, X_valid or []),
-    )
-    for kind, tsv, paths in groups:
-        missing = [p for p in paths if not os.path.isfile(p)]
-        if missing:
-            folder = os.path.dirname(missing[0])
-            raise CLIError(
-                f"{tsv}: {len(missing)} of its {len(paths)} audio file(s) are not in "
-                f"{folder!r}, e.g. {os.path.basename(missing[0])!r}. Give this TSV "
-                f"its audio folder with --{kind}-audio-dir."
-            )
+def _load_listed(flags, **tsvs):
+    """``load_desed``, with missing audio reported by the flag that fixes it.
+
+    ``flags`` maps ``load_desed``'s TSV kinds to this command's flag names.
+    """
+    from sklearn_sed.datasets import MissingAudioError, load_desed
+
+    try:
+        return load_desed(**tsvs)
+    except MissingAudioError as exc:
+        raise CLIError(
+            f"{exc.tsv}: {len(exc.missing)} of its {exc.n_listed} audio file(s) are "
+            f"not in {exc.folder!r}, e.g. {exc.missing[0]!r}. Give this TSV its "
+            f"audio folder with --{flags[exc.kind]}-audio-dir."
+        ) from None
 
 
 def _audio_files(inputs):

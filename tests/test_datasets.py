@@ -92,3 +92,23 @@ def test_load_desed_aligns_and_checks_audio(tmp_path):
     (tmp_path / "c.wav").unlink()
     with pytest.raises(FileNotFoundError, match=r"w\.tsv: 1 listed audio file"):
         load_desed(tmp_path, tmp_path / "s.tsv", tmp_path / "w.tsv")
+
+
+def test_missing_audio_error_names_the_tsv_kind_and_files(tmp_path):
+    """Check load_desed's MissingAudioError carries what a caller needs to word
+    the fix: the TSV, its kind, the folder, the missing names, the count."""
+    from sklearn_sed.datasets import MissingAudioError
+
+    (tmp_path / "w.tsv").write_text("filename\tevent_labels\nc.wav\tCat\nd.wav\tDog\n")
+    (tmp_path / "d.wav").write_bytes(b"")
+    with pytest.raises(MissingAudioError) as info:
+        load_desed(weak_tsv=tmp_path / "w.tsv", weak_audio_dir=tmp_path)
+    err = info.value
+    assert isinstance(err, FileNotFoundError)
+    assert (err.tsv, err.kind, err.folder) == (
+        str(tmp_path / "w.tsv"),
+        "weak",
+        str(tmp_path),
+    )
+    assert err.missing == ["c.wav"]
+    assert err.n_listed == 2

@@ -1,6 +1,7 @@
 """Datasets: an embedded synthetic one, DESED TSV files, and soundscape synthesis."""
 
 from sklearn_sed.datasets._desed import (
+    MissingAudioError,
     load_desed,
     read_strong_tsv,
     read_unlabeled_tsv,
@@ -16,6 +17,7 @@ from sklearn_sed.datasets._synthetic import (
 
 __all__ = [
     "DESED_CLASSES",
+    "MissingAudioError",
     "load_desed",
     "make_domestic_soundscapes",
     "make_soundscapes",

@@ -20,6 +20,7 @@ from sklearn_sed.datasets._synthetic import DESED_CLASSES
 from sklearn_sed.labels import weak_labels_of
 
 __all__ = [
+    "MissingAudioError",
     "load_desed",
     "read_strong_tsv",
     "read_unlabeled_tsv",
@@ -184,6 +185,35 @@ def write_events_tsv(path, events):
                 writer.writerow([name, f"{onset:.3f}", f"{offset:.3f}", label])
 
 
+class MissingAudioError(FileNotFoundError):
+    """Audio files listed in a TSV are not in its audio folder.
+
+    Raised by :func:`load_desed`; the attributes let a caller word the fix in
+    its own terms (the command line names its ``--*-audio-dir`` flag).
+
+    Attributes
+    ----------
+    tsv : str
+        The TSV that lists the files.
+    kind : {"strong", "weak", "unlabeled"}
+        Which of ``load_desed``'s TSVs it is.
+    folder : str
+        The folder searched.
+    missing : list of str
+        The file names not found there.
+    n_listed : int
+        How many files the TSV lists.
+    """
+
+    def __init__(self, message, *, tsv, kind, folder, missing, n_listed):
+        super().__init__(message)
+        self.tsv = tsv
+        self.kind = kind
+        self.folder = folder
+        self.missing = missing
+        self.n_listed = n_listed
+
+
 def load_desed(
     audio_dir=None,
     strong_tsv=None,
@@ -246,37 +276,43 @@ default=None
                 f"{kind}_audio_dir (its folder) or audio_dir (one folder for all)."
             )
     y_weak, y_strong = [], []
-    sources = []  # (name, tsv, folder) per clip
+    sources = []  # (name, kind of TSV, folder) per clip
     if strong_tsv is not None:
         for name, evs in read_strong_tsv(strong_tsv, classes=classes).items():
-            sources.append((name, strong_tsv, folders["strong"]))
+            sources.append((name, "strong", folders["strong"]))
             y_weak.append(weak_labels_of(evs))
             y_strong.append(evs)
     if weak_tsv is not None:
         for name, labels in read_weak_tsv(weak_tsv, classes=classes).items():
-            sources.append((name, weak_tsv, folders["weak"]))
+            sources.append((name, "weak", folders["weak"]))
             y_weak.append(labels)
             y_strong.append(None)
     if unlabeled_tsv is not None:
         for name in read_unlabeled_tsv(unlabeled_tsv):
-            sources.append((name, unlabeled_tsv, folders["unlabeled"]))
+            sources.append((name, "unlabeled", folders["unlabeled"]))
             y_weak.append(None)
             y_strong.append(None)
     paths = [os.path.join(os.fspath(folder), name) for name, _, folder in sources]
     if check_audio:
         missing = [
-            (n, src, folder)
-            for (n, src, folder), p in zip(sources, paths, strict=True)
+            (n, kind, folder)
+            for (n, kind, folder), p in zip(sources, paths, strict=True)
             if not os.path.isfile(p)
         ]
         if missing:
-            name, src, folder = missing[0]
-            n_src = sum(m[1] == src for m in missing)
-            raise FileNotFoundError(
-                f"{os.fspath(src)}: {n_src} listed audio file(s) are missing "
+            name, kind, folder = missing[0]
+            tsv = os.fspath(tsvs[kind])
+            names = [m[0] for m in missing if m[1] == kind]
+            raise MissingAudioError(
+                f"{tsv}: {len(names)} listed audio file(s) are missing "
                 f"from {os.fspath(folder)!r}, e.g. {name!r}. Point this TSV at "
                 "its own audio folder (strong_audio_dir, weak_audio_dir, "
                 "unlabeled_audio_dir), or pass check_audio=False to load the "
-                "labels alone."
+                "labels alone.",
+                tsv=tsv,
+                kind=kind,
+                folder=os.fspath(folder),
+                missing=names,
+                n_listed=sum(src[1] == kind for src in sources),
             )
     return paths, y_weak, y_strong
