@@ -143,6 +143,12 @@ def _check_output(path, inputs):
             )
 
 
+def _check_folder(flag, path):
+    """Refuse a folder option that names an existing file (None passes)."""
+    if path and os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{flag} {path!r} is a file, not a folder.")
+
+
 def _save_model(pipe, path):
     from sklearn_sed.persistence import save
 
@@ -181,8 +187,7 @@ def _load_model(path, *, allow_pickle=False):
 def _cmd_demo(args):
     from sklearn_sed.demo import run_demo
 
-    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise CLIError(f"--output-dir {args.output_dir!r} is a file, not a folder.")
+    _check_folder("--output-dir", args.output_dir)
 
     run_demo(
         n_train=args.n_train,
@@ -204,9 +209,7 @@ def _cmd_train(args):
         args.output,
         [args.strong_tsv, args.weak_tsv, args.valid_tsv, *folders.values()],
     )
-    if args.checkpoint_dir and os.path.exists(args.checkpoint_dir):
-        if not os.path.isdir(args.checkpoint_dir):
-            raise CLIError(f"--checkpoint-dir {args.checkpoint_dir!r} is a file.")
+    _check_folder("--checkpoint-dir", args.checkpoint_dir)
     # An epoch table always; a bar over each epoch's batches on a terminal.
     verbose = 2 if sys.stderr.isatty() else 1
     pipe = make_pipeline(
@@ -397,9 +400,7 @@ def _cmd_predict(args):
 
     files = _audio_files(args.audio)
     _check_output(args.output, [args.model, *args.audio, *(p for _, p in files)])
-    if args.scores_dir and os.path.exists(args.scores_dir):
-        if not os.path.isdir(args.scores_dir):
-            raise CLIError(f"--scores-dir {args.scores_dir!r} is a file.")
+    _check_folder("--scores-dir", args.scores_dir)
     model = _load_model(args.model, allow_pickle=args.allow_pickle)
     sed = model[-1]
     if hasattr(model[0], "verbose"):  # one overall bar, not one per file
@@ -540,17 +541,13 @@ def _psds_from_scores(folder, reference):
 
 def _cmd_plot(args):
     from sklearn_sed.datasets import read_strong_tsv
-    from sklearn_sed.features import load_audio, log_mel_spectrogram
+    from sklearn_sed.features import audio_info, load_audio, log_mel_spectrogram
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
     from sklearn_sed.plotting import plot_detection
 
     _check_output(args.output, [args.model, args.audio, args.reference])
-    model = _load_model(args.model, allow_pickle=args.allow_pickle)
-    sed, extractor = model[-1], model[0]
-    if hasattr(extractor, "verbose"):
-        extractor.set_params(verbose=0)
-    probs, frame_sec, length = predict_file_frames(model, args.audio)
-    events = decode_file_frames(sed, probs, frame_sec, length)
+    info = audio_info(args.audio)  # the span is checked before any work
+    length = info.frames / info.samplerate
     start = 0.0 if args.start is None else args.start
     end = length if args.end is None else min(args.end, length)
     if not 0 <= start < end:
@@ -558,9 +555,14 @@ def _cmd_plot(args):
             f"--start {start} / --end {end}: need 0 <= start < end <= the "
             f"recording's {length:.2f} s."
         )
+    model = _load_model(args.model, allow_pickle=args.allow_pickle)
+    sed, extractor = model[-1], model[0]
+    if hasattr(extractor, "verbose"):
+        extractor.set_params(verbose=0)
+    probs, frame_sec, length = predict_file_frames(model, args.audio)
+    events = decode_file_frames(sed, probs, frame_sec, length)
     ext = extractor.get_params()
-    y = load_audio(args.audio, sr=ext["sr"])
-    y = y[int(start * ext["sr"]) : int(np.ceil(end * ext["sr"]))]
+    y = load_audio(args.audio, sr=ext["sr"], offset=start, duration=end - start)
     spectrogram = log_mel_spectrogram(
         y,
         **{

@@ -593,6 +593,8 @@ def test_paths_of_the_wrong_kind_are_one_line(
          "is a folder"),
         (["predict", str(tmp_path), wav, "--output", str(tmp_path / "o.tsv")],
          "is a folder"),
+        (["predict", str(trained_model), wav, "--output", str(tmp_path / "o.tsv"),
+          "--scores-dir", str(a_file)], "is a file"),
     ]  # fmt: skip
     for argv, match in cases:
         assert match in _one_line_error(argv, capsys), argv
