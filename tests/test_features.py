@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from sklearn_sed import LogMelExtractor, log_mel_spectrogram
 from sklearn_sed.features import load_audio
@@ -224,3 +225,23 @@ def test_load_audio_reads_a_stretch_exactly(tmp_path):
     tail = load_audio(tmp_path / "a.wav", sr=8000, offset=2.5)
     np.testing.assert_array_equal(tail, whole[20000:])
     assert load_audio(tmp_path / "a.wav", sr=8000, offset=5.0).size == 0
+
+
+def test_extractor_device_cpu_is_the_default_computation():
+    X = np.random.default_rng(3).normal(size=(3, 8000)).astype(np.float32) * 0.1
+    default = LogMelExtractor(**SMALL_FEATURES).fit_transform(X)
+    named = LogMelExtractor(**SMALL_FEATURES, device=torch.device("cpu"))
+    np.testing.assert_array_equal(named.fit_transform(X), default)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_extractor_on_cuda_without_a_gpu_says_so_and_how_to_fix():
+    X = np.zeros((1, 8000), np.float32)
+    with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA device.*'cpu'"):
+        LogMelExtractor(**SMALL_FEATURES, device="cuda").fit(X)
+
+
+def test_extractor_with_an_unknown_device_name_is_refused():
+    X = np.zeros((1, 8000), np.float32)
+    with pytest.raises(ValueError, match=r"device must name a torch device"):
+        LogMelExtractor(**SMALL_FEATURES, device="gpu0").fit(X)
