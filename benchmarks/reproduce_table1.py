@@ -87,49 +87,64 @@ def label(key):
     return VARIANTS[base] + (f", option `{tag}` (not the report)" if tag else "")
 
 
-def run_one(variant, seed, split, args):
-    F, y_weak, y_strong = split["train"]
+def dev_split(y_strong):
+    """Indices of the training and dev clips: 15 % of the strong clips, the
+    same for every run (and on every machine)."""
     strong_idx = [i for i, s in enumerate(y_strong) if s is not None]
-    rng = np.random.RandomState(1234)  # one dev split for every run
+    rng = np.random.RandomState(1234)
     dev = set(
         rng.choice(
             strong_idx, size=max(1, len(strong_idx) * 15 // 100), replace=False
         ).tolist()
     )
-    train = [i for i in range(len(F)) if i not in dev]
-    dev = sorted(dev)
-    F_dev, y_dev = F[dev], [y_strong[i] for i in dev]
-    epochs = args.epochs
-    stage1 = epochs - args.max_iter if variant == "resnet_pl" else epochs
+    return [i for i in range(len(y_strong)) if i not in dev], sorted(dev)
+
+
+def make_variant(variant, seed, args, callbacks=(), **params):
+    """The detector of one Table 1 variant with the settings ``args``.
+
+    ``params`` override the estimator's (``device``, ``train_dtype``).
+    """
+    stage1 = args.epochs - args.max_iter if variant == "resnet_pl" else args.epochs
     module = None
     if variant == "crnn":
         module = functools.partial(CRNN, n_filters=args.crnn_filters, hidden_size=64)
+    return make_detector(
+        "cpu",
+        **{
+            "module": module,
+            "classes": DESED_CLASSES,
+            "n_filters": args.n_filters,
+            "n_blocks": args.n_blocks,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "max_epochs": stage1,
+            "pseudo_label": variant == "resnet_pl",
+            "max_iter": args.max_iter,
+            "delta": args.delta,
+            "pseudo_negatives": args.pseudo_negatives,
+            "stage2_weighting": args.stage2_weighting,
+            "time_shift": args.time_shift,
+            "freq_mask": args.freq_mask,
+            "ema_decay": args.ema_decay,
+            "train_dtype": args.train_dtype,
+            "random_state": seed,
+            "verbose": args.verbose,
+            "callbacks": list(callbacks),
+            **params,
+        },
+    )
+
+
+def run_one(variant, seed, split, args):
+    F, y_weak, y_strong = split["train"]
+    train, dev = dev_split(y_strong)
+    F_dev, y_dev = F[dev], [y_strong[i] for i in dev]
     callbacks = []
     if variant == "resnet_pl" and any(t is not None for t in split["weak_truth"]):
         quality = PseudoLabelQuality(weak_truth_frames(split, train))
         callbacks.append(quality)
-    sed = make_detector(
-        "cpu",
-        module=module,
-        classes=DESED_CLASSES,
-        n_filters=args.n_filters,
-        n_blocks=args.n_blocks,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_epochs=stage1,
-        pseudo_label=variant == "resnet_pl",
-        max_iter=args.max_iter,
-        delta=args.delta,
-        pseudo_negatives=args.pseudo_negatives,
-        stage2_weighting=args.stage2_weighting,
-        time_shift=args.time_shift,
-        freq_mask=args.freq_mask,
-        ema_decay=args.ema_decay,
-        train_dtype=args.train_dtype,
-        random_state=seed,
-        verbose=args.verbose,
-        callbacks=callbacks,
-    )
+    sed = make_variant(variant, seed, args, callbacks)
     t0 = time.perf_counter()
     sed.fit(
         F[train],
@@ -436,7 +451,8 @@ def check_same_settings(results, args, parser):
             )
 
 
-def main(argv=None):
+def build_parser():
+    """The command line, whose defaults are the settings of the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -501,6 +517,11 @@ def main(argv=None):
         help="discard the runs on record in DATA/table1.json instead of "
         "replacing only the variants and seeds run now",
     )
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     if args.paper_size:
         args.n_filters, args.n_blocks, args.crnn_filters = 64, 2, 64

@@ -22,7 +22,7 @@ from _common import ROOT, machine, now, replace_section
 from sklearn_sed import PseudoLabelSED
 
 
-def clips_per_second(n_filters, dtype, n_clips, batch_size, seed=0):
+def clips_per_second(n_filters, dtype, n_clips, batch_size, seed=0, device="cpu"):
     rng = np.random.default_rng(seed)
     X = rng.random((n_clips, 1024, 64), dtype=np.float32)
     y_weak = [["a"] if i % 2 else ["b"] for i in range(n_clips)]
@@ -37,6 +37,7 @@ def clips_per_second(n_filters, dtype, n_clips, batch_size, seed=0):
         pseudo_label=False,
         train_dtype=dtype,
         random_state=seed,
+        device=device,
     )
     sed.fit(X, y_weak, y_strong)
     # The second epoch: the first includes one-off set-up (allocations).

@@ -254,5 +254,5 @@ def test_gpu_trained_model_loads_on_cpu(tiny_dataset, tmp_path):
     cpu = sklearn_sed.load(tmp_path / "gpu.sed", device="cpu")
     assert next(cpu.net_.module_.parameters()).device == torch.device("cpu")
     np.testing.assert_allclose(
-        cpu.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4]), atol=1e-4
+        cpu.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4]), atol=5e-3
     )
