@@ -345,12 +345,91 @@ def score_runs(record, y_valid):
     return rows
 
 
+def merge_records(paths):
+    """One record from the ``results.json`` of several accelerator calls.
+
+    ``paths`` are files or folders holding ``results.json``; a later run of
+    the same variant and seed replaces an earlier one. The calls must have
+    used the same settings and device.
+    """
+    merged = None
+    for path in paths:
+        if os.path.isdir(path):
+            path = os.path.join(path, "results.json")
+        with open(path) as f:
+            record = json.load(f)
+        if merged is None:
+            merged = record
+            continue
+        for key in ("settings", "train_dtype", "device", "tiny"):
+            if record.get(key) != merged.get(key):
+                sys.exit(
+                    f"error: {path} was trained with another {key} "
+                    f"({record.get(key)!r}, not {merged.get(key)!r}); score it apart."
+                )
+        new = {(r["variant"], r["seed"]) for r in record["runs"]}
+        merged["runs"] = [
+            r for r in merged["runs"] if (r["variant"], r["seed"]) not in new
+        ] + record["runs"]
+    return merged
+
+
+def speed_section(path):
+    """The accelerator's speed figures (``gpu_speed.py``) as Markdown."""
+    with open(path) as f:
+        sp = json.load(f)
+    peak = sp["bf16_matmul_tflops"]
+    fw, tr, inf = sp["forward"], sp["train_clips_per_s"], sp["inference"]
+    lines = [
+        "### Speed at the report's size on an accelerator",
+        "",
+        f"Command: `python benchmarks/gpu_speed.py --out $OUT/speed.json` (a step "
+        f"of `benchmarks/gpu_run.sh`). Device: {sp['device']} ({sp['machine']}). "
+        f"Date: {sp['date']}. Device time from CUDA events, median of 10 after 3 "
+        "warm-ups; wall times after `torch.cuda.synchronize()`.",
+        "",
+        f"- bfloat16 matrix peak measured in the same run (8192³ product): "
+        f"**{peak:.0f} TFLOP/s**.",
+        f"- Forward pass of the paper-size ResNet (64 filters x 2 blocks per "
+        f"stage, {fw['gflop_per_clip']:.1f} GFLOP per 10 s clip, counted by "
+        "`torch.utils.flop_counter`), batch 64, eval mode: float32 (cuDNN's TF32 "
+        f"convolutions) {fw['float32']['tflops']:.0f} TFLOP/s "
+        f"({fw['float32']['clips_per_s']:.0f} clips/s); bfloat16 autocast "
+        f"{fw['bfloat16']['tflops']:.0f} TFLOP/s "
+        f"({fw['bfloat16']['clips_per_s']:.0f} clips/s), "
+        f"**{100 * fw['bfloat16']['tflops'] / peak:.0f} % of the matrix peak**.",
+        "- Training clips/s of `PseudoLabelSED.fit` at paper size (stage 1, Adam, "
+        "second epoch of 512 random maps, the library's own loop): "
+        + "; ".join(
+            f"{k.replace('_batch', ', batch ')}: {v:.0f}" for k, v in tr.items()
+        )
+        + ".",
+        "- Inference real-time factor end to end (seconds of compute per second "
+        "of audio; lower is faster): "
+        + "; ".join(
+            f"`predict_events` from {v['clips']} feature maps in {k.split('_')[1]}: "
+            f"{v['rtf']:.1e} ({1 / v['rtf']:,.0f}x real time)"
+            for k, v in inf.items()
+            if k.startswith("features")
+        )
+        + "; a fitted `Pipeline` from 64 WAV files of 10 s: "
+        + "; ".join(
+            f"{k.split('_')[1]} with the extractor on the "
+            f"{'GPU' if k.endswith('cuda') else 'CPU'}: {v['rtf']:.1e} (extractor "
+            f"alone {v['extractor_seconds']:.2f} s)"
+            for k, v in inf.items()
+            if k.startswith("audio")
+        )
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
 def score(args):
     sys.path.insert(0, os.path.dirname(__file__))
     from reproduce_table1 import VARIANTS, load_results, mean_std
 
-    with open(os.path.join(args.results, "results.json")) as f:
-        record = json.load(f)
+    record = merge_records(args.results)
     meta, _, (_, y_valid) = load_pack(args.pack, record.get("tiny", False))
     rows = score_runs(record, y_valid)
     cpu = load_results(os.path.join(args.data, "table1.json")) if args.data else []
@@ -361,8 +440,11 @@ def score(args):
         f"Device: {record['device']} ({record['machine']}); scored here with "
         f"sed_eval on {now()}. Commands: `python benchmarks/gpu_table1.py pack "
         "--data /tmp/sed_bench` here, `python benchmarks/gpu_table1.py train "
-        "--pack .gpu --out $OUT` on the accelerator (one call of "
-        "`benchmarks/gpu_run.sh`), `python benchmarks/gpu_table1.py score` here. "
+        "--pack .gpu --out $OUT` on the accelerator (a step of "
+        "`benchmarks/gpu_run.sh`; further seeds with `train --seeds 1 2`), "
+        "`python benchmarks/gpu_table1.py score --results "
+        + " ".join(os.path.relpath(r, ROOT) for r in args.results)
+        + "` here (the raw results are kept in the repository). "
         f"Same data, dev split, recipe and epochs as the CPU table ({st['epochs']} "
         f"epochs, ResNet + PL {st['epochs'] - st['max_iter']} + {st['max_iter']}), "
         f"at paper size: ResNet {st['n_filters']} filters x {st['n_blocks']} blocks "
@@ -372,7 +454,7 @@ def score(args):
         "on the [0, 1] scale).",
         "",
         "| system | event-based F1 (%) | segment-based F1 (%) | seeds: event F1 (%) "
-        "| fit seconds | median s/epoch | training clips/s | CPU table (ResNet width 16, CRNN 32): "
+        "| fit seconds | median s/epoch | clips/s per epoch (training + validation pass) | CPU table (ResNet width 16, CRNN 32): "
         "event / segment F1 (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -408,8 +490,13 @@ def score(args):
             lines.append(f"- {VARIANTS[r['variant']]}: {curve}")
     text = "\n".join(lines)
     write_json(os.path.join(args.pack, "gpu_table1_scored.json"), rows)
+    if args.speed:
+        speed = speed_section(args.speed)
+        print(speed)
     if args.docs:
         replace_section(args.docs, "gpu_table1", text)
+        if args.speed:
+            replace_section(args.docs, "gpu_speed", speed)
     print(text)
     return 0
 
@@ -437,7 +524,13 @@ def main(argv=None):
     tr.add_argument("--tiny", action="store_true", help="a one-minute CPU check")
     sc = sub.add_parser("score", help="here: sed_eval F1 into docs/benchmarks.md")
     sc.add_argument("--pack", default=os.path.join(ROOT, ".gpu"))
-    sc.add_argument("--results", required=True)
+    sc.add_argument(
+        "--results",
+        nargs="+",
+        required=True,
+        help="results.json files (or folders) of one or more accelerator calls",
+    )
+    sc.add_argument("--speed", default=None, help="speed.json of gpu_speed.py")
     sc.add_argument("--data", default="/tmp/sed_bench", help="for the CPU table")
     sc.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = p.parse_args(argv)
