@@ -11,16 +11,18 @@ floored ``top_db`` below each clip's maximum and min-max scaled to [0, 1].
 import functools
 import numbers
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import librosa
 import numpy as np
 import scipy.sparse as sp
 import soundfile as sf
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
 
 from sklearn_sed._validation import check_finite
 
@@ -325,6 +327,54 @@ def _mel_power_on(clips, device, window, mel_pairs, n_bins, n_fft, hop_length):
         return (pairs @ mel_pairs.to(device)).cpu().numpy()
 
 
+@functools.cache
+def _thread_controller():
+    """Return threadpoolctl's view of the loaded BLAS and OpenMP libraries.
+
+    Cached: building it scans the libraries of the process.
+    """
+    return ThreadpoolController()
+
+
+class _ClipWorkers:
+    """One worker thread per core for clip-by-clip work, as a context manager.
+
+    Each worker runs whole clips with one torch thread, and BLAS is limited
+    to one thread while they run (the FFT, the filter product, resampling):
+    the cores work on different clips without the barriers of a
+    multi-threaded FFT, which stall when another library's BLAS threads are
+    still spinning from an earlier call. Reading and decoding, the STFT and
+    numpy's large-array work release the GIL. The pool lives as long as the
+    ``with`` block, so that its threads are started once per transform.
+    """
+
+    def __init__(self, n_items):
+        self.n_workers = max(1, min(n_items, cpu_count()))
+        self._pool = None
+
+    def __enter__(self):
+        if self.n_workers > 1:
+            self._pool = ThreadPoolExecutor(
+                self.n_workers, initializer=torch.set_num_threads, initargs=(1,)
+            )
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def map(self, fn, n):
+        """``[fn(k) for k in range(n)]``, spread over the workers, in order."""
+        if self._pool is None:
+            return [fn(k) for k in range(n)]
+        n_threads = torch.get_num_threads()
+        try:
+            with _thread_controller().limit(limits=1, user_api="blas"):
+                return list(self._pool.map(fn, range(n)))
+        finally:
+            torch.set_num_threads(n_threads)
+
+
 def _to_waveform(item, *, index, sr, sr_in):
     """Return one clip as a mono float32 waveform at ``sr``."""
     if isinstance(item, (str, os.PathLike)):
@@ -450,11 +500,13 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         clipped); ``"clip"`` scales each clip by its own range (needs no fit);
         None returns dB.
     n_jobs : int, default=None
-        Parallel jobs over chunks of 16 clips (joblib semantics). The FFT and
-        the filter product already use torch's threads, so on a few cores one
-        job is fastest (426 against 334 clips/s for 10 s WAV files at 44.1 kHz
-        with ``n_jobs=-1``, on 2 cores); more jobs pay off when resampling
-        dominates or with many cores.
+        Parallel processes over chunks of 16 clips (joblib semantics). With
+        one job (the default) the clips are already spread over one worker
+        thread per core, each with one torch and one BLAS thread, which is
+        fastest on a few cores: about 3x a plain ``soundfile.read`` +
+        ``librosa.feature.melspectrogram`` loop on 2 cores
+        (``docs/benchmarks.md``); more processes pay off when Python-level
+        work (resampling, decoding compressed files) dominates.
     device : str or torch.device, default="cpu"
         Torch device of the STFT and the mel filters, e.g. ``"cuda"``: audio
         is read and resampled on the CPU, each chunk of 16 clips goes through
@@ -569,17 +621,12 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                 f"{self.sr / 2}. Got fmin={self.fmin}, fmax={self.fmax} instead."
             )
 
-    def _chunk_db(self, items, start):
+    def _chunk_db(self, items, start, workers=None):
+        if workers is None:  # a task of its own (joblib, n_jobs > 1)
+            with _ClipWorkers(len(items)) as workers:
+                return self._chunk_db(items, start, workers)
         n_samples = round(self.duration * self.sr)
-        waveforms = [
-            _fix_length(
-                _to_waveform(it, index=start + k, sr=self.sr, sr_in=self.sr_in),
-                n_samples,
-            )
-            for k, it in enumerate(items)
-        ]
-        S = _mel_power(
-            waveforms,
+        settings = dict(
             sr=self.sr,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
@@ -587,9 +634,22 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             n_mels=self.n_mels,
             fmin=self.fmin,
             fmax=self.fmax,
-            device=self.device,
         )
-        S_db = _power_to_db(S, self.top_db)
+        on_cpu = torch.device(self.device).type == "cpu"
+
+        def clip(k):
+            y = _to_waveform(items[k], index=start + k, sr=self.sr, sr_in=self.sr_in)
+            y = _fix_length(y, n_samples)
+            if not on_cpu:
+                return y, None
+            return y, _power_to_db(_mel_power([y], **settings), self.top_db)[0]
+
+        waveforms, S_db = zip(*workers.map(clip, len(items)), strict=True)
+        if on_cpu:
+            S_db = np.stack(S_db)
+        else:
+            S = _mel_power(list(waveforms), device=self.device, **settings)
+            S_db = _power_to_db(S, self.top_db)
         finite = np.isfinite(S_db).all(axis=(1, 2))
         if not finite.all():
             k = int(np.argmin(finite))
@@ -601,15 +661,23 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         return S_db
 
+    def _threaded_chunks(self, items, starts):
+        with _ClipWorkers(len(items)) as workers:
+            for s in starts:
+                yield self._chunk_db(items[s : s + _CHUNK], s, workers)
+
     def _iter_db(self, X):
         """Yield dB feature maps chunk by chunk, in order."""
         self._check_settings()
         items = _as_items(X)
         starts = range(0, len(items), _CHUNK)
-        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        chunks = parallel(
-            delayed(self._chunk_db)(items[s : s + _CHUNK], s) for s in starts
-        )
+        if effective_n_jobs(self.n_jobs) == 1:  # threads of this process
+            chunks = self._threaded_chunks(items, starts)
+        else:  # joblib's processes, each chunk on threads of its own
+            parallel = Parallel(n_jobs=self.n_jobs, return_as="generator")
+            chunks = parallel(
+                delayed(self._chunk_db)(items[s : s + _CHUNK], s) for s in starts
+            )
         if self.verbose:
             from tqdm.auto import tqdm
 

@@ -245,3 +245,26 @@ def test_extractor_with_an_unknown_device_name_is_refused():
     X = np.zeros((1, 8000), np.float32)
     with pytest.raises(ValueError, match=r"device must name a torch device"):
         LogMelExtractor(**SMALL_FEATURES, device="gpu0").fit(X)
+
+
+def test_extractor_leaves_torch_and_blas_thread_settings_as_they_were():
+    from threadpoolctl import threadpool_info
+
+    X = np.random.default_rng(4).normal(size=(40, 8000)).astype(np.float32) * 0.1
+    torch_before = torch.get_num_threads()
+    blas_before = [i["num_threads"] for i in threadpool_info()]
+    LogMelExtractor(**SMALL_FEATURES).fit_transform(X)
+    assert torch.get_num_threads() == torch_before
+    assert [i["num_threads"] for i in threadpool_info()] == blas_before
+
+
+def test_extractor_on_worker_threads_equals_one_clip_at_a_time(monkeypatch):
+    import sklearn_sed.features as features
+
+    X = np.random.default_rng(5).normal(size=(40, 8000)).astype(np.float32) * 0.1
+    threaded = LogMelExtractor(**SMALL_FEATURES).fit_transform(X)
+    monkeypatch.setattr(features, "cpu_count", lambda: 1)
+    serial = LogMelExtractor(**SMALL_FEATURES).fit_transform(X)
+    np.testing.assert_array_equal(threaded, serial)
+    in_processes = LogMelExtractor(**SMALL_FEATURES, n_jobs=2).fit_transform(X)
+    np.testing.assert_array_equal(in_processes, serial)
