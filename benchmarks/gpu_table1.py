@@ -466,8 +466,10 @@ def score(args):
             continue
         e, s = (mean_std([r[k] for r in rs]) for k in ("event_f1", "segment_f1"))
         c = [r for r in cpu if r["variant"] == variant]
-        ce, cs = (mean_std([r[k] for r in c]) for k in ("event_f1", "segment_f1"))
-        cpu_cell = f"{100 * ce[0]:.1f} / {100 * cs[0]:.1f}" if c else "-"
+        cpu_cell = "-"
+        if c:
+            ce, cs = (mean_std([r[k] for r in c]) for k in ("event_f1", "segment_f1"))
+            cpu_cell = f"{100 * ce[0]:.1f} / {100 * cs[0]:.1f}"
         lines.append(
             f"| {title} | {100 * e[0]:.1f} ± {100 * e[1]:.1f} | "
             f"{100 * s[0]:.1f} ± {100 * s[1]:.1f} | "

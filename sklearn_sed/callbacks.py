@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
 from sklearn_sed.metrics import event_f1_scorer, reference_events
-from sklearn_sed.nets import forward_probabilities
+from sklearn_sed.nets import bare_module, forward_probabilities
 from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
 from sklearn_sed.tuning import tune_postprocessing
 
@@ -50,12 +50,12 @@ def evaluation_module(net):
     -------
     module : torch.nn.Module
         The :class:`WeightAveraging` copy when the net has one that has seen
-        a batch, else ``net.module_``.
+        a batch, else ``net.module_`` (without a data-parallel wrapper).
     """
     for _, cb in getattr(net, "callbacks_", []):
         if isinstance(cb, WeightAveraging) and cb.averaged_ is not None:
             return cb.averaged_.module
-    return net.module_
+    return bare_module(net)
 
 
 def _ramped_ema(decay):
@@ -117,11 +117,11 @@ class WeightAveraging(Callback):
             return
         if self.averaged_ is None:
             self.averaged_ = self._new_average(net)
-        self.averaged_.update_parameters(net.module_)
+        self.averaged_.update_parameters(bare_module(net))
 
     def _new_average(self, net):
         return AveragedModel(
-            net.module_, multi_avg_fn=_ramped_ema(self.decay), use_buffers=True
+            bare_module(net), multi_avg_fn=_ramped_ema(self.decay), use_buffers=True
         )
 
     def __getstate__(self):
@@ -338,7 +338,7 @@ class BestWeights(Callback):
     def restore(self, net):
         """Load the best weights into ``net`` (a no-op before any score)."""
         if self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_)
+            bare_module(net).load_state_dict(self.best_state_)
         return net
 
 

@@ -19,7 +19,7 @@ from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.callbacks import BestWeights, WeightAveraging
-from sklearn_sed.nets import history_from_rows, history_to_rows
+from sklearn_sed.nets import bare_module, history_from_rows, history_to_rows
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -85,7 +85,7 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
     state = {
         "fingerprint": fingerprint,
         "epochs_done": int(epochs_done),
-        "module": net.module_.state_dict(),
+        "module": bare_module(net).state_dict(),
         "optimizer": net.optimizer_.state_dict(),
         "criterion": {
             "stage": int(crit.stage),
@@ -145,7 +145,7 @@ def load_checkpoint(directory, *, fingerprint):
 
 def restore(net, state, y):
     """Load a checkpoint into an initialised net and the targets."""
-    net.module_.load_state_dict(state["module"])
+    bare_module(net).load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
     crit = net.criterion_
     crit.stage = state["criterion"]["stage"]
@@ -196,7 +196,10 @@ class TrainingCheckpoint(Callback):
         self.y = None
 
     def on_epoch_end(self, net, **kwargs):
-        """Save the state of the epoch that just ended."""
+        """Save the state of the epoch that just ended (the main process only)."""
+        accelerator = getattr(net, "accelerator", None)
+        if accelerator is not None and not accelerator.is_main_process:
+            return
         save_checkpoint(
             self.directory,
             fingerprint=self.fingerprint,

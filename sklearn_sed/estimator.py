@@ -44,7 +44,12 @@ from sklearn_sed.losses import (
     paper_class_weights,
 )
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
-from sklearn_sed.nets import check_module_output, make_sed_net
+from sklearn_sed.nets import (
+    bare_module,
+    check_module_output,
+    device_type,
+    make_sed_net,
+)
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
 from sklearn_sed.resnet import ResNetSED
@@ -250,6 +255,21 @@ class PseudoLabelSED(BaseEstimator):
         over the batches of every epoch (skorch's ``ProgressBar``, on stderr).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train data-parallel across processes (several GPUs or machines)
+        through skorch's Hugging Face Accelerate integration
+        (``skorch.hf.AccelerateMixin``; ``pip install
+        "sklearn-sed[accelerate]"``). Launch the same script in every
+        process (``accelerate launch`` or ``torchrun``); each process trains
+        on its share of every batch of ``batch_size`` clips, so the global
+        batch is ``batch_size`` times the number of processes, and the
+        pseudo labels, validation scores and predictions are computed on
+        all clips in every process. The accelerator places the weights
+        (``device`` is ignored in training). See ``docs/user_guide.md``.
+    net_params : dict or None, default=None
+        Extra :class:`skorch.NeuralNet` parameters for the training net,
+        e.g. ``{"iterator_train__num_workers": 4}``; they override the
+        estimator's own (``iterator_train__shuffle`` included).
 
     Attributes
     ----------
@@ -371,6 +391,8 @@ class PseudoLabelSED(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "accelerator": [None, HasMethods(["prepare", "backward"])],
+        "net_params": [dict, None],
     }
 
     def __init__(
@@ -415,6 +437,8 @@ class PseudoLabelSED(BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        accelerator=None,
+        net_params=None,
     ):
         self.module = module
         self.n_filters = n_filters
@@ -455,6 +479,8 @@ class PseudoLabelSED(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.accelerator = accelerator
+        self.net_params = net_params
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -763,8 +789,9 @@ class PseudoLabelSED(BaseEstimator):
                     else []
                 ),
             ],
+            accelerator=self.accelerator,
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
-            **extra,
+            **{**extra, **(self.net_params or {})},
         )
 
     def _fingerprint(self, X, y, seed, val=None):
@@ -772,7 +799,7 @@ class PseudoLabelSED(BaseEstimator):
         import joblib
 
         params = self._training_params()
-        for name in ("callbacks", "device"):  # _training_params drops the rest
+        for name in ("callbacks", "device", "accelerator"):  # the rest is dropped
             params.pop(name, None)
         key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
         if val is not None:
@@ -855,7 +882,7 @@ class PseudoLabelSED(BaseEstimator):
             best.restore(net)
             best_epoch = best.best_epoch_ or None
         elif self.ema_decay is not None:
-            net.module_.load_state_dict(evaluation_module(net).state_dict())
+            bare_module(net).load_state_dict(evaluation_module(net).state_dict())
         return net, stages.records_, best_epoch
 
     def save(self, path):
@@ -885,7 +912,7 @@ class PseudoLabelSED(BaseEstimator):
             )
         batch_size = self.predict_batch_size
         if batch_size is None:
-            on_cpu = torch.device(self.net_.device).type == "cpu"
+            on_cpu = device_type(self.net_) == "cpu"
             batch_size = 1 if on_cpu else self.batch_size
         if self.memory is None:
             return _forward(self.net_, X, None, batch_size, dtype=self.inference_dtype)

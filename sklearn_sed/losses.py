@@ -92,7 +92,7 @@ def bce(y, p):
     return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
 
 
-def weighted_bce(y, p, weights):
+def weighted_bce(y, p, weights, n_all=None):
     """Weighted BCE of eq. 1: ``L = 1/N_all sum_n sum_c w_c E(y_nc, p_nc)``.
 
     Parameters
@@ -104,14 +104,20 @@ def weighted_bce(y, p, weights):
         sample).
     weights : Tensor of shape (n_classes,)
         ``w_c``.
+    n_all : float or Tensor, default=None
+        ``N_all``; None counts the samples of ``y``. Data-parallel training
+        passes the count over all processes divided by their number, so
+        that the average of the processes' losses (and gradients) is the
+        loss of the whole batch.
 
     Returns
     -------
     L : Tensor, scalar
         The loss; 0 when there is no sample.
     """
-    n_all = y[..., 0].numel()
-    if n_all == 0:
+    if n_all is None:
+        n_all = y[..., 0].numel()
+    if y.numel() == 0 or n_all == 0:
         return p.sum() * 0.0  # keeps the graph and the device
     unknown = torch.isnan(y)
     if unknown.any():  # pseudo labels with negatives="absent": left out
@@ -194,6 +200,28 @@ def stage2_loss(
     return L_v + L_m
 
 
+def _batch_counts(counts, last):
+    """Return the ``N_all`` of each partial loss of a batch.
+
+    In one process: None (each loss counts its own samples). Under
+    data-parallel training (``torch.distributed`` initialised with several
+    processes), each process holds a share of the batch, and DDP averages the
+    processes' gradients; the counts are summed over the processes and
+    divided by their number, so that the averaged loss equals the loss of
+    the whole batch in one process (eqs. 1 and 3 divide by the batch's
+    sample counts, which differ between the shares).
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return [None] * (len(counts) + 1)
+    world = dist.get_world_size()
+    if world == 1:
+        return [None] * (len(counts) + 1)
+    total = torch.stack([*counts, last]).to(torch.float64)
+    dist.all_reduce(total)
+    return list((total / world).to(torch.float32))
+
+
 class PseudoLabelLoss(nn.Module):
     """Criterion of both training stages for skorch.
 
@@ -253,11 +281,16 @@ class PseudoLabelLoss(nn.Module):
         strong = kind == KIND_STRONG
         pseudo = kind == KIND_PSEUDO
         not_strong = ~strong  # weak clips keep their clip loss when pseudo labelled
+        n_frames = frame_probs.shape[1]
+        n = _batch_counts(
+            [not_strong.sum(), strong.sum(), strong.sum() * n_frames],
+            pseudo.sum() * n_frames,
+        )
         return (
-            weighted_bce(weak[not_strong], clip_probs[not_strong], w),
-            weighted_bce(weak[strong], clip_probs[strong], w),
-            weighted_bce(frames[strong], frame_probs[strong], w),
-            weighted_bce(frames[pseudo], frame_probs[pseudo], w),
+            weighted_bce(weak[not_strong], clip_probs[not_strong], w, n[0]),
+            weighted_bce(weak[strong], clip_probs[strong], w, n[1]),
+            weighted_bce(frames[strong], frame_probs[strong], w, n[2]),
+            weighted_bce(frames[pseudo], frame_probs[pseudo], w, n[3]),
         )
 
     def forward(self, y_pred, y_true):

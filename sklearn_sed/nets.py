@@ -8,6 +8,8 @@ criterion is :class:`~sklearn_sed.losses.PseudoLabelLoss`. It overrides only
 own ``forward_iter``.
 """
 
+import functools
+
 import numpy as np
 import torch
 from skorch import NeuralNet
@@ -21,7 +23,10 @@ from sklearn_sed.losses import PseudoLabelLoss
 
 __all__ = [
     "SEDNet",
+    "accelerated_net_class",
+    "bare_module",
     "check_module_output",
+    "device_type",
     "forward_probabilities",
     "history_from_rows",
     "history_to_rows",
@@ -206,8 +211,8 @@ class SEDNet(NeuralNet):
         """
         dtype = self.train_dtype if self.module_.training else self.inference_dtype
         enabled = dtype == "bfloat16"
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+        kind = device_type(self)
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled):
             out = super().infer(x, **fit_params)
         if enabled:
             out = tuple(o.float() for o in out)
@@ -236,7 +241,85 @@ class SEDNet(NeuralNet):
         return self.criterion_(y_pred, y_true)
 
 
-def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
+def device_type(net):
+    """Return the net's device type ("cpu", "cuda", ...).
+
+    Where an accelerator places the weights (``device=None``), theirs.
+    """
+    if net.device is not None:
+        return torch.device(net.device).type
+    return next(net.module_.parameters()).device.type
+
+
+def bare_module(net):
+    """Return ``net.module_`` without a data-parallel wrapper.
+
+    Under an accelerator (:func:`accelerated_net_class`) the module is
+    wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, whose
+    state-dict keys carry a ``module.`` prefix; weight copies (best epoch,
+    averages, checkpoints, model files) are taken from and loaded into the
+    network itself, so that they fit a net with or without the wrapper.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        An initialised net.
+
+    Returns
+    -------
+    module : torch.nn.Module
+    """
+    module = net.module_
+    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        return module.module
+    return module
+
+
+@functools.cache
+def accelerated_net_class():
+    """Return :class:`SEDNet` with skorch's Hugging Face Accelerate mixin.
+
+    ``skorch.hf.AccelerateMixin`` hands the module, the optimizer and the
+    data loaders to an ``accelerate.Accelerator``: under ``accelerate
+    launch`` or ``torchrun`` each process trains on its share of every
+    batch, the gradients are averaged (DistributedDataParallel), and the
+    forward passes outside training (``forward_iter``: pseudo labels,
+    validation scores, predictions) are gathered, so that every process
+    sees every clip. Needs the ``accelerate`` extra.
+
+    Returns
+    -------
+    cls : type
+        A subclass of ``AccelerateMixin`` and :class:`SEDNet`.
+    """
+    try:
+        from skorch.hf import AccelerateMixin
+    except ImportError as exc:  # pragma: no cover - skorch always has it
+        raise ImportError(
+            "skorch.hf.AccelerateMixin is missing; upgrade skorch."
+        ) from exc
+
+    class AcceleratedSEDNet(AccelerateMixin, SEDNet):
+        """:class:`SEDNet` trained through ``accelerate`` (data-parallel)."""
+
+        def _initialize_accelerator(self):
+            # The loss has no trainable parameter, and DDP refuses to wrap
+            # such a module: it is only moved to the accelerator's device.
+            criteria, self._criteria = self._criteria, []
+            try:
+                super()._initialize_accelerator()
+            finally:
+                self._criteria = criteria
+            for name in criteria:
+                criterion = getattr(self, name + "_")
+                if isinstance(criterion, torch.nn.Module):
+                    criterion.to(self.accelerator.device)
+            return self
+
+    return AcceleratedSEDNet
+
+
+def make_sed_net(module, *, class_weight, n_weak, n_strong, accelerator=None, **kwargs):
     """Build a :class:`SEDNet` with its criterion set for a training set.
 
     Parameters
@@ -247,6 +330,10 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
         ``w_c`` of eq. 1.
     n_weak, n_strong : int
         ``M_w`` and ``M_s``.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train data-parallel through it
+        (:func:`~sklearn_sed.nets.accelerated_net_class`); the
+        accelerator then places the module (``device`` is ignored).
     **kwargs
         Other :class:`SEDNet` parameters (``optimizer``, ``lr``, ...).
 
@@ -257,14 +344,18 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, **kwargs):
     """
     # Prediction batches hold float16 store rows too: cast them like training.
     kwargs.setdefault("iterator_valid__collate_fn", collate_float32)
-    return SEDNet(
+    cls = SEDNet
+    if accelerator is not None:
+        cls = accelerated_net_class()
+        kwargs.update(accelerator=accelerator, device=None)
+        kwargs.setdefault("unwrap_after_train", True)
+    return cls(
         module,
         criterion__class_weight=class_weight,
         criterion__n_weak=n_weak,
         criterion__n_strong=n_strong,
         train_split=None,
-        iterator_train__shuffle=True,
-        **kwargs,
+        **{"iterator_train__shuffle": True, **kwargs},
     )
 
 

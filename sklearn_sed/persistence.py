@@ -122,6 +122,7 @@ def _sed_to_json(sed, weights_name):
     params["module"] = _callable_to_json(params["module"], "module")
     params["optimizer"] = _callable_to_json(params["optimizer"], "optimizer")
     params["callbacks"] = None  # training-time objects, not part of the model
+    params["accelerator"] = None
     for name in PATH_PARAMS:  # places on this machine, not part of the model
         params[name] = None
     params = to_jsonable(params)
@@ -194,10 +195,13 @@ def save(obj, path):
                 zf.writestr(name, blob)
 
 
-def _load_extractor(entry):
+def _load_extractor(entry, device=None):
     from sklearn_sed.features import LogMelExtractor
 
-    ext = LogMelExtractor(**entry["params"])
+    params = dict(entry["params"])
+    if device is not None:  # the STFT's device follows the network's
+        params["device"] = device
+    ext = LogMelExtractor(**params)
     ext._validate_params()
     fitted = entry["fitted"]
     if not isinstance(fitted, dict) or not set(fitted) <= {
@@ -248,6 +252,7 @@ def _load_sed(entry, zf, device):
     for name in PATH_PARAMS:  # never restored from a file (see PATH_PARAMS)
         params[name] = None
     params["callbacks"] = None
+    params["accelerator"] = None
     if device is not None:
         params["device"] = device
     sed = PseudoLabelSED(**params)
@@ -331,8 +336,9 @@ def load(path, *, device="cpu"):
     path : str or os.PathLike
         Model file.
     device : str or None, default="cpu"
-        Device to load the weights to (a model trained on GPU loads on CPU);
-        None keeps the saved device.
+        Device to load the weights to, and the device of the extractor's
+        STFT (a model trained on GPU loads on CPU); None keeps the saved
+        devices.
 
     Returns
     -------
@@ -424,7 +430,7 @@ def _load_members(zf, path, device):
         if not isinstance(entry, dict):
             raise ValueError(f"{path!r}: a step must be an object, got {entry!r}.")
         if entry.get("type") == "LogMelExtractor":
-            steps.append((entry["name"], _load_extractor(entry)))
+            steps.append((entry["name"], _load_extractor(entry, device)))
         elif entry.get("type") == "PseudoLabelSED":
             steps.append((entry["name"], _load_sed(entry, zf, device)))
         else:

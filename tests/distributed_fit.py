@@ -1,0 +1,115 @@
+"""Fit PseudoLabelSED data-parallel; run by tests/test_distributed.py.
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 \\
+        tests/distributed_fit.py OUT.npz
+
+Every process builds the same tiny data set and fits through an
+``accelerate.Accelerator`` on the CPU (gloo); the main process writes the
+frame probabilities of the test clips and the pseudo-label record to
+``OUT.npz``. ``fit_detector(None, ...)`` is the single-process twin: the
+same recipe with the whole global batch in one process.
+"""
+
+import json
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.datasets import make_domestic_soundscapes
+
+#: Clips per process and per step; the global batch is this x processes.
+BATCH = 4
+FEATURES = dict(
+    sr=16000,
+    duration=2.0,
+    n_fft=512,
+    win_length=320,
+    hop_length=125,
+    n_mels=32,
+    fmax=8000,
+)
+
+
+class TinySED(nn.Module):
+    """A network without batch norm or dropout: its data-parallel training
+    equals one process's exactly (batch norm sees each process's share)."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        self.conv = nn.Conv1d(32, 16, 5, padding=2)
+        self.out = nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        frames = torch.sigmoid(self.out(h))
+        return frames, frames.amax(dim=1)
+
+
+def data():
+    """32 training clips (half weak) and 8 test clips, the same everywhere."""
+    X, y_weak, y_strong = make_domestic_soundscapes(
+        32,
+        weak_fraction=0.5,
+        random_state=0,
+        duration=2.0,
+        sr=16000,
+        n_classes=2,
+        max_events=2,
+    )
+    X_test, _, _ = make_domestic_soundscapes(
+        8,
+        weak_fraction=0.0,
+        random_state=1,
+        duration=2.0,
+        sr=16000,
+        n_classes=2,
+        max_events=2,
+    )
+    ext = LogMelExtractor(**FEATURES)
+    return ext.fit_transform(X), y_weak, y_strong, ext.transform(X_test)
+
+
+def fit_detector(accelerator, batch_size, F, y_weak, y_strong):
+    return PseudoLabelSED(
+        TinySED,
+        optimizer=torch.optim.SGD,
+        lr=0.5,
+        batch_size=batch_size,
+        max_epochs=3,
+        max_iter=2,
+        delta=0.2,
+        threshold_start=0.6,
+        duration=2.0,
+        random_state=0,
+        accelerator=accelerator,
+        net_params={"iterator_train__shuffle": False},
+    ).fit(F, y_weak, y_strong)
+
+
+def main(out):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    F, y_weak, y_strong, F_test = data()
+    sed = fit_detector(accelerator, BATCH, F, y_weak, y_strong)
+    frames = sed.predict_frames(F_test)
+    # Each process logs the loss of its share; their mean is the batch's.
+    loss = torch.as_tensor(sed.net_.history[:, "train_loss"], dtype=torch.float64)
+    loss = accelerator.gather(loss[None]).mean(dim=0).numpy()
+    if accelerator.is_main_process:
+        np.savez(
+            out,
+            frames=frames,
+            world_size=accelerator.num_processes,
+            pseudo=json.dumps(sed.pseudo_label_history_),
+            loss=loss,
+        )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # destroys the process group: a clean exit
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
