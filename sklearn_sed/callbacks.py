@@ -23,7 +23,12 @@ from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
 from sklearn_sed.metrics import event_f1_scorer, reference_events
-from sklearn_sed.nets import bare_module, forward_probabilities
+from sklearn_sed.nets import (
+    bare_module,
+    forward_probabilities,
+    load_module_state,
+    module_state,
+)
 from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
 from sklearn_sed.tuning import tune_postprocessing
 
@@ -323,10 +328,7 @@ class BestWeights(Callback):
         if score is not None and score > self.best_score_:
             self.best_score_ = float(score)
             self.best_epoch_ = int(net.history[-1, "epoch"])
-            module = evaluation_module(net)
-            self.best_state_ = {
-                k: v.detach().clone() for k, v in module.state_dict().items()
-            }
+            self.best_state_ = module_state(evaluation_module(net))
 
     def __getstate__(self):
         # The weight copy is training state (checkpoints save it explicitly);
@@ -338,7 +340,7 @@ class BestWeights(Callback):
     def restore(self, net):
         """Load the best weights into ``net`` (a no-op before any score)."""
         if self.best_state_ is not None:
-            bare_module(net).load_state_dict(self.best_state_)
+            load_module_state(net.module_, self.best_state_)
         return net
 
 

@@ -19,7 +19,12 @@ from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.callbacks import BestWeights, WeightAveraging
-from sklearn_sed.nets import bare_module, history_from_rows, history_to_rows
+from sklearn_sed.nets import (
+    history_from_rows,
+    history_to_rows,
+    load_module_state,
+    module_state,
+)
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -85,7 +90,7 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
     state = {
         "fingerprint": fingerprint,
         "epochs_done": int(epochs_done),
-        "module": bare_module(net).state_dict(),
+        "module": module_state(net.module_),
         "optimizer": net.optimizer_.state_dict(),
         "criterion": {
             "stage": int(crit.stage),
@@ -145,7 +150,7 @@ def load_checkpoint(directory, *, fingerprint):
 
 def restore(net, state, y):
     """Load a checkpoint into an initialised net and the targets."""
-    bare_module(net).load_state_dict(state["module"])
+    load_module_state(net.module_, state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
     crit = net.criterion_
     crit.stage = state["criterion"]["stage"]

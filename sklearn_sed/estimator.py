@@ -48,7 +48,9 @@ from sklearn_sed.nets import (
     bare_module,
     check_module_output,
     device_type,
+    load_module_state,
     make_sed_net,
+    module_state,
 )
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
@@ -882,7 +884,7 @@ class PseudoLabelSED(BaseEstimator):
             best.restore(net)
             best_epoch = best.best_epoch_ or None
         elif self.ema_decay is not None:
-            bare_module(net).load_state_dict(evaluation_module(net).state_dict())
+            load_module_state(net.module_, module_state(evaluation_module(net)))
         return net, stages.records_, best_epoch
 
     def save(self, path):
@@ -1071,8 +1073,8 @@ def _weights_key(net):
     """Hash of the module's class and weights: what a forward pass depends on."""
     import joblib
 
-    module = net.module_
-    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    module = bare_module(net)
+    state = {k: v.numpy() for k, v in module_state(module).items()}
     return joblib.hash((type(module).__module__, type(module).__qualname__, state))
 
 

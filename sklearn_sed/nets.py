@@ -30,6 +30,8 @@ __all__ = [
     "forward_probabilities",
     "history_from_rows",
     "history_to_rows",
+    "load_module_state",
+    "module_state",
     "make_sed_net",
 ]
 
@@ -272,6 +274,55 @@ def bare_module(net):
     module = net.module_
     if isinstance(module, torch.nn.parallel.DistributedDataParallel):
         return module.module
+    return module
+
+
+def module_state(module):
+    """Return a network's weights and buffers: the one form every copy takes.
+
+    A detached, contiguous CPU copy of ``module.state_dict()``, without a
+    data-parallel wrapper's ``module.`` prefix. Model files
+    (:mod:`sklearn_sed.persistence`, as safetensors), training checkpoints
+    (:mod:`sklearn_sed.checkpoints`), the best epoch
+    (:class:`~sklearn_sed.callbacks.BestWeights`) and the end of a fit with
+    weight averaging all take and restore the weights through this function
+    and :func:`load_module_state`.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A network, possibly wrapped in ``DistributedDataParallel``.
+
+    Returns
+    -------
+    state : dict of str to Tensor
+    """
+    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        module = module.module
+    return {
+        k: v.detach().to("cpu", copy=True).contiguous()
+        for k, v in module.state_dict().items()
+    }
+
+
+def load_module_state(module, state):
+    """Load weights taken by :func:`module_state` into ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A network of the same architecture, possibly wrapped in
+        ``DistributedDataParallel``; the tensors go to its device.
+    state : dict of str to Tensor
+        From :func:`module_state` (or a model file's safetensors).
+
+    Returns
+    -------
+    module : torch.nn.Module
+    """
+    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        module = module.module
+    module.load_state_dict(state)
     return module
 
 

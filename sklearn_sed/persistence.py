@@ -28,7 +28,12 @@ import torch
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed._json import to_jsonable
-from sklearn_sed.nets import history_from_rows, history_to_rows
+from sklearn_sed.nets import (
+    history_from_rows,
+    history_to_rows,
+    load_module_state,
+    module_state,
+)
 
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
@@ -176,11 +181,7 @@ def save(obj, path):
         elif kind == "PseudoLabelSED":
             weights = f"{name}.safetensors"
             entry = _sed_to_json(step, weights)
-            state = {
-                k: v.detach().cpu().contiguous()
-                for k, v in step.net_.module_.state_dict().items()
-            }
-            blobs[weights] = st_save(state)
+            blobs[weights] = st_save(module_state(step.net_.module_))
         else:
             raise TypeError(
                 f"Step {name!r} is a {kind}; the safe format holds LogMelExtractor "
@@ -302,7 +303,7 @@ def _load_sed(entry, zf, device):
         ) from exc
     net = sed._make_net(sed.n_weak_, sed.n_strong_)
     net.initialize()
-    net.module_.load_state_dict(state)
+    load_module_state(net.module_, state)
     net.history = history_from_rows(entry.get("history", []))
     net.sed_ = sed
     sed.net_ = net

@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_sed import PseudoLabelSED
 from tests.conftest import FAST_SED
@@ -144,3 +145,32 @@ def test_same_seed_bit_identical_across_runs_and_extraction_jobs(tiny_dataset):
     a = PseudoLabelSED(**PARAMS).fit(F1, d["y_weak"][:16], d["y_strong"][:16])
     b = PseudoLabelSED(**PARAMS).fit(F2, d["y_weak"][:16], d["y_strong"][:16])
     np.testing.assert_array_equal(a.predict_frames(F1), b.predict_frames(F2))
+
+
+def test_weight_copies_ignore_a_data_parallel_wrapper(tmp_path):
+    """Model files, checkpoints and the best epoch share nets.module_state:
+    a DistributedDataParallel wrapper's ``module.`` prefix never reaches a
+    copy, and a copy loads into a wrapped or a bare network alike."""
+    import torch.distributed as dist
+
+    from sklearn_sed.nets import load_module_state, module_state
+    from sklearn_sed.resnet import ResNetSED
+
+    bare = ResNetSED(2, n_filters=2, n_blocks=1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1
+    )
+    try:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            ResNetSED(2, n_filters=2, n_blocks=1)
+        )
+        state = module_state(wrapped)
+        assert not any(k.startswith("module.") for k in state)
+        assert set(state) == set(bare.state_dict())
+        assert all(v.device.type == "cpu" for v in state.values())
+        load_module_state(bare, state)
+        load_module_state(wrapped, module_state(bare))
+        for k, v in module_state(bare).items():
+            torch.testing.assert_close(v, state[k])
+    finally:
+        dist.destroy_process_group()
