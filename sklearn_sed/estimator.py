@@ -44,6 +44,7 @@ from sklearn_sed.losses import (
     paper_class_weights,
 )
 from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
+from sklearn_sed.model_file import save
 from sklearn_sed.nets import (
     bare_module,
     check_module_output,
@@ -896,8 +897,6 @@ class PseudoLabelSED(BaseEstimator):
             Target file; written atomically. Load it with
             :func:`sklearn_sed.load`.
         """
-        from sklearn_sed.persistence import save
-
         save(self, path)
 
     # -------------------------------------------------------------- predict

@@ -15,6 +15,9 @@ modules, optimizers and callbacks that it does not know, which would all need
 custom trusted-type handlers and still serialise torch tensors through numpy.
 safetensors is the format torch models are shared in, loads without code, and
 JSON describes the rest in a way a person can read.
+
+This module reads model files; :mod:`sklearn_sed.model_file`, a layer below
+the estimator, writes them (:func:`save` is re-exported here).
 """
 
 import functools
@@ -26,25 +29,18 @@ import zipfile
 import numpy as np
 import torch
 
-from sklearn_sed._atomic import atomic_path
-from sklearn_sed._json import to_jsonable
-from sklearn_sed.nets import (
-    history_from_rows,
-    history_to_rows,
-    load_module_state,
-    module_state,
+from sklearn_sed.model_file import (
+    ALLOWED_PREFIXES,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    PATH_PARAMS,
+    qualname,
+    save,
 )
+from sklearn_sed.nets import history_from_rows, load_module_state
 
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
-#: Version of the file layout written by :func:`save`.
-FORMAT_VERSION = 1
-_MANIFEST = "sklearn_sed.json"
-_ALLOWED_PREFIXES = ("torch.optim.", "sklearn_sed.")
-#: Parameters that name places on disk: never written to, nor read from, a
-#: model file (a file that set ``memory`` would make ``predict`` unpickle the
-#: cache entries of that folder).
-PATH_PARAMS = ("memory", "checkpoint_dir")
 #: Largest member of a model file that :func:`load` reads, in bytes, by kind.
 MAX_MEMBER_BYTES = {"manifest": 64 * 2**20, "weights": 4 * 2**30}
 #: Largest ratio of a member's size to its compressed size (files written by
@@ -52,19 +48,15 @@ MAX_MEMBER_BYTES = {"manifest": 64 * 2**20, "weights": 4 * 2**30}
 _MAX_COMPRESSION_RATIO = 50
 
 
-def _qualname(obj):
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
 def _resolve(name, base):
     """Import the class ``name``, which must subclass ``base`` (allow-listed)."""
     refused = ValueError(
         f"Model file names {name!r}, which is not an allowed class (only "
         f"{base.__name__} subclasses in "
-        f"{', '.join(p + '*' for p in _ALLOWED_PREFIXES)}). The file was not "
+        f"{', '.join(p + '*' for p in ALLOWED_PREFIXES)}). The file was not "
         "written by sklearn_sed.save or was altered; it is refused."
     )
-    if not isinstance(name, str) or not name.startswith(_ALLOWED_PREFIXES):
+    if not isinstance(name, str) or not name.startswith(ALLOWED_PREFIXES):
         raise refused
     module, _, attr = name.rpartition(".")
     try:
@@ -73,25 +65,9 @@ def _resolve(name, base):
         raise refused from exc
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise refused
-    if not _qualname(obj).startswith(_ALLOWED_PREFIXES):  # re-exported elsewhere
+    if not qualname(obj).startswith(ALLOWED_PREFIXES):  # re-exported elsewhere
         raise refused
     return obj
-
-
-def _callable_to_json(obj, name):
-    if obj is None:
-        return None
-    if isinstance(obj, functools.partial):
-        return {"partial": _qualname(obj.func), "kwargs": to_jsonable(obj.keywords)}
-    if isinstance(obj, type):
-        qual = _qualname(obj)
-        if qual.startswith(_ALLOWED_PREFIXES):
-            return {"class": qual}
-    raise TypeError(
-        f"{name}={obj!r} cannot be saved in the safe format: only classes from "
-        "torch.optim and sklearn_sed (or functools.partial of them) can. Consider "
-        "joblib.dump for custom modules."
-    )
 
 
 def _callable_from_json(spec, base):
@@ -105,95 +81,6 @@ def _callable_from_json(spec, base):
             raise ValueError(f"partial arguments must be an object; got {kwargs!r}.")
         return functools.partial(_resolve(spec["partial"], base), **kwargs)
     return _resolve(spec["class"], base)
-
-
-def _extractor_to_json(ext):
-    return {
-        "type": "LogMelExtractor",
-        "params": to_jsonable(ext.get_params()),
-        "fitted": {
-            k: to_jsonable(getattr(ext, k))
-            for k in ("data_min_", "data_max_", "n_frames_")
-            if hasattr(ext, k)
-        },
-    }
-
-
-def _sed_to_json(sed, weights_name):
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(sed, "net_")
-    params = sed.get_params()
-    params["module"] = _callable_to_json(params["module"], "module")
-    params["optimizer"] = _callable_to_json(params["optimizer"], "optimizer")
-    params["callbacks"] = None  # training-time objects, not part of the model
-    params["accelerator"] = None
-    for name in PATH_PARAMS:  # places on this machine, not part of the model
-        params[name] = None
-    params = to_jsonable(params)
-    fitted = {
-        k: to_jsonable(getattr(sed, k))
-        for k in sed.FITTED_ATTRIBUTES
-        if hasattr(sed, k)
-    }
-    history = history_to_rows(sed.net_.history)
-    return {
-        "type": "PseudoLabelSED",
-        "params": params,
-        "fitted": fitted,
-        "weights": weights_name,
-        "history": history,
-    }
-
-
-def save(obj, path):
-    """Save a fitted PseudoLabelSED or Pipeline in the safe format, atomically.
-
-    Parameters
-    ----------
-    obj : PseudoLabelSED, LogMelExtractor or Pipeline of them
-        Fitted estimator(s).
-    path : str or os.PathLike
-        Target file (by convention ``.sed``); replaced only once the new file is
-        complete.
-
-    See Also
-    --------
-    load : The inverse.
-    """
-    from safetensors.torch import save as st_save
-
-    from sklearn_sed import __version__
-
-    steps = obj.steps if hasattr(obj, "steps") else [("model", obj)]
-    manifest = {
-        "format": "sklearn-sed",
-        "format_version": FORMAT_VERSION,
-        "library_version": __version__,
-        "pipeline": hasattr(obj, "steps"),
-        "steps": [],
-    }
-    blobs = {}
-    for name, step in steps:
-        kind = type(step).__name__
-        if kind == "LogMelExtractor":
-            entry = _extractor_to_json(step)
-        elif kind == "PseudoLabelSED":
-            weights = f"{name}.safetensors"
-            entry = _sed_to_json(step, weights)
-            blobs[weights] = st_save(module_state(step.net_.module_))
-        else:
-            raise TypeError(
-                f"Step {name!r} is a {kind}; the safe format holds LogMelExtractor "
-                "and PseudoLabelSED. Consider joblib.dump for other estimators."
-            )
-        entry["name"] = name
-        manifest["steps"].append(entry)
-    with atomic_path(path, suffix=".sed") as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-            for name, blob in blobs.items():
-                zf.writestr(name, blob)
 
 
 def _load_extractor(entry, device=None):
@@ -313,7 +200,7 @@ def _load_sed(entry, zf, device):
 def _check_members(zf, path):
     """Refuse members too large or too compressed to read safely."""
     for info in zf.infolist():
-        kind = "manifest" if info.filename == _MANIFEST else "weights"
+        kind = "manifest" if info.filename == MANIFEST_NAME else "weights"
         if info.file_size > MAX_MEMBER_BYTES[kind]:
             raise ValueError(
                 f"{path!r}: member {info.filename!r} is {info.file_size} bytes, "
@@ -360,7 +247,7 @@ def load(path, *, device="cpu"):
     Notes
     -----
     Parameters that name places on disk
-    (:data:`~sklearn_sed.persistence.PATH_PARAMS`: ``memory``,
+    (:data:`~sklearn_sed.model_file.PATH_PARAMS`: ``memory``,
     ``checkpoint_dir``) are never restored: the loaded model has them None.
     """
     path = os.fspath(path)
@@ -406,10 +293,10 @@ def load(path, *, device="cpu"):
 def _load_members(zf, path, device):
     _check_members(zf, path)
     try:
-        manifest = json.loads(zf.read(_MANIFEST))
+        manifest = json.loads(zf.read(MANIFEST_NAME))
     except KeyError as exc:
         raise ValueError(
-            f"{path!r} is not a sklearn-sed model file (no {_MANIFEST}). It may be "
+            f"{path!r} is not a sklearn-sed model file (no {MANIFEST_NAME}). It may be "
             "a pickle/joblib file; sklearn_sed.load never unpickles."
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

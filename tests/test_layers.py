@@ -32,6 +32,7 @@ LAYERS = {
     "nets": 3,
     "callbacks": 3,
     "checkpoints": 3,
+    "model_file": 3,
     "estimator": 4,
     "recipes": 5,
     "demo": 5,
@@ -48,10 +49,7 @@ LAYERS = {
 #: Layers a layer may import (besides its own layer for 3 and up).
 MAY_IMPORT = {0: {0}, 1: {0, 1}, 2: {0, 2}, 3: {0, 1, 2, 3}, 4: {0, 1, 2, 3}}
 #: Upward imports that are known and scheduled to go, with the reason.
-KNOWN = {
-    ("estimator", "persistence"): "PseudoLabelSED.save; goes with the single "
-    "serialiser of the structural issue (item 2)",
-}
+KNOWN = {}
 #: The numpy layer stays free of torch (features uses torch.stft for speed).
 TORCH_FREE = {name for name, layer in LAYERS.items() if layer == 0}
 
