@@ -31,15 +31,14 @@ from sklearn_sed.callbacks import (
 )
 from sklearn_sed.labels import (
     check_events,
+    encode_targets,
     encode_weak_labels,
-    events_to_frames,
     is_combined,
     split_labels,
     weak_labels_of,
 )
 from sklearn_sed.losses import (
     KIND_STRONG,
-    KIND_WEAK,
     STAGE2_WEIGHTINGS,
     paper_class_weights,
 )
@@ -73,46 +72,6 @@ POSTPROCESSING_PARAMS = frozenset(
         "predict_batch_size",
     }
 )
-
-
-def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
-    """Frame labels (n_clips, n_frames, n_classes) and a strong-clip mask."""
-    frames = np.zeros((n_clips, n_frames, len(classes)), dtype=np.float32)
-    if y_strong is None:
-        return frames, np.zeros(n_clips, dtype=bool)
-    if isinstance(y_strong, np.ndarray) and y_strong.ndim == 3:
-        if y_strong.shape != frames.shape:
-            raise ValueError(
-                f"y_strong has shape {y_strong.shape} but PseudoLabelSED expects "
-                f"(n_clips, n_frames_out, n_classes) = {frames.shape} (NaN rows "
-                "for weak-only clips). Consider passing event lists instead."
-            )
-        missing = np.isnan(y_strong)
-        strong = ~missing.any(axis=(1, 2))
-        partial = np.flatnonzero(missing.any(axis=(1, 2)) & ~missing.all(axis=(1, 2)))
-        if len(partial):
-            raise ValueError(
-                f"y_strong[{partial[0]}] is partly NaN ({len(partial)} clip(s) like "
-                "it): a clip's frame labels are all known (0/1) or all NaN (a "
-                "weak-only clip). Fill the missing frames or set the whole clip "
-                "to NaN."
-            )
-        frames[strong] = y_strong[strong]
-        if not np.all(np.isin(frames, (0, 1))):
-            raise ValueError("y_strong frame labels must be 0, 1 or NaN.")
-        return frames, strong
-    strong = np.zeros(n_clips, dtype=bool)
-    for i, events in enumerate(y_strong):
-        if events is None:
-            continue
-        events = check_events(
-            events, duration=duration, classes=classes, name=f"y_strong[{i}]"
-        )
-        strong[i] = True
-        frames[i] = events_to_frames(
-            events, classes=classes, n_frames=n_frames, duration=duration
-        )
-    return frames, strong
 
 
 def _hash_rows(X, chunk=256):
@@ -559,7 +518,7 @@ class PseudoLabelSED(BaseEstimator):
         if y_strong is not None:
             check_n_clips(X, y_strong, name="y_strong")
         Y_weak, self.classes_ = encode_weak_labels(y_weak, self.classes)
-        n_clips, n_classes = Y_weak.shape
+        n_classes = Y_weak.shape[1]
         if n_classes == 0:
             raise ValueError(
                 "y_weak holds no class at all. Consider passing `classes`."
@@ -571,24 +530,14 @@ class PseudoLabelSED(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
         self.n_frames_out_ = self._probe_output_frames(X, n_classes)
-        frames, strong = _encode_strong(
+        y = encode_targets(
+            Y_weak,
             y_strong,
-            n_clips=n_clips,
             classes=self.classes_,
             n_frames=self.n_frames_out_,
             duration=self.duration,
         )
-        implied = frames.max(axis=1)
-        bad = np.flatnonzero(strong & np.any(implied != Y_weak, axis=1))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"y_strong[{i}] contradicts y_weak[{i}]: the events contain "
-                f"{self.classes_[implied[i] > 0].tolist()} but the weak label is "
-                f"{self.classes_[Y_weak[i] > 0].tolist()} ({bad.size} clip(s) "
-                "disagree). A strong clip's weak label must list exactly its "
-                "event classes."
-            )
+        strong = y["kind"] == KIND_STRONG
         if not strong.any():
             warnings.warn(
                 "No clip has strong labels: eq. 8 has no frame loss, so the frame "
@@ -604,8 +553,6 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
-        y = {"weak": Y_weak, "frames": frames, "kind": kind}
         X, y, val = self._validation_split(X, y, y_strong, X_val, y_val, seed)
         self.class_weight_ = self._class_weight(y["weak"])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())

@@ -23,6 +23,7 @@ __all__ = [
     "combine_labels",
     "split_labels",
     "check_events",
+    "encode_targets",
     "encode_weak_labels",
     "events_to_frames",
     "frames_to_events",
@@ -322,6 +323,106 @@ class ClipLabels(NamedTuple):
 
     weak: tuple
     events: list | None
+
+
+def _encode_strong(y_strong, *, n_clips, classes, n_frames, duration):
+    """Return frame labels (n_clips, n_frames, n_classes) and a strong-clip mask."""
+    frames = np.zeros((n_clips, n_frames, len(classes)), dtype=np.float32)
+    if y_strong is None:
+        return frames, np.zeros(n_clips, dtype=bool)
+    if isinstance(y_strong, np.ndarray) and y_strong.ndim == 3:
+        if y_strong.shape != frames.shape:
+            raise ValueError(
+                f"y_strong has shape {y_strong.shape} but PseudoLabelSED expects "
+                f"(n_clips, n_frames_out, n_classes) = {frames.shape} (NaN rows "
+                "for weak-only clips). Consider passing event lists instead."
+            )
+        missing = np.isnan(y_strong)
+        strong = ~missing.any(axis=(1, 2))
+        partial = np.flatnonzero(missing.any(axis=(1, 2)) & ~missing.all(axis=(1, 2)))
+        if len(partial):
+            raise ValueError(
+                f"y_strong[{partial[0]}] is partly NaN ({len(partial)} clip(s) like "
+                "it): a clip's frame labels are all known (0/1) or all NaN (a "
+                "weak-only clip). Fill the missing frames or set the whole clip "
+                "to NaN."
+            )
+        frames[strong] = y_strong[strong]
+        if not np.all(np.isin(frames, (0, 1))):
+            raise ValueError("y_strong frame labels must be 0, 1 or NaN.")
+        return frames, strong
+    strong = np.zeros(n_clips, dtype=bool)
+    for i, events in enumerate(y_strong):
+        if events is None:
+            continue
+        events = check_events(
+            events, duration=duration, classes=classes, name=f"y_strong[{i}]"
+        )
+        strong[i] = True
+        frames[i] = events_to_frames(
+            events, classes=classes, n_frames=n_frames, duration=duration
+        )
+    return frames, strong
+
+
+def encode_targets(Y_weak, y_strong, *, classes, n_frames, duration):
+    """Encode a training set's labels into the targets of eqs. 1-10.
+
+    The one place where weak and strong labels become what the loss and the
+    pseudo-label step read: clip labels, frame labels and each clip's kind.
+
+    Parameters
+    ----------
+    Y_weak : ndarray of shape (n_clips, n_classes)
+        Clip labels, from :func:`encode_weak_labels`.
+    y_strong : list or ndarray or None
+        Per clip, a list of ``(onset, offset, label)`` events or None (a
+        weak-only clip), or frame labels of shape (n_clips, n_frames,
+        n_classes) with NaN rows for weak-only clips; None when no clip is
+        strong.
+    classes : ndarray of shape (n_classes,)
+        Class labels, in the order of ``Y_weak``'s columns.
+    n_frames : int
+        Frames of the network's output per clip.
+    duration : float
+        Clip length in seconds.
+
+    Returns
+    -------
+    targets : dict
+        ``"weak"`` (n_clips, n_classes) float32, ``"frames"`` (n_clips,
+        n_frames, n_classes) float32 (zeros for weak-only clips) and
+        ``"kind"`` (n_clips,) int64, :data:`KIND_STRONG` or
+        :data:`KIND_WEAK`.
+
+    Raises
+    ------
+    ValueError
+        If an event list is invalid, frame labels have the wrong shape or
+        values, or a strong clip's events contradict its weak label.
+    """
+    Y_weak = np.asarray(Y_weak, dtype=np.float32)
+    classes = np.asarray(classes)
+    frames, strong = _encode_strong(
+        y_strong,
+        n_clips=len(Y_weak),
+        classes=classes,
+        n_frames=n_frames,
+        duration=duration,
+    )
+    implied = frames.max(axis=1)
+    bad = np.flatnonzero(strong & np.any(implied != Y_weak, axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"y_strong[{i}] contradicts y_weak[{i}]: the events contain "
+            f"{classes[implied[i] > 0].tolist()} but the weak label is "
+            f"{classes[Y_weak[i] > 0].tolist()} ({bad.size} clip(s) "
+            "disagree). A strong clip's weak label must list exactly its "
+            "event classes."
+        )
+    kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
+    return {"weak": Y_weak, "frames": frames, "kind": kind}
 
 
 def weak_labels_of(events):

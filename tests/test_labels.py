@@ -83,3 +83,36 @@ def test_event_encoder_frame_sec():
     enc = EventEncoder(["a"], n_frames=128, duration=10.0)
     assert enc.frame_sec == pytest.approx(10 / 128)
     assert enc.decode(enc.encode([])) == []
+
+
+def test_encode_targets_gives_clip_labels_frame_labels_and_kinds():
+    from sklearn_sed.labels import KIND_STRONG, KIND_WEAK, encode_targets
+
+    classes = np.array(["Cat", "Dog"])
+    Y_weak = np.array([[0, 1], [1, 0]], dtype=np.float32)
+    y = encode_targets(
+        Y_weak,
+        [[(0.0, 5.0, "Dog")], None],
+        classes=classes,
+        n_frames=10,
+        duration=10.0,
+    )
+    assert y["kind"].tolist() == [KIND_STRONG, KIND_WEAK]
+    assert y["frames"].shape == (2, 10, 2)
+    assert y["frames"][0, :5, 1].all()
+    assert not y["frames"][0, 5:].any()
+    assert not y["frames"][1].any()  # a weak-only clip has no frame labels
+    np.testing.assert_array_equal(y["weak"], Y_weak)
+
+
+def test_encode_targets_refuses_events_that_contradict_the_weak_label():
+    from sklearn_sed.labels import encode_targets
+
+    with pytest.raises(ValueError, match=r"y_strong\[0\] contradicts y_weak\[0\]"):
+        encode_targets(
+            np.array([[1, 0]], dtype=np.float32),
+            [[(0.0, 5.0, "Dog")]],
+            classes=np.array(["Cat", "Dog"]),
+            n_frames=10,
+            duration=10.0,
+        )
