@@ -31,8 +31,8 @@ from _common import machine, now, write_json
 from throughput import clips_per_second
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.networks.resnet import ResNetSED
 from sklearn_sed.pipeline import Pipeline
-from sklearn_sed.resnet import ResNetSED
 
 DEVICE = "cuda"  # "cpu" only for a check of the script itself (--check)
 

@@ -27,10 +27,10 @@ from joblib import Memory
 
 from sklearn_sed import LogMelExtractor, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality
-from sklearn_sed.crnn import CRNN
 from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
 from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics import sed_eval_results
+from sklearn_sed.networks.crnn import CRNN
 
 FIGURES = (
     "\n\n![Table 1 bar chart](table1.png)\n\n"

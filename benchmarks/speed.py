@@ -33,8 +33,8 @@ from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.labels import combine_labels
 from sklearn_sed.losses import KIND_STRONG, PseudoLabelLoss
 from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.networks.resnet import ResNetSED
 from sklearn_sed.pipeline import make_pipeline
-from sklearn_sed.resnet import ResNetSED
 
 
 def timed(fn, repeats=3):

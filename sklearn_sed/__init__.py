@@ -18,10 +18,10 @@ from sklearn_sed.metrics import (
     segment_f1_scorer,
 )
 from sklearn_sed.nets import SEDNet, make_sed_net
+from sklearn_sed.networks import ResNetSED
 from sklearn_sed.persistence import load, save
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
-from sklearn_sed.resnet import ResNetSED
 
 try:
     __version__ = version("sklearn-sed")

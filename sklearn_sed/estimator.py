@@ -46,15 +46,14 @@ from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
 from sklearn_sed.model_file import save
 from sklearn_sed.nets import (
     bare_module,
-    check_module_output,
     device_type,
     load_module_state,
     make_sed_net,
     module_state,
 )
 from sklearn_sed.nets import forward_probabilities as _forward
+from sklearn_sed.networks import ResNetSED, check_module_output
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
-from sklearn_sed.resnet import ResNetSED
 from sklearn_sed.tuning import tune_postprocessing
 
 __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
@@ -95,7 +94,7 @@ class PseudoLabelSED(BaseEstimator):
     ----------
     module : torch.nn.Module class, factory or instance, default=None
         Network returning ``(frame_probs, clip_probs)``; None is
-        :class:`~sklearn_sed.resnet.ResNetSED`. A class or factory (e.g.
+        :class:`~sklearn_sed.networks.ResNetSED`. A class or factory (e.g.
         ``functools.partial(CRNN, n_filters=32)``) is called with
         ``n_classes=len(classes_)``; an instance is copied.
     n_filters : int, default=64

@@ -48,8 +48,19 @@ MAX_MEMBER_BYTES = {"manifest": 64 * 2**20, "weights": 4 * 2**30}
 _MAX_COMPRESSION_RATIO = 50
 
 
+#: Modules renamed since format version 1 was first written: files that name
+#: the old place still load.
+_MOVED = {
+    "sklearn_sed.resnet.": "sklearn_sed.networks.resnet.",
+    "sklearn_sed.crnn.": "sklearn_sed.networks.crnn.",
+}
+
+
 def _resolve(name, base):
     """Import the class ``name``, which must subclass ``base`` (allow-listed)."""
+    for old, new in _MOVED.items():
+        if isinstance(name, str) and name.startswith(old):
+            name = new + name[len(old) :]
     refused = ValueError(
         f"Model file names {name!r}, which is not an allowed class (only "
         f"{base.__name__} subclasses in "

@@ -154,7 +154,7 @@ def test_weight_copies_ignore_a_data_parallel_wrapper(tmp_path):
     import torch.distributed as dist
 
     from sklearn_sed.nets import load_module_state, module_state
-    from sklearn_sed.resnet import ResNetSED
+    from sklearn_sed.networks.resnet import ResNetSED
 
     bare = ResNetSED(2, n_filters=2, n_blocks=1)
     dist.init_process_group(

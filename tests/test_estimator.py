@@ -195,7 +195,7 @@ def test_invalid_parameter_message(tiny_dataset):
 
 def test_custom_module_class_is_built_with_n_classes(tiny_dataset):
     """Check a custom module class gets n_classes and trains."""
-    from sklearn_sed.resnet import ResNetSED
+    from sklearn_sed.networks.resnet import ResNetSED
 
     class Small(ResNetSED):
         def __init__(self, n_classes):

@@ -137,7 +137,7 @@ def _bad_cases():
         "module of the library": setp("module", {"class": "sklearn_sed.cli.os"}),
         "function, not a class": setp("module", {"class": "sklearn_sed.load"}),
         "optimizer that is a module": setp(
-            "optimizer", {"class": "sklearn_sed.resnet.ResNetSED"}
+            "optimizer", {"class": "sklearn_sed.networks.resnet.ResNetSED"}
         ),
         "fitted private attribute": setf("_secret", 1),
         "missing weights member": lambda m: _sed_entry(m).__setitem__(

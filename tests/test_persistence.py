@@ -202,7 +202,7 @@ def test_sigkill_during_save_keeps_the_old_file(saved, tmp_path):
 
 def test_unsupported_module_is_refused_on_save(tiny_dataset, tmp_path):
     """Check a custom module that the safe format cannot name is refused."""
-    from sklearn_sed.resnet import ResNetSED
+    from sklearn_sed.networks.resnet import ResNetSED
 
     class Custom(ResNetSED):
         def __init__(self, n_classes):
@@ -255,4 +255,32 @@ def test_gpu_trained_model_loads_on_cpu(tiny_dataset, tmp_path):
     assert next(cpu.net_.module_.parameters()).device == torch.device("cpu")
     np.testing.assert_allclose(
         cpu.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4]), atol=5e-3
+    )
+
+
+def test_a_file_that_names_the_networks_old_module_still_loads(tiny_dataset, tmp_path):
+    """ResNetSED and CRNN moved to sklearn_sed.networks; a file written before
+    (naming sklearn_sed.crnn.CRNN) loads and predicts as it did."""
+    import functools
+
+    from sklearn_sed.networks import CRNN
+
+    d = tiny_dataset
+    module = functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=32)
+    sed = PseudoLabelSED(module, **{**FAST_SED, "n_filters": 2})
+    sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
+    new = tmp_path / "new.sed"
+    sed.save(new)
+
+    def old_names(manifest):
+        spec = manifest["steps"][0]["params"]["module"]
+        assert spec["partial"] == "sklearn_sed.networks.crnn.CRNN"
+        spec["partial"] = "sklearn_sed.crnn.CRNN"
+
+    old = tmp_path / "old.sed"
+    _rewrite(new, old, _edit_manifest(old_names))
+    loaded = sklearn_sed.load(old)
+    assert loaded.module.func is CRNN
+    np.testing.assert_array_equal(
+        loaded.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4])
     )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_sed.resnet import ResNetSED
+from sklearn_sed.networks.resnet import ResNetSED
 
 
 def test_resnet_paper_size_shapes():
@@ -51,7 +51,7 @@ def test_crnn_shapes_and_training_with_estimator():
     import numpy as np
 
     from sklearn_sed import PseudoLabelSED
-    from sklearn_sed.crnn import CRNN
+    from sklearn_sed.networks.crnn import CRNN
 
     net = CRNN(n_classes=4, n_filters=8, hidden_size=8).eval()
     with torch.no_grad():
@@ -111,8 +111,8 @@ def test_module_contract_is_checked_at_fit_with_the_fix(fault, error, match):
 
 def test_library_networks_keep_the_contract():
     """Check ResNetSED and CRNN pass check_module_output."""
-    from sklearn_sed.crnn import CRNN
-    from sklearn_sed.nets import check_module_output
+    from sklearn_sed.networks import check_module_output
+    from sklearn_sed.networks.crnn import CRNN
 
     X = np.random.default_rng(0).random((2, 64, 32), dtype=np.float32)
     assert check_module_output(ResNetSED(3, n_filters=2, n_blocks=1), X, 3) == 8

@@ -4,7 +4,7 @@ Three convolution blocks (64 filters, 3x3, batch norm, gated linear unit,
 max pooling that divides time by 2 each, so by 8 in all, and frequency down
 to 1), a two-layer bidirectional GRU and a per-frame linear layer with a
 sigmoid. Clip probabilities come from attention pooling over time, as in the
-DCASE baselines, or from max pooling like :class:`~sklearn_sed.resnet.ResNetSED`.
+DCASE baselines, or from max pooling like :class:`~sklearn_sed.networks.ResNetSED`.
 It returns ``(frame_probs, clip_probs)``, so :class:`~sklearn_sed.PseudoLabelSED`
 trains it like the ResNet (``PseudoLabelSED(module=CRNN)``).
 """
@@ -46,12 +46,12 @@ class CRNN(nn.Module):
 
     See Also
     --------
-    sklearn_sed.resnet.ResNetSED : The NEC network.
+    sklearn_sed.networks.resnet.ResNetSED : The NEC network.
 
     Examples
     --------
     >>> import torch
-    >>> from sklearn_sed.crnn import CRNN
+    >>> from sklearn_sed.networks.crnn import CRNN
     >>> net = CRNN(n_classes=3, n_filters=4, hidden_size=4)
     >>> frames, clips = net(torch.rand(2, 64, 64))
     >>> tuple(frames.shape), tuple(clips.shape)

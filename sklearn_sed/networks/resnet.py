@@ -90,12 +90,12 @@ class ResNetSED(nn.Module):
     See Also
     --------
     sklearn_sed.PseudoLabelSED : The estimator that trains it.
-    sklearn_sed.crnn.CRNN : The DCASE2019 baseline architecture.
+    sklearn_sed.networks.crnn.CRNN : The DCASE2019 baseline architecture.
 
     Examples
     --------
     >>> import torch
-    >>> from sklearn_sed.resnet import ResNetSED
+    >>> from sklearn_sed.networks.resnet import ResNetSED
     >>> net = ResNetSED(n_classes=3, n_filters=4, n_blocks=1).eval()
     >>> frames, clips = net(torch.rand(2, 64, 16))
     >>> tuple(frames.shape), tuple(clips.shape)

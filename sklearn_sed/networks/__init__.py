@@ -1,0 +1,13 @@
+"""The networks, and the contract every network keeps.
+
+- :class:`ResNetSED`: the NEC report's ResNet (section 2.2).
+- :class:`CRNN`: the DCASE2019 Task 4 baseline.
+- :class:`SEDNetwork` and :func:`check_module_output`: the contract that
+  these and a user's module keep, written down once (:mod:`.contract`).
+"""
+
+from sklearn_sed.networks.contract import SEDNetwork, check_module_output
+from sklearn_sed.networks.crnn import CRNN
+from sklearn_sed.networks.resnet import ResNetSED
+
+__all__ = ["CRNN", "ResNetSED", "SEDNetwork", "check_module_output"]
