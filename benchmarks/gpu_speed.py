@@ -42,6 +42,15 @@ def _sync():
         torch.cuda.synchronize()
 
 
+def _wall(fn):
+    """Seconds of ``fn()`` on the wall clock, device work finished."""
+    _sync()
+    t0 = time.perf_counter()
+    fn()
+    _sync()
+    return time.perf_counter() - t0
+
+
 def _median_ms(fn, repeats=10, warmup=3):
     for _ in range(warmup):
         fn()
@@ -136,11 +145,7 @@ def inference_rtf(n_clips, n_files, width):
         for dtype in ("float32", "bfloat16"):
             sed = fitted_paper_size(dtype, width)
             sed.predict_events(F[:32])  # warm-up
-            _sync()
-            t0 = time.perf_counter()
-            sed.predict_events(F)
-            _sync()
-            sec = time.perf_counter() - t0
+            sec = _wall(lambda sed=sed: sed.predict_events(F))
             out[f"features_{dtype}"] = {
                 "seconds": sec,
                 "rtf": sec / (10.0 * n_clips),
@@ -150,15 +155,8 @@ def inference_rtf(n_clips, n_files, width):
                 ext = LogMelExtractor(device=where).fit(paths[:8])
                 pipe = Pipeline([("logmel", ext), ("sed", sed)])
                 pipe.predict_events(paths[:8])  # warm-up
-                _sync()
-                t0 = time.perf_counter()
-                pipe.predict_events(paths)
-                _sync()
-                sec = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                ext.transform(paths)
-                _sync()
-                ext_sec = time.perf_counter() - t0
+                sec = _wall(lambda pipe=pipe: pipe.predict_events(paths))
+                ext_sec = _wall(lambda ext=ext: ext.transform(paths))
                 out[f"audio_{dtype}_extractor_{where}"] = {
                     "seconds": sec,
                     "rtf": sec / (10.0 * n_files),

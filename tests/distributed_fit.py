@@ -19,18 +19,10 @@ from torch import nn
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.datasets import make_domestic_soundscapes
+from tests.conftest import TINY_DATA, TINY_FEATURES
 
 #: Clips per process and per step; the global batch is this x processes.
 BATCH = 4
-FEATURES = dict(
-    sr=16000,
-    duration=2.0,
-    n_fft=512,
-    win_length=320,
-    hop_length=125,
-    n_mels=32,
-    fmax=8000,
-)
 
 
 class TinySED(nn.Module):
@@ -51,24 +43,12 @@ class TinySED(nn.Module):
 def data():
     """32 training clips (half weak) and 8 test clips, the same everywhere."""
     X, y_weak, y_strong = make_domestic_soundscapes(
-        32,
-        weak_fraction=0.5,
-        random_state=0,
-        duration=2.0,
-        sr=16000,
-        n_classes=2,
-        max_events=2,
+        32, weak_fraction=0.5, random_state=0, **TINY_DATA
     )
     X_test, _, _ = make_domestic_soundscapes(
-        8,
-        weak_fraction=0.0,
-        random_state=1,
-        duration=2.0,
-        sr=16000,
-        n_classes=2,
-        max_events=2,
+        8, weak_fraction=0.0, random_state=1, **TINY_DATA
     )
-    ext = LogMelExtractor(**FEATURES)
+    ext = LogMelExtractor(**TINY_FEATURES)
     return ext.fit_transform(X), y_weak, y_strong, ext.transform(X_test)
 
 
