@@ -340,6 +340,7 @@ def score_runs(record, y_valid):
                 if dur
                 else None,
                 "dev_event_f1_per_epoch": [h.get("valid_event_f1") for h in hist],
+                "epoch_seconds": dur,
             }
         )
     return rows
@@ -427,7 +428,7 @@ def speed_section(path):
 
 def score(args):
     sys.path.insert(0, os.path.dirname(__file__))
-    from reproduce_table1 import VARIANTS, load_results, mean_std
+    from reproduce_table1 import VARIANTS, load_results, mean_std, plot_curves
 
     record = merge_records(args.results)
     meta, _, (_, y_valid) = load_pack(args.pack, record.get("tiny", False))
@@ -496,6 +497,12 @@ def score(args):
         speed = speed_section(args.speed)
         print(speed)
     if args.docs:
+        figure = os.path.join(os.path.dirname(args.docs), "gpu_table1_curves.png")
+        plot_curves(rows, figure, where=record["device"])
+        text += (
+            "\n\n![Development event F1 against training minutes on the "
+            "accelerator](gpu_table1_curves.png)"
+        )
         replace_section(args.docs, "gpu_table1", text)
         if args.speed:
             replace_section(args.docs, "gpu_speed", speed)

@@ -332,7 +332,7 @@ def report(results, args, elapsed):
     return text, summary
 
 
-def plot_curves(results, path):
+def plot_curves(results, path, where="2-core CPU"):
     """Development event F1 after every epoch against training minutes."""
     import matplotlib
 
@@ -357,7 +357,7 @@ def plot_curves(results, path):
             marker=".",
             label=f"{label(r['variant'])}, seed {r['seed']}",
         )
-    ax.set_xlabel("training minutes (2-core CPU)")
+    ax.set_xlabel(f"training minutes ({where})")
     ax.set_ylabel("dev event-based F1 (%), tuned per class")
     ax.set_title("Where each variant stalls")
     ax.legend(fontsize=7)
