@@ -353,7 +353,7 @@ def _override_decoding(sed, args):
     """Apply ``--threshold`` and ``--median-filter`` to the loaded model."""
     if args.threshold is None and args.median_filter is None:
         return
-    threshold, median = sed._decoding()
+    threshold, median = sed.decoding_settings()
     if args.threshold is not None:
         threshold = _per_class("--threshold", args.threshold, sed.classes_, threshold)
         if not ((threshold >= 0) & (threshold <= 1)).all():
@@ -595,7 +595,7 @@ def _cmd_plot(args):
         duration=end - start,
         reference=reference,
         title=os.path.basename(args.audio) + span,
-        threshold=sed._decoding()[0],
+        threshold=sed.decoding_settings()[0],
         sr=ext["sr"],
         hop_length=ext["hop_length"],
         fmin=ext["fmin"],

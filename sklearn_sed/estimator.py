@@ -643,8 +643,23 @@ class PseudoLabelSED(BaseEstimator):
                 )
             )
 
-    def _decoding(self):
-        """Per-class thresholds and median filters used for decoding."""
+    def decoding_settings(self):
+        """Return the per-class thresholds and median filters that decoding uses.
+
+        The tuned ones (``threshold_``, ``median_filter_sec_``) when
+        ``tune_postprocessing`` chose them on validation clips, else the
+        ``threshold`` and ``median_filter_sec`` parameters for every class.
+        ``predict``, ``predict_events``, the command line's ``--threshold``
+        overrides and its detection figure all read them here.
+
+        Returns
+        -------
+        threshold : ndarray of shape (n_classes,)
+            Decision threshold of each class, in [0, 1].
+        median_filter_sec : ndarray of shape (n_classes,)
+            Median-filter length of each class, in seconds.
+        """
+        check_is_fitted(self, "classes_")
         tuned = getattr(self, "validation_f1_", None) is not None
         if self.tune_postprocessing and tuned:
             return self.threshold_, self.median_filter_sec_
@@ -752,7 +767,7 @@ class PseudoLabelSED(BaseEstimator):
             params.pop(name, None)
         key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
         if val is not None:
-            key += (joblib.hash(np.asarray(val[0])), val[1])
+            key += (_hash_rows(val[0]), val[1])
         return joblib.hash(key)
 
     def _train(self, X, y, seed, val=None):
@@ -918,7 +933,7 @@ class PseudoLabelSED(BaseEstimator):
             1 where the class is detected, in the column order of ``classes_``.
         """
         clip_probs = self.predict_proba(X)
-        thresholds, _ = self._decoding()
+        thresholds, _ = self.decoding_settings()
         return (clip_probs >= thresholds).astype(int)
 
     def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
@@ -949,7 +964,7 @@ class PseudoLabelSED(BaseEstimator):
             Per clip, events in seconds.
         """
         check_is_fitted(self, "classes_")
-        threshold, median_filter_sec = self._decoding()
+        threshold, median_filter_sec = self.decoding_settings()
         return decode_events(
             frame_probs,
             clip_probs,

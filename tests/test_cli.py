@@ -767,8 +767,8 @@ def test_predict_threshold_and_median_filter_overrides(
         "all": (["--threshold", "0.05", "--median-filter", "0"], [0.05] * 2, [0.0] * 2),
         "one": (
             ["--threshold", f"{first}=0.9"],
-            [0.9, float(sed._decoding()[0][1])],
-            sed._decoding()[1].tolist(),
+            [0.9, float(sed.decoding_settings()[0][1])],
+            sed.decoding_settings()[1].tolist(),
         ),
     }
     for name, (flags, thr, med) in cases.items():

@@ -231,3 +231,12 @@ def test_default_configuration_shapes_on_ten_second_clips():
 
 
 assert TINY_SED["max_iter"] == 3  # test_pseudo_label_history relies on it
+
+
+def test_decoding_settings_are_the_parameters_per_class_until_tuned(fitted_sed):
+    threshold, median = fitted_sed.decoding_settings()
+    n = len(fitted_sed.classes_)
+    np.testing.assert_array_equal(threshold, np.full(n, fitted_sed.threshold))
+    np.testing.assert_array_equal(median, np.full(n, fitted_sed.median_filter_sec))
+    with pytest.raises(NotFittedError):
+        PseudoLabelSED().decoding_settings()
