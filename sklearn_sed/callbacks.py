@@ -83,7 +83,25 @@ def _ramped_ema(decay):
     return update
 
 
-class WeightAveraging(Callback):
+class DropsOnPickle:
+    """Mixin of the callbacks that hold training data or weight copies.
+
+    The attributes named in ``_dropped_on_pickle`` are set to None in a
+    pickle (``joblib.dump`` of a fitted model, a copy): training data is not
+    part of a model, and a model carries its weights once, in its module.
+    Checkpoints save what training needs explicitly.
+    """
+
+    _dropped_on_pickle = ()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in self._dropped_on_pickle:
+            state[name] = None
+        return state
+
+
+class WeightAveraging(DropsOnPickle, Callback):
     """Exponential moving average of the module's weights and buffers.
 
     After every training batch, ``avg = d * avg + (1 - d) * weights``
@@ -103,6 +121,8 @@ class WeightAveraging(Callback):
     averaged_ : torch.optim.swa_utils.AveragedModel or None
         The average; None before the first batch.
     """
+
+    _dropped_on_pickle = ("averaged_",)
 
     def __init__(self, decay=0.999):
         self.decay = decay
@@ -128,12 +148,6 @@ class WeightAveraging(Callback):
         return AveragedModel(
             bare_module(net), multi_avg_fn=_ramped_ema(self.decay), use_buffers=True
         )
-
-    def __getstate__(self):
-        # As BestWeights: a pickled model carries its weights once.
-        state = dict(self.__dict__)
-        state["averaged_"] = None
-        return state
 
     def state_dict(self):
         """Return the average's tensors (for checkpoints), or None."""
@@ -205,7 +219,7 @@ class WarmupCosineLR(Callback):
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
 
 
-class ValidationScoring(Callback):
+class ValidationScoring(DropsOnPickle, Callback):
     """Score a held-out set after every epoch of both stages.
 
     Adds a column (``name``) to the per-epoch table and to ``net_.history``.
@@ -236,6 +250,8 @@ class ValidationScoring(Callback):
     'valid_event_f1'
     """
 
+    _dropped_on_pickle = ("X_valid", "y_valid")
+
     def __init__(
         self,
         X_valid,
@@ -252,11 +268,6 @@ class ValidationScoring(Callback):
         self.name = name
         self.tune = tune
         self.tune_grid = tune_grid
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["X_valid"] = state["y_valid"] = None
-        return state
 
     def on_epoch_end(self, net, **kwargs):
         """Record the validation score of this epoch."""
@@ -291,7 +302,7 @@ class ValidationScoring(Callback):
         net.history.record(self.name, score)
 
 
-class BestWeights(Callback):
+class BestWeights(DropsOnPickle, Callback):
     """Remember the module weights of the epoch with the best monitored score.
 
     Call :meth:`restore` after ``fit`` to load them
@@ -312,6 +323,8 @@ class BestWeights(Callback):
         Epoch (1-based) where it was seen.
     """
 
+    _dropped_on_pickle = ("best_state_",)
+
     def __init__(self, monitor="valid_event_f1"):
         self.monitor = monitor
 
@@ -329,13 +342,6 @@ class BestWeights(Callback):
             self.best_score_ = float(score)
             self.best_epoch_ = int(net.history[-1, "epoch"])
             self.best_state_ = module_state(evaluation_module(net))
-
-    def __getstate__(self):
-        # The weight copy is training state (checkpoints save it explicitly);
-        # a pickled model carries its weights once, in the module.
-        state = dict(self.__dict__)
-        state["best_state_"] = None
-        return state
 
     def restore(self, net):
         """Load the best weights into ``net`` (a no-op before any score)."""
@@ -396,7 +402,7 @@ class PseudoLabelQuality(Callback):
         )
 
 
-class PseudoLabeling(Callback):
+class PseudoLabeling(DropsOnPickle, Callback):
     """The two training stages of the NEC report inside one skorch fit.
 
     Epochs ``1 .. stage1_epochs`` are stage 1 (eq. 6). Then, before every
@@ -439,6 +445,8 @@ class PseudoLabeling(Callback):
         Per iteration: ``iteration``, ``threshold``, ``n_pseudo``, ``n_weak``.
     """
 
+    _dropped_on_pickle = ("X", "y")
+
     def __init__(
         self,
         X,
@@ -473,11 +481,6 @@ class PseudoLabeling(Callback):
     def total_epochs(self):
         """Epochs of both stages."""
         return self.stage1_epochs + self.n_iter * self.epochs_per_iter
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["X"] = state["y"] = None  # training data is not part of a model
-        return state
 
     def on_train_end(self, net, **kwargs):
         """Let go of the training data: a fitted model must not keep it alive."""

@@ -18,7 +18,7 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
-from sklearn_sed.callbacks import BestWeights, WeightAveraging
+from sklearn_sed.callbacks import BestWeights, DropsOnPickle, WeightAveraging
 from sklearn_sed.nets import (
     history_from_rows,
     history_to_rows,
@@ -164,7 +164,7 @@ def restore(net, state, y):
     return json.loads(state["pl_history"])
 
 
-class TrainingCheckpoint(Callback):
+class TrainingCheckpoint(DropsOnPickle, Callback):
     """Write the training state after every epoch (a skorch callback).
 
     Each epoch's state is written by :func:`save_checkpoint`.
@@ -185,16 +185,13 @@ class TrainingCheckpoint(Callback):
         The callback whose record is saved.
     """
 
+    _dropped_on_pickle = ("y",)
+
     def __init__(self, directory, *, fingerprint, y, pseudo_labeling):
         self.directory = directory
         self.fingerprint = fingerprint
         self.y = y
         self.pseudo_labeling = pseudo_labeling
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["y"] = None
-        return state
 
     def on_train_end(self, net, **kwargs):
         """Let go of the training targets."""
