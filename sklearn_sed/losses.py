@@ -200,7 +200,7 @@ def stage2_loss(
     return L_v + L_m
 
 
-def _batch_counts(counts, last):
+def _batch_counts(counts):
     """Return the ``N_all`` of each partial loss of a batch.
 
     In one process: None (each loss counts its own samples). Under
@@ -213,11 +213,11 @@ def _batch_counts(counts, last):
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()):
-        return [None] * (len(counts) + 1)
+        return [None] * len(counts)
     world = dist.get_world_size()
     if world == 1:
-        return [None] * (len(counts) + 1)
-    total = torch.stack([*counts, last]).to(torch.float64)
+        return [None] * len(counts)
+    total = torch.stack(counts).to(torch.float64)
     dist.all_reduce(total)
     return list((total / world).to(torch.float32))
 
@@ -283,8 +283,12 @@ class PseudoLabelLoss(nn.Module):
         not_strong = ~strong  # weak clips keep their clip loss when pseudo labelled
         n_frames = frame_probs.shape[1]
         n = _batch_counts(
-            [not_strong.sum(), strong.sum(), strong.sum() * n_frames],
-            pseudo.sum() * n_frames,
+            [
+                not_strong.sum(),
+                strong.sum(),
+                strong.sum() * n_frames,
+                pseudo.sum() * n_frames,
+            ]
         )
         return (
             weighted_bce(weak[not_strong], clip_probs[not_strong], w, n[0]),

@@ -201,7 +201,11 @@ def bare_module(net):
     -------
     module : torch.nn.Module
     """
-    module = net.module_
+    return _unwrap(net.module_)
+
+
+def _unwrap(module):
+    """Return ``module`` without a DistributedDataParallel wrapper."""
     if isinstance(module, torch.nn.parallel.DistributedDataParallel):
         return module.module
     return module
@@ -227,11 +231,9 @@ def module_state(module):
     -------
     state : dict of str to Tensor
     """
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        module = module.module
     return {
         k: v.detach().to("cpu", copy=True).contiguous()
-        for k, v in module.state_dict().items()
+        for k, v in _unwrap(module).state_dict().items()
     }
 
 
@@ -250,8 +252,7 @@ def load_module_state(module, state):
     -------
     module : torch.nn.Module
     """
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        module = module.module
+    module = _unwrap(module)
     module.load_state_dict(state)
     return module
 
@@ -273,12 +274,7 @@ def accelerated_net_class():
     cls : type
         A subclass of ``AccelerateMixin`` and :class:`SEDNet`.
     """
-    try:
-        from skorch.hf import AccelerateMixin
-    except ImportError as exc:  # pragma: no cover - skorch always has it
-        raise ImportError(
-            "skorch.hf.AccelerateMixin is missing; upgrade skorch."
-        ) from exc
+    from skorch.hf import AccelerateMixin  # loaded only when asked for
 
     class AcceleratedSEDNet(AccelerateMixin, SEDNet):
         """:class:`SEDNet` trained through ``accelerate`` (data-parallel)."""
