@@ -70,17 +70,17 @@ FAST_SED = dict(
 )
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset():
-    """Features and labels of a tiny two-class problem (do not mutate)."""
+def make_tiny_dataset(n_train=64, n_test=24):
+    """Features and labels of a tiny two-class problem: half the training
+    clips weak, the test clips strong; the same on every call."""
     from sklearn_sed import LogMelExtractor
     from sklearn_sed.datasets import make_domestic_soundscapes
 
     X, y_weak, y_strong = make_domestic_soundscapes(
-        64, weak_fraction=0.5, random_state=0, **TINY_DATA
+        n_train, weak_fraction=0.5, random_state=0, **TINY_DATA
     )
     X_test, _, y_test = make_domestic_soundscapes(
-        24, weak_fraction=0.0, random_state=1, **TINY_DATA
+        n_test, weak_fraction=0.0, random_state=1, **TINY_DATA
     )
     ext = LogMelExtractor(**TINY_FEATURES)
     return {
@@ -92,6 +92,12 @@ def tiny_dataset():
         "F_test": ext.transform(X_test),
         "y_test": y_test,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """:func:`make_tiny_dataset` once per session (do not mutate)."""
+    return make_tiny_dataset()
 
 
 @pytest.fixture(scope="session")

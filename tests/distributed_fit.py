@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
-from sklearn_sed.datasets import make_domestic_soundscapes
-from tests.conftest import TINY_DATA, TINY_FEATURES
+from sklearn_sed import PseudoLabelSED
+from tests.conftest import make_tiny_dataset
 
 #: Clips per process and per step; the global batch is this x processes.
 BATCH = 4
@@ -42,14 +41,8 @@ class TinySED(nn.Module):
 
 def data():
     """32 training clips (half weak) and 8 test clips, the same everywhere."""
-    X, y_weak, y_strong = make_domestic_soundscapes(
-        32, weak_fraction=0.5, random_state=0, **TINY_DATA
-    )
-    X_test, _, _ = make_domestic_soundscapes(
-        8, weak_fraction=0.0, random_state=1, **TINY_DATA
-    )
-    ext = LogMelExtractor(**TINY_FEATURES)
-    return ext.fit_transform(X), y_weak, y_strong, ext.transform(X_test)
+    d = make_tiny_dataset(32, 8)
+    return d["F"], d["y_weak"], d["y_strong"], d["F_test"]
 
 
 def fit_detector(accelerator, batch_size, F, y_weak, y_strong):
