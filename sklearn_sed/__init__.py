@@ -5,8 +5,7 @@ The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
 :class:`LogMelExtractor` transformer, and sed_eval metrics as scorers.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from sklearn_sed._version import __version__
 from sklearn_sed.estimator import PseudoLabelSED
 from sklearn_sed.features import LogMelExtractor, load_audio, log_mel_spectrogram
 from sklearn_sed.labels import EventEncoder
@@ -22,11 +21,6 @@ from sklearn_sed.networks import ResNetSED
 from sklearn_sed.persistence import load, save
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
-
-try:
-    __version__ = version("sklearn-sed")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "EventEncoder",

@@ -13,10 +13,10 @@ back and re-exports :func:`save`.
 import functools
 import json
 import zipfile
-from importlib.metadata import PackageNotFoundError, version
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed._json import to_jsonable
+from sklearn_sed._version import __version__
 from sklearn_sed.nets import history_to_rows, module_state
 
 __all__ = ["ALLOWED_PREFIXES", "FORMAT_VERSION", "MANIFEST_NAME", "PATH_PARAMS", "save"]
@@ -31,13 +31,6 @@ ALLOWED_PREFIXES = ("torch.optim.", "sklearn_sed.")
 #: model file (a file that set ``memory`` would make ``predict`` unpickle the
 #: cache entries of that folder).
 PATH_PARAMS = ("memory", "checkpoint_dir")
-
-
-def _library_version():
-    try:
-        return version("sklearn-sed")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout
-        return "0.0.0+unknown"
 
 
 def qualname(obj):
@@ -122,7 +115,7 @@ def save(obj, path):
     manifest = {
         "format": "sklearn-sed",
         "format_version": FORMAT_VERSION,
-        "library_version": _library_version(),
+        "library_version": __version__,
         "pipeline": hasattr(obj, "steps"),
         "steps": [],
     }

@@ -17,6 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "sklearn_sed"
 LAYERS = {
     "_atomic": 0,
     "_json": 0,
+    "_version": 0,
     "_validation": 0,
     "labels": 0,
     "pseudo_labels": 0,
