@@ -503,8 +503,8 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         Parallel processes over chunks of 16 clips (joblib semantics). With
         one job (the default) the clips are already spread over one worker
         thread per core, each with one torch and one BLAS thread, which is
-        fastest on a few cores: about 3x a plain ``soundfile.read`` +
-        ``librosa.feature.melspectrogram`` loop on 2 cores
+        fastest on a few cores: 2.6-3.1x a plain ``soundfile.read`` +
+        ``librosa.feature.melspectrogram`` loop on 2 cores across runs
         (``docs/benchmarks.md``); more processes pay off when Python-level
         work (resampling, decoding compressed files) dominates.
     device : str or torch.device, default="cpu"
