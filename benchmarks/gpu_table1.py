@@ -240,14 +240,16 @@ def load_pack(path, tiny=False):
 def train(args):
     sys.path.insert(0, os.path.dirname(__file__))
     import torch
-    from reproduce_table1 import dev_split, make_variant
+    from reproduce_table1 import build_parser, dev_split, make_variant
 
     from sklearn_sed.nets import history_to_rows
 
     t_start = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
     meta, (F, y_weak, y_strong), (F_valid, _) = load_pack(args.pack, args.tiny)
-    settings = {**meta["settings"], **SIZES}
+    # Settings added to the table after a pack was made take their defaults.
+    defaults = vars(build_parser().parse_args([]))
+    settings = {**defaults, **meta["settings"], **SIZES}
     if args.tiny:
         settings.update(n_filters=2, n_blocks=1, crnn_filters=4, epochs=2, max_iter=1)
     if args.epochs:

@@ -127,6 +127,8 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "time_shift": args.time_shift,
             "freq_mask": args.freq_mask,
             "ema_decay": args.ema_decay,
+            "mixup": args.mixup,
+            "clip_gating": args.clip_gating,
             "train_dtype": args.train_dtype,
             "random_state": seed,
             "verbose": args.verbose,
@@ -312,7 +314,8 @@ def report(results, args, elapsed):
             f"CPU has it), weight averaging {st.get('ema_decay')}, "
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
             f"{st['n_blocks']} block(s), CRNN width {st['crnn_filters']}, time "
-            f"shift {st['time_shift']}, frequency mask {st['freq_mask']} bands; "
+            f"shift {st['time_shift']}, frequency mask {st['freq_mask']} bands, "
+            f"mixup {st.get('mixup', 0.0)}, clip gating {st.get('clip_gating', False)}; "
             "best epoch and per-class threshold and median filter chosen on a dev "
             "split (15 % of the strong training clips, the same for every run). "
             "Training minutes: `fit` only (feature extraction excluded), "
@@ -481,6 +484,15 @@ def build_parser():
     p.add_argument("--time-shift", type=float, default=0.3)
     p.add_argument("--freq-mask", type=int, default=8)
     p.add_argument("--ema-decay", type=float, default=None)
+    p.add_argument(
+        "--mixup", type=float, default=0.0, help="probability that a batch is mixed"
+    )
+    p.add_argument(
+        "--clip-gating",
+        action="store_true",
+        help="keep a class's frames only where its clip probability passes its "
+        "threshold (tuned with it on the dev split)",
+    )
     p.add_argument(
         "--train-dtype", choices=("auto", "float32", "bfloat16"), default="auto"
     )

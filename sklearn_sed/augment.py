@@ -7,7 +7,15 @@ frame labels aligned with the features:
 * time shift: the features are rolled by ``k * pooling`` input frames and the
   frame labels by ``k`` output frames (circularly, so nothing is lost);
 * frequency masking (SpecAugment): a band of mel bins is set to 0 (the
-  minimum of min-max scaled features); labels are unchanged.
+  minimum of min-max scaled features); labels are unchanged;
+* mixup (Zhang et al. 2018, as in the DESED baselines since 2021): with
+  probability ``mixup`` a batch is mixed with a permutation of itself,
+  ``X = lam X + (1 - lam) X[perm]`` and the same for the clip and frame
+  labels (soft labels), ``lam ~ Beta(mixup_alpha, mixup_alpha)``. Clips are
+  only mixed with clips of the same kind (strong with strong, weak with
+  weak, pseudo-labelled with pseudo-labelled), so that every partial loss of
+  eqs. 6-10 keeps its clips. The features are mixed as they are (min-max
+  scaled log-mel), not as powers.
 """
 
 import numpy as np
@@ -40,6 +48,10 @@ class SEDAugment:
         Largest number of consecutive mel bins masked per clip.
     pooling : int, default=8
         Input frames per output frame of the network.
+    mixup : float, default=0.0
+        Probability that a batch is mixed (0 turns mixup off).
+    mixup_alpha : float, default=0.2
+        Parameter of the Beta distribution of the mixing weight.
 
     Examples
     --------
@@ -52,10 +64,14 @@ class SEDAugment:
     ((2, 16, 4), (2, 2, 1))
     """
 
-    def __init__(self, time_shift=0.0, freq_mask=0, pooling=8):
+    def __init__(
+        self, time_shift=0.0, freq_mask=0, pooling=8, mixup=0.0, mixup_alpha=0.2
+    ):
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.pooling = pooling
+        self.mixup = mixup
+        self.mixup_alpha = mixup_alpha
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
@@ -78,4 +94,26 @@ class SEDAugment:
                     X[i, :, start : start + width] = 0.0
         if frames is not None:
             y = {**y, "frames": frames}
+        if self.mixup > 0 and float(torch.rand(())) < self.mixup:
+            X, y = self._mix(X, y)
         return X, y
+
+    def _mix(self, X, y):
+        """Mix each clip with another of its kind (soft labels)."""
+        if not isinstance(y, dict) or "kind" not in y:
+            raise ValueError(
+                "mixup needs targets with a 'kind' entry (the estimator's "
+                f"training targets). Got {type(y).__name__} instead."
+            )
+        alpha = torch.tensor(float(self.mixup_alpha))
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.arange(X.shape[0])
+        kind = torch.as_tensor(y["kind"])
+        for k in torch.unique(kind):
+            idx = torch.nonzero(kind == k).flatten()
+            perm[idx] = idx[torch.randperm(len(idx))]
+        y = dict(y)
+        for key in ("weak", "frames"):
+            t = torch.as_tensor(y[key], dtype=torch.float32)
+            y[key] = lam * t + (1.0 - lam) * t[perm]
+        return lam * X + (1.0 - lam) * X[perm], y

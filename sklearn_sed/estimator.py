@@ -147,6 +147,11 @@ class PseudoLabelSED(BaseEstimator):
     freq_mask : int, default=0
         Training augmentation (not in the report): mask up to this many
         consecutive mel bands per clip.
+    mixup : float, default=0.0
+        Training augmentation (not in the report): probability that a batch
+        is mixed with a permutation of itself, clips of one kind of label
+        together, with soft labels (:class:`~sklearn_sed.augment.SEDAugment`);
+        0 turns it off. The DESED baselines use 0.5.
     train_dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the training forward pass: "bfloat16" trains under
         ``torch.autocast`` (weights, optimizer and loss stay float32), about
@@ -327,6 +332,7 @@ class PseudoLabelSED(BaseEstimator):
         "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
         "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
+        "mixup": [Interval(numbers.Real, 0, 1, closed="both")],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
         "lr_schedule": [StrOptions({"cosine"}), None],
         "warmup_epochs": [Interval(numbers.Real, 0, None, closed="left")],
@@ -379,6 +385,7 @@ class PseudoLabelSED(BaseEstimator):
         stage2_weighting="paper",
         time_shift=0.0,
         freq_mask=0,
+        mixup=0.0,
         train_dtype="float32",
         lr_schedule=None,
         warmup_epochs=0,
@@ -421,6 +428,7 @@ class PseudoLabelSED(BaseEstimator):
         self.stage2_weighting = stage2_weighting
         self.time_shift = time_shift
         self.freq_mask = freq_mask
+        self.mixup = mixup
         self.train_dtype = train_dtype
         self.lr_schedule = lr_schedule
         self.warmup_epochs = warmup_epochs
@@ -726,10 +734,11 @@ class PseudoLabelSED(BaseEstimator):
             "train_dtype": self.train_dtype,
             "criterion__weighting": self.stage2_weighting,
         }
-        if self.time_shift or self.freq_mask:
+        if self.time_shift or self.freq_mask or self.mixup:
             extra["iterator_train__collate_fn"] = SEDAugment(
                 time_shift=self.time_shift,
                 freq_mask=self.freq_mask,
+                mixup=self.mixup,
                 pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_)),
             )
         return make_sed_net(
