@@ -251,7 +251,9 @@ def train(args):
     defaults = vars(build_parser().parse_args([]))
     settings = {**defaults, **meta["settings"], **SIZES}
     if args.tiny:
-        settings.update(n_filters=2, n_blocks=1, crnn_filters=4, epochs=2, max_iter=1)
+        settings.update(
+            n_filters=2, n_blocks=1, crnn_filters=4, epochs=2, max_iter=1, compile="off"
+        )
     if args.epochs:
         settings["epochs"] = args.epochs
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -9,7 +9,13 @@ validation disjoint by the manifest's ``group`` column:
   DCASE2019 validation set (``desed-metadata/validation/validation.tsv``);
 * weak: whole real recordings (one or two per clip) over a real background,
   labelled at clip level only;
-* validation: strongly labelled soundscapes from the held-out groups.
+* validation: strongly labelled soundscapes from the held-out groups;
+* with ``--n-extra-strong N``: N more strong clips (after the others, so that
+  the strong, weak and validation clips above stay the same clip for clip),
+  their events drawn class by class (every class equally often) from the
+  training recordings and, for the thin classes (under ``--thin`` training
+  recordings), from ``--augment`` copies of each recording, pitch-shifted
+  (+-3 semitones) and time-stretched (0.8-1.25x) with librosa.
 
 Writes a DESED layout: ``OUT/audio/{strong,weak,validation}/*.wav`` and
 ``OUT/metadata/{strong,weak,validation}.tsv``.
@@ -60,6 +66,65 @@ def split_groups(rows, valid_fraction, rng):
     return valid
 
 
+def augmented_sources(sources, folder, *, copies, thin, rng):
+    """``sources`` and, for classes with fewer than ``thin`` recordings,
+    ``copies`` pitch-shifted and time-stretched copies of each (written as
+    WAV files into ``folder``, cut to the active region)."""
+    import librosa
+    import soundfile as sf
+
+    by_class = defaultdict(list)
+    for src in sources:
+        by_class[src[1]].append(src)
+    out = list(sources)
+    os.makedirs(folder, exist_ok=True)
+    for label, rows in sorted(by_class.items()):
+        if len(rows) >= thin:
+            continue
+        for k, (path, _, onset, offset) in enumerate(rows):
+            y, sr = librosa.load(path, sr=None, mono=True)
+            a = int(float(onset or 0) * sr)
+            b = int(float(offset) * sr) if offset not in (None, "") else len(y)
+            y = y[a:b]
+            for c in range(copies):
+                rate = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+                steps = float(rng.uniform(-3, 3))
+                z = librosa.effects.time_stretch(y, rate=rate)
+                z = librosa.effects.pitch_shift(z, sr=sr, n_steps=steps)
+                name = f"{label}_{k:02d}_{c}.wav"
+                sf.write(os.path.join(folder, name), z, sr, subtype="FLOAT")
+                out.append((os.path.join(folder, name), label, None, None))
+        print(f"{label}: {len(rows)} recordings + {len(rows) * copies} augmented copies")
+    return out
+
+
+def balanced_sources(sources):
+    """Repeat each class's rows so that every class is drawn equally often
+    (``make_soundscapes`` draws rows uniformly)."""
+    by_class = defaultdict(list)
+    for src in sources:
+        by_class[src[1]].append(src)
+    most = max(len(v) for v in by_class.values())
+    out = []
+    for rows in by_class.values():
+        out += rows * (most // len(rows)) + rows[: most % len(rows)]
+    return out
+
+
+def append_clips(src_dir, dst_dir, tsv, *, first):
+    """Move ``src_dir``'s soundscapes into ``dst_dir`` numbered from ``first``
+    and append their events to ``tsv``."""
+    table = read_strong_tsv(os.path.join(src_dir, "soundscapes.tsv"))
+    with open(tsv, "a") as f:
+        for i, name in enumerate(sorted(n for n in os.listdir(src_dir) if n.endswith(".wav"))):
+            new = f"soundscape_{first + i:04d}.wav"
+            os.replace(os.path.join(src_dir, name), os.path.join(dst_dir, new))
+            for onset, offset, label in table.get(name, []):
+                f.write(f"{new}\t{onset:.3f}\t{offset:.3f}\t{label}\n")
+    os.remove(os.path.join(src_dir, "soundscapes.tsv"))
+    os.rmdir(src_dir)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_SHARED, help="shared/data folder")
@@ -69,6 +134,18 @@ def main(argv=None):
     p.add_argument("--n-valid", type=int, default=150)
     p.add_argument("--valid-fraction", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--n-extra-strong",
+        type=int,
+        default=0,
+        help="more strong clips, classes drawn equally often (thin ones augmented)",
+    )
+    p.add_argument(
+        "--augment", type=int, default=4, help="augmented copies per thin recording"
+    )
+    p.add_argument(
+        "--thin", type=int, default=20, help="a class with fewer training recordings"
+    )
     args = p.parse_args(argv)
     sounds = require(os.path.join(args.data, "domestic-sounds"), "domestic-sounds")
     meta = require(os.path.join(args.data, "desed-metadata"), "desed-metadata")
@@ -155,6 +232,37 @@ def main(argv=None):
             labels = ",".join(sorted({e[2] for e in events_i}))
             f.write(f"soundscape_{i:04d}.wav\t{labels}\n")
     print(f"weak: {args.n_weak} clips ({time.perf_counter() - t0:.0f} s)")
+    if args.n_extra_strong:
+        fg = balanced_sources(
+            augmented_sources(
+                pick({"fg", "fg-substitute"}, False),
+                os.path.join(args.output, "augmented_sources"),
+                copies=args.augment,
+                thin=args.thin,
+                rng=np.random.RandomState(args.seed + 1),
+            )
+        )
+        extra = os.path.join(args.output, "audio", "strong_extra")
+        make_soundscapes(
+            fg,
+            pick({"background"}, False),
+            n_clips=args.n_extra_strong,
+            distractors=pick({"distractor"}, False),
+            distractors_per_clip=(0, 1),
+            random_state=np.random.RandomState(args.seed + 2),
+            **settings,
+            output_dir=extra,
+        )
+        append_clips(
+            extra,
+            os.path.join(args.output, "audio", "strong"),
+            os.path.join(args.output, "metadata", "strong.tsv"),
+            first=args.n_strong,
+        )
+        print(
+            f"extra strong: {args.n_extra_strong} clips, classes drawn equally "
+            f"often ({time.perf_counter() - t0:.0f} s)"
+        )
     print(f"wrote {args.output}")
     return 0
 

@@ -129,6 +129,7 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "ema_decay": args.ema_decay,
             "mixup": args.mixup,
             "clip_gating": args.clip_gating,
+            "compile": {"auto": "auto", "on": True, "off": False}[args.compile],
             "train_dtype": args.train_dtype,
             "random_state": seed,
             "verbose": args.verbose,
@@ -164,6 +165,18 @@ def run_one(variant, seed, split, args):
         y_valid, events, metric="segment", classes=classes, duration=10.0
     )
     clip_pred = sed.predict(F_valid)
+    if args.save_frames:
+        # Probabilities of the dev and validation clips (float16), so that
+        # post-processing can be studied without training again.
+        tag = "" if args.tag is None else f"-{args.tag}"
+        np.savez_compressed(
+            os.path.join(args.data, f"frames{tag}-{variant}-s{seed}.npz"),
+            dev_frames=sed.predict_frames(F_dev).astype(np.float16),
+            dev_clips=sed.predict_proba(F_dev).astype(np.float16),
+            valid_frames=sed.predict_frames(F_valid).astype(np.float16),
+            valid_clips=sed.predict_proba(F_valid).astype(np.float16),
+            dev_index=np.asarray(dev),
+        )
     history = sed.net_.history
     return {
         "variant": variant,
@@ -315,7 +328,8 @@ def report(results, args, elapsed):
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
             f"{st['n_blocks']} block(s), CRNN width {st['crnn_filters']}, time "
             f"shift {st['time_shift']}, frequency mask {st['freq_mask']} bands, "
-            f"mixup {st.get('mixup', 0.0)}, clip gating {st.get('clip_gating', False)}; "
+            f"mixup {st.get('mixup', 0.0)}, clip gating {st.get('clip_gating', False)}, "
+            f"torch.compile {st.get('compile', 'off (before it existed)')}; "
             "best epoch and per-class threshold and median filter chosen on a dev "
             "split (15 % of the strong training clips, the same for every run). "
             "Training minutes: `fit` only (feature extraction excluded), "
@@ -410,6 +424,7 @@ def load_results(path):
 
 #: Settings that may differ between runs merged into one table.
 _RUN_ONLY = (
+    "save_frames",
     "seeds",
     "variants",
     "verbose",
@@ -486,6 +501,18 @@ def build_parser():
     p.add_argument("--ema-decay", type=float, default=None)
     p.add_argument(
         "--mixup", type=float, default=0.0, help="probability that a batch is mixed"
+    )
+    p.add_argument(
+        "--save-frames",
+        action="store_true",
+        help="write the dev and validation probabilities of each run to "
+        "DATA/frames[-TAG]-VARIANT-sSEED.npz",
+    )
+    p.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="train a torch.compile'd network (auto: where it can be built)",
     )
     p.add_argument(
         "--clip-gating",

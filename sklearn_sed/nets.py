@@ -131,6 +131,18 @@ class SEDNet(NeuralNet):
             ("print_log", PrintLog()),
         ]
 
+    def torch_compile(self, module, name):
+        """Compile the network only (with ``compile=True``), never the criterion.
+
+        :class:`~sklearn_sed.losses.PseudoLabelLoss` selects clips by their
+        kind of label, so its shapes change from batch to batch and a
+        compiled copy would recompile at every batch; it is cheap next to
+        the network.
+        """
+        if name != "module":
+            return module
+        return super().torch_compile(module, name)
+
     def infer(self, x, **fit_params):
         """Forward pass, under bfloat16 autocast when asked.
 
@@ -205,10 +217,16 @@ def bare_module(net):
 
 
 def _unwrap(module):
-    """Return ``module`` without a DistributedDataParallel wrapper."""
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        return module.module
-    return module
+    """Return ``module`` without its DistributedDataParallel and
+    ``torch.compile`` wrappers (whose state-dict keys carry ``module.`` and
+    ``_orig_mod.`` prefixes)."""
+    while True:
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+        elif isinstance(getattr(module, "_orig_mod", None), torch.nn.Module):
+            module = module._orig_mod
+        else:
+            return module
 
 
 def module_state(module):

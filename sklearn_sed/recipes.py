@@ -5,8 +5,8 @@
 localises within half an hour of a 2-core CPU (``docs/recipe.md`` and
 ``docs/benchmarks.md`` give its measurements): the report's network and loss
 at width 16, trained with Adam, warm-up and cosine decay, bfloat16 autocast
-where the CPU has bfloat16 instructions, time shift and frequency masks, an
-exponential moving average of the weights, the best epoch on validation clips
+where the CPU has bfloat16 instructions, ``torch.compile`` where it can build
+kernels, time shift and frequency masks, the best epoch on validation clips
 and per-class thresholds and median filters tuned on them. Every setting can
 be overridden.
 """
@@ -18,7 +18,7 @@ import torch
 
 from sklearn_sed.estimator import PseudoLabelSED
 
-__all__ = ["RECIPES", "bfloat16_is_fast", "make_detector"]
+__all__ = ["RECIPES", "bfloat16_is_fast", "compile_is_available", "make_detector"]
 
 RECIPES = {
     "paper": {},
@@ -37,6 +37,7 @@ RECIPES = {
         "time_shift": 0.3,
         "freq_mask": 8,
         "train_dtype": "auto",
+        "compile": "auto",
         "validation_fraction": 0.15,
         "tune_postprocessing": True,
         "threshold": 0.3,
@@ -72,6 +73,34 @@ def bfloat16_is_fast(device="cpu"):
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.cache
+def compile_is_available(device="cpu"):
+    """Whether ``torch.compile`` can build kernels on ``device`` here.
+
+    Compiles and runs a one-line function once per process (a few seconds
+    the first time): Inductor needs a working C++ compiler on CPUs and
+    Triton on GPUs, which a machine may lack.
+
+    Parameters
+    ----------
+    device : str, default="cpu"
+        Torch device.
+
+    Returns
+    -------
+    available : bool
+    """
+    try:
+        import torch._dynamo
+
+        f = torch.compile(lambda x: x * 2 + 1)
+        ok = bool((f(torch.ones(2, device=device)) == 3).all())
+        torch._dynamo.reset()
+        return ok
+    except Exception:  # no compiler, no Triton, an unsupported platform
+        return False
+
+
 def make_detector(recipe="cpu", **params):
     """Build a :class:`PseudoLabelSED` from a named recipe.
 
@@ -87,7 +116,8 @@ def make_detector(recipe="cpu", **params):
     sed : PseudoLabelSED
         An unfitted estimator. ``train_dtype="auto"`` in a recipe becomes
         "bfloat16" where :func:`~sklearn_sed.recipes.bfloat16_is_fast` and
-        "float32" elsewhere.
+        "float32" elsewhere; ``compile="auto"`` becomes True where
+        :func:`~sklearn_sed.recipes.compile_is_available`.
 
     Examples
     --------
@@ -104,4 +134,6 @@ def make_detector(recipe="cpu", **params):
     if merged.get("train_dtype") == "auto":
         device = merged.get("device", "cpu")
         merged["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
+    if merged.get("compile") == "auto":
+        merged["compile"] = compile_is_available(merged.get("device", "cpu"))
     return PseudoLabelSED(**merged)

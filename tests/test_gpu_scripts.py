@@ -106,3 +106,25 @@ def test_accelerator_speed_script_runs_its_check_on_the_cpu(tmp_path):
     record = json.loads(out.read_text())
     for key in ("bf16_matmul_tflops", "forward", "train_clips_per_s", "inference"):
         assert "error" not in str(record[key]), record[key]
+
+
+def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
+    """``gpu_sweep.py --tiny`` trains and scores each configuration (both
+    clip-gating settings), and ``--report`` writes the table into a page."""
+    out = tmp_path / "out"
+    _run(
+        "gpu_sweep.py", "--pack", str(pack), "--out", str(out), "--tiny",
+        "--workers", "1",
+        cwd=SCRIPTS,
+    )  # fmt: skip
+    record = json.loads((out / "sweep.json").read_text())
+    runs = {r["name"]: r for r in record["runs"]}
+    assert sorted(runs) == ["PL, mixup + gating", "recipe"]
+    for r in runs.values():
+        assert 0.0 <= r["event_f1"] <= 1.0
+        assert r["other_gating"]["clip_gating"] is not r["overrides"].get("clip_gating", False)
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- gpu_sweep start -->\n<!-- gpu_sweep end -->\nafter\n")
+    _run("gpu_sweep.py", "--report", str(out / "sweep.json"), "--docs", str(page), cwd=SCRIPTS)
+    text = page.read_text()
+    assert "| recipe | resnet | 0 |" in text and text.endswith("after\n")

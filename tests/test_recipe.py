@@ -11,7 +11,7 @@ from skorch.callbacks import Callback
 from sklearn_sed import PseudoLabelSED, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality, WarmupCosineLR
 from sklearn_sed.labels import events_to_frames
-from sklearn_sed.recipes import RECIPES
+from sklearn_sed.recipes import RECIPES, compile_is_available
 from sklearn_sed.tuning import tune_postprocessing
 from tests.conftest import FAST_SED
 
@@ -230,6 +230,8 @@ def test_make_detector_merges_recipe_and_overrides():
     assert sed.n_filters == 4
     assert sed.optimizer is torch.optim.Adam
     assert sed.train_dtype in ("float32", "bfloat16")
+    assert sed.compile is compile_is_available()  # "auto" resolved
+    assert make_detector("cpu", compile=False).compile is False
     assert make_detector("paper").get_params() == PseudoLabelSED().get_params()
     assert set(RECIPES) == {"cpu", "paper"}
     with pytest.raises(ValueError, match="recipe must be one of"):

@@ -1,0 +1,94 @@
+"""Post-processing grids, tried on the saved probabilities of Table 1 runs.
+
+``reproduce_table1.py --save-frames`` writes the dev and validation
+probabilities of each run; this script tunes the per-class threshold and
+median filter on the dev clips over several grids and scores the validation
+soundscapes with sed_eval, without training again:
+
+    python benchmarks/reproduce_table1.py --data /tmp/sed_bench --save-frames ...
+    python benchmarks/postprocessing_grid.py --data /tmp/sed_bench --frames /tmp/sed_bench/frames-*.npz
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from _common import require
+
+from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.metrics import sed_eval_results
+from sklearn_sed.postprocessing import decode_events
+from sklearn_sed.tuning import MEDIAN_FILTER_GRID, THRESHOLD_GRID, tune_postprocessing
+
+#: name: (thresholds, median filters in seconds)
+GRIDS = {
+    "library grid (thresholds 0.1-0.7, medians 0-2 s)": (
+        THRESHOLD_GRID,
+        MEDIAN_FILTER_GRID,
+    ),
+    "medians up to 4 s": (THRESHOLD_GRID, (*MEDIAN_FILTER_GRID, 3.0, 4.0)),
+    "thresholds 0.05-0.8 by 0.05": (
+        tuple(np.round(np.arange(0.05, 0.81, 0.05), 2)),
+        MEDIAN_FILTER_GRID,
+    ),
+    "no median filter": (THRESHOLD_GRID, (0.0,)),
+}
+
+
+def labels(data):
+    """Reference events of the strong training clips and of the validation
+    soundscapes, in the order ``reproduce_table1.py`` uses."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from reproduce_table1 import extract
+
+    split = extract(data, os.path.join(data, "cache"))
+    return split["train"][2], split["valid"][1]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="/tmp/sed_bench")
+    p.add_argument("--frames", nargs="+", required=True)
+    args = p.parse_args(argv)
+    require(os.path.join(args.data, "metadata", "strong.tsv"), "benchmark data")
+    y_strong, y_valid = labels(args.data)
+    classes = list(DESED_CLASSES)
+    print("| run | grid | dev event F1 (%) | validation event F1 (%) | validation segment F1 (%) |")
+    print("|---|---|---|---|---|")
+    for path in args.frames:
+        f = np.load(path)
+        y_dev = [y_strong[i] for i in f["dev_index"]]
+        dev = f["dev_frames"].astype(np.float32), f["dev_clips"].astype(np.float32)
+        val = f["valid_frames"].astype(np.float32), f["valid_clips"].astype(np.float32)
+        for name, (thresholds, medians) in GRIDS.items():
+            thr, med, f1 = tune_postprocessing(
+                *dev,
+                y_dev,
+                classes=classes,
+                duration=10.0,
+                thresholds=thresholds,
+                median_filters=medians,
+            )
+            events = decode_events(
+                *val,
+                classes=classes,
+                duration=10.0,
+                threshold=thr,
+                median_filter_sec=med,
+            )
+            ev = sed_eval_results(y_valid, events, metric="event", classes=classes)
+            seg = sed_eval_results(
+                y_valid, events, metric="segment", classes=classes, duration=10.0
+            )
+            print(
+                f"| {os.path.basename(path)} | {name} | {100 * f1.mean():.1f} | "
+                f"{100 * ev['class_wise_average']['f_measure']['f_measure']:.1f} | "
+                f"{100 * seg['class_wise_average']['f_measure']['f_measure']:.1f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

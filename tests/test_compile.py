@@ -1,0 +1,66 @@
+"""``PseudoLabelSED(compile=True)``: training through ``torch.compile``."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_sed import PseudoLabelSED, load
+from sklearn_sed.nets import module_state
+from tests.conftest import FAST_SED
+
+
+def _inductor_works():
+    try:
+        f = torch.compile(lambda x: x * 2 + 1)
+        return bool((f(torch.ones(2)) == 3).all())
+    except Exception:  # no C++ compiler, or an unsupported platform
+        return False
+
+
+needs_inductor = pytest.mark.skipif(
+    not _inductor_works(), reason="torch.compile cannot build kernels here"
+)
+
+
+@pytest.mark.slow
+@needs_inductor
+def test_compiled_fit_trains_and_leaves_the_plain_network(tiny_dataset, tmp_path):
+    """Check a compiled fit trains, keeps the uncompiled network for
+    prediction, and that model files and pickles of it load and agree."""
+    d = tiny_dataset
+    sed = PseudoLabelSED(**{**FAST_SED, "max_epochs": 2}, compile=True)
+    sed.fit(d["F"][:32], d["y_weak"][:32], d["y_strong"][:32])
+    losses = sed.net_.history[:, "train_loss"]
+    assert np.all(np.isfinite(losses))
+    module = sed.net_.module_
+    assert not hasattr(module, "_orig_mod")  # the plain network
+    assert not any(k.startswith("_orig_mod") for k in module.state_dict())
+    frames = sed.predict_frames(d["F_test"])
+    sed.save(tmp_path / "m.sed")
+    np.testing.assert_allclose(
+        load(tmp_path / "m.sed").predict_frames(d["F_test"]), frames, atol=1e-6
+    )
+    again = pickle.loads(pickle.dumps(sed))
+    np.testing.assert_allclose(again.predict_frames(d["F_test"]), frames, atol=1e-6)
+
+
+def test_compile_wrapper_is_unwrapped_for_weight_copies():
+    """Check module_state strips torch.compile's ``_orig_mod.`` prefix, so
+    best-epoch copies, checkpoints and model files fit a plain network."""
+    plain = torch.nn.Linear(3, 2)
+    compiled = torch.compile(plain)
+    assert any(k.startswith("_orig_mod.") for k in compiled.state_dict())
+    state = module_state(compiled)
+    assert sorted(state) == ["bias", "weight"]
+    torch.testing.assert_close(state["weight"], plain.weight.detach())
+
+
+def test_compile_must_be_a_boolean(tiny_dataset):
+    """Check a non-boolean compile is refused with the parameter's name."""
+    d = tiny_dataset
+    with pytest.raises(ValueError, match="compile"):
+        PseudoLabelSED(**FAST_SED, compile="yes").fit(
+            d["F"][:8], d["y_weak"][:8], d["y_strong"][:8]
+        )
