@@ -28,7 +28,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import ROOT, machine, now, replace_section, write_json  # noqa: E402
+from _common import ROOT, machine, now, replace_section, write_json
 
 #: (name, variant, seeds, overrides of the CPU table's settings), most
 #: telling first: a budget cut drops the end of the list.
@@ -36,7 +36,12 @@ SWEEP = (
     ("recipe", "resnet", (0, 1, 2), {}),
     ("mixup 0.5", "resnet", (0, 1, 2), {"mixup": 0.5}),
     ("clip gating", "resnet", (0, 1, 2), {"clip_gating": True}),
-    ("mixup 0.5 + clip gating", "resnet", (0, 1, 2), {"mixup": 0.5, "clip_gating": True}),
+    (
+        "mixup 0.5 + clip gating",
+        "resnet",
+        (0, 1, 2),
+        {"mixup": 0.5, "clip_gating": True},
+    ),
     ("20 epochs", "resnet", (0,), {"epochs": 20}),
     ("30 epochs", "resnet", (0,), {"epochs": 30}),
     ("3 blocks per stage", "resnet", (0,), {"n_blocks": 3}),
@@ -211,10 +216,8 @@ def sweep(args):
     t0 = time.perf_counter()
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     with ctx.Pool(args.workers, maxtasksperchild=None) as pool:
-        pending = []
-        for job in jobs:
-            pending.append((job, pool.apply_async(run_config, (job,))))
-        for job, res in pending:
+        pending = [pool.apply_async(run_config, (job,)) for job in jobs]
+        for res in pending:
             left = args.budget - (time.perf_counter() - t0)
             try:
                 r = res.get(timeout=max(1.0, left))
@@ -235,7 +238,9 @@ def sweep(args):
                 flush=True,
             )
     write_json(path, record)
-    print(f"{len(record['runs'])} of {len(jobs)} runs in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"{len(record['runs'])} of {len(jobs)} runs in {time.perf_counter() - t0:.0f} s"
+    )
     return 0
 
 
@@ -246,9 +251,7 @@ def report(args):
     groups = {}
     for r in record["runs"]:
         groups.setdefault((r["name"], r["variant"]), []).append(r)
-    base = {
-        r["seed"]: r["event_f1"] for r in groups.get(("recipe", "resnet"), [])
-    }
+    base = {r["seed"]: r["event_f1"] for r in groups.get(("recipe", "resnet"), [])}
     rows = [
         "| configuration | variant | seeds | event F1 (%) | segment F1 (%) | "
         "event F1 against the recipe, same seeds (points) | event F1 with clip "
@@ -259,7 +262,9 @@ def report(args):
         rs = sorted(rs, key=lambda r: r["seed"])
         e = [100 * r["event_f1"] for r in rs]
         s = [100 * r["segment_f1"] for r in rs]
-        paired = [100 * (r["event_f1"] - base[r["seed"]]) for r in rs if r["seed"] in base]
+        paired = [
+            100 * (r["event_f1"] - base[r["seed"]]) for r in rs if r["seed"] in base
+        ]
 
         def ms(v):
             return f"{statistics.mean(v):.1f}" + (
@@ -287,7 +292,7 @@ def report(args):
             f"{record['device']} ({record['workers']} runs at a time), then "
             f"`python benchmarks/gpu_sweep.py --report {os.path.relpath(args.report, ROOT)}`. "
             f"Date: {record['date']}. Data, dev split and settings of the CPU "
-            "Table 1 (`make_detector(\"cpu\")`: ResNet width 16 x 2 blocks, CRNN "
+            'Table 1 (`make_detector("cpu")`: ResNet width 16 x 2 blocks, CRNN '
             "width 32, 14 epochs, Adam with warm-up and cosine decay, bfloat16), "
             "one or two settings changed per row; scored with sed_eval on the "
             "150 validation soundscapes.",

@@ -94,7 +94,9 @@ def augmented_sources(sources, folder, *, copies, thin, rng):
                 name = f"{label}_{k:02d}_{c}.wav"
                 sf.write(os.path.join(folder, name), z, sr, subtype="FLOAT")
                 out.append((os.path.join(folder, name), label, None, None))
-        print(f"{label}: {len(rows)} recordings + {len(rows) * copies} augmented copies")
+        print(
+            f"{label}: {len(rows)} recordings + {len(rows) * copies} augmented copies"
+        )
     return out
 
 
@@ -116,7 +118,9 @@ def append_clips(src_dir, dst_dir, tsv, *, first):
     and append their events to ``tsv``."""
     table = read_strong_tsv(os.path.join(src_dir, "soundscapes.tsv"))
     with open(tsv, "a") as f:
-        for i, name in enumerate(sorted(n for n in os.listdir(src_dir) if n.endswith(".wav"))):
+        for i, name in enumerate(
+            sorted(n for n in os.listdir(src_dir) if n.endswith(".wav"))
+        ):
             new = f"soundscape_{first + i:04d}.wav"
             os.replace(os.path.join(src_dir, name), os.path.join(dst_dir, new))
             for onset, offset, label in table.get(name, []):

@@ -54,7 +54,9 @@ def main(argv=None):
     require(os.path.join(args.data, "metadata", "strong.tsv"), "benchmark data")
     y_strong, y_valid = labels(args.data)
     classes = list(DESED_CLASSES)
-    print("| run | grid | dev event F1 (%) | validation event F1 (%) | validation segment F1 (%) |")
+    print(
+        "| run | grid | dev event F1 (%) | validation event F1 (%) | validation segment F1 (%) |"
+    )
     print("|---|---|---|---|---|")
     for path in args.frames:
         f = np.load(path)

@@ -47,6 +47,7 @@ from sklearn_sed.model_file import save
 from sklearn_sed.nets import (
     bare_module,
     device_type,
+    drop_compiled,
     load_module_state,
     make_sed_net,
     module_state,
@@ -751,6 +752,10 @@ class PseudoLabelSED(BaseEstimator):
             "iterator_train__collate_fn": collate_float32,
             "train_dtype": self.train_dtype,
             "compile": self.compile,
+            # Static shapes: a new input shape compiles anew instead of
+            # switching to dynamic shapes, where Inductor 2.13 fails on this
+            # network ("cannot determine truth value of Relational").
+            **({"compile__dynamic": False} if self.compile else {}),
             "criterion__weighting": self.stage2_weighting,
         }
         if self.time_shift or self.freq_mask or self.mixup:
@@ -869,10 +874,7 @@ class PseudoLabelSED(BaseEstimator):
             net.partial_fit(X, y, epochs=total - done)
         stages.X = stages.y = None  # also when a finished checkpoint resumed
         if self.compile:
-            # The fitted model keeps the plain network: it pickles, and
-            # one-clip CPU inference gains nothing from the compiled copy.
-            net.module_ = bare_module(net)
-            net.compile = False
+            drop_compiled(net)
         best_epoch = None
         if val is not None:
             best = dict(net.callbacks_)["best_weights"]

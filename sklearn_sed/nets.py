@@ -216,10 +216,34 @@ def bare_module(net):
     return _unwrap(net.module_)
 
 
+def drop_compiled(net):
+    """Give ``net`` its plain network back after a compiled training.
+
+    skorch's ``compile=True`` replaces ``net.module_`` with the
+    ``torch.compile`` wrapper; a fitted or loaded model keeps the network
+    itself instead (it pickles, and one-clip CPU inference gains nothing
+    from a compiled copy that would first compile for every new input shape).
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        An initialised net.
+
+    Returns
+    -------
+    net : skorch.NeuralNet
+        The same net, with ``compile=False``.
+    """
+    net.module_ = bare_module(net)
+    net.compile = False
+    return net
+
+
 def _unwrap(module):
-    """Return ``module`` without its DistributedDataParallel and
-    ``torch.compile`` wrappers (whose state-dict keys carry ``module.`` and
-    ``_orig_mod.`` prefixes)."""
+    """Return ``module`` without its DDP and ``torch.compile`` wrappers.
+
+    Their state-dict keys carry ``module.`` and ``_orig_mod.`` prefixes.
+    """
     while True:
         if isinstance(module, torch.nn.parallel.DistributedDataParallel):
             module = module.module

@@ -37,7 +37,7 @@ from sklearn_sed.model_file import (
     qualname,
     save,
 )
-from sklearn_sed.nets import history_from_rows, load_module_state
+from sklearn_sed.nets import drop_compiled, history_from_rows, load_module_state
 
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
@@ -199,8 +199,7 @@ def _load_sed(entry, zf, device):
         raise ValueError(
             f"The weights {entry['weights']!r} are corrupted: {exc}"
         ) from exc
-    net = sed._make_net(sed.n_weak_, sed.n_strong_)
-    net.initialize()
+    net = drop_compiled(sed._make_net(sed.n_weak_, sed.n_strong_).initialize())
     load_module_state(net.module_, state)
     net.history = history_from_rows(entry.get("history", []))
     net.sed_ = sed

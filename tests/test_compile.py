@@ -39,11 +39,26 @@ def test_compiled_fit_trains_and_leaves_the_plain_network(tiny_dataset, tmp_path
     assert not any(k.startswith("_orig_mod") for k in module.state_dict())
     frames = sed.predict_frames(d["F_test"])
     sed.save(tmp_path / "m.sed")
-    np.testing.assert_allclose(
-        load(tmp_path / "m.sed").predict_frames(d["F_test"]), frames, atol=1e-6
-    )
+    loaded = load(tmp_path / "m.sed")
+    assert loaded.compile is True  # the parameter is kept...
+    assert not hasattr(loaded.net_.module_, "_orig_mod")  # ...the network is plain
+    np.testing.assert_allclose(loaded.predict_frames(d["F_test"]), frames, atol=1e-6)
     again = pickle.loads(pickle.dumps(sed))
     np.testing.assert_allclose(again.predict_frames(d["F_test"]), frames, atol=1e-6)
+
+
+@pytest.mark.slow
+@needs_inductor
+def test_compiled_fits_of_other_batch_shapes_in_one_process(tiny_dataset):
+    """Check compiled fits with other batch shapes in one process train: each
+    new shape compiles anew (``compile__dynamic=False``). The dynamic-shape
+    compilation that these fits would otherwise reach failed in Inductor
+    after the command-line tests' compiled fits (the whole suite)."""
+    d = tiny_dataset
+    for batch_size in (16, 12, 10):  # 12 and 10 leave partial last batches
+        sed = PseudoLabelSED(**{**FAST_SED, "batch_size": batch_size}, compile=True)
+        sed.fit(d["F"][:32], d["y_weak"][:32], d["y_strong"][:32])
+        assert np.all(np.isfinite(sed.net_.history[:, "train_loss"]))
 
 
 def test_compile_wrapper_is_unwrapped_for_weight_copies():

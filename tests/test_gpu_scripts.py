@@ -122,9 +122,19 @@ def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
     assert sorted(runs) == ["PL, mixup + gating", "recipe"]
     for r in runs.values():
         assert 0.0 <= r["event_f1"] <= 1.0
-        assert r["other_gating"]["clip_gating"] is not r["overrides"].get("clip_gating", False)
+        assert r["other_gating"]["clip_gating"] is not r["overrides"].get(
+            "clip_gating", False
+        )
     page = tmp_path / "page.md"
     page.write_text("before\n<!-- gpu_sweep start -->\n<!-- gpu_sweep end -->\nafter\n")
-    _run("gpu_sweep.py", "--report", str(out / "sweep.json"), "--docs", str(page), cwd=SCRIPTS)
+    _run(
+        "gpu_sweep.py",
+        "--report",
+        str(out / "sweep.json"),
+        "--docs",
+        str(page),
+        cwd=SCRIPTS,
+    )
     text = page.read_text()
-    assert "| recipe | resnet | 0 |" in text and text.endswith("after\n")
+    assert "| recipe | resnet | 0 |" in text
+    assert text.endswith("after\n")
