@@ -240,7 +240,7 @@ def load_pack(path, tiny=False):
 def train(args):
     sys.path.insert(0, os.path.dirname(__file__))
     import torch
-    from reproduce_table1 import build_parser, dev_split, make_variant
+    from reproduce_table1 import build_parser, dev_split, fit_with_dev, make_variant
 
     from sklearn_sed.nets import history_to_rows
 
@@ -280,15 +280,7 @@ def train(args):
             sed = make_variant(
                 variant, seed, st, device=device, train_dtype=args.train_dtype
             )
-            t0 = time.perf_counter()
-            sed.fit(
-                F[train_idx],
-                [y_weak[i] for i in train_idx],
-                [y_strong[i] for i in train_idx],
-                X_val=F[dev],
-                y_val=[y_strong[i] for i in dev],
-            )
-            fit_sec = time.perf_counter() - t0
+            fit_sec = fit_with_dev(sed, F, y_weak, y_strong, train_idx, dev)
             frames = sed.predict_frames(F_valid)
             events = sed.predict_events(F_valid)
             name = f"{variant}_s{seed}"

@@ -34,7 +34,7 @@ from collections import defaultdict
 import numpy as np
 from _common import DEFAULT_SHARED, require
 
-from sklearn_sed.datasets import make_soundscapes, read_strong_tsv
+from sklearn_sed.datasets import make_soundscapes, read_strong_tsv, write_events_tsv
 
 
 def desed_statistics(meta_dir):
@@ -115,16 +115,15 @@ def balanced_sources(sources):
 
 def append_clips(src_dir, dst_dir, tsv, *, first):
     """Move ``src_dir``'s soundscapes into ``dst_dir`` numbered from ``first``
-    and append their events to ``tsv``."""
+    and add their events to ``tsv`` (rewritten whole, atomically)."""
     table = read_strong_tsv(os.path.join(src_dir, "soundscapes.tsv"))
-    with open(tsv, "a") as f:
-        for i, name in enumerate(
-            sorted(n for n in os.listdir(src_dir) if n.endswith(".wav"))
-        ):
-            new = f"soundscape_{first + i:04d}.wav"
-            os.replace(os.path.join(src_dir, name), os.path.join(dst_dir, new))
-            for onset, offset, label in table.get(name, []):
-                f.write(f"{new}\t{onset:.3f}\t{offset:.3f}\t{label}\n")
+    merged = read_strong_tsv(tsv)
+    names = sorted(n for n in os.listdir(src_dir) if n.endswith(".wav"))
+    for i, name in enumerate(names):
+        new = f"soundscape_{first + i:04d}.wav"
+        os.replace(os.path.join(src_dir, name), os.path.join(dst_dir, new))
+        merged[new] = table.get(name, [])
+    write_events_tsv(tsv, merged)  # atomic; the row format of the others
     os.remove(os.path.join(src_dir, "soundscapes.tsv"))
     os.rmdir(src_dir)
 

@@ -17,7 +17,7 @@ import numpy as np
 from _common import require
 
 from sklearn_sed.datasets import DESED_CLASSES
-from sklearn_sed.metrics import sed_eval_results
+from sklearn_sed.metrics import event_based_f1, segment_based_f1
 from sklearn_sed.postprocessing import decode_events
 from sklearn_sed.tuning import MEDIAN_FILTER_GRID, THRESHOLD_GRID, tune_postprocessing
 
@@ -79,14 +79,11 @@ def main(argv=None):
                 threshold=thr,
                 median_filter_sec=med,
             )
-            ev = sed_eval_results(y_valid, events, metric="event", classes=classes)
-            seg = sed_eval_results(
-                y_valid, events, metric="segment", classes=classes, duration=10.0
-            )
+            ev = event_based_f1(y_valid, events, classes=classes)
+            seg = segment_based_f1(y_valid, events, classes=classes, duration=10.0)
             print(
                 f"| {os.path.basename(path)} | {name} | {100 * f1.mean():.1f} | "
-                f"{100 * ev['class_wise_average']['f_measure']['f_measure']:.1f} | "
-                f"{100 * seg['class_wise_average']['f_measure']['f_measure']:.1f} |",
+                f"{100 * ev:.1f} | {100 * seg:.1f} |",
                 flush=True,
             )
     return 0

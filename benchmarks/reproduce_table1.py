@@ -100,6 +100,20 @@ def dev_split(y_strong):
     return [i for i in range(len(y_strong)) if i not in dev], sorted(dev)
 
 
+def fit_with_dev(sed, F, y_weak, y_strong, train, dev):
+    """Fit ``sed`` on the clips ``train``, validating on the strong clips
+    ``dev`` (:func:`dev_split`); return the seconds of ``fit``."""
+    t0 = time.perf_counter()
+    sed.fit(
+        F[train],
+        [y_weak[i] for i in train],
+        [y_strong[i] for i in train],
+        X_val=F[dev],
+        y_val=[y_strong[i] for i in dev],
+    )
+    return time.perf_counter() - t0
+
+
 def make_variant(variant, seed, args, callbacks=(), **params):
     """The detector of one Table 1 variant with the settings ``args``.
 
@@ -142,21 +156,13 @@ def make_variant(variant, seed, args, callbacks=(), **params):
 def run_one(variant, seed, split, args):
     F, y_weak, y_strong = split["train"]
     train, dev = dev_split(y_strong)
-    F_dev, y_dev = F[dev], [y_strong[i] for i in dev]
+    F_dev = F[dev]
     callbacks = []
     if variant == "resnet_pl" and any(t is not None for t in split["weak_truth"]):
         quality = PseudoLabelQuality(weak_truth_frames(split, train))
         callbacks.append(quality)
     sed = make_variant(variant, seed, args, callbacks)
-    t0 = time.perf_counter()
-    sed.fit(
-        F[train],
-        [y_weak[i] for i in train],
-        [y_strong[i] for i in train],
-        X_val=F_dev,
-        y_val=y_dev,
-    )
-    fit_sec = time.perf_counter() - t0
+    fit_sec = fit_with_dev(sed, F, y_weak, y_strong, train, dev)
     F_valid, y_valid = split["valid"]
     events = sed.predict_events(F_valid)
     classes = [str(c) for c in sed.classes_]

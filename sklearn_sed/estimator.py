@@ -159,12 +159,12 @@ class PseudoLabelSED(BaseEstimator):
         2x the clips/s on CPUs with AVX-512 BF16 or AMX and on recent GPUs.
         Pseudo labelling and validation always run in float32.
     compile : bool, default=False
-        Train a ``torch.compile`` d copy of the network (skorch's
-        ``compile``; the loss is not compiled). On the 2-core CPU of the
-        benchmarks a training step of the width-16 ResNet under bfloat16
-        autocast ran 2.3-2.7x the clips/s of the eager network
-        (``docs/recipe.md``), after a one-off compilation of about a minute
-        per input shape. Needs a C++ compiler on CPUs (Inductor). Prediction,
+        Train the network through ``torch.compile`` (skorch's ``compile``,
+        static shapes; the loss is not compiled). On the 2-core CPU of the
+        benchmarks ``fit`` ran 2.1x (width 16) and 2.3x (paper size) the
+        clips/s of bfloat16 autocast alone (``benchmarks/throughput.py``,
+        ``docs/recipe.md``), after a one-off compilation of about 40 s per
+        batch shape. Needs a C++ compiler on CPUs (Inductor). Prediction,
         pseudo labelling and validation run the network as it is, and the
         fitted estimator keeps the plain network (model files and pickles
         are those of an uncompiled fit).
