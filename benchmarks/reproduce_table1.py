@@ -120,9 +120,13 @@ def make_variant(variant, seed, args, callbacks=(), **params):
     ``params`` override the estimator's (``device``, ``train_dtype``).
     """
     stage1 = args.epochs - args.max_iter if variant == "resnet_pl" else args.epochs
-    module = None
+    module = teacher = None
     if variant == "crnn":
         module = functools.partial(CRNN, n_filters=args.crnn_filters, hidden_size=64)
+    if variant == "resnet_pl" and args.teacher == "crnn":
+        # The CRNN of the same seed and settings, fitted inside this run's
+        # fit (its minutes count in the run's) on the same clips.
+        teacher = make_variant("crnn", seed, args, **params)
     return make_detector(
         "cpu",
         **{
@@ -134,6 +138,7 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "batch_size": args.batch_size,
             "max_epochs": stage1,
             "pseudo_label": variant == "resnet_pl",
+            "teacher": teacher,
             "max_iter": args.max_iter,
             "delta": args.delta,
             "pseudo_negatives": args.pseudo_negatives,
@@ -184,7 +189,20 @@ def run_one(variant, seed, split, args):
             dev_index=np.asarray(dev),
         )
     history = sed.net_.history
+    teacher = {}
+    if sed.teacher_ is not None:  # the CRNN that drew the pseudo labels
+        t_events = sed.teacher_.predict_events(F_valid)
+        t_ev = sed_eval_results(y_valid, t_events, metric="event", classes=classes)
+        t_seg = sed_eval_results(
+            y_valid, t_events, metric="segment", classes=classes, duration=10.0
+        )
+        teacher = {
+            "teacher_event_f1": t_ev["class_wise_average"]["f_measure"]["f_measure"],
+            "teacher_segment_f1": t_seg["class_wise_average"]["f_measure"]["f_measure"],
+            "teacher_fit_seconds": float(sum(sed.teacher_.net_.history[:, "dur"])),
+        }
     return {
+        **teacher,
         "variant": variant,
         "seed": seed,
         "event_f1": ev["class_wise_average"]["f_measure"]["f_measure"],
@@ -293,6 +311,13 @@ def report(results, args, elapsed):
             for h in r["pseudo_label_history"]
         )
         pl_lines.append(f"- {label(r['variant'])}, seed {r['seed']}: {steps}")
+        if "teacher_event_f1" in r:
+            pl_lines.append(
+                f"  - teacher (CRNN, same seed): event F1 "
+                f"{100 * r['teacher_event_f1']:.1f} %, segment F1 "
+                f"{100 * r['teacher_segment_f1']:.1f} %, "
+                f"{r['teacher_fit_seconds'] / 60:.1f} of the run's minutes"
+            )
         for q in r.get("pseudo_label_quality", []):
             pl_lines.append(
                 f"  - iteration {q['iteration']} (θ={q['threshold']:.2f}, "
@@ -439,12 +464,12 @@ _RUN_ONLY = (
     "tag",
     "include_tag",
 )
-_PL_ONLY = ("max_iter", "delta", "pseudo_negatives", "stage2_weighting")
+_PL_ONLY = ("max_iter", "delta", "pseudo_negatives", "stage2_weighting", "teacher")
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
     "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
     "resnet": ("crnn_filters", *_PL_ONLY),
-    "resnet_pl": ("crnn_filters",),
+    "resnet_pl": ("crnn_filters",),  # unless a CRNN teacher (see below)
 }
 
 
@@ -462,6 +487,11 @@ def check_same_settings(results, args, parser):
             continue
         saved = {**vars(parser.parse_args([])), **r.get("settings", {})}
         skip = (*_RUN_ONLY, *_UNUSED.get(r["variant"], ()))
+        if r["variant"] == "resnet_pl" and "none" not in (
+            saved["teacher"],
+            args.teacher,
+        ):
+            skip = tuple(k for k in skip if k != "crnn_filters")
         diff = {
             k: (saved.get(k), v)
             for k, v in current.items()
@@ -496,6 +526,14 @@ def build_parser():
         default="paper",
         help="frame-loss weights of stage 2 (paper: eq. 10; keep_strong: eq. 8's "
         "strong weight plus eq. 10's pseudo term)",
+    )
+    p.add_argument(
+        "--teacher",
+        choices=("none", "crnn"),
+        default="none",
+        help="where the pseudo labels come from (none: the ResNet itself, as in "
+        "the report; crnn: a CRNN of the same seed and settings, fitted in the "
+        "same run; not the report)",
     )
     p.add_argument("--n-filters", type=int, default=16)
     p.add_argument("--n-blocks", type=int, default=2)

@@ -438,6 +438,12 @@ class PseudoLabeling(DropsOnPickle, Callback):
         See :func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`.
     batch_size : int, default=32
         Clips per forward pass of the relabelling.
+    teacher_probs : tuple of ndarray or None, default=None
+        ``(frame_probs, clip_probs)`` of the weak clips, of shapes
+        (n_weak, n_frames_out, n_classes) and (n_weak, n_classes), in their
+        order in ``y``: drawn once by another model (``PseudoLabelSED``'s
+        ``teacher``), they replace the network's own predictions in every
+        relabelling. None: the network labels the clips itself (eq. 4).
 
     Attributes
     ----------
@@ -445,7 +451,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         Per iteration: ``iteration``, ``threshold``, ``n_pseudo``, ``n_weak``.
     """
 
-    _dropped_on_pickle = ("X", "y")
+    _dropped_on_pickle = ("X", "y", "teacher_probs")
 
     def __init__(
         self,
@@ -460,6 +466,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         floor=0.25,
         negatives="all",
         batch_size=32,
+        teacher_probs=None,
     ):
         self.X = X
         self.y = y
@@ -471,6 +478,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         self.floor = floor
         self.negatives = negatives
         self.batch_size = batch_size
+        self.teacher_probs = teacher_probs
 
     def initialize(self):
         """Forget the record."""
@@ -484,7 +492,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
 
     def on_train_end(self, net, **kwargs):
         """Let go of the training data: a fitted model must not keep it alive."""
-        self.X = self.y = None
+        self.X = self.y = self.teacher_probs = None
 
     def on_epoch_begin(self, net, **kwargs):
         """Relabel when an iteration starts; record the stage of this epoch."""
@@ -504,9 +512,18 @@ class PseudoLabeling(DropsOnPickle, Callback):
             iteration, delta=self.delta, start=self.start, floor=self.floor
         )
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
-        frame_probs, clip_probs = forward_probabilities(
-            net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
-        )
+        if self.teacher_probs is not None:
+            frame_probs, clip_probs = self.teacher_probs
+            if len(clip_probs) != len(weak_idx):
+                raise ValueError(
+                    f"teacher_probs holds {len(clip_probs)} clips but y has "
+                    f"{len(weak_idx)} weak ones; give the teacher's "
+                    "probabilities of exactly the weak clips, in their order."
+                )
+        else:
+            frame_probs, clip_probs = forward_probabilities(
+                net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
+            )
         selected, pseudo = select_pseudo_labels(
             clip_probs,
             frame_probs,

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
@@ -128,6 +128,18 @@ class PseudoLabelSED(BaseEstimator):
         Decrease of the threshold per iteration in eq. 5 (paper silent).
     threshold_start, threshold_floor : float, default=0.75, 0.25
         The 3/4 and 1/4 of eq. 5.
+    teacher : estimator or None, default=None
+        Where the pseudo labels of eqs. 4-5 come from (not in the report).
+        None: the network labels the weak clips itself, as in the report.
+        An estimator with ``predict_frames`` and ``predict_proba`` (e.g. a
+        :class:`PseudoLabelSED` with ``module=CRNN``): a clone of it is
+        fitted at the start of ``fit`` on the same training clips, with the
+        same validation clips, and its frame and clip probabilities of the
+        weak clips, drawn once, replace the network's in every iteration of
+        stage 2 (same ``theta_i``, same selection). Wrap a fitted one in
+        :class:`sklearn.frozen.FrozenEstimator` to use it as it is. Its
+        ``classes_`` must hold every class of this estimator; its frames are
+        resampled (nearest) to this network's output frames.
     pseudo_negatives : {"all", "absent"}, default="all"
         Which frames below ``theta_i`` a pseudo label marks negative. "all"
         is eq. 4. "absent" (not in the report) marks negative only the frames
@@ -269,6 +281,9 @@ class PseudoLabelSED(BaseEstimator):
         Output frames per clip (128 for 1024 input frames).
     n_iter_ : int
         Pseudo-labelling iterations run.
+    teacher_ : estimator or None
+        The fitted clone of ``teacher`` that drew the pseudo labels; None
+        without a teacher or when stage 2 does not run.
     pseudo_label_history_ : list of dict
         Per iteration: ``iteration``, ``threshold`` (theta_i) and ``n_pseudo``
         (M_p, weak clips that got pseudo labels) out of ``n_weak``.
@@ -344,6 +359,7 @@ class PseudoLabelSED(BaseEstimator):
         "delta": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
         "pseudo_negatives": [StrOptions({"all", "absent"})],
         "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -398,6 +414,7 @@ class PseudoLabelSED(BaseEstimator):
         delta=0.05,
         threshold_start=0.75,
         threshold_floor=0.25,
+        teacher=None,
         pseudo_negatives="all",
         stage2_weighting="paper",
         time_shift=0.0,
@@ -442,6 +459,7 @@ class PseudoLabelSED(BaseEstimator):
         self.delta = delta
         self.threshold_start = threshold_start
         self.threshold_floor = threshold_floor
+        self.teacher = teacher
         self.pseudo_negatives = pseudo_negatives
         self.stage2_weighting = stage2_weighting
         self.time_shift = time_shift
@@ -579,16 +597,31 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        X, y, val = self._validation_split(X, y, y_strong, X_val, y_val, seed)
+        X, y, val, train_idx = self._validation_split(
+            X, y, y_strong, X_val, y_val, seed
+        )
         self.class_weight_ = self._class_weight(y["weak"])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())
         self.n_weak_ = int(len(y["kind"]) - self.n_strong_)
+        self.teacher_ = None
+        teacher_probs = None
+        if (
+            self.teacher is not None
+            and self.pseudo_label
+            and self.max_iter > 0
+            and self.n_weak_ > 0
+        ):
+            if y_strong is not None and train_idx is not None:
+                y_strong = _take(y_strong, train_idx)
+            self.teacher_, teacher_probs = self._fit_teacher(X, y, y_strong, val)
 
         if self.memory is None:
-            net, history, best_epoch = self._train(X, y, seed, val)
+            net, history, best_epoch = self._train(X, y, seed, val, teacher_probs)
         else:
             train = check_memory(self.memory).cache(_train_cached)
-            net, history, best_epoch = train(self._training_params(), X, y, seed, val)
+            net, history, best_epoch = train(
+                self._training_params(), X, y, seed, val, teacher_probs
+            )
         net.sed_ = self
         self.net_ = net
         self.pseudo_label_history_ = history
@@ -600,8 +633,9 @@ class PseudoLabelSED(BaseEstimator):
     def _validation_split(self, X, y, y_strong, X_val, y_val, seed):
         """Split off the validation clips: given, held out of the strong ones, or none.
 
-        Returns the training features and targets and ``(X_val, y_val)`` or
-        None.
+        Returns the training features and targets, ``(X_val, y_val)`` or
+        None, and the indices of the training clips among the given ones
+        (None when all of them train).
         """
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -620,9 +654,9 @@ class PseudoLabelSED(BaseEstimator):
                 )
                 for i, ev in enumerate(y_val)
             ]
-            return X, y, (X_val, refs)
+            return X, y, (X_val, refs), None
         if self.validation_fraction is None:
-            return X, y, None
+            return X, y, None, None
         strong_idx = np.flatnonzero(y["kind"] == KIND_STRONG)
         n_val = round(self.validation_fraction * len(strong_idx))
         if n_val < 1 or n_val >= len(strong_idx):
@@ -639,7 +673,38 @@ class PseudoLabelSED(BaseEstimator):
         refs = [list(y_strong[i]) for i in val_idx]
         # Indexing keeps a feature store's rows on disk (a lazy FeatureView).
         y = {k: v[train_idx] for k, v in y.items()}
-        return X[train_idx], y, (np.asarray(X[val_idx]), refs)
+        return X[train_idx], y, (np.asarray(X[val_idx]), refs), train_idx
+
+    def _fit_teacher(self, X, y, y_strong, val):
+        """Fit a clone of ``teacher`` on the training clips; draw its labels.
+
+        Returns the fitted teacher and its ``(frame_probs, clip_probs)`` of
+        the weak clips (in their order in ``y``), in the column order of
+        ``classes_`` and at ``n_frames_out_`` frames.
+        """
+        teacher = clone(self.teacher)
+        y_weak = [list(self.classes_[row > 0]) for row in y["weak"]]
+        kwargs = {} if val is None else {"X_val": val[0], "y_val": val[1]}
+        teacher.fit(X, y_weak, y_strong, **kwargs)
+        t_classes = [str(c) for c in getattr(teacher, "classes_", ())]
+        missing = [str(c) for c in self.classes_ if str(c) not in t_classes]
+        if missing:
+            raise ValueError(
+                f"The teacher knows the classes {t_classes} but not {missing}, "
+                "which this estimator detects. Consider passing "
+                f"classes={[str(c) for c in self.classes_]} to the teacher."
+            )
+        columns = [t_classes.index(str(c)) for c in self.classes_]
+        weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
+        X_weak = np.asarray(X[weak_idx])
+        frames = np.asarray(teacher.predict_frames(X_weak), dtype=np.float32)
+        clips = np.asarray(teacher.predict_proba(X_weak), dtype=np.float32)
+        frames, clips = frames[..., columns], clips[:, columns]
+        n_in = frames.shape[1]
+        if n_in != self.n_frames_out_:  # nearest frame of the teacher's grid
+            k = ((np.arange(self.n_frames_out_) + 0.5) * n_in) // self.n_frames_out_
+            frames = frames[:, k.astype(int)]
+        return teacher, (frames, clips)
 
     def _set_decoding(self, val):
         """Set ``threshold_``, ``median_filter_sec_`` and ``validation_f1_``."""
@@ -791,19 +856,21 @@ class PseudoLabelSED(BaseEstimator):
             **{**extra, **(self.net_params or {})},
         )
 
-    def _fingerprint(self, X, y, seed, val=None):
+    def _fingerprint(self, X, y, seed, val=None, teacher_probs=None):
         """Hash of what determines the trained weights (for checkpoints)."""
         import joblib
 
         params = self._training_params()
-        for name in ("callbacks", "device", "accelerator"):  # the rest is dropped
-            params.pop(name, None)
+        for name in ("callbacks", "device", "accelerator", "teacher"):
+            params.pop(name, None)  # the teacher counts through its labels
         key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
         if val is not None:
             key += (_hash_rows(val[0]), val[1])
+        if teacher_probs is not None:
+            key += tuple(teacher_probs)
         return joblib.hash(key)
 
-    def _train(self, X, y, seed, val=None):
+    def _train(self, X, y, seed, val=None, teacher_probs=None):
         """Stage 1, then ``max_iter`` pseudo-label iterations, in one skorch fit.
 
         The stages are the :class:`~sklearn_sed.callbacks.PseudoLabeling`
@@ -830,6 +897,7 @@ class PseudoLabelSED(BaseEstimator):
             floor=self.threshold_floor,
             negatives=self.pseudo_negatives,
             batch_size=self.batch_size,
+            teacher_probs=teacher_probs,
         )
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]
@@ -848,7 +916,7 @@ class PseudoLabelSED(BaseEstimator):
         last = []
         fingerprint = None
         if self.checkpoint_dir is not None:
-            fingerprint = self._fingerprint(X, y, seed, val)
+            fingerprint = self._fingerprint(X, y, seed, val, teacher_probs)
             last.append(
                 (
                     "checkpoint",
@@ -872,7 +940,8 @@ class PseudoLabelSED(BaseEstimator):
         if done < total:
             # One skorch training run over the remaining epochs of both stages.
             net.partial_fit(X, y, epochs=total - done)
-        stages.X = stages.y = None  # also when a finished checkpoint resumed
+        # Also when a finished checkpoint resumed.
+        stages.X = stages.y = stages.teacher_probs = None
         if self.compile:
             drop_compiled(net)
         best_epoch = None
@@ -1064,6 +1133,13 @@ class PseudoLabelSED(BaseEstimator):
         return segment_f1_scorer(self, X, y_strong)
 
 
+def _take(y_strong, index):
+    """Take the rows ``index`` of strong labels (an ndarray or event lists)."""
+    if isinstance(y_strong, np.ndarray):
+        return y_strong[index]
+    return [y_strong[i] for i in index]
+
+
 def _weights_key(net):
     """Hash of the module's class and weights: what a forward pass depends on."""
     import joblib
@@ -1081,7 +1157,7 @@ def _forward_cached(weights_key, X, batch_size, dtype, device, net):
     return _forward(net, X, None, batch_size, dtype=dtype)
 
 
-def _train_cached(params, X, y, seed, val=None):
+def _train_cached(params, X, y, seed, val=None, teacher_probs=None):
     """Training as a pure function of its inputs, for ``joblib.Memory``.
 
     ``params`` are the estimator's training parameters (post-processing ones
@@ -1093,4 +1169,4 @@ def _train_cached(params, X, y, seed, val=None):
     est.classes_ = np.arange(n_classes)  # only its length is used in training
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
-    return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val)
+    return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs)

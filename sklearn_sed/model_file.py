@@ -71,11 +71,12 @@ def _sed_to_json(sed, weights_name):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(sed, "net_")
-    params = sed.get_params()
+    params = sed.get_params(deep=False)
     params["module"] = callable_to_json(params["module"], "module")
     params["optimizer"] = callable_to_json(params["optimizer"], "optimizer")
     params["callbacks"] = None  # training-time objects, not part of the model
     params["accelerator"] = None
+    params["teacher"] = None
     for name in PATH_PARAMS:  # places on this machine, not part of the model
         params[name] = None
     params = to_jsonable(params)

@@ -152,6 +152,7 @@ def _load_sed(entry, zf, device):
         params[name] = None
     params["callbacks"] = None
     params["accelerator"] = None
+    params["teacher"] = None  # a training-time object, never in a model file
     if device is not None:
         params["device"] = device
     sed = PseudoLabelSED(**params)
