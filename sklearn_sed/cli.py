@@ -100,19 +100,12 @@ def _apply_set(pipe, params):
 
 
 def _check_device(device):
-    import torch
+    from sklearn_sed._validation import check_device
 
     try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError) as exc:
-        raise CLIError(f"device={device!r} is not a torch device ({exc}).") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise CLIError(
-            f"device={device!r} but this machine has no CUDA device torch can use; "
-            "use device=cpu, or install a CUDA build of torch."
-        )
-    if kind not in ("cpu", "cuda", "mps", "xpu"):
-        raise CLIError(f"device={device!r} cannot train or predict; use cpu or cuda.")
+        check_device(device, trains=True)
+    except ValueError as exc:
+        raise CLIError(f"--set: {exc}") from None
 
 
 def _same_file(a, b):

@@ -19,7 +19,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 from skorch.callbacks import ProgressBar
 
-from sklearn_sed._validation import check_features, check_n_clips, check_per_class
+from sklearn_sed._validation import (
+    check_device,
+    check_features,
+    check_n_clips,
+    check_per_class,
+)
 from sklearn_sed.augment import SEDAugment, collate_float32
 from sklearn_sed.callbacks import (
     BestWeights,
@@ -542,6 +547,7 @@ class PseudoLabelSED(BaseEstimator):
             return self._fit(X, y_weak, y_strong, X_val=X_val, y_val=y_val)
 
     def _fit(self, X, y_weak, y_strong, *, X_val, y_val):
+        check_device(self.device, trains=True)
         if self.threshold_floor > self.threshold_start:
             raise ValueError(
                 "threshold_floor must be <= threshold_start. Got "

@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-from sklearn_sed._validation import check_finite
+from sklearn_sed._validation import check_device, check_finite
 
 __all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 
@@ -603,18 +603,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                 f"win_length must be <= n_fft. Got win_length={self.win_length} "
                 f"and n_fft={self.n_fft} instead."
             )
-        try:
-            kind = torch.device(self.device).type
-        except RuntimeError as exc:
-            raise ValueError(
-                f"device must name a torch device such as 'cpu' or 'cuda'. Got "
-                f"{self.device!r} instead ({exc})."
-            ) from exc
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but torch sees no CUDA device here. Use "
-                "device='cpu', or install a CUDA build of torch."
-            )
+        check_device(self.device)
         if self.fmax > self.sr / 2 or self.fmin >= self.fmax:
             raise ValueError(
                 f"fmin and fmax must satisfy 0 <= fmin < fmax <= sr / 2 = "

@@ -121,3 +121,22 @@ def test_other_frame_count_at_predict_is_refused(fitted_sed):
     X = np.random.default_rng(0).random((1, 100, 32), dtype=np.float32)
     with pytest.raises(ValueError, match="differ in duration, sample rate"):
         fitted_sed.predict(X)
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("gpu0", r"device must name a torch device such as 'cpu'"),
+        ("meta", r"device='meta' cannot train or predict. Use 'cpu'"),
+    ],
+)
+def test_detector_device_that_cannot_train_is_refused_before_training(
+    tiny_dataset, device, match
+):
+    """Check PseudoLabelSED names a bad device and the fix, as the extractor
+    and the command line do (one check, ``_validation.check_device``)."""
+    d = tiny_dataset
+    with pytest.raises(ValueError, match=match):
+        PseudoLabelSED(**FAST_SED, device=device).fit(
+            d["F"][:4], d["y_weak"][:4], d["y_strong"][:4]
+        )
