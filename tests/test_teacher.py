@@ -106,7 +106,8 @@ def test_teacher_is_cloned_and_fitted_on_the_training_clips_only(tiny_dataset):
     # Its labels are the training clips' own, strong events included.
     strong_seen = [s for s in sed.teacher_.y_strong_ if s is not None]
     assert len(strong_seen) == n_strong - n_val
-    for events, labels in zip(sed.teacher_.y_strong_, sed.teacher_.y_weak_):
+    seen = zip(sed.teacher_.y_strong_, sed.teacher_.y_weak_, strict=True)
+    for events, labels in seen:
         if events is not None:
             assert sorted(weak_labels_of(events)) == labels
 
@@ -132,7 +133,7 @@ def test_teacher_frames_are_resampled_to_the_networks(tiny_dataset):
     sed.fit(X, y_weak, y_strong)
     n_out = sed.n_frames_out_
     assert n_out != 3
-    for _, clip_index, frame_labels in spy.calls:
+    for _, _, frame_labels in spy.calls:
         assert frame_labels.shape[1:] == (n_out, len(sed.classes_))
     threshold, clip_index, frame_labels = spy.calls[-1]
     teacher_frames = _nearest(sed.teacher_.predict_frames(X[clip_index]), n_out)
@@ -178,7 +179,8 @@ def test_crnn_teacher_trains_a_resnet_that_saves_and_loads(tiny_dataset, tmp_pat
     sed = clone(PseudoLabelSED(**FAST, teacher=crnn)).set_params(teacher__lr=0.01)
     assert sed.get_params()["teacher__lr"] == 0.01
     sed.fit(X, y_weak, y_strong)
-    assert sed.teacher_.lr == 0.01 and isinstance(sed.teacher_.net_.module_, CRNN)
+    assert sed.teacher_.lr == 0.01
+    assert isinstance(sed.teacher_.net_.module_, CRNN)
     assert len(sed.pseudo_label_history_) == 2
     path = tmp_path / "student.sed"
     sed.save(path)
