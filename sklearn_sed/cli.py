@@ -195,7 +195,7 @@ def _cmd_demo(args):
 def _cmd_train(args):
     from sklearn_sed import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
-    from sklearn_sed.recipes import make_detector
+    from sklearn_sed.recipes import TEACHER_SHARED_PARAMS, make_detector, make_teacher
 
     folders = _train_folders(args)  # checked before any work
     _check_output(
@@ -212,6 +212,14 @@ def _cmd_train(args):
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
+    if args.teacher == "crnn":  # after --set: it takes the student's settings
+        shared = sed.get_params(deep=False)
+        shared = {k: shared[k] for k in TEACHER_SHARED_PARAMS}
+        if args.checkpoint_dir:  # its own checkpoints, beside the student's
+            shared["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
+        sed.set_params(
+            teacher=make_teacher(args.recipe, n_mels=extractor.n_mels, **shared)
+        )
     X, y_weak, y_strong = _load_listed(
         {"strong": "strong", "weak": "weak"},
         strong_tsv=args.strong_tsv,
@@ -649,6 +657,15 @@ def build_parser():
         "(torch.compile where a C++ compiler is found; --set compile=False "
         "turns it off); "
         "'paper' is the report as written (64 filters, SGD: a GPU job)",
+    )
+    train.add_argument(
+        "--teacher",
+        choices=("none", "crnn"),
+        default="none",
+        help="where the pseudo labels come from: 'none' (default), the ResNet "
+        "itself as in the report; 'crnn', a CRNN trained first on the same "
+        "clips with the student's settings (sklearn_sed.recipes.make_teacher; "
+        "not in the report; about twice the training time)",
     )
     train.add_argument(
         "--output", required=True, help="model file, safe format (sklearn_sed.load)"

@@ -17,8 +17,16 @@ import os
 import torch
 
 from sklearn_sed.estimator import PseudoLabelSED
+from sklearn_sed.networks.crnn import CRNN
 
-__all__ = ["RECIPES", "bfloat16_is_fast", "compile_is_available", "make_detector"]
+__all__ = [
+    "RECIPES",
+    "TEACHER_SHARED_PARAMS",
+    "bfloat16_is_fast",
+    "compile_is_available",
+    "make_detector",
+    "make_teacher",
+]
 
 RECIPES = {
     "paper": {},
@@ -97,6 +105,74 @@ def compile_is_available(device="cpu"):
         return False
 
 
+#: Parameters that a ``teacher="crnn"`` shorthand passes on to the teacher.
+TEACHER_SHARED_PARAMS = (
+    "classes",
+    "duration",
+    "device",
+    "random_state",
+    "verbose",
+    "train_dtype",
+    "compile",
+    "max_epochs",
+    "max_iter",
+)
+
+
+def make_teacher(recipe="cpu", *, n_mels=64, **params):
+    """Build the recipe's CRNN teacher for ``PseudoLabelSED(teacher=...)``.
+
+    The DCASE2019 baseline CRNN (32 filters, 64 GRU units per direction,
+    64 mel bands in) trained with the recipe, without stage 2: the model
+    whose probabilities draw the pseudo labels of
+    ``make_detector(recipe, teacher="crnn")`` (not in the report;
+    ``docs/recipe.md`` gives what it measured).
+
+    Parameters
+    ----------
+    recipe : {"cpu", "paper"}, default="cpu"
+        Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
+    n_mels : int, default=64
+        Mel bands of the feature maps (the CRNN pools them to one).
+    **params
+        Estimator parameters that override the recipe's. ``max_epochs``
+        is the teacher's whole training; ``max_iter`` adds its epochs
+        (those of the student's stage 2), so that the teacher trains as
+        many epochs as the student.
+
+    Returns
+    -------
+    teacher : PseudoLabelSED
+        An unfitted estimator with ``pseudo_label=False``.
+
+    Examples
+    --------
+    >>> from sklearn_sed.recipes import make_teacher
+    >>> teacher = make_teacher("cpu")
+    >>> teacher.module.func.__name__, teacher.pseudo_label
+    ('CRNN', False)
+    """
+    defaults = PseudoLabelSED().get_params()
+    merged = {**RECIPES[_check_recipe(recipe)], **params}
+    epochs = merged.get("max_epochs", defaults["max_epochs"]) + merged.pop(
+        "max_iter", defaults["max_iter"]
+    )
+    merged.update(
+        module=functools.partial(CRNN, n_filters=32, hidden_size=64, n_mels=n_mels),
+        max_epochs=epochs,
+        pseudo_label=False,
+    )
+    return make_detector(recipe, **merged)
+
+
+def _check_recipe(recipe):
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"recipe must be one of {sorted(RECIPES)}. Got {recipe!r} instead."
+        )
+    return recipe
+
+
 def make_detector(recipe="cpu", **params):
     """Build a :class:`PseudoLabelSED` from a named recipe.
 
@@ -105,7 +181,9 @@ def make_detector(recipe="cpu", **params):
     recipe : {"cpu", "paper"}, default="cpu"
         Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
     **params
-        Estimator parameters that override the recipe's.
+        Estimator parameters that override the recipe's. ``teacher="crnn"``
+        stands for :func:`make_teacher` of the same recipe, with the
+        settings of :data:`TEACHER_SHARED_PARAMS` given here.
 
     Returns
     -------
@@ -122,11 +200,15 @@ def make_detector(recipe="cpu", **params):
     >>> sed.n_filters, sed.max_epochs, sed.tune_postprocessing
     (16, 3, True)
     """
-    if recipe not in RECIPES:
-        raise ValueError(
-            f"recipe must be one of {sorted(RECIPES)}. Got {recipe!r} instead."
-        )
-    merged = {**RECIPES[recipe], **params}
+    merged = {**RECIPES[_check_recipe(recipe)], **params}
+    if isinstance(merged.get("teacher"), str):
+        if merged["teacher"] != "crnn":
+            raise ValueError(
+                'teacher must be an estimator, None or "crnn" (the recipe\'s '
+                f"CRNN, make_teacher). Got {merged['teacher']!r} instead."
+            )
+        shared = {k: merged[k] for k in TEACHER_SHARED_PARAMS if k in merged}
+        merged["teacher"] = make_teacher(recipe, **shared)
     if merged.get("train_dtype") == "auto":
         device = merged.get("device", "cpu")
         merged["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"

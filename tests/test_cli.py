@@ -109,6 +109,41 @@ def test_train_rerun_with_checkpoint_dir_resumes_instead_of_retraining(
     np.testing.assert_array_equal(first, second)
 
 
+def test_train_with_a_crnn_teacher_trains_it_first_and_resumes_both(
+    desed_dir, tmp_path, monkeypatch
+):
+    """Check `train --teacher crnn`: a CRNN of the student's settings (as many
+    epochs as both stages) trains before the student, both checkpoint in
+    their own folders, a rerun trains nothing, and the model file holds the
+    student only."""
+    import skorch
+
+    from sklearn_sed.nets import bare_module
+    from sklearn_sed.networks.crnn import CRNN
+
+    ckpt = tmp_path / "ckpt"
+    argv = _train_argv(desed_dir, "--teacher", "crnn", "--checkpoint-dir", str(ckpt))
+    argv += ["--set", "compile=False"]  # the teacher takes it too: seconds
+    modules, run_single_epoch = [], skorch.NeuralNet.run_single_epoch
+
+    def counting(self, *args, training, **kwargs):
+        if training:
+            modules.append(type(bare_module(self)).__name__)
+        return run_single_epoch(self, *args, training=training, **kwargs)
+
+    monkeypatch.setattr(skorch.NeuralNet, "run_single_epoch", counting)
+    assert main([*argv, "--output", str(tmp_path / "m.sed")]) == 0
+    assert modules == ["CRNN"] * 4 + ["ResNetSED"] * 4
+    assert (ckpt / "checkpoint.pt").is_file()
+    assert (ckpt / "teacher" / "checkpoint.pt").is_file()
+    modules.clear()
+    assert main([*argv, "--output", str(tmp_path / "again.sed")]) == 0
+    assert modules == []
+    model = sklearn_sed.load(tmp_path / "m.sed")
+    assert model[-1].teacher is None
+    assert not isinstance(model[-1].net_.module_, CRNN)
+
+
 def test_train_writes_a_model(trained_model, capsys):
     """Check train saves a loadable pipeline."""
 

@@ -11,7 +11,7 @@ from skorch.callbacks import Callback
 from sklearn_sed import PseudoLabelSED, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality, WarmupCosineLR
 from sklearn_sed.labels import events_to_frames
-from sklearn_sed.recipes import RECIPES, compile_is_available
+from sklearn_sed.recipes import RECIPES, compile_is_available, make_teacher
 from sklearn_sed.tuning import tune_postprocessing
 from tests.conftest import FAST_SED
 
@@ -316,3 +316,26 @@ def test_unknown_stage2_weighting_is_refused_at_fit(tiny_dataset):
     sed = PseudoLabelSED(**SMALL, stage2_weighting="strong")
     with pytest.raises(ValueError, match="stage2_weighting"):
         sed.fit(d["F"][:4], d["y_weak"][:4], d["y_strong"][:4])
+
+
+def test_crnn_teacher_shorthand_is_the_recipes_crnn_with_the_students_settings():
+    """Check make_detector(teacher="crnn") gives make_teacher's CRNN: no stage
+    2, as many epochs as the student's two stages, the student's seed and
+    classes; an unknown name is refused with the choices."""
+    from sklearn_sed.networks.crnn import CRNN
+
+    sed = make_detector(
+        "cpu", teacher="crnn", max_epochs=3, max_iter=2, random_state=5, classes=["a"]
+    )
+    teacher = sed.teacher
+    assert teacher.module.func is CRNN
+    assert teacher.module.keywords == {"n_filters": 32, "hidden_size": 64, "n_mels": 64}
+    assert (teacher.pseudo_label, teacher.max_epochs) == (False, 5)
+    assert (teacher.random_state, teacher.classes) == (5, ["a"])
+    assert teacher.lr == RECIPES["cpu"]["lr"]
+    assert make_teacher("paper").max_epochs == 30  # 20 + 10, the defaults
+    assert make_teacher("cpu", n_mels=32).module.keywords["n_mels"] == 32
+    with pytest.raises(
+        ValueError, match=r'teacher must be an estimator, None or "crnn"'
+    ):
+        make_detector("cpu", teacher="rnn")
