@@ -100,7 +100,7 @@ def _apply_set(pipe, params):
 
 
 def _check_device(device):
-    from sklearn_sed._validation import check_device
+    from sklearn_sed._device import check_device
 
     try:
         check_device(device, trains=True)

@@ -19,12 +19,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 from skorch.callbacks import ProgressBar
 
-from sklearn_sed._validation import (
-    check_device,
-    check_features,
-    check_n_clips,
-    check_per_class,
-)
+from sklearn_sed._device import check_device
+from sklearn_sed._validation import check_features, check_n_clips, check_per_class
 from sklearn_sed.augment import SEDAugment, collate_float32
 from sklearn_sed.callbacks import (
     BestWeights,

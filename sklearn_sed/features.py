@@ -24,7 +24,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-from sklearn_sed._validation import check_device, check_finite
+from sklearn_sed._device import check_device
+from sklearn_sed._validation import check_finite
 
 __all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 

@@ -182,8 +182,9 @@ def make_detector(recipe="cpu", **params):
         Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
     **params
         Estimator parameters that override the recipe's. ``teacher="crnn"``
-        stands for :func:`make_teacher` of the same recipe, with the
-        settings of :data:`TEACHER_SHARED_PARAMS` given here.
+        stands for :func:`~sklearn_sed.recipes.make_teacher` of the same
+        recipe, with the settings of
+        :data:`~sklearn_sed.recipes.TEACHER_SHARED_PARAMS` given here.
 
     Returns
     -------

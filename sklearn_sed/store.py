@@ -165,30 +165,34 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
     # the data file's identity, and both renames happen under one lock, so a
     # crash between them or two writers at once leave a pair that open_store
     # recognises as not belonging together, never one it accepts.
-    with _CommitLock(path) as lock, atomic_path(path, suffix=".npy") as data_tmp:
-        out = np.lib.format.open_memmap(
-            data_tmp,
-            mode="w+",
-            dtype=dtype,
-            shape=(n_clips, extractor.n_frames_, extractor.n_mels),
-        )
-        start = 0
-        for chunk in extractor.iter_transform(X):
-            out[start : start + len(chunk)] = chunk
-            start += len(chunk)
-        out.flush()
-        del out
-        meta = {
-            "n_clips": n_clips,
-            "dtype": dtype,
-            "data_file": _identity(os.stat(data_tmp)),
-            **_settings(extractor),
-        }
-        with atomic_path(path + ".json") as tmp:
-            with open(tmp, "w") as f:
-                json.dump(meta, f, indent=1)
-            lock.acquire()
-    return open_store(path, extractor)
+    with _CommitLock(path) as lock:
+        with atomic_path(path, suffix=".npy") as data_tmp:
+            out = np.lib.format.open_memmap(
+                data_tmp,
+                mode="w+",
+                dtype=dtype,
+                shape=(n_clips, extractor.n_frames_, extractor.n_mels),
+            )
+            start = 0
+            for chunk in extractor.iter_transform(X):
+                out[start : start + len(chunk)] = chunk
+                start += len(chunk)
+            out.flush()
+            del out
+            meta = {
+                "n_clips": n_clips,
+                "dtype": dtype,
+                "data_file": _identity(os.stat(data_tmp)),
+                **_settings(extractor),
+            }
+            with atomic_path(path + ".json") as tmp:
+                with open(tmp, "w") as f:
+                    json.dump(meta, f, indent=1)
+                lock.acquire()
+        # Opened under the lock: another writer of other settings committing
+        # right after this one cannot make this call return (or refuse) its
+        # features; the open file stays this commit's after a later rename.
+        return open_store(path, extractor)
 
 
 def _open_matching(path, *, attempts=100):

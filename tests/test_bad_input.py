@@ -134,7 +134,7 @@ def test_detector_device_that_cannot_train_is_refused_before_training(
     tiny_dataset, device, match
 ):
     """Check PseudoLabelSED names a bad device and the fix, as the extractor
-    and the command line do (one check, ``_validation.check_device``)."""
+    and the command line do (one check, ``_device.check_device``)."""
     d = tiny_dataset
     with pytest.raises(ValueError, match=match):
         PseudoLabelSED(**FAST_SED, device=device).fit(

@@ -19,6 +19,7 @@ LAYERS = {
     "_json": 0,
     "_version": 0,
     "_validation": 0,
+    "_device": 1,
     "labels": 0,
     "pseudo_labels": 0,
     "postprocessing": 0,

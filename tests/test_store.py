@@ -221,3 +221,37 @@ def test_concurrent_rewrites_never_give_a_reader_the_other_settings(tmp_path):
     assert rewrites > 2
     assert opened > 0
     assert wrong == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_extract_to_store_opens_its_features_while_it_holds_the_lock(
+    tmp_path, monkeypatch
+):
+    """Check the store that extract_to_store returns is opened under its commit
+    lock: a writer of other settings committing right after it cannot make it
+    return (or refuse with a ValueError) the other settings' features, which
+    crashed the writers of the concurrent-rewrite test once in a full run."""
+    import fcntl
+
+    from sklearn_sed import store as store_module
+
+    path = str(tmp_path / "f.npy")
+    held = []
+    real_open_store = store_module.open_store
+
+    def spy(p, *args, **kwargs):
+        with open(p + ".lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+                fcntl.flock(f, fcntl.LOCK_UN)
+            except BlockingIOError:
+                held.append(True)
+        return real_open_store(p, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "open_store", spy)
+    clips = [np.sin(np.arange(8000) * 0.01).astype(np.float32)]
+    ext = LogMelExtractor(**{**TINY_FEATURES, "scaling": "clip"})
+    features = extract_to_store(ext, clips, path)
+    assert held == [True]
+    np.testing.assert_array_equal(np.asarray(features), ext.transform(clips))
