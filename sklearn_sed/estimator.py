@@ -140,7 +140,11 @@ class PseudoLabelSED(BaseEstimator):
         stage 2 (same ``theta_i``, same selection). Wrap a fitted one in
         :class:`sklearn.frozen.FrozenEstimator` to use it as it is. Its
         ``classes_`` must hold every class of this estimator; its frames are
-        resampled (nearest) to this network's output frames.
+        resampled (nearest) to this network's output frames. The
+        checkpoints of ``checkpoint_dir`` hold this network only: give the
+        teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
+        --teacher crnn`` does), or freeze it, so that a resumed fit does
+        not train it again.
     pseudo_negatives : {"all", "absent"}, default="all"
         Which frames below ``theta_i`` a pseudo label marks negative. "all"
         is eq. 4. "absent" (not in the report) marks negative only the frames
