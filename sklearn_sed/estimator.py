@@ -603,9 +603,7 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        X, y, val, train_idx = self._validation_split(
-            X, y, y_strong, X_val, y_val, seed
-        )
+        X, y, val, y_strong = self._validation_split(X, y, y_strong, X_val, y_val, seed)
         self.class_weight_ = self._class_weight(y["weak"])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())
         self.n_weak_ = int(len(y["kind"]) - self.n_strong_)
@@ -617,8 +615,6 @@ class PseudoLabelSED(BaseEstimator):
             and self.max_iter > 0
             and self.n_weak_ > 0
         ):
-            if y_strong is not None and train_idx is not None:
-                y_strong = _take(y_strong, train_idx)
             self.teacher_, teacher_probs = self._fit_teacher(X, y, y_strong, val)
 
         if self.memory is None:
@@ -640,8 +636,8 @@ class PseudoLabelSED(BaseEstimator):
         """Split off the validation clips: given, held out of the strong ones, or none.
 
         Returns the training features and targets, ``(X_val, y_val)`` or
-        None, and the indices of the training clips among the given ones
-        (None when all of them train).
+        None, and the strong labels of the training clips (``y_strong``
+        itself when all clips train).
         """
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -660,9 +656,9 @@ class PseudoLabelSED(BaseEstimator):
                 )
                 for i, ev in enumerate(y_val)
             ]
-            return X, y, (X_val, refs), None
+            return X, y, (X_val, refs), y_strong
         if self.validation_fraction is None:
-            return X, y, None, None
+            return X, y, None, y_strong
         strong_idx = np.flatnonzero(y["kind"] == KIND_STRONG)
         n_val = round(self.validation_fraction * len(strong_idx))
         if n_val < 1 or n_val >= len(strong_idx):
@@ -679,7 +675,11 @@ class PseudoLabelSED(BaseEstimator):
         refs = [list(y_strong[i]) for i in val_idx]
         # Indexing keeps a feature store's rows on disk (a lazy FeatureView).
         y = {k: v[train_idx] for k, v in y.items()}
-        return X[train_idx], y, (np.asarray(X[val_idx]), refs), train_idx
+        if isinstance(y_strong, np.ndarray):  # frame labels
+            y_strong = y_strong[train_idx]
+        else:
+            y_strong = [y_strong[i] for i in train_idx]
+        return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong
 
     def _fit_teacher(self, X, y, y_strong, val):
         """Fit a clone of ``teacher`` on the training clips; draw its labels.
@@ -1137,13 +1137,6 @@ class PseudoLabelSED(BaseEstimator):
             Segment-based F1, macro-averaged over classes, in [0, 1].
         """
         return segment_f1_scorer(self, X, y_strong)
-
-
-def _take(y_strong, index):
-    """Take the rows ``index`` of strong labels (an ndarray or event lists)."""
-    if isinstance(y_strong, np.ndarray):
-        return y_strong[index]
-    return [y_strong[i] for i in index]
 
 
 def _weights_key(net):
