@@ -195,7 +195,7 @@ def _cmd_demo(args):
 def _cmd_train(args):
     from sklearn_sed import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
-    from sklearn_sed.recipes import TEACHER_SHARED_PARAMS, make_detector, make_teacher
+    from sklearn_sed.recipes import make_detector, make_teacher
 
     folders = _train_folders(args)  # checked before any work
     _check_output(
@@ -213,13 +213,11 @@ def _cmd_train(args):
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
     if args.teacher == "crnn":  # after --set: it takes the student's settings
-        shared = sed.get_params(deep=False)
-        shared = {k: shared[k] for k in TEACHER_SHARED_PARAMS}
+        own = {}
         if args.checkpoint_dir:  # its own checkpoints, beside the student's
-            shared["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
-        sed.set_params(
-            teacher=make_teacher(args.recipe, n_mels=extractor.n_mels, **shared)
-        )
+            own["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
+        teacher = make_teacher(args.recipe, n_mels=extractor.n_mels, student=sed, **own)
+        sed.set_params(teacher=teacher)
     X, y_weak, y_strong = _load_listed(
         {"strong": "strong", "weak": "weak"},
         strong_tsv=args.strong_tsv,

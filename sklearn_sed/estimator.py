@@ -703,8 +703,16 @@ class PseudoLabelSED(BaseEstimator):
         columns = [t_classes.index(str(c)) for c in self.classes_]
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
         X_weak = np.asarray(X[weak_idx])
-        frames = np.asarray(teacher.predict_frames(X_weak), dtype=np.float32)
-        clips = np.asarray(teacher.predict_proba(X_weak), dtype=np.float32)
+        inner = getattr(teacher, "estimator", teacher)  # a FrozenEstimator's
+        if isinstance(inner, PseudoLabelSED):  # both from one forward pass
+            frames, clips = inner._forward_all(X_weak)
+        else:
+            frames, clips = (
+                teacher.predict_frames(X_weak),
+                teacher.predict_proba(X_weak),
+            )
+        frames = np.asarray(frames, dtype=np.float32)
+        clips = np.asarray(clips, dtype=np.float32)
         frames, clips = frames[..., columns], clips[:, columns]
         n_in = frames.shape[1]
         if n_in != self.n_frames_out_:  # nearest frame of the teacher's grid
@@ -1015,7 +1023,11 @@ class PseudoLabelSED(BaseEstimator):
         return self._forward_all(X)[0]
 
     def predict_proba(self, X):
-        """Clip probabilities (max of the frame probabilities over time).
+        """Clip probabilities: the network's clip output.
+
+        The max of the frame probabilities over time for the report's
+        ResNet; the CRNN's attention pooling for
+        :class:`~sklearn_sed.networks.crnn.CRNN`.
 
         Parameters
         ----------

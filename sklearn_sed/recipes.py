@@ -119,7 +119,7 @@ TEACHER_SHARED_PARAMS = (
 )
 
 
-def make_teacher(recipe="cpu", *, n_mels=64, **params):
+def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
     """Build the recipe's CRNN teacher for ``PseudoLabelSED(teacher=...)``.
 
     The DCASE2019 baseline CRNN (32 filters, 64 GRU units per direction,
@@ -134,8 +134,14 @@ def make_teacher(recipe="cpu", *, n_mels=64, **params):
         Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
     n_mels : int, default=64
         Mel bands of the feature maps (the CRNN pools them to one).
+    student : PseudoLabelSED or None, default=None
+        The estimator that the teacher will label for: its settings named
+        in :data:`~sklearn_sed.recipes.TEACHER_SHARED_PARAMS` (seed,
+        classes, epochs, device, ...) are the teacher's too, below
+        ``params``.
     **params
-        Estimator parameters that override the recipe's. ``max_epochs``
+        Estimator parameters that override the recipe's and the
+        student's. ``max_epochs``
         is the teacher's whole training; ``max_iter`` adds its epochs
         (those of the student's stage 2), so that the teacher trains as
         many epochs as the student.
@@ -153,7 +159,11 @@ def make_teacher(recipe="cpu", *, n_mels=64, **params):
     ('CRNN', False)
     """
     defaults = PseudoLabelSED().get_params()
-    merged = {**RECIPES[_check_recipe(recipe)], **params}
+    shared = {}
+    if student is not None:
+        student_params = student.get_params(deep=False)
+        shared = {k: student_params[k] for k in TEACHER_SHARED_PARAMS}
+    merged = {**RECIPES[_check_recipe(recipe)], **shared, **params}
     epochs = merged.get("max_epochs", defaults["max_epochs"]) + merged.pop(
         "max_iter", defaults["max_iter"]
     )
@@ -202,17 +212,19 @@ def make_detector(recipe="cpu", **params):
     (16, 3, True)
     """
     merged = {**RECIPES[_check_recipe(recipe)], **params}
-    if isinstance(merged.get("teacher"), str):
-        if merged["teacher"] != "crnn":
-            raise ValueError(
-                'teacher must be an estimator, None or "crnn" (the recipe\'s '
-                f"CRNN, make_teacher). Got {merged['teacher']!r} instead."
-            )
-        shared = {k: merged[k] for k in TEACHER_SHARED_PARAMS if k in merged}
-        merged["teacher"] = make_teacher(recipe, **shared)
+    teacher = merged.get("teacher")
+    if isinstance(teacher, str) and teacher != "crnn":
+        raise ValueError(
+            'teacher must be an estimator, None or "crnn" (the recipe\'s '
+            f"CRNN, make_teacher). Got {teacher!r} instead."
+        )
     if merged.get("train_dtype") == "auto":
         device = merged.get("device", "cpu")
         merged["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
     if merged.get("compile") == "auto":
         merged["compile"] = compile_is_available(merged.get("device", "cpu"))
+    if teacher == "crnn":
+        merged["teacher"] = None
+        sed = PseudoLabelSED(**merged)
+        return sed.set_params(teacher=make_teacher(recipe, student=sed))
     return PseudoLabelSED(**merged)

@@ -189,3 +189,37 @@ def test_crnn_teacher_trains_a_resnet_that_saves_and_loads(tiny_dataset, tmp_pat
     np.testing.assert_allclose(
         loaded.predict_frames(X[:2]), sed.predict_frames(X[:2]), atol=1e-6
     )
+
+
+def test_library_teacher_labels_come_from_one_forward_pass(tiny_dataset):
+    """Check a PseudoLabelSED teacher (here frozen) gives its frame and clip
+    probabilities of the weak clips in one forward pass, and that the pseudo
+    labels are eq. 4 applied to those frame probabilities."""
+    d = tiny_dataset
+    X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+    fitted = PseudoLabelSED(
+        functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
+        **dict(FAST, pseudo_label=False),
+    ).fit(X, y_weak, y_strong)
+    passes = []
+    forward = fitted._forward_all
+
+    def counting(X_):
+        passes.append(len(X_))
+        return forward(X_)
+
+    fitted._forward_all = counting
+    spy = _Spy()
+    sed = PseudoLabelSED(**FAST, teacher=FrozenEstimator(fitted), callbacks=[spy])
+    sed.fit(X, y_weak, y_strong)
+    weak = _weak_rows(d, 16)
+    assert passes == [len(weak)]
+    del fitted._forward_all
+    frames = _nearest(fitted.predict_frames(X[weak]), sed.n_frames_out_)
+    clips = fitted.predict_proba(X[weak])
+    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
+    assert len(spy.calls) == 2
+    for threshold, clip_index, frame_labels in spy.calls:
+        selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
+        np.testing.assert_array_equal(clip_index, weak[selected])
+        np.testing.assert_array_equal(frame_labels, expected[selected])
