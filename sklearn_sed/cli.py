@@ -192,32 +192,42 @@ def _cmd_demo(args):
     )
 
 
-def _cmd_train(args):
+def _train_pipeline(args):
+    """Build the unfitted pipeline of ``train``: recipe, ``--set``, teacher."""
     from sklearn_sed import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
-    from sklearn_sed.recipes import make_detector, make_teacher
+    from sklearn_sed.recipes import RECIPES, make_detector, make_teacher
 
+    # An epoch table always; a bar over each epoch's batches on a terminal.
+    verbose = 2 if sys.stderr.isatty() else 1
+    pipe = make_pipeline(
+        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=verbose)
+    )
+    _apply_set(pipe, _parse_set(args.set))
+    extractor, sed = pipe[0], pipe[-1]
+    if args.checkpoint_dir:
+        sed.set_params(checkpoint_dir=args.checkpoint_dir)
+    teacher = args.teacher or RECIPES[args.recipe].get("teacher", "none")
+    if teacher == "none":
+        sed.set_params(teacher=None)
+    else:  # after --set: the teacher takes the student's settings
+        own = {}
+        if args.checkpoint_dir:  # its own checkpoints, beside the student's
+            own["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
+        teacher = make_teacher(args.recipe, n_mels=extractor.n_mels, student=sed, **own)
+        sed.set_params(teacher=teacher)
+    return pipe
+
+
+def _cmd_train(args):
     folders = _train_folders(args)  # checked before any work
     _check_output(
         args.output,
         [args.strong_tsv, args.weak_tsv, args.valid_tsv, *folders.values()],
     )
     _check_folder("--checkpoint-dir", args.checkpoint_dir)
-    # An epoch table always; a bar over each epoch's batches on a terminal.
-    verbose = 2 if sys.stderr.isatty() else 1
-    pipe = make_pipeline(
-        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=verbose)
-    )
-    _apply_set(pipe, _parse_set(args.set))  # settings checked before any work
+    pipe = _train_pipeline(args)  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
-    if args.checkpoint_dir:
-        sed.set_params(checkpoint_dir=args.checkpoint_dir)
-    if args.teacher == "crnn":  # after --set: it takes the student's settings
-        own = {}
-        if args.checkpoint_dir:  # its own checkpoints, beside the student's
-            own["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
-        teacher = make_teacher(args.recipe, n_mels=extractor.n_mels, student=sed, **own)
-        sed.set_params(teacher=teacher)
     X, y_weak, y_strong = _load_listed(
         {"strong": "strong", "weak": "weak"},
         strong_tsv=args.strong_tsv,
@@ -648,22 +658,24 @@ def build_parser():
     train.add_argument("--valid-audio-dir", help="audio folder of --valid-tsv")
     train.add_argument(
         "--recipe",
-        choices=("cpu", "paper"),
+        choices=("cpu", "cpu_teacher", "paper"),
         default="cpu",
         help="named settings (sklearn_sed.recipes): 'cpu' (default) trains "
         "a width-16 ResNet in about 12 minutes per 1,000 clips on 2 cores "
         "(torch.compile where a C++ compiler is found; --set compile=False "
-        "turns it off); "
+        "turns it off); 'cpu_teacher' is 'cpu' with pseudo labels from a "
+        "CRNN trained first (not the report; about twice the time); "
         "'paper' is the report as written (64 filters, SGD: a GPU job)",
     )
     train.add_argument(
         "--teacher",
         choices=("none", "crnn"),
-        default="none",
-        help="where the pseudo labels come from: 'none' (default), the ResNet "
-        "itself as in the report; 'crnn', a CRNN trained first on the same "
-        "clips with the student's settings (sklearn_sed.recipes.make_teacher; "
-        "not in the report; about twice the training time)",
+        default=None,
+        help="where the pseudo labels come from (default: the recipe's): "
+        "'none', the ResNet itself as in the report ('cpu', 'paper'); "
+        "'crnn', a CRNN trained first on the same clips with the student's "
+        "settings (sklearn_sed.recipes.make_teacher; 'cpu_teacher'; not in "
+        "the report; about twice the training time)",
     )
     train.add_argument(
         "--output", required=True, help="model file, safe format (sklearn_sed.load)"

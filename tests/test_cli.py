@@ -144,6 +144,26 @@ def test_train_with_a_crnn_teacher_trains_it_first_and_resumes_both(
     assert not isinstance(model[-1].net_.module_, CRNN)
 
 
+def test_train_recipe_sets_the_teacher_unless_teacher_says_otherwise(tmp_path):
+    """Check `--recipe cpu_teacher` trains with the recipe's CRNN teacher,
+    built after --set (it takes the student's seed and epochs), and that
+    `--teacher none` turns it off while `--teacher crnn` adds one to "cpu"."""
+    from sklearn_sed.cli import _train_pipeline, build_parser
+    from sklearn_sed.networks.crnn import CRNN
+
+    def sed_of(*extra):
+        argv = ["train", "--strong-tsv", "s.tsv", "--output", "m.sed", *extra]
+        return _train_pipeline(build_parser().parse_args(argv))[-1]
+
+    sed = sed_of("--recipe", "cpu_teacher", "--set", "random_state=4")
+    assert sed.teacher.module.func is CRNN
+    assert (sed.teacher.random_state, sed.teacher.max_epochs) == (4, 14)
+    assert sed.stage2_weighting == "keep_strong"
+    assert sed_of("--recipe", "cpu_teacher", "--teacher", "none").teacher is None
+    assert sed_of().teacher is None
+    assert sed_of("--teacher", "crnn").teacher.max_epochs == 14  # 10 + 4
+
+
 def test_train_writes_a_model(trained_model, capsys):
     """Check train saves a loadable pipeline."""
 

@@ -233,7 +233,7 @@ def test_make_detector_merges_recipe_and_overrides():
     assert sed.compile is compile_is_available()  # "auto" resolved
     assert make_detector("cpu", compile=False).compile is False
     assert make_detector("paper").get_params() == PseudoLabelSED().get_params()
-    assert set(RECIPES) == {"cpu", "paper"}
+    assert set(RECIPES) == {"cpu", "cpu_teacher", "paper"}
     with pytest.raises(ValueError, match="recipe must be one of"):
         make_detector("gpu")
 
@@ -339,3 +339,30 @@ def test_crnn_teacher_shorthand_is_the_recipes_crnn_with_the_students_settings()
         ValueError, match=r'teacher must be an estimator, None or "crnn"'
     ):
         make_detector("cpu", teacher="rnn")
+
+
+def test_cpu_teacher_recipe_is_cpu_with_a_crnn_teacher():
+    """Check the "cpu_teacher" recipe: the "cpu" student with eq. 8's strong
+    weight kept, and make_teacher's CRNN trained for both stages' epochs
+    with the student's seed; overrides reach both."""
+    from sklearn_sed.networks.crnn import CRNN
+
+    sed = make_detector("cpu_teacher", random_state=3)
+    cpu = make_detector("cpu")
+    assert (sed.n_filters, sed.lr, sed.tune_postprocessing) == (
+        cpu.n_filters,
+        cpu.lr,
+        cpu.tune_postprocessing,
+    )
+    assert (sed.max_epochs, sed.max_iter, sed.delta) == (10, 4, 0.1)
+    assert sed.stage2_weighting == "keep_strong"
+    teacher = sed.teacher
+    assert teacher.module.func is CRNN
+    assert (teacher.max_epochs, teacher.pseudo_label, teacher.teacher) == (
+        14,
+        False,
+        None,
+    )
+    assert teacher.random_state == 3
+    assert make_detector("cpu_teacher", max_epochs=2).teacher.max_epochs == 6
+    assert make_detector("cpu_teacher", teacher=None).teacher is None
