@@ -200,17 +200,14 @@ def _train_pipeline(args):
 
     # An epoch table always; a bar over each epoch's batches on a terminal.
     verbose = 2 if sys.stderr.isatty() else 1
-    pipe = make_pipeline(
-        LogMelExtractor(verbose=1), make_detector(args.recipe, verbose=verbose)
-    )
+    # The teacher is built after --set, from the student's settings.
+    student = make_detector(args.recipe, verbose=verbose, teacher=None)
+    pipe = make_pipeline(LogMelExtractor(verbose=1), student)
     _apply_set(pipe, _parse_set(args.set))
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
-    teacher = args.teacher or RECIPES[args.recipe].get("teacher", "none")
-    if teacher == "none":
-        sed.set_params(teacher=None)
-    else:  # after --set: the teacher takes the student's settings
+    if (args.teacher or RECIPES[args.recipe].get("teacher", "none")) == "crnn":
         own = {}
         if args.checkpoint_dir:  # its own checkpoints, beside the student's
             own["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
@@ -703,7 +704,7 @@ class PseudoLabelSED(BaseEstimator):
         columns = [t_classes.index(str(c)) for c in self.classes_]
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
         X_weak = np.asarray(X[weak_idx])
-        inner = getattr(teacher, "estimator", teacher)  # a FrozenEstimator's
+        inner = teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
         if isinstance(inner, PseudoLabelSED):  # both from one forward pass
             frames, clips = inner._forward_all(X_weak)
         else:

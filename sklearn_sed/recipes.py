@@ -151,10 +151,9 @@ def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
         ``params``.
     **params
         Estimator parameters that override the recipe's and the
-        student's. ``max_epochs``
-        is the teacher's whole training; ``max_iter`` adds its epochs
-        (those of the student's stage 2), so that the teacher trains as
-        many epochs as the student.
+        student's. ``max_epochs`` is the teacher's whole training;
+        ``max_iter`` adds its epochs (those of the student's stage 2), so
+        that the teacher trains as many epochs as the student.
 
     Returns
     -------

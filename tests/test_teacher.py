@@ -223,3 +223,49 @@ def test_library_teacher_labels_come_from_one_forward_pass(tiny_dataset):
         selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
         np.testing.assert_array_equal(clip_index, weak[selected])
         np.testing.assert_array_equal(frame_labels, expected[selected])
+
+
+class _FitsACopy(BaseEstimator):
+    """A meta-estimator as scikit-learn writes them: ``estimator`` stays
+    unfitted, the fitted copy is ``estimator_``."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y_weak, y_strong=None, **kwargs):
+        self.estimator_ = clone(self.estimator).fit(X, y_weak, y_strong, **kwargs)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_frames(self, X):
+        return self.estimator_.predict_frames(X)
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+
+def test_teacher_whose_estimator_attribute_is_unfitted_labels_through_its_methods(
+    tiny_dataset,
+):
+    """Check only a FrozenEstimator's inner model is read directly: a
+    meta-estimator teacher whose ``estimator`` is the unfitted template is
+    asked through its own predict_frames/predict_proba."""
+    d = tiny_dataset
+    X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+    crnn = PseudoLabelSED(
+        functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
+        **dict(FAST, pseudo_label=False),
+    )
+    spy = _Spy()
+    sed = PseudoLabelSED(**FAST, teacher=_FitsACopy(crnn), callbacks=[spy])
+    sed.fit(X, y_weak, y_strong)
+    weak = _weak_rows(d, 16)
+    fitted = sed.teacher_.estimator_
+    frames = _nearest(fitted.predict_frames(X[weak]), sed.n_frames_out_)
+    clips = fitted.predict_proba(X[weak])
+    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
+    assert len(spy.calls) == 2
+    for threshold, clip_index, frame_labels in spy.calls:
+        selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
+        np.testing.assert_array_equal(clip_index, weak[selected])
+        np.testing.assert_array_equal(frame_labels, expected[selected])
