@@ -139,6 +139,7 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "max_epochs": stage1,
             "pseudo_label": variant == "resnet_pl",
             "teacher": teacher,
+            "teacher_weight": args.teacher_weight,
             "max_iter": args.max_iter,
             "delta": args.delta,
             "pseudo_negatives": args.pseudo_negatives,
@@ -464,7 +465,14 @@ _RUN_ONLY = (
     "tag",
     "include_tag",
 )
-_PL_ONLY = ("max_iter", "delta", "pseudo_negatives", "stage2_weighting", "teacher")
+_PL_ONLY = (
+    "max_iter",
+    "delta",
+    "pseudo_negatives",
+    "stage2_weighting",
+    "teacher",
+    "teacher_weight",
+)
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
     "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
@@ -534,6 +542,13 @@ def build_parser():
         help="where the pseudo labels come from (none: the ResNet itself, as in "
         "the report; crnn: a CRNN of the same seed and settings, fitted in the "
         "same run; not the report)",
+    )
+    p.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=1.0,
+        help="with --teacher crnn, the teacher's share in the probabilities "
+        "that are pseudo-labelled (the ResNet's own make up the rest)",
     )
     p.add_argument("--n-filters", type=int, default=16)
     p.add_argument("--n-blocks", type=int, default=2)

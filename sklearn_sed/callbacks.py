@@ -444,6 +444,12 @@ class PseudoLabeling(DropsOnPickle, Callback):
         order in ``y``: drawn once by another model (``PseudoLabelSED``'s
         ``teacher``), they replace the network's own predictions in every
         relabelling. None: the network labels the clips itself (eq. 4).
+    teacher_weight : float, default=1.0
+        With ``teacher_probs``, the share of the teacher in the probabilities
+        that are selected and binarized: ``teacher_weight * teacher + (1 -
+        teacher_weight) * network``, clip and frame probabilities alike, the
+        network's drawn afresh in every relabelling. 1.0: the teacher's
+        alone. Ignored without ``teacher_probs``.
 
     Attributes
     ----------
@@ -467,6 +473,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         negatives="all",
         batch_size=32,
         teacher_probs=None,
+        teacher_weight=1.0,
     ):
         self.X = X
         self.y = y
@@ -479,6 +486,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         self.negatives = negatives
         self.batch_size = batch_size
         self.teacher_probs = teacher_probs
+        self.teacher_weight = teacher_weight
 
     def initialize(self):
         """Forget the record."""
@@ -505,6 +513,30 @@ class PseudoLabeling(DropsOnPickle, Callback):
         net.history.record("n_pseudo", crit.n_pseudo)
         net.history.record("pl_threshold", getattr(crit, "threshold", float("nan")))
 
+    def _probabilities(self, net, weak_idx):
+        """Frame and clip probabilities of the weak clips that are labelled.
+
+        The network's own (eq. 4), the teacher's, or their weighted mean
+        (``teacher_weight``).
+        """
+        w = self.teacher_weight
+        if self.teacher_probs is not None:
+            t_frames, t_clips = self.teacher_probs
+            if len(t_clips) != len(weak_idx):
+                raise ValueError(
+                    f"teacher_probs holds {len(t_clips)} clips but y has "
+                    f"{len(weak_idx)} weak ones; give the teacher's "
+                    "probabilities of exactly the weak clips, in their order."
+                )
+            if w >= 1.0:
+                return t_frames, t_clips
+        frames, clips = forward_probabilities(
+            net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
+        )
+        if self.teacher_probs is None:
+            return frames, clips
+        return w * t_frames + (1 - w) * frames, w * t_clips + (1 - w) * clips
+
     def relabel(self, net, iteration):
         """Pseudo-label the weak clips for ``iteration`` (eqs. 4-5, 3.4)."""
         y = self.y
@@ -512,18 +544,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
             iteration, delta=self.delta, start=self.start, floor=self.floor
         )
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
-        if self.teacher_probs is not None:
-            frame_probs, clip_probs = self.teacher_probs
-            if len(clip_probs) != len(weak_idx):
-                raise ValueError(
-                    f"teacher_probs holds {len(clip_probs)} clips but y has "
-                    f"{len(weak_idx)} weak ones; give the teacher's "
-                    "probabilities of exactly the weak clips, in their order."
-                )
-        else:
-            frame_probs, clip_probs = forward_probabilities(
-                net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
-            )
+        frame_probs, clip_probs = self._probabilities(net, weak_idx)
         selected, pseudo = select_pseudo_labels(
             clip_probs,
             frame_probs,

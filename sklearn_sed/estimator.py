@@ -146,6 +146,13 @@ class PseudoLabelSED(BaseEstimator):
         teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
         --teacher crnn`` does), or freeze it, so that a resumed fit does
         not train it again.
+    teacher_weight : float, default=1.0
+        With a ``teacher``, its share in the probabilities that stage 2
+        selects and binarizes (not in the report): ``teacher_weight *
+        teacher + (1 - teacher_weight) * network``, for the clip and the
+        frame probabilities alike, the network's drawn afresh in every
+        iteration. 1.0: the teacher's alone; 0.5: the two models' mean.
+        Ignored without a teacher.
     pseudo_negatives : {"all", "absent"}, default="all"
         Which frames below ``theta_i`` a pseudo label marks negative. "all"
         is eq. 4. "absent" (not in the report) marks negative only the frames
@@ -366,6 +373,7 @@ class PseudoLabelSED(BaseEstimator):
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
         "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
+        "teacher_weight": [Interval(numbers.Real, 0, 1, closed="both")],
         "pseudo_negatives": [StrOptions({"all", "absent"})],
         "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -421,6 +429,7 @@ class PseudoLabelSED(BaseEstimator):
         threshold_start=0.75,
         threshold_floor=0.25,
         teacher=None,
+        teacher_weight=1.0,
         pseudo_negatives="all",
         stage2_weighting="paper",
         time_shift=0.0,
@@ -466,6 +475,7 @@ class PseudoLabelSED(BaseEstimator):
         self.threshold_start = threshold_start
         self.threshold_floor = threshold_floor
         self.teacher = teacher
+        self.teacher_weight = teacher_weight
         self.pseudo_negatives = pseudo_negatives
         self.stage2_weighting = stage2_weighting
         self.time_shift = time_shift
@@ -913,6 +923,7 @@ class PseudoLabelSED(BaseEstimator):
             negatives=self.pseudo_negatives,
             batch_size=self.batch_size,
             teacher_probs=teacher_probs,
+            teacher_weight=self.teacher_weight,
         )
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]

@@ -9,7 +9,9 @@ from sklearn.frozen import FrozenEstimator
 from skorch.callbacks import Callback
 
 from sklearn_sed import PseudoLabelSED, load
+from sklearn_sed.callbacks import evaluation_module
 from sklearn_sed.labels import weak_labels_of
+from sklearn_sed.nets import forward_probabilities
 from sklearn_sed.networks.crnn import CRNN
 from sklearn_sed.pseudo_labels import select_pseudo_labels
 from tests.conftest import FAST_SED
@@ -87,6 +89,58 @@ def test_teacher_probabilities_make_every_iterations_pseudo_labels(tiny_dataset)
         )
         np.testing.assert_array_equal(clip_index, weak[selected])
         np.testing.assert_array_equal(frame_labels, expected[selected])
+
+
+class _MixSpy(_Spy):
+    """Also records the network's own probabilities of the given clips at
+    every relabelling (the weights are those the relabelling saw)."""
+
+    def __init__(self, X, rows):
+        super().__init__()
+        self.X, self.rows, self.own = X, rows, []
+
+    def on_pseudo_labels(self, net, **kw):
+        super().on_pseudo_labels(net, **kw)
+        self.own.append(
+            forward_probabilities(
+                net, self.X, self.rows, 8, module=evaluation_module(net)
+            )
+        )
+
+
+@pytest.mark.parametrize("weight", [0.5, 0.0])
+def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, weight):
+    """Check that with ``teacher_weight`` the pseudo labels are eqs. 4-5
+    applied to ``w * teacher + (1 - w) * network``, clip and frame
+    probabilities alike, the network's drawn at each iteration."""
+    d = tiny_dataset
+    X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+    weak = _weak_rows(d, 16)
+    spy = _MixSpy(X, weak)
+    sed = PseudoLabelSED(
+        **FAST, teacher=GridTeacher(), teacher_weight=weight, callbacks=[spy]
+    )
+    sed.fit(X, y_weak, y_strong)
+    t_frames = _nearest(sed.teacher_.predict_frames(X[weak]), sed.n_frames_out_)
+    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
+    assert len(spy.calls) == 2
+    for (threshold, clip_index, frame_labels), (frames, clips) in zip(
+        spy.calls, spy.own
+    ):
+        mixed_frames = weight * t_frames + (1 - weight) * frames
+        mixed_clips = weight * t_frames.max(axis=1) + (1 - weight) * clips
+        selected, expected = select_pseudo_labels(
+            mixed_clips, mixed_frames, Y, threshold=threshold
+        )
+        np.testing.assert_array_equal(clip_index, weak[selected])
+        np.testing.assert_array_equal(frame_labels, expected[selected])
+
+
+def test_teacher_weight_out_of_range_is_refused(tiny_dataset):
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(), teacher_weight=1.5)
+    with pytest.raises(ValueError, match="teacher_weight"):
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
 
 
 def test_teacher_is_cloned_and_fitted_on_the_training_clips_only(tiny_dataset):
