@@ -513,6 +513,11 @@ def check_same_settings(results, args, parser):
             )
 
 
+def _teacher_weight(text):
+    """``--teacher-weight``: a float in [0, 1] or "max"."""
+    return text if text == "max" else float(text)
+
+
 def build_parser():
     """The command line, whose defaults are the settings of the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -545,10 +550,11 @@ def build_parser():
     )
     p.add_argument(
         "--teacher-weight",
-        type=float,
+        type=_teacher_weight,
         default=1.0,
         help="with --teacher crnn, the teacher's share in the probabilities "
-        "that are pseudo-labelled (the ResNet's own make up the rest)",
+        "that are pseudo-labelled (the ResNet's own make up the rest), or "
+        "'max': the larger of the two",
     )
     p.add_argument("--n-filters", type=int, default=16)
     p.add_argument("--n-blocks", type=int, default=2)

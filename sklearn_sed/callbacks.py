@@ -444,12 +444,14 @@ class PseudoLabeling(DropsOnPickle, Callback):
         order in ``y``: drawn once by another model (``PseudoLabelSED``'s
         ``teacher``), they replace the network's own predictions in every
         relabelling. None: the network labels the clips itself (eq. 4).
-    teacher_weight : float, default=1.0
+    teacher_weight : float or "max", default=1.0
         With ``teacher_probs``, the share of the teacher in the probabilities
         that are selected and binarized: ``teacher_weight * teacher + (1 -
         teacher_weight) * network``, clip and frame probabilities alike, the
         network's drawn afresh in every relabelling. 1.0: the teacher's
-        alone. Ignored without ``teacher_probs``.
+        alone. "max": the larger of the two, so that a frame or a clip is
+        above ``theta_i`` where either model puts it (the union of their
+        detections). Ignored without ``teacher_probs``.
 
     Attributes
     ----------
@@ -528,13 +530,15 @@ class PseudoLabeling(DropsOnPickle, Callback):
                     f"{len(weak_idx)} weak ones; give the teacher's "
                     "probabilities of exactly the weak clips, in their order."
                 )
-            if w >= 1.0:
+            if w != "max" and w >= 1.0:
                 return t_frames, t_clips
         frames, clips = forward_probabilities(
             net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
         )
         if self.teacher_probs is None:
             return frames, clips
+        if w == "max":
+            return np.maximum(t_frames, frames), np.maximum(t_clips, clips)
         return w * t_frames + (1 - w) * frames, w * t_clips + (1 - w) * clips
 
     def relabel(self, net, iteration):

@@ -146,13 +146,14 @@ class PseudoLabelSED(BaseEstimator):
         teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
         --teacher crnn`` does), or freeze it, so that a resumed fit does
         not train it again.
-    teacher_weight : float, default=1.0
+    teacher_weight : float or "max", default=1.0
         With a ``teacher``, its share in the probabilities that stage 2
         selects and binarizes (not in the report): ``teacher_weight *
         teacher + (1 - teacher_weight) * network``, for the clip and the
         frame probabilities alike, the network's drawn afresh in every
-        iteration. 1.0: the teacher's alone; 0.5: the two models' mean.
-        Ignored without a teacher.
+        iteration. 1.0: the teacher's alone; 0.5: the two models' mean;
+        "max": the larger of the two (a frame or clip is above
+        ``theta_i`` where either model puts it). Ignored without a teacher.
     pseudo_negatives : {"all", "absent"}, default="all"
         Which frames below ``theta_i`` a pseudo label marks negative. "all"
         is eq. 4. "absent" (not in the report) marks negative only the frames
@@ -373,7 +374,10 @@ class PseudoLabelSED(BaseEstimator):
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
         "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
-        "teacher_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "teacher_weight": [
+            Interval(numbers.Real, 0, 1, closed="both"),
+            StrOptions({"max"}),
+        ],
         "pseudo_negatives": [StrOptions({"all", "absent"})],
         "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],

@@ -108,11 +108,18 @@ class _MixSpy(_Spy):
         )
 
 
-@pytest.mark.parametrize("weight", [0.5, 0.0])
+def _combine(weight, teacher, own):
+    if weight == "max":
+        return np.maximum(teacher, own)
+    return weight * teacher + (1 - weight) * own
+
+
+@pytest.mark.parametrize("weight", [0.5, 0.0, "max"])
 def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, weight):
     """Check that with ``teacher_weight`` the pseudo labels are eqs. 4-5
-    applied to ``w * teacher + (1 - w) * network``, clip and frame
-    probabilities alike, the network's drawn at each iteration."""
+    applied to ``w * teacher + (1 - w) * network`` (or the larger of the
+    two with "max"), clip and frame probabilities alike, the network's drawn
+    at each iteration."""
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     weak = _weak_rows(d, 16)
@@ -127,8 +134,8 @@ def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, we
     for (threshold, clip_index, frame_labels), (frames, clips) in zip(
         spy.calls, spy.own
     ):
-        mixed_frames = weight * t_frames + (1 - weight) * frames
-        mixed_clips = weight * t_frames.max(axis=1) + (1 - weight) * clips
+        mixed_frames = _combine(weight, t_frames, frames)
+        mixed_clips = _combine(weight, t_frames.max(axis=1), clips)
         selected, expected = select_pseudo_labels(
             mixed_clips, mixed_frames, Y, threshold=threshold
         )
@@ -136,9 +143,10 @@ def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, we
         np.testing.assert_array_equal(frame_labels, expected[selected])
 
 
-def test_teacher_weight_out_of_range_is_refused(tiny_dataset):
+@pytest.mark.parametrize("weight", [1.5, -0.1, "min"])
+def test_teacher_weight_out_of_range_is_refused(tiny_dataset, weight):
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(), teacher_weight=1.5)
+    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(), teacher_weight=weight)
     with pytest.raises(ValueError, match="teacher_weight"):
         sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
 
