@@ -132,7 +132,7 @@ def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, we
     Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
     assert len(spy.calls) == 2
     for (threshold, clip_index, frame_labels), (frames, clips) in zip(
-        spy.calls, spy.own
+        spy.calls, spy.own, strict=True
     ):
         mixed_frames = _combine(weight, t_frames, frames)
         mixed_clips = _combine(weight, t_frames.max(axis=1), clips)
