@@ -162,6 +162,9 @@ def test_train_recipe_sets_the_teacher_unless_teacher_says_otherwise(tmp_path):
     assert sed_of("--recipe", "cpu_teacher", "--teacher", "none").teacher is None
     assert sed_of().teacher is None
     assert sed_of("--teacher", "crnn").teacher.max_epochs == 14  # 10 + 4
+    mixed = sed_of("--recipe", "cpu_teacher", "--set", "teacher_weight=max")
+    assert (mixed.teacher_weight, mixed.teacher.teacher_weight) == ("max", 1.0)
+    assert sed_of("--set", "teacher_weight=0.5").teacher_weight == 0.5
 
 
 def test_train_writes_a_model(trained_model, capsys):
