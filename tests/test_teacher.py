@@ -69,6 +69,37 @@ def _weak_rows(d, n):
     return np.flatnonzero(~strong)
 
 
+def _weak_matrix(classes, y_weak, weak):
+    """0/1 weak labels of the clips ``weak``, columns in ``classes``."""
+    return np.array([[c in labels for c in classes] for labels in y_weak])[weak]
+
+
+def _selecting_threshold(clip_probs, Y):
+    """A threshold at which the clip prediction of at least one clip equals
+    its weak label (present classes at or above it, absent ones below): the
+    middle of the widest such interval, so that a check of the pseudo labels
+    has selected clips to compare."""
+    low = np.where(Y, 0.0, clip_probs).max(axis=1)  # above every absent class
+    high = np.where(Y, clip_probs, 1.0).min(axis=1)  # at most every present one
+    best = np.argmax(high - low)
+    assert high[best] > low[best], "no threshold selects any clip"
+    return float((low[best] + high[best]) / 2)
+
+
+def _assert_labels_are_eq4_of(probs, spy, sed, y_weak, weak):
+    """Check the two relabellings that ``spy`` saw are eqs. 4-5 applied to
+    ``probs``: per relabelling, ``(clip_probs, frame_probs)`` of the weak
+    clips ``weak``."""
+    Y = _weak_matrix(sed.classes_, y_weak, weak)
+    assert len(spy.calls) == 2
+    for (threshold, clip_index, frame_labels), (clips, frames) in zip(
+        spy.calls, probs, strict=True
+    ):
+        selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
+        np.testing.assert_array_equal(clip_index, weak[selected])
+        np.testing.assert_array_equal(frame_labels, expected[selected])
+
+
 def test_teacher_probabilities_make_every_iterations_pseudo_labels(tiny_dataset):
     """Check the pseudo labels of each iteration are eqs. 4-5 applied to the
     teacher's probabilities (its selection and its frames), not the
@@ -81,14 +112,10 @@ def test_teacher_probabilities_make_every_iterations_pseudo_labels(tiny_dataset)
     weak = _weak_rows(d, 16)
     teacher = sed.teacher_
     frames = _nearest(teacher.predict_frames(X[weak]), sed.n_frames_out_)
-    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
-    assert len(spy.calls) == 2
-    for threshold, clip_index, frame_labels in spy.calls:
-        selected, expected = select_pseudo_labels(
-            frames.max(axis=1), frames, Y, threshold=threshold
-        )
-        np.testing.assert_array_equal(clip_index, weak[selected])
-        np.testing.assert_array_equal(frame_labels, expected[selected])
+    _assert_labels_are_eq4_of(
+        [(frames.max(axis=1), frames)] * 2, spy, sed, y_weak, weak
+    )
+    assert all(len(clip_index) for _, clip_index, _ in spy.calls)
 
 
 class _MixSpy(_Spy):
@@ -129,18 +156,14 @@ def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, we
     )
     sed.fit(X, y_weak, y_strong)
     t_frames = _nearest(sed.teacher_.predict_frames(X[weak]), sed.n_frames_out_)
-    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
-    assert len(spy.calls) == 2
-    for (threshold, clip_index, frame_labels), (frames, clips) in zip(
-        spy.calls, spy.own, strict=True
-    ):
-        mixed_frames = _combine(weight, t_frames, frames)
-        mixed_clips = _combine(weight, t_frames.max(axis=1), clips)
-        selected, expected = select_pseudo_labels(
-            mixed_clips, mixed_frames, Y, threshold=threshold
+    mixed = [
+        (
+            _combine(weight, t_frames.max(axis=1), clips),
+            _combine(weight, t_frames, frames),
         )
-        np.testing.assert_array_equal(clip_index, weak[selected])
-        np.testing.assert_array_equal(frame_labels, expected[selected])
+        for frames, clips in spy.own
+    ]
+    _assert_labels_are_eq4_of(mixed, spy, sed, y_weak, weak)
 
 
 @pytest.mark.parametrize("weight", [1.5, -0.1, "min"])
@@ -270,21 +293,22 @@ def test_library_teacher_labels_come_from_one_forward_pass(tiny_dataset):
         passes.append(len(X_))
         return forward(X_)
 
+    weak = _weak_rows(d, 16)
+    frames = fitted.predict_frames(X[weak])
+    clips = fitted.predict_proba(X[weak])
+    theta = _selecting_threshold(clips, _weak_matrix(fitted.classes_, y_weak, weak))
     fitted._forward_all = counting
     spy = _Spy()
-    sed = PseudoLabelSED(**FAST, teacher=FrozenEstimator(fitted), callbacks=[spy])
+    sed = PseudoLabelSED(
+        **dict(FAST, threshold_start=theta, threshold_floor=theta),
+        teacher=FrozenEstimator(fitted),
+        callbacks=[spy],
+    )
     sed.fit(X, y_weak, y_strong)
-    weak = _weak_rows(d, 16)
     assert passes == [len(weak)]
-    del fitted._forward_all
-    frames = _nearest(fitted.predict_frames(X[weak]), sed.n_frames_out_)
-    clips = fitted.predict_proba(X[weak])
-    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
-    assert len(spy.calls) == 2
-    for threshold, clip_index, frame_labels in spy.calls:
-        selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
-        np.testing.assert_array_equal(clip_index, weak[selected])
-        np.testing.assert_array_equal(frame_labels, expected[selected])
+    frames = _nearest(frames, sed.n_frames_out_)
+    _assert_labels_are_eq4_of([(clips, frames)] * 2, spy, sed, y_weak, weak)
+    assert all(len(clip_index) for _, clip_index, _ in spy.calls)
 
 
 class _FitsACopy(BaseEstimator):
@@ -318,16 +342,19 @@ def test_teacher_whose_estimator_attribute_is_unfitted_labels_through_its_method
         functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
         **dict(FAST, pseudo_label=False),
     )
-    spy = _Spy()
-    sed = PseudoLabelSED(**FAST, teacher=_FitsACopy(crnn), callbacks=[spy])
-    sed.fit(X, y_weak, y_strong)
     weak = _weak_rows(d, 16)
+    alike = clone(crnn).fit(X, y_weak, y_strong)  # what the teacher will predict
+    Y = _weak_matrix(alike.classes_, y_weak, weak)
+    theta = _selecting_threshold(alike.predict_proba(X[weak]), Y)
+    spy = _Spy()
+    sed = PseudoLabelSED(
+        **dict(FAST, threshold_start=theta, threshold_floor=theta),
+        teacher=_FitsACopy(crnn),
+        callbacks=[spy],
+    )
+    sed.fit(X, y_weak, y_strong)
     fitted = sed.teacher_.estimator_
     frames = _nearest(fitted.predict_frames(X[weak]), sed.n_frames_out_)
     clips = fitted.predict_proba(X[weak])
-    Y = np.array([[c in labels for c in sed.classes_] for labels in y_weak])[weak]
-    assert len(spy.calls) == 2
-    for threshold, clip_index, frame_labels in spy.calls:
-        selected, expected = select_pseudo_labels(clips, frames, Y, threshold=threshold)
-        np.testing.assert_array_equal(clip_index, weak[selected])
-        np.testing.assert_array_equal(frame_labels, expected[selected])
+    _assert_labels_are_eq4_of([(clips, frames)] * 2, spy, sed, y_weak, weak)
+    assert all(len(clip_index) for _, clip_index, _ in spy.calls)
