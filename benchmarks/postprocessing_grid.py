@@ -10,6 +10,7 @@ soundscapes with sed_eval, without training again:
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -34,8 +35,6 @@ GRIDS = {
     ),
     "no median filter": (THRESHOLD_GRID, (0.0,)),
 }
-#: The library grid, one threshold and one median filter for all classes.
-SHARED = "library grid, one setting for all classes"
 
 
 def tune_shared(frame_probs, clip_probs, y_true, *, classes, duration):
@@ -60,6 +59,18 @@ def tune_shared(frame_probs, clip_probs, y_true, *, classes, duration):
                 best = (thr, med, f1)
     n = len(classes)
     return np.full(n, best[0]), np.full(n, best[1]), best[2]
+
+
+#: name: how it tunes ``(frame_probs, clip_probs, y_true, classes=, duration=)``
+TUNERS = {
+    **{
+        name: functools.partial(
+            tune_postprocessing, thresholds=thresholds, median_filters=medians
+        )
+        for name, (thresholds, medians) in GRIDS.items()
+    },
+    "library grid, one setting for all classes": tune_shared,
+}
 
 
 def labels(data):
@@ -89,18 +100,8 @@ def main(argv=None):
         y_dev = [y_strong[i] for i in f["dev_index"]]
         dev = f["dev_frames"].astype(np.float32), f["dev_clips"].astype(np.float32)
         val = f["valid_frames"].astype(np.float32), f["valid_clips"].astype(np.float32)
-        for name in (*GRIDS, SHARED):
-            if name == SHARED:
-                thr, med, f1 = tune_shared(*dev, y_dev, classes=classes, duration=10.0)
-            else:
-                thr, med, f1 = tune_postprocessing(
-                    *dev,
-                    y_dev,
-                    classes=classes,
-                    duration=10.0,
-                    thresholds=GRIDS[name][0],
-                    median_filters=GRIDS[name][1],
-                )
+        for name, tune in TUNERS.items():
+            thr, med, f1 = tune(*dev, y_dev, classes=classes, duration=10.0)
             events = decode_events(
                 *val,
                 classes=classes,
