@@ -148,6 +148,7 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "freq_mask": args.freq_mask,
             "ema_decay": args.ema_decay,
             "mixup": args.mixup,
+            "filter_augment": args.filter_augment,
             "clip_gating": args.clip_gating,
             "compile": {"auto": "auto", "on": True, "off": False}[args.compile],
             "train_dtype": args.train_dtype,
@@ -360,7 +361,8 @@ def report(results, args, elapsed):
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
             f"{st['n_blocks']} block(s), CRNN width {st['crnn_filters']}, time "
             f"shift {st['time_shift']}, frequency mask {st['freq_mask']} bands, "
-            f"mixup {st.get('mixup', 0.0)}, clip gating {st.get('clip_gating', False)}, "
+            f"mixup {st.get('mixup', 0.0)}, FilterAugment "
+            f"{st.get('filter_augment', 0.0)} dB, clip gating {st.get('clip_gating', False)}, "
             f"torch.compile {st.get('compile', 'off (before it existed)')}; "
             "best epoch and per-class threshold and median filter chosen on a dev "
             "split (15 % of the strong training clips, the same for every run). "
@@ -566,6 +568,12 @@ def build_parser():
     p.add_argument("--ema-decay", type=float, default=None)
     p.add_argument(
         "--mixup", type=float, default=0.0, help="probability that a batch is mixed"
+    )
+    p.add_argument(
+        "--filter-augment",
+        type=float,
+        default=0.0,
+        help="largest gain (dB) of FilterAugment's random filters (0: off)",
     )
     p.add_argument(
         "--save-frames",

@@ -8,6 +8,14 @@ frame labels aligned with the features:
   frame labels by ``k`` output frames (circularly, so nothing is lost);
 * frequency masking (SpecAugment): a band of mel bins is set to 0 (the
   minimum of min-max scaled features); labels are unchanged;
+* FilterAugment (Nam et al., ICASSP 2022, the "linear" type of the DESED
+  baselines since 2022): a random filter over the mel axis, a gain drawn in
+  ``[-filter_augment, filter_augment]`` dB at each of 4 to 7 random points
+  of the axis and interpolated linearly between them, is added to each
+  clip (in log-mel, a gain is a sum). ``db_range`` says how many dB one
+  unit of the features spans: 80 for the extractor's default (``top_db=80``
+  floor, min-max scaled), so 6 dB adds at most 0.075. Labels are
+  unchanged: it imitates another room or microphone;
 * mixup (Zhang et al. 2018, as in the DESED baselines since 2021): with
   probability ``mixup`` a batch is mixed with a permutation of itself,
   ``X = lam X + (1 - lam) X[perm]`` and the same for the clip and frame
@@ -52,6 +60,15 @@ class SEDAugment:
         Probability that a batch is mixed (0 turns mixup off).
     mixup_alpha : float, default=0.2
         Parameter of the Beta distribution of the mixing weight.
+    filter_augment : float, default=0.0
+        Largest gain (dB) of the random filter of FilterAugment; 0 turns it
+        off. The DESED baselines use 6.
+    filter_bands : tuple of int, default=(3, 6)
+        Smallest and largest number of bands of the filter (the gains sit on
+        their ``n + 1`` edges).
+    db_range : float, default=80.0
+        dB spanned by one unit of the features (the extractor's ``top_db``
+        when the features are min-max scaled per clip).
 
     Examples
     --------
@@ -65,13 +82,24 @@ class SEDAugment:
     """
 
     def __init__(
-        self, time_shift=0.0, freq_mask=0, pooling=8, mixup=0.0, mixup_alpha=0.2
+        self,
+        time_shift=0.0,
+        freq_mask=0,
+        pooling=8,
+        mixup=0.0,
+        mixup_alpha=0.2,
+        filter_augment=0.0,
+        filter_bands=(3, 6),
+        db_range=80.0,
     ):
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.pooling = pooling
         self.mixup = mixup
         self.mixup_alpha = mixup_alpha
+        self.filter_augment = filter_augment
+        self.filter_bands = filter_bands
+        self.db_range = db_range
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
@@ -92,11 +120,32 @@ class SEDAugment:
                 if width:
                     start = int(torch.randint(0, X.shape[2] - width + 1, ()).item())
                     X[i, :, start : start + width] = 0.0
+            if self.filter_augment > 0:
+                X[i] += self._filter(X.shape[2])
         if frames is not None:
             y = {**y, "frames": frames}
         if self.mixup > 0 and float(torch.rand(())) < self.mixup:
             X, y = self._mix(X, y)
         return X, y
+
+    def _filter(self, n_bins):
+        """One random FilterAugment filter, shape (n_bins,), in feature units.
+
+        The edges of ``n`` bands split the mel axis (bands at least
+        ``n_bins // (2 n)`` bins wide), a gain in ``[-filter_augment,
+        filter_augment]`` dB is drawn at each of the ``n + 1`` edges, and the
+        gains are interpolated linearly between them.
+        """
+        low, high = self.filter_bands
+        n = int(torch.randint(low, high + 1, ()).item())
+        min_bw = max(1, n_bins // (2 * n))
+        slack = max(0, n_bins - 1 - n * min_bw)
+        inner = torch.sort(torch.randint(0, slack + 1, (n - 1,))).values
+        inner = inner + torch.arange(1, n) * min_bw
+        edges = torch.cat([torch.tensor([0]), inner, torch.tensor([n_bins - 1])])
+        gains = (torch.rand(n + 1) * 2.0 - 1.0) * self.filter_augment
+        filt = np.interp(np.arange(n_bins), edges.numpy(), gains.numpy())
+        return torch.from_numpy(filt.astype(np.float32)) / self.db_range
 
     def _mix(self, X, y):
         """Mix each clip with another of its kind (soft labels)."""

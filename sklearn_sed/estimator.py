@@ -179,6 +179,13 @@ class PseudoLabelSED(BaseEstimator):
         is mixed with a permutation of itself, clips of one kind of label
         together, with soft labels (:class:`~sklearn_sed.augment.SEDAugment`);
         0 turns it off. The DESED baselines use 0.5.
+    filter_augment : float, default=0.0
+        Training augmentation (not in the report): FilterAugment (Nam et al.
+        2022), a random filter over the mel axis with gains of up to this
+        many dB, linear between 4 to 7 random points, added to each clip's
+        log-mel features (:class:`~sklearn_sed.augment.SEDAugment`; one
+        feature unit is taken as 80 dB, the extractor's default ``top_db``);
+        0 turns it off. The DESED baselines use 6.
     train_dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the training forward pass: "bfloat16" trains under
         ``torch.autocast`` (weights, optimizer and loss stay float32), about
@@ -383,6 +390,7 @@ class PseudoLabelSED(BaseEstimator):
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
         "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
         "mixup": [Interval(numbers.Real, 0, 1, closed="both")],
+        "filter_augment": [Interval(numbers.Real, 0, None, closed="left")],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
         "compile": ["boolean"],
         "lr_schedule": [StrOptions({"cosine"}), None],
@@ -439,6 +447,7 @@ class PseudoLabelSED(BaseEstimator):
         time_shift=0.0,
         freq_mask=0,
         mixup=0.0,
+        filter_augment=0.0,
         train_dtype="float32",
         compile=False,
         lr_schedule=None,
@@ -485,6 +494,7 @@ class PseudoLabelSED(BaseEstimator):
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.mixup = mixup
+        self.filter_augment = filter_augment
         self.train_dtype = train_dtype
         self.compile = compile
         self.lr_schedule = lr_schedule
@@ -852,11 +862,12 @@ class PseudoLabelSED(BaseEstimator):
             **({"compile__dynamic": False} if self.compile else {}),
             "criterion__weighting": self.stage2_weighting,
         }
-        if self.time_shift or self.freq_mask or self.mixup:
+        if self.time_shift or self.freq_mask or self.mixup or self.filter_augment:
             extra["iterator_train__collate_fn"] = SEDAugment(
                 time_shift=self.time_shift,
                 freq_mask=self.freq_mask,
                 mixup=self.mixup,
+                filter_augment=self.filter_augment,
                 pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_)),
             )
         return make_sed_net(

@@ -42,14 +42,55 @@ def test_freq_mask_zeroes_a_band_only():
     assert torch.equal(y["frames"], torch.ones(8, 2, 1))
 
 
+def test_filter_augment_adds_one_bounded_piecewise_linear_filter_per_clip():
+    """Check FilterAugment adds, to each clip, a gain that is the same in every
+    frame, within +-filter_augment dB, linear between a few edges, and leaves
+    the labels alone."""
+    torch.manual_seed(2)
+    n_frames, n_bins = 16, 64
+    rng = np.random.default_rng(0)
+    items = [
+        (
+            rng.random((n_frames, n_bins)).astype(np.float32),
+            {"frames": np.ones((2, 1), np.float32)},
+        )
+        for _ in range(12)
+    ]
+    aug = SEDAugment(filter_augment=6.0, db_range=80.0)
+    X, y = aug(items)
+    filters = []
+    for x, (x_in, _) in zip(X, items, strict=True):
+        gain = x - torch.from_numpy(x_in)
+        torch.testing.assert_close(gain, gain[:1].expand_as(gain))  # same each frame
+        g = gain[0]
+        assert g.abs().max() <= 6.0 / 80.0 + 1e-6
+        # Piecewise linear with at most 6 bands: the second difference is
+        # zero except at the (at most 5) inner edges.
+        kinks = (g[2:] - 2 * g[1:-1] + g[:-2]).abs() > 1e-5
+        assert int(kinks.sum()) <= 2 * 5
+        filters.append(g)
+    assert torch.equal(y["frames"], torch.ones(12, 2, 1))
+    assert any((f.abs() > 0.02).any() for f in filters)  # not a no-op
+    assert not torch.allclose(filters[0], filters[1])  # one filter per clip
+
+
+def test_filter_augment_off_leaves_features_unchanged():
+    """Check filter_augment=0 (the default) adds nothing."""
+    items = [(np.full((8, 10), 0.5, np.float32), {"frames": np.ones((1, 1))})] * 3
+    X, _ = SEDAugment()(items)
+    assert torch.equal(X, torch.full((3, 8, 10), 0.5))
+
+
 def test_estimator_trains_with_augmentation(tiny_dataset):
     """Check PseudoLabelSED trains with time_shift and freq_mask set."""
     from tests.conftest import FAST_SED
 
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST_SED, time_shift=0.25, freq_mask=4)
+    sed = PseudoLabelSED(**FAST_SED, time_shift=0.25, freq_mask=4, filter_augment=6)
     sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
-    assert sed.net_.get_params()["iterator_train__collate_fn"].time_shift == 0.25
+    collate = sed.net_.get_params()["iterator_train__collate_fn"]
+    assert (collate.time_shift, collate.freq_mask) == (0.25, 4)
+    assert collate.filter_augment == 6
 
 
 def _kind_items(kinds):
