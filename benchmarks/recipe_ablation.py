@@ -44,7 +44,15 @@ VARIANTS = {
         "cpu", **COMMON, ema_decay=None, train_dtype="float32"
     ),
     "no_augment": lambda: make_detector(
-        "cpu", **COMMON, ema_decay=None, time_shift=0.0, freq_mask=0
+        "cpu",
+        **COMMON,
+        ema_decay=None,
+        time_shift=0.0,
+        freq_mask=0,
+        filter_augment=0.0,
+    ),
+    "no_filter_augment": lambda: make_detector(
+        "cpu", **COMMON, ema_decay=None, filter_augment=0.0
     ),
     "constant_lr": lambda: make_detector(
         "cpu", **COMMON, ema_decay=None, lr_schedule=None

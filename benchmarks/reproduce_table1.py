@@ -31,6 +31,7 @@ from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
 from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics import sed_eval_results
 from sklearn_sed.networks.crnn import CRNN
+from sklearn_sed.recipes import RECIPES
 
 FIGURES = (
     "\n\n![Table 1 bar chart](table1.png)\n\n"
@@ -475,6 +476,8 @@ _PL_ONLY = (
     "teacher",
     "teacher_weight",
 )
+#: What a setting was in the runs on record from before it existed.
+_BEFORE_IT_EXISTED = {"filter_augment": 0.0}
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
     "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
@@ -495,7 +498,11 @@ def check_same_settings(results, args, parser):
     for r in results:
         if (r["variant"], r["seed"]) in replaced:
             continue
-        saved = {**vars(parser.parse_args([])), **r.get("settings", {})}
+        saved = {
+            **vars(parser.parse_args([])),
+            **_BEFORE_IT_EXISTED,
+            **r.get("settings", {}),
+        }
         skip = (*_RUN_ONLY, *_UNUSED.get(r["variant"], ()))
         if r["variant"] == "resnet_pl" and "none" not in (
             saved["teacher"],
@@ -572,8 +579,9 @@ def build_parser():
     p.add_argument(
         "--filter-augment",
         type=float,
-        default=0.0,
-        help="largest gain (dB) of FilterAugment's random filters (0: off)",
+        default=RECIPES["cpu"]["filter_augment"],
+        help="largest gain (dB) of FilterAugment's random filters (0: off; "
+        "default: the recipe's)",
     )
     p.add_argument(
         "--save-frames",

@@ -320,18 +320,26 @@ def test_unknown_stage2_weighting_is_refused_at_fit(tiny_dataset):
 
 def test_crnn_teacher_shorthand_is_the_recipes_crnn_with_the_students_settings():
     """Check make_detector(teacher="crnn") gives make_teacher's CRNN: no stage
-    2, as many epochs as the student's two stages, the student's seed and
-    classes; an unknown name is refused with the choices."""
+    2, as many epochs as the student's two stages, the student's seed,
+    classes and augmentation; an unknown name is refused with the choices."""
     from sklearn_sed.networks.crnn import CRNN
 
     sed = make_detector(
-        "cpu", teacher="crnn", max_epochs=3, max_iter=2, random_state=5, classes=["a"]
+        "cpu",
+        teacher="crnn",
+        max_epochs=3,
+        max_iter=2,
+        random_state=5,
+        classes=["a"],
+        filter_augment=4.0,
+        mixup=0.5,
     )
     teacher = sed.teacher
     assert teacher.module.func is CRNN
     assert teacher.module.keywords == {"n_filters": 32, "hidden_size": 64, "n_mels": 64}
     assert (teacher.pseudo_label, teacher.max_epochs) == (False, 5)
     assert (teacher.random_state, teacher.classes) == (5, ["a"])
+    assert (teacher.filter_augment, teacher.mixup) == (4.0, 0.5)  # same augmentation
     assert teacher.lr == RECIPES["cpu"]["lr"]
     assert make_teacher("paper").max_epochs == 30  # 20 + 10, the defaults
     assert make_teacher("cpu", n_mels=32).module.keywords["n_mels"] == 32
@@ -356,7 +364,10 @@ def test_cpu_teacher_recipe_is_cpu_with_a_crnn_teacher():
     )
     assert (sed.max_epochs, sed.max_iter, sed.delta) == (10, 4, 0.1)
     assert sed.stage2_weighting == "keep_strong"
+    # as measured: without the "cpu" recipe's FilterAugment, teacher included
+    assert (sed.filter_augment, cpu.filter_augment) == (0.0, 6.0)
     teacher = sed.teacher
+    assert teacher.filter_augment == 0.0
     assert teacher.module.func is CRNN
     assert (teacher.max_epochs, teacher.pseudo_label, teacher.teacher) == (
         14,

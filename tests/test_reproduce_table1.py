@@ -54,3 +54,18 @@ def test_runs_with_and_without_a_teacher_do_not_merge():
             _args("--teacher", "crnn", "--crnn-filters", "8", "--seeds", "1"),
             parser,
         )
+
+
+def test_runs_from_before_filter_augment_count_as_without_it():
+    """Check a run on record without a ``filter_augment`` setting (made before
+    the option existed, so without it) refuses to merge with the recipe's
+    default runs and merges with ``--filter-augment 0``."""
+    parser = rt.build_parser()
+    saved = {k: v for k, v in vars(_args()).items() if k not in ("docs", "data")}
+    assert saved.pop("filter_augment") == rt.RECIPES["cpu"]["filter_augment"] > 0
+    record = [{"variant": "resnet", "seed": 0, "settings": saved}]
+    with pytest.raises(SystemExit, match="filter_augment"):
+        rt.check_same_settings(record, _args("--seeds", "1"), parser)
+    rt.check_same_settings(
+        record, _args("--seeds", "1", "--filter-augment", "0"), parser
+    )
