@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from sklearn_sed import PseudoLabelSED
@@ -145,3 +146,18 @@ def test_estimator_trains_with_mixup(tiny_dataset):
     sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
     assert sed.net_.get_params()["iterator_train__collate_fn"].mixup == 0.5
     assert np.isfinite(sed.net_.history[-1, "train_loss"])
+
+
+@pytest.mark.parametrize("gain", [-3.0, "6 dB"])
+def test_filter_augment_that_is_not_a_gain_is_refused_before_training(
+    tiny_dataset, gain
+):
+    """Check a negative or non-numeric filter_augment is refused at fit with
+    the parameter's name and what it takes."""
+    from tests.conftest import FAST_SED
+
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST_SED, filter_augment=gain)
+    with pytest.raises(ValueError, match=r"'filter_augment' parameter.*range \[0"):
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    assert not hasattr(sed, "net_")
