@@ -33,6 +33,9 @@ from sklearn_sed.metrics import sed_eval_results
 from sklearn_sed.networks.crnn import CRNN
 from sklearn_sed.recipes import RECIPES
 
+#: The recipe whose settings are the defaults of the command line.
+CPU = RECIPES["cpu"]
+
 FIGURES = (
     "\n\n![Table 1 bar chart](table1.png)\n\n"
     "![Development event F1 against training minutes](table1_curves.png)"
@@ -533,9 +536,9 @@ def build_parser():
     p.add_argument("--data", default="/tmp/sed_bench")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    p.add_argument("--epochs", type=int, default=14)
-    p.add_argument("--max-iter", type=int, default=4)
-    p.add_argument("--delta", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=CPU["max_epochs"] + CPU["max_iter"])
+    p.add_argument("--max-iter", type=int, default=CPU["max_iter"])
+    p.add_argument("--delta", type=float, default=CPU["delta"])
     p.add_argument(
         "--pseudo-negatives",
         choices=("all", "absent"),
@@ -565,21 +568,21 @@ def build_parser():
         "that are pseudo-labelled (the ResNet's own make up the rest), or "
         "'max': the larger of the two",
     )
-    p.add_argument("--n-filters", type=int, default=16)
-    p.add_argument("--n-blocks", type=int, default=2)
+    p.add_argument("--n-filters", type=int, default=CPU["n_filters"])
+    p.add_argument("--n-blocks", type=int, default=CPU["n_blocks"])
     p.add_argument("--crnn-filters", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--time-shift", type=float, default=0.3)
-    p.add_argument("--freq-mask", type=int, default=8)
-    p.add_argument("--ema-decay", type=float, default=None)
+    p.add_argument("--lr", type=float, default=CPU["lr"])
+    p.add_argument("--batch-size", type=int, default=CPU["batch_size"])
+    p.add_argument("--time-shift", type=float, default=CPU["time_shift"])
+    p.add_argument("--freq-mask", type=int, default=CPU["freq_mask"])
+    p.add_argument("--ema-decay", type=float, default=CPU["ema_decay"])
     p.add_argument(
         "--mixup", type=float, default=0.0, help="probability that a batch is mixed"
     )
     p.add_argument(
         "--filter-augment",
         type=float,
-        default=RECIPES["cpu"]["filter_augment"],
+        default=CPU["filter_augment"],
         help="largest gain (dB) of FilterAugment's random filters (0: off; "
         "default: the recipe's)",
     )
