@@ -31,8 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, machine, now, replace_section, write_json
 
 #: (name, variant, seeds, overrides of the CPU table's settings), most
-#: telling first: a budget cut drops the end of the list.
-SWEEP = (
+#: telling first: a budget cut drops the end of the list. The seventh
+#: session's sweep (before FilterAugment was in the recipe).
+LEVERS = (
     ("recipe", "resnet", (0, 1, 2), {}),
     ("mixup 0.5", "resnet", (0, 1, 2), {"mixup": 0.5}),
     ("clip gating", "resnet", (0, 1, 2), {"clip_gating": True}),
@@ -68,6 +69,30 @@ SWEEP = (
         {"mixup": 0.5, "stage2_weighting": "keep_strong"},
     ),
 )
+#: The twelfth session's sweep: levers on top of the recipe with
+#: FilterAugment (6 dB), three seeds each, all in one round of workers.
+FILTER_AUGMENT = (
+    ("recipe", "resnet", (0, 1, 2), {}),
+    ("FilterAugment 12 dB", "resnet", (0, 1, 2), {"filter_augment": 12.0}),
+    ("3 blocks per stage", "resnet", (0, 1, 2), {"n_blocks": 3}),
+    ("mixup 0.5", "resnet", (0, 1, 2), {"mixup": 0.5}),
+    (
+        "PL keep_strong, mixup 0.5",
+        "resnet_pl",
+        (0, 1, 2),
+        {"mixup": 0.5, "stage2_weighting": "keep_strong"},
+    ),
+)
+HEADINGS = {
+    "levers": "### The levers side by side on an accelerator",
+    "filter_augment": "### Levers on top of FilterAugment, side by side on an "
+    "accelerator",
+}
+#: Each sweep by name, with the section of docs/benchmarks.md it writes.
+SWEEPS = {
+    "levers": (LEVERS, "gpu_sweep"),
+    "filter_augment": (FILTER_AUGMENT, "gpu_sweep_fa"),
+}
 TINY = (
     (
         "recipe",
@@ -94,11 +119,11 @@ TINY = (
 _DATA = {}
 
 
-def _load(pack, tiny):
+def _load(pack, tiny, threads=2):
     if "split" not in _DATA:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         from gpu_table1 import load_pack
 
         _DATA["split"] = load_pack(pack, tiny)
@@ -113,8 +138,8 @@ def run_config(job):
 
     from sklearn_sed.metrics import event_based_f1, sed_eval_results, segment_based_f1
 
-    name, variant, seed, overrides, pack, tiny, device = job
-    meta, (F, y_weak, y_strong), (F_valid, y_valid) = _load(pack, tiny)
+    name, variant, seed, overrides, pack, tiny, device, threads = job
+    meta, (F, y_weak, y_strong), (F_valid, y_valid) = _load(pack, tiny, threads)
     settings = {**vars(build_parser().parse_args([])), **meta["settings"], **overrides}
     st = types.SimpleNamespace(**{**settings, "verbose": 0})
     train_idx, dev = dev_split(y_strong)
@@ -187,11 +212,11 @@ def sweep(args):
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    configs = TINY if args.tiny else SWEEP
+    configs = TINY if args.tiny else SWEEPS[args.sweep][0]
     if args.only:
         configs = [c for c in configs if c[0] in args.only]
     jobs = [
-        (name, variant, seed, overrides, args.pack, args.tiny, device)
+        (name, variant, seed, overrides, args.pack, args.tiny, device, args.threads)
         for name, variant, seeds, overrides in configs
         for seed in seeds
     ]
@@ -202,6 +227,8 @@ def sweep(args):
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "date": now(),
         "workers": args.workers,
+        "threads": args.threads,
+        "sweep": args.sweep,
         "runs": [],
     }
     t0 = time.perf_counter()
@@ -275,23 +302,27 @@ def report(args):
             + ", ".join(f"{r['fit_seconds']:.0f}" for r in rs)
             + " |"
         )
+    sweep = record.get("sweep", "levers")
     text = "\n".join(
         [
-            "### The levers side by side on an accelerator",
+            HEADINGS[sweep],
             "",
-            "Command: `python benchmarks/gpu_sweep.py --pack .gpu --out $OUT` on "
-            f"{record['device']} ({record['workers']} runs at a time), then "
+            "Command: `python benchmarks/gpu_sweep.py --pack .gpu --out $OUT "
+            f"--sweep {sweep} --workers {record['workers']}"
+            + (f" --threads {record['threads']}" if "threads" in record else "")
+            + f"` on {record['device']} ({record['workers']} runs at a time), then "
             f"`python benchmarks/gpu_sweep.py --report {os.path.relpath(args.report, ROOT)}`. "
             f"Date: {record['date']}. Data, dev split and settings of the CPU "
             'Table 1 (`make_detector("cpu")`: ResNet width 16 x 2 blocks, CRNN '
-            "width 32, 14 epochs, Adam with warm-up and cosine decay, bfloat16), "
-            "one or two settings changed per row; scored with sed_eval on the "
+            "width 32, 14 epochs, Adam with warm-up and cosine decay, bfloat16"
+            + (", FilterAugment 6 dB), " if sweep == "filter_augment" else "), ")
+            + "one or two settings changed per row; scored with sed_eval on the "
             "150 validation soundscapes.",
             "",
             *rows,
         ]
     )
-    replace_section(args.docs, "gpu_sweep", text)
+    replace_section(args.docs, SWEEPS[sweep][1], text)
     print(text)
     return 0
 
@@ -300,7 +331,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pack", default=os.path.join(ROOT, ".gpu"))
     p.add_argument("--out", default=None)
+    p.add_argument("--sweep", choices=sorted(SWEEPS), default="filter_augment")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch threads of each worker"
+    )
     p.add_argument("--budget", type=float, default=330, help="seconds")
     p.add_argument("--device", default=None, help="default: cuda if present")
     p.add_argument("--tiny", action="store_true", help="a CPU check")

@@ -126,7 +126,9 @@ def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
             "clip_gating", False
         )
     page = tmp_path / "page.md"
-    page.write_text("before\n<!-- gpu_sweep start -->\n<!-- gpu_sweep end -->\nafter\n")
+    page.write_text(
+        "before\n<!-- gpu_sweep_fa start -->\n<!-- gpu_sweep_fa end -->\nafter\n"
+    )
     _run(
         "gpu_sweep.py",
         "--report",
@@ -137,4 +139,5 @@ def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
     )
     text = page.read_text()
     assert "| recipe | resnet | 0 |" in text
+    assert "Levers on top of FilterAugment" in text
     assert text.endswith("after\n")
