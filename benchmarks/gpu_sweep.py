@@ -87,11 +87,16 @@ HEADINGS = {
     "levers": "### The levers side by side on an accelerator",
     "filter_augment": "### Levers on top of FilterAugment, side by side on an "
     "accelerator",
+    "frames": "### The recipe on an accelerator, probabilities saved",
 }
+#: The recipe's probabilities of three seeds, to study post-processing
+#: (``--save-frames``; ``postprocessing_grid.py --frames``).
+FRAMES = (("recipe", "resnet", (0, 1, 2), {}),)
 #: Each sweep by name, with the section of docs/benchmarks.md it writes.
 SWEEPS = {
     "levers": (LEVERS, "gpu_sweep"),
     "filter_augment": (FILTER_AUGMENT, "gpu_sweep_fa"),
+    "frames": (FRAMES, "gpu_sweep_frames"),
 }
 TINY = (
     (
@@ -138,7 +143,7 @@ def run_config(job):
 
     from sklearn_sed.metrics import event_based_f1, sed_eval_results, segment_based_f1
 
-    name, variant, seed, overrides, pack, tiny, device, threads = job
+    name, variant, seed, overrides, pack, tiny, device, threads, frames_dir = job
     meta, (F, y_weak, y_strong), (F_valid, y_valid) = _load(pack, tiny, threads)
     settings = {**vars(build_parser().parse_args([])), **meta["settings"], **overrides}
     st = types.SimpleNamespace(**{**settings, "verbose": 0})
@@ -147,6 +152,18 @@ def run_config(job):
     fit_sec = fit_with_dev(sed, F, y_weak, y_strong, train_idx, dev)
     # The validation probabilities once, decoded with both gating settings.
     valid_probs = sed.predict_frames(F_valid), sed.predict_proba(F_valid)
+    if frames_dir:  # the format of reproduce_table1.py --save-frames
+        import numpy as np
+
+        tag = name.replace(" ", "_")
+        np.savez_compressed(
+            os.path.join(frames_dir, f"frames-{tag}-{variant}-s{seed}.npz"),
+            dev_frames=sed.predict_frames(F[dev]).astype(np.float16),
+            dev_clips=sed.predict_proba(F[dev]).astype(np.float16),
+            valid_frames=valid_probs[0].astype(np.float16),
+            valid_clips=valid_probs[1].astype(np.float16),
+            dev_index=np.asarray(dev),
+        )
     events = sed.decode(*valid_probs)
     classes = [str(c) for c in sed.classes_]
     ev = sed_eval_results(y_valid, events, metric="event", classes=classes)
@@ -160,7 +177,7 @@ def run_config(job):
 
     gate = not sed.clip_gating
     dev_frames, dev_clips = sed.predict_frames(F[dev]), sed.predict_proba(F[dev])
-    thr, med, _ = tune_postprocessing(
+    thr, med, low, _ = tune_postprocessing(
         dev_frames,
         dev_clips,
         [y_strong[i] for i in dev],
@@ -174,6 +191,7 @@ def run_config(job):
         duration=sed.duration,
         threshold=thr,
         median_filter_sec=med,
+        low_threshold=low,
         order=sed.postprocessing,
         clip_gating=gate,
     )
@@ -216,7 +234,17 @@ def sweep(args):
     if args.only:
         configs = [c for c in configs if c[0] in args.only]
     jobs = [
-        (name, variant, seed, overrides, args.pack, args.tiny, device, args.threads)
+        (
+            name,
+            variant,
+            seed,
+            overrides,
+            args.pack,
+            args.tiny,
+            device,
+            args.threads,
+            args.out if args.save_frames else None,
+        )
         for name, variant, seeds, overrides in configs
         for seed in seeds
     ]
@@ -339,6 +367,11 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=330, help="seconds")
     p.add_argument("--device", default=None, help="default: cuda if present")
     p.add_argument("--tiny", action="store_true", help="a CPU check")
+    p.add_argument(
+        "--save-frames",
+        action="store_true",
+        help="write each run's dev and validation probabilities to --out",
+    )
     p.add_argument("--only", nargs="+", default=None, help="configurations by name")
     p.add_argument("--report", default=None, help="sweep.json to write into docs")
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))

@@ -20,7 +20,13 @@ from _common import require
 from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.metrics import event_based_f1, segment_based_f1
 from sklearn_sed.postprocessing import decode_events
-from sklearn_sed.tuning import MEDIAN_FILTER_GRID, THRESHOLD_GRID, tune_postprocessing
+from sklearn_sed.tuning import (
+    FINAL_MEDIAN_FILTER_GRID,
+    LOW_RATIO_GRID,
+    MEDIAN_FILTER_GRID,
+    THRESHOLD_GRID,
+    tune_postprocessing,
+)
 
 #: name: (thresholds, median filters in seconds)
 GRIDS = {
@@ -40,13 +46,14 @@ GRIDS = {
 def tune_shared(frame_probs, clip_probs, y_true, *, classes, duration):
     """The grid point of the library grid with the best dev macro F1.
 
-    Returns the threshold and median filter (seconds) repeated per class,
-    and the per-class dev F1 at that point, as ``tune_postprocessing`` does.
+    Returns the threshold, median filter (seconds) and low threshold (the
+    threshold: no hysteresis) repeated per class, and the per-class dev F1
+    at that point, as ``tune_postprocessing`` does.
     """
     best = None
     for thr in THRESHOLD_GRID:
         for med in MEDIAN_FILTER_GRID:
-            _, _, f1 = tune_postprocessing(
+            *_, f1 = tune_postprocessing(
                 frame_probs,
                 clip_probs,
                 y_true,
@@ -58,7 +65,7 @@ def tune_shared(frame_probs, clip_probs, y_true, *, classes, duration):
             if best is None or f1.mean() > best[2].mean():
                 best = (thr, med, f1)
     n = len(classes)
-    return np.full(n, best[0]), np.full(n, best[1]), best[2]
+    return np.full(n, best[0]), np.full(n, best[1]), np.full(n, best[0]), best[2]
 
 
 #: name: how it tunes ``(frame_probs, clip_probs, y_true, classes=, duration=)``
@@ -70,6 +77,14 @@ TUNERS = {
         for name, (thresholds, medians) in GRIDS.items()
     },
     "library grid, one setting for all classes": tune_shared,
+    "hysteresis: low = 1, 0.75, 0.5, 0.25 x threshold": functools.partial(
+        tune_postprocessing, low_ratios=LOW_RATIO_GRID
+    ),
+    "hysteresis, medians up to 4 s (the estimator's final tuning)": functools.partial(
+        tune_postprocessing,
+        median_filters=FINAL_MEDIAN_FILTER_GRID,
+        low_ratios=LOW_RATIO_GRID,
+    ),
 }
 
 
@@ -87,6 +102,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
     p.add_argument("--frames", nargs="+", required=True)
+    p.add_argument("--only", nargs="+", default=None, help="grids by name")
     args = p.parse_args(argv)
     require(os.path.join(args.data, "metadata", "strong.tsv"), "benchmark data")
     y_strong, y_valid = labels(args.data)
@@ -101,13 +117,16 @@ def main(argv=None):
         dev = f["dev_frames"].astype(np.float32), f["dev_clips"].astype(np.float32)
         val = f["valid_frames"].astype(np.float32), f["valid_clips"].astype(np.float32)
         for name, tune in TUNERS.items():
-            thr, med, f1 = tune(*dev, y_dev, classes=classes, duration=10.0)
+            if args.only and name not in args.only:
+                continue
+            thr, med, low, f1 = tune(*dev, y_dev, classes=classes, duration=10.0)
             events = decode_events(
                 *val,
                 classes=classes,
                 duration=10.0,
                 threshold=thr,
                 median_filter_sec=med,
+                low_threshold=low,
             )
             ev = event_based_f1(y_valid, events, classes=classes)
             seg = segment_based_f1(y_valid, events, classes=classes, duration=10.0)

@@ -359,7 +359,7 @@ def _override_decoding(sed, args):
     """Apply ``--threshold`` and ``--median-filter`` to the loaded model."""
     if args.threshold is None and args.median_filter is None:
         return
-    threshold, median = sed.decoding_settings()
+    threshold, median, low = sed.decoding_settings()
     if args.threshold is not None:
         threshold = _per_class("--threshold", args.threshold, sed.classes_, threshold)
         if not ((threshold >= 0) & (threshold <= 1)).all():
@@ -371,6 +371,8 @@ def _override_decoding(sed, args):
     sed.set_params(
         threshold=threshold.tolist(),
         median_filter_sec=median.tolist(),
+        # The tuned hysteresis stays, lowered where a new threshold is below it.
+        low_threshold=np.minimum(low, threshold).tolist(),
         tune_postprocessing=False,
     )
 

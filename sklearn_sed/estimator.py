@@ -57,7 +57,12 @@ from sklearn_sed.nets import (
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.networks import ResNetSED, check_module_output
 from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
-from sklearn_sed.tuning import tune_postprocessing
+from sklearn_sed.tuning import (
+    FINAL_MEDIAN_FILTER_GRID,
+    LOW_RATIO_GRID,
+    THRESHOLD_GRID,
+    tune_postprocessing,
+)
 
 __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 
@@ -66,6 +71,7 @@ POSTPROCESSING_PARAMS = frozenset(
     {
         "threshold",
         "median_filter_sec",
+        "low_threshold",
         "postprocessing",
         "clip_gating",
         "verbose",
@@ -222,11 +228,20 @@ class PseudoLabelSED(BaseEstimator):
         maximise the validation event F1 (``threshold_`` and
         ``median_filter_sec_``, then used instead of ``threshold`` and
         ``median_filter_sec``), and monitor every epoch at its tuned
-        setting.
+        setting. After training, the kept weights are tuned once more over a
+        wider grid: median filters up to 4 s
+        (:data:`~sklearn_sed.tuning.FINAL_MEDIAN_FILTER_GRID`) and hysteresis
+        (:data:`~sklearn_sed.tuning.LOW_RATIO_GRID`, giving
+        ``low_threshold_``).
     threshold : float or array-like of shape (n_classes,), default=0.5
         Decision threshold of ``predict`` and ``predict_events``.
     median_filter_sec : float or array-like of shape (n_classes,), default=0.4
         Median filter on frame decisions, in seconds.
+    low_threshold : float, array-like of shape (n_classes,) or None, default=None
+        Hysteresis thresholding: an event starts where the frame probability
+        reaches ``threshold`` and lasts while it stays at or above
+        ``low_threshold`` (at most the threshold of its class). None is
+        single thresholding at ``threshold``.
     postprocessing : {"threshold_first", "filter_first"}, default="threshold_first"
         Binarize then filter (DCASE2019), or filter the probabilities first.
     clip_gating : bool, default=False
@@ -318,6 +333,10 @@ class PseudoLabelSED(BaseEstimator):
         tuned per class when ``tune_postprocessing``, else ``threshold``.
     median_filter_sec_ : ndarray of shape (n_classes,)
         Median-filter lengths used by ``predict_events``, likewise.
+    low_threshold_ : ndarray of shape (n_classes,)
+        Hysteresis low thresholds used by ``predict_events``, likewise
+        (``low_threshold``, or ``threshold_`` where it is None); equal to
+        ``threshold_`` for a class decoded by single thresholding.
     validation_f1_ : float or None
         Validation event F1 of the kept weights at ``threshold_`` and
         ``median_filter_sec_``; None without validation data.
@@ -356,6 +375,7 @@ class PseudoLabelSED(BaseEstimator):
         "best_epoch_",
         "threshold_",
         "median_filter_sec_",
+        "low_threshold_",
         "validation_f1_",
     )
 
@@ -402,6 +422,11 @@ class PseudoLabelSED(BaseEstimator):
         "median_filter_sec": [
             Interval(numbers.Real, 0, None, closed="left"),
             "array-like",
+        ],
+        "low_threshold": [
+            Interval(numbers.Real, 0, 1, closed="both"),
+            "array-like",
+            None,
         ],
         "postprocessing": [StrOptions(set(POSTPROCESSING_ORDERS))],
         "clip_gating": ["boolean"],
@@ -457,6 +482,7 @@ class PseudoLabelSED(BaseEstimator):
         tune_postprocessing=False,
         threshold=0.5,
         median_filter_sec=0.4,
+        low_threshold=None,
         postprocessing="threshold_first",
         clip_gating=False,
         duration=10.0,
@@ -504,6 +530,7 @@ class PseudoLabelSED(BaseEstimator):
         self.tune_postprocessing = tune_postprocessing
         self.threshold = threshold
         self.median_filter_sec = median_filter_sec
+        self.low_threshold = low_threshold
         self.postprocessing = postprocessing
         self.clip_gating = clip_gating
         self.duration = duration
@@ -746,23 +773,30 @@ class PseudoLabelSED(BaseEstimator):
         return teacher, (frames, clips)
 
     def _set_decoding(self, val):
-        """Set ``threshold_``, ``median_filter_sec_`` and ``validation_f1_``."""
-        self.threshold_, self.median_filter_sec_ = self._parameter_decoding()
+        """Set the decoding attributes and ``validation_f1_``."""
+        decoding = self._parameter_decoding()
+        self.threshold_, self.median_filter_sec_, self.low_threshold_ = decoding
         self.validation_f1_ = None
         if val is None:
             return
         X_val, refs = val
         frame_probs, clip_probs = _forward(self.net_, X_val, None, self.batch_size)
         if self.tune_postprocessing:
-            self.threshold_, self.median_filter_sec_, f1 = tune_postprocessing(
+            # The final tuning of the kept weights: the epochs were monitored
+            # over the small grid, this one adds long medians and hysteresis.
+            tuned = tune_postprocessing(
                 frame_probs,
                 clip_probs,
                 refs,
                 classes=self.classes_,
                 duration=self.duration,
+                thresholds=THRESHOLD_GRID,
+                median_filters=FINAL_MEDIAN_FILTER_GRID,
+                low_ratios=LOW_RATIO_GRID,
                 order=self.postprocessing,
                 clip_gating=self.clip_gating,
             )
+            self.threshold_, self.median_filter_sec_, self.low_threshold_, f1 = tuned
             self.validation_f1_ = float(np.mean(f1))
         else:
             self.validation_f1_ = float(
@@ -775,11 +809,12 @@ class PseudoLabelSED(BaseEstimator):
             )
 
     def decoding_settings(self):
-        """Return the per-class thresholds and median filters that decoding uses.
+        """Return the per-class decoding settings (threshold, filter, hysteresis).
 
-        The tuned ones (``threshold_``, ``median_filter_sec_``) when
-        ``tune_postprocessing`` chose them on validation clips, else the
-        ``threshold`` and ``median_filter_sec`` parameters for every class.
+        The tuned ones (``threshold_``, ``median_filter_sec_``,
+        ``low_threshold_``) when ``tune_postprocessing`` chose them on
+        validation clips, else the ``threshold``, ``median_filter_sec`` and
+        ``low_threshold`` parameters for every class.
         ``predict``, ``predict_events``, the command line's ``--threshold``
         overrides and its detection figure all read them here.
 
@@ -789,28 +824,49 @@ class PseudoLabelSED(BaseEstimator):
             Decision threshold of each class, in [0, 1].
         median_filter_sec : ndarray of shape (n_classes,)
             Median-filter length of each class, in seconds.
+        low_threshold : ndarray of shape (n_classes,)
+            Hysteresis low threshold of each class, in [0, threshold]; equal
+            to ``threshold`` for single thresholding.
         """
         check_is_fitted(self, "classes_")
         tuned = getattr(self, "validation_f1_", None) is not None
         if self.tune_postprocessing and tuned:
-            return self.threshold_, self.median_filter_sec_
+            # Models saved before hysteresis have no low_threshold_.
+            low = getattr(self, "low_threshold_", None)
+            return (
+                self.threshold_,
+                self.median_filter_sec_,
+                self.threshold_.copy() if low is None else low,
+            )
         return self._parameter_decoding()
 
     def _parameter_decoding(self):
-        """Per-class ``threshold`` and ``median_filter_sec`` as set."""
+        """Per-class ``threshold``, ``median_filter_sec``, ``low_threshold``."""
         n_classes = len(self.classes_)
-        return (
-            check_per_class(
-                self.threshold,
-                name="threshold",
+        threshold = check_per_class(
+            self.threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
+        )
+        if self.low_threshold is None:
+            low = threshold.copy()
+        else:
+            low = check_per_class(
+                self.low_threshold,
+                name="low_threshold",
                 n_classes=n_classes,
                 low=0.0,
                 high=1.0,
-            ),
-            check_per_class(
-                self.median_filter_sec, name="median_filter_sec", n_classes=n_classes
-            ),
+            )
+            if np.any(low > threshold):
+                raise ValueError(
+                    "low_threshold must be at most the threshold of its class. "
+                    f"Got low_threshold={self.low_threshold!r} for "
+                    f"threshold={self.threshold!r}; lower it, or set it to None "
+                    "for single thresholding."
+                )
+        median = check_per_class(
+            self.median_filter_sec, name="median_filter_sec", n_classes=n_classes
         )
+        return threshold, median, low
 
     def _training_params(self):
         params = self.get_params(deep=False)
@@ -1082,16 +1138,17 @@ class PseudoLabelSED(BaseEstimator):
             1 where the class is detected, in the column order of ``classes_``.
         """
         clip_probs = self.predict_proba(X)
-        thresholds, _ = self.decoding_settings()
+        thresholds, *_ = self.decoding_settings()
         return (clip_probs >= thresholds).astype(int)
 
     def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
         """Post-process frame probabilities into events with this estimator's settings.
 
-        The thresholds and median filters are the tuned ones
-        (``threshold_``, ``median_filter_sec_``) when ``tune_postprocessing``
-        chose them, else the ``threshold`` and ``median_filter_sec``
-        parameters: every prediction path decodes alike.
+        The thresholds, median filters and hysteresis are the tuned ones
+        (``threshold_``, ``median_filter_sec_``, ``low_threshold_``) when
+        ``tune_postprocessing`` chose them, else the ``threshold``,
+        ``median_filter_sec`` and ``low_threshold`` parameters: every
+        prediction path decodes alike.
 
         Parameters
         ----------
@@ -1113,7 +1170,7 @@ class PseudoLabelSED(BaseEstimator):
             Per clip, events in seconds.
         """
         check_is_fitted(self, "classes_")
-        threshold, median_filter_sec = self.decoding_settings()
+        threshold, median_filter_sec, low_threshold = self.decoding_settings()
         return decode_events(
             frame_probs,
             clip_probs,
@@ -1121,6 +1178,7 @@ class PseudoLabelSED(BaseEstimator):
             duration=self.duration if duration is None else duration,
             threshold=threshold,
             median_filter_sec=median_filter_sec,
+            low_threshold=low_threshold,
             order=self.postprocessing,
             clip_gating=self.clip_gating if clip_gating is None else clip_gating,
         )

@@ -61,6 +61,10 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         Decision thresholds tried per class.
     median_filters : sequence of float, default=MEDIAN_FILTER_GRID
         Median-filter lengths tried per class, in seconds.
+    low_ratios : sequence of float, default=(1.0,)
+        Hysteresis tried per class: the low threshold as a fraction of the
+        threshold (1.0 is single thresholding; ``LOW_RATIO_GRID`` is the
+        estimator's final tuning).
     refit : bool, default=True
         Refit on all the data with the chosen post-processing. False keeps
         the last fold's network (cheaper, trained on less data).
@@ -68,12 +72,15 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : estimator
-        The refitted detector, with ``threshold`` and ``median_filter_sec``
-        set to the chosen per-class values.
+        The refitted detector, with ``threshold``, ``median_filter_sec`` and
+        ``low_threshold`` set to the chosen per-class values.
     threshold_ : ndarray of shape (n_classes,)
         Chosen threshold per class.
     median_filter_sec_ : ndarray of shape (n_classes,)
         Chosen median-filter length per class, in seconds.
+    low_threshold_ : ndarray of shape (n_classes,)
+        Chosen hysteresis low threshold per class (equal to ``threshold_``
+        for single thresholding).
     class_f1_ : ndarray of shape (n_classes,)
         Out-of-fold event-based F1 per class at the chosen setting.
     best_score_ : float
@@ -110,12 +117,14 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         cv=3,
         thresholds=THRESHOLD_GRID,
         median_filters=MEDIAN_FILTER_GRID,
+        low_ratios=(1.0,),
         refit=True,
     ):
         self.estimator = estimator
         self.cv = cv
         self.thresholds = thresholds
         self.median_filters = median_filters
+        self.low_ratios = low_ratios
         self.refit = refit
 
     def fit(self, X, y_weak, y_strong=None):
@@ -169,7 +178,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
             refs.extend(refs_test)
         last = final_estimator(last_fold)
         self.classes_ = np.asarray(last.classes_)
-        self.threshold_, self.median_filter_sec_, self.class_f1_ = tune_postprocessing(
+        tuned = tune_postprocessing(
             np.concatenate(frames),
             np.concatenate(clips),
             refs,
@@ -177,14 +186,18 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
             duration=last.duration,
             thresholds=self.thresholds,
             median_filters=self.median_filters,
+            low_ratios=self.low_ratios,
             order=last.postprocessing,
             clip_gating=last.clip_gating,
         )
+        self.threshold_, self.median_filter_sec_, self.low_threshold_ = tuned[:3]
+        self.class_f1_ = tuned[3]
         self.best_score_ = float(np.mean(self.class_f1_))
         prefix = _param_prefix(self.estimator)
         chosen = {
             f"{prefix}threshold": self.threshold_.tolist(),
             f"{prefix}median_filter_sec": self.median_filter_sec_.tolist(),
+            f"{prefix}low_threshold": self.low_threshold_.tolist(),
             f"{prefix}tune_postprocessing": False,
         }
         if self.refit:
@@ -195,6 +208,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
             det = final_estimator(self.estimator_)
             det.threshold_ = self.threshold_.copy()
             det.median_filter_sec_ = self.median_filter_sec_.copy()
+            det.low_threshold_ = self.low_threshold_.copy()
         return self
 
     @available_if(_estimator_has("predict"))

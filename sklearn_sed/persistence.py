@@ -171,7 +171,7 @@ def _load_sed(entry, zf, device):
             f"classes_ ({sed.classes_.shape}) and class_weight_ "
             f"({sed.class_weight_.shape}) must be 1-D and of one length."
         )
-    for k in ("threshold_", "median_filter_sec_"):
+    for k in ("threshold_", "median_filter_sec_", "low_threshold_"):
         if k in fitted:
             setattr(sed, k, np.asarray(fitted[k], dtype=float))
     # The declared architecture against the stored tensors, before any

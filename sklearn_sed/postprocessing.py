@@ -1,5 +1,11 @@
 """From frame probabilities to events: gating, thresholding, median filtering.
 
+Thresholding is single (a frame is active when its probability reaches the
+class threshold) or, with ``low_threshold``, by hysteresis: an event starts
+where the probability reaches the threshold and lasts while it stays at or
+above the lower one (Cances et al., WASPAA 2019), which keeps a stationary
+sound whose probability dips below the threshold in one piece.
+
 Both orders in use are available: ``"threshold_first"`` binarizes the frame
 probabilities and median-filters the decisions (DCASE2019 baseline, and the
 NEC system), ``"filter_first"`` median-filters the probabilities and then
@@ -9,12 +15,17 @@ probability is below the class threshold.
 """
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import label, median_filter
 
 from sklearn_sed._validation import check_per_class
 from sklearn_sed.labels import frames_to_events
 
-__all__ = ["POSTPROCESSING_ORDERS", "decode_events", "median_filter_frames"]
+__all__ = [
+    "POSTPROCESSING_ORDERS",
+    "binarize",
+    "decode_events",
+    "median_filter_frames",
+]
 
 POSTPROCESSING_ORDERS = ("threshold_first", "filter_first")
 
@@ -55,6 +66,52 @@ def median_filter_frames(frames, *, median_filter_sec, frame_sec):
     return out
 
 
+def binarize(scores, threshold, low_threshold=None):
+    """Frame decisions of one clip, by single or hysteresis thresholding.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_frames, n_classes)
+        Frame probabilities of one clip, in [0, 1].
+    threshold : ndarray of shape (n_classes,)
+        A frame at or above it is active (and starts an event).
+    low_threshold : ndarray of shape (n_classes,), default=None
+        With it, a frame is active when it lies in a run of frames at or
+        above ``low_threshold`` that holds a frame at or above ``threshold``
+        (hysteresis); each value must be at most the class's threshold. None,
+        or a value equal to the threshold, is single thresholding.
+
+    Returns
+    -------
+    decisions : ndarray of shape (n_frames, n_classes), dtype int8
+        1 for an active frame, 0 elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.postprocessing import binarize
+    >>> p = np.array([[0.1], [0.6], [0.3], [0.35], [0.1], [0.3]])
+    >>> binarize(p, np.array([0.5]))[:, 0].tolist()
+    [0, 1, 0, 0, 0, 0]
+    >>> binarize(p, np.array([0.5]), np.array([0.25]))[:, 0].tolist()
+    [0, 1, 1, 1, 0, 0]
+    """
+    high = scores >= threshold
+    if low_threshold is None:
+        return high.astype(np.int8)
+    low = scores >= low_threshold
+    out = np.zeros(scores.shape, dtype=np.int8)
+    for c in range(scores.shape[1]):
+        if not high[:, c].any():
+            continue
+        runs, _ = label(low[:, c])
+        keep = np.zeros(runs.max() + 1, dtype=np.int8)
+        keep[runs[high[:, c]]] = 1
+        keep[0] = 0
+        out[:, c] = keep[runs]
+    return out
+
+
 def decode_events(
     frame_probs,
     clip_probs=None,
@@ -65,6 +122,7 @@ def decode_events(
     median_filter_sec=0.0,
     order="threshold_first",
     clip_gating=False,
+    low_threshold=None,
 ):
     """Turn frame probabilities into event lists, one per clip.
 
@@ -87,6 +145,11 @@ def decode_events(
         Whether to binarize before or after median filtering.
     clip_gating : bool, default=False
         Zero the frames of classes whose clip probability is below threshold.
+    low_threshold : float or ndarray of shape (n_classes,), default=None
+        Hysteresis: an event starts at ``threshold`` and lasts while the
+        probability stays at or above ``low_threshold`` (at most the
+        threshold of its class; see :func:`binarize`). None is single
+        thresholding.
 
     Returns
     -------
@@ -115,6 +178,20 @@ def decode_events(
     thresholds = check_per_class(
         threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
     )
+    if low_threshold is not None:
+        low_threshold = check_per_class(
+            low_threshold, name="low_threshold", n_classes=n_classes, low=0.0, high=1.0
+        )
+        if np.any(low_threshold > thresholds):
+            raise ValueError(
+                "low_threshold must be at most the threshold of its class "
+                f"(hysteresis keeps an event going below the threshold). Got "
+                f"low_threshold={low_threshold.tolist()} for "
+                f"threshold={thresholds.tolist()}; lower it, or pass None for "
+                "single thresholding."
+            )
+        if np.array_equal(low_threshold, thresholds):
+            low_threshold = None  # single thresholding, the fast way
     frame_sec = duration / n_frames
     if clip_gating:
         if clip_probs is None:
@@ -124,7 +201,7 @@ def decode_events(
     events = []
     for scores in frame_probs:
         if order == "threshold_first":
-            decisions = (scores >= thresholds).astype(np.int8)
+            decisions = binarize(scores, thresholds, low_threshold)
             decisions = median_filter_frames(
                 decisions, median_filter_sec=median_filter_sec, frame_sec=frame_sec
             )
@@ -132,6 +209,6 @@ def decode_events(
             smoothed = median_filter_frames(
                 scores, median_filter_sec=median_filter_sec, frame_sec=frame_sec
             )
-            decisions = smoothed >= thresholds
+            decisions = binarize(smoothed, thresholds, low_threshold)
         events.append(frames_to_events(decisions, classes=classes, duration=duration))
     return events

@@ -749,6 +749,7 @@ def test_file_prediction_decodes_with_the_tuned_settings(trained_model, desed_di
     assert sed.validation_f1_ is not None
     sed.threshold_ = np.full(len(sed.classes_), 0.01)  # tuned: almost anything
     sed.median_filter_sec_ = np.zeros(len(sed.classes_))
+    sed.low_threshold_ = sed.threshold_.copy()  # no hysteresis
     sed.set_params(threshold=0.999)  # the parameter: almost nothing
     wav = str(desed_dir / "clip0.wav")
     events = predict_file_events(pipe, wav)
@@ -834,8 +835,13 @@ def test_predict_threshold_and_median_filter_overrides(
         argv = ["predict", str(trained_model), *clips, "--output", str(out), *flags]
         assert main(argv) == 0
         expected_model = sklearn_sed.load(trained_model)
+        # The model's tuned hysteresis stays, lowered to a threshold below it.
+        low = np.minimum(sed.decoding_settings()[2], thr).tolist()
         expected_model[-1].set_params(
-            threshold=thr, median_filter_sec=med, tune_postprocessing=False
+            threshold=thr,
+            median_filter_sec=med,
+            low_threshold=low,
+            tune_postprocessing=False,
         )
         got = read_strong_tsv(out, classes=None)
         n_events = 0

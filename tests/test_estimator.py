@@ -234,9 +234,35 @@ assert TINY_SED["max_iter"] == 3  # test_pseudo_label_history relies on it
 
 
 def test_decoding_settings_are_the_parameters_per_class_until_tuned(fitted_sed):
-    threshold, median = fitted_sed.decoding_settings()
+    threshold, median, low = fitted_sed.decoding_settings()
     n = len(fitted_sed.classes_)
     np.testing.assert_array_equal(threshold, np.full(n, fitted_sed.threshold))
     np.testing.assert_array_equal(median, np.full(n, fitted_sed.median_filter_sec))
+    np.testing.assert_array_equal(low, threshold)  # single thresholding
     with pytest.raises(NotFittedError):
         PseudoLabelSED().decoding_settings()
+
+
+def test_low_threshold_parameter_decodes_by_hysteresis(fitted_sed):
+    """``low_threshold`` reaches decoding: an event whose probability dips
+    below the threshold stays one event."""
+    sed = copy.deepcopy(fitted_sed).set_params(
+        threshold=0.5, median_filter_sec=0.0, low_threshold=0.2
+    )
+    _threshold, _median, low = sed.decoding_settings()
+    np.testing.assert_array_equal(low, np.full(len(sed.classes_), 0.2))
+    n_frames = sed.n_frames_out_
+    p = np.zeros((1, n_frames, len(sed.classes_)))
+    p[0, 10:30, 0] = 0.3
+    p[0, 12, 0] = p[0, 28, 0] = 0.9
+    (events,) = sed.decode(p)
+    frame = sed.duration / n_frames
+    assert events == [(10 * frame, 30 * frame, sed.classes_[0])]
+    (single,) = sed.set_params(low_threshold=None).decode(p)
+    assert len(single) == 2
+
+
+def test_low_threshold_above_the_threshold_is_refused(fitted_sed, tiny_dataset):
+    sed = copy.deepcopy(fitted_sed).set_params(threshold=0.5, low_threshold=0.7)
+    with pytest.raises(ValueError, match="low_threshold must be at most"):
+        sed.predict_events(tiny_dataset["F"][:1])

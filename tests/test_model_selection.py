@@ -189,7 +189,7 @@ def test_tuned_postprocessing_cv_matches_tuning_by_hand(features):
         frames.append(sed.predict_frames(F[keep]))
         clips.append(sed.predict_proba(F[keep]))
         refs += [y_strong[i] for i in keep]
-    thr, med, f1 = tune_postprocessing(
+    thr, med, _low, f1 = tune_postprocessing(
         np.concatenate(frames),
         np.concatenate(clips),
         refs,

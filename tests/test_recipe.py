@@ -12,7 +12,11 @@ from sklearn_sed import PseudoLabelSED, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality, WarmupCosineLR
 from sklearn_sed.labels import events_to_frames
 from sklearn_sed.recipes import RECIPES, compile_is_available, make_teacher
-from sklearn_sed.tuning import tune_postprocessing
+from sklearn_sed.tuning import (
+    FINAL_MEDIAN_FILTER_GRID,
+    LOW_RATIO_GRID,
+    tune_postprocessing,
+)
 from tests.conftest import FAST_SED
 
 SMALL = dict(FAST_SED, n_filters=4, max_epochs=3, max_iter=2, batch_size=8)
@@ -110,11 +114,21 @@ def test_validation_keeps_the_best_epoch_and_tunes_each_class(tiny_dataset):
     # The tuned settings are the ones decoding uses: the validation F1 is
     # reproduced by scoring the validation clips.
     assert sed.score(F_val, y_val) == pytest.approx(sed.validation_f1_)
-    thr, _med, f1 = tune_postprocessing(
-        *sed._forward_all(F_val), y_val, classes=sed.classes_, duration=2.0
+    # The final tuning is the wider grid (long medians, hysteresis), which
+    # holds the monitoring grid: it can only raise the best epoch's score.
+    thr, med, low, f1 = tune_postprocessing(
+        *sed._forward_all(F_val),
+        y_val,
+        classes=sed.classes_,
+        duration=2.0,
+        median_filters=FINAL_MEDIAN_FILTER_GRID,
+        low_ratios=LOW_RATIO_GRID,
     )
     np.testing.assert_array_equal(thr, sed.threshold_)
+    np.testing.assert_array_equal(med, sed.median_filter_sec_)
+    np.testing.assert_array_equal(low, sed.low_threshold_)
     assert np.mean(f1) == pytest.approx(sed.validation_f1_)
+    assert sed.validation_f1_ >= scores[sed.best_epoch_ - 1] - 1e-9
 
 
 def test_validation_fraction_holds_out_strong_clips(tiny_dataset):
