@@ -147,6 +147,7 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "max_iter": args.max_iter,
             "delta": args.delta,
             "pseudo_negatives": args.pseudo_negatives,
+            "pseudo_low_ratio": args.pseudo_low_ratio,
             "stage2_weighting": args.stage2_weighting,
             "time_shift": args.time_shift,
             "freq_mask": args.freq_mask,
@@ -359,7 +360,8 @@ def report(results, args, elapsed):
             f"{pl['max_iter']} pseudo-label iterations of 1 epoch, delta "
             f"{pl['delta']}, stage-2 weighting "
             f"{pl.get('stage2_weighting', 'paper')}, pseudo negatives "
-            f"{pl.get('pseudo_negatives', 'all')}), Adam lr {st['lr']} with 1 warm-up epoch and cosine "
+            f"{pl.get('pseudo_negatives', 'all')}, pseudo-label hysteresis ratio "
+            f"{pl.get('pseudo_low_ratio', 1.0)}), Adam lr {st['lr']} with 1 warm-up epoch and cosine "
             f"decay, training dtype {st['train_dtype']} (auto: bfloat16 where the "
             f"CPU has it), weight averaging {st.get('ema_decay')}, "
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
@@ -475,12 +477,13 @@ _PL_ONLY = (
     "max_iter",
     "delta",
     "pseudo_negatives",
+    "pseudo_low_ratio",
     "stage2_weighting",
     "teacher",
     "teacher_weight",
 )
 #: What a setting was in the runs on record from before it existed.
-_BEFORE_IT_EXISTED = {"filter_augment": 0.0}
+_BEFORE_IT_EXISTED = {"filter_augment": 0.0, "pseudo_low_ratio": 1.0}
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
     "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
@@ -544,6 +547,13 @@ def build_parser():
         choices=("all", "absent"),
         default="all",
         help="frames below theta that a pseudo label marks negative (all: eq. 4)",
+    )
+    p.add_argument(
+        "--pseudo-low-ratio",
+        type=float,
+        default=1.0,
+        help="hysteresis of the frame pseudo labels: frames in a run above "
+        "RATIO x theta that holds a frame above theta are positive (1.0: eq. 4)",
     )
     p.add_argument(
         "--stage2-weighting",

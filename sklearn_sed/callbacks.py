@@ -436,6 +436,10 @@ class PseudoLabeling(DropsOnPickle, Callback):
         The schedule of eq. 5 (:func:`~sklearn_sed.pseudo_labels.threshold_schedule`).
     negatives : {"all", "absent"}, default="all"
         See :func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`.
+    low_ratio : float in (0, 1], default=1.0
+        Hysteresis of the frame labels: a frame in a run above ``low_ratio *
+        theta_i`` that holds a frame above ``theta_i`` is positive; 1.0 is
+        eq. 4 (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
     batch_size : int, default=32
         Clips per forward pass of the relabelling.
     teacher_probs : tuple of ndarray or None, default=None
@@ -473,6 +477,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         start=0.75,
         floor=0.25,
         negatives="all",
+        low_ratio=1.0,
         batch_size=32,
         teacher_probs=None,
         teacher_weight=1.0,
@@ -486,6 +491,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         self.start = start
         self.floor = floor
         self.negatives = negatives
+        self.low_ratio = low_ratio
         self.batch_size = batch_size
         self.teacher_probs = teacher_probs
         self.teacher_weight = teacher_weight
@@ -555,6 +561,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
             y["weak"][weak_idx],
             threshold=theta,
             negatives=self.negatives,
+            low_ratio=self.low_ratio,
         )
         # Renewed every iteration: clips not selected now lose old labels.
         y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)

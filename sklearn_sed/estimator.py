@@ -166,6 +166,14 @@ class PseudoLabelSED(BaseEstimator):
         of classes absent from the clip's weak label, and leaves the frames
         of present classes below ``theta_i`` out of the loss
         (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
+    pseudo_low_ratio : float in (0, 1], default=1.0
+        Hysteresis of the frame pseudo labels (not in the report). 1.0 is
+        eq. 4: the frames at or above ``theta_i``. Below 1.0, a frame is
+        positive also when it lies in a run of frames at or above
+        ``pseudo_low_ratio * theta_i`` that holds a frame at or above
+        ``theta_i``, so that an event found confidently at its peak is
+        labelled over its whole extent (``docs/recipe.md`` gives the
+        precision and recall it measured).
     stage2_weighting : {"paper", "keep_strong"}, default="paper"
         Frame-loss weights of stage 2. "paper" is eq. 10, which shares one
         weight between strong and pseudo-labelled clips, so the strong frames
@@ -406,6 +414,7 @@ class PseudoLabelSED(BaseEstimator):
             StrOptions({"max"}),
         ],
         "pseudo_negatives": [StrOptions({"all", "absent"})],
+        "pseudo_low_ratio": [Interval(numbers.Real, 0, 1, closed="right")],
         "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
         "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
@@ -468,6 +477,7 @@ class PseudoLabelSED(BaseEstimator):
         teacher=None,
         teacher_weight=1.0,
         pseudo_negatives="all",
+        pseudo_low_ratio=1.0,
         stage2_weighting="paper",
         time_shift=0.0,
         freq_mask=0,
@@ -516,6 +526,7 @@ class PseudoLabelSED(BaseEstimator):
         self.teacher = teacher
         self.teacher_weight = teacher_weight
         self.pseudo_negatives = pseudo_negatives
+        self.pseudo_low_ratio = pseudo_low_ratio
         self.stage2_weighting = stage2_weighting
         self.time_shift = time_shift
         self.freq_mask = freq_mask
@@ -992,6 +1003,7 @@ class PseudoLabelSED(BaseEstimator):
             start=self.threshold_start,
             floor=self.threshold_floor,
             negatives=self.pseudo_negatives,
+            low_ratio=self.pseudo_low_ratio,
             batch_size=self.batch_size,
             teacher_probs=teacher_probs,
             teacher_weight=self.teacher_weight,

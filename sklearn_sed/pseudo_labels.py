@@ -10,8 +10,9 @@ probabilities.
 import numbers
 
 import numpy as np
+from scipy.ndimage import label
 
-__all__ = ["select_pseudo_labels", "threshold_schedule"]
+__all__ = ["hysteresis", "select_pseudo_labels", "threshold_schedule"]
 
 
 def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
@@ -54,7 +55,7 @@ def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
 
 
 def select_pseudo_labels(
-    clip_probs, frame_probs, weak_labels, *, threshold, negatives="all"
+    clip_probs, frame_probs, weak_labels, *, threshold, negatives="all", low_ratio=1.0
 ):
     """Select weak clips for pseudo labelling and make their frame labels.
 
@@ -80,6 +81,15 @@ def select_pseudo_labels(
         as unknown (NaN, left out of the loss): a high ``theta_i`` then no
         longer teaches the network that the quieter part of an event is
         silence.
+    low_ratio : float in (0, 1], default=1.0
+        Hysteresis of eq. 4 (not in the report). 1.0 is eq. 4: a frame is
+        positive when its probability is at or above ``threshold``. Below
+        1.0, a frame is positive when it lies in a run of consecutive frames
+        at or above ``low_ratio * threshold`` that holds a frame at or above
+        ``threshold``: an event that the network finds confidently somewhere
+        is labelled over its whole extent, not only at its peaks (the
+        decoder's hysteresis, :func:`~sklearn_sed.postprocessing.binarize`,
+        applied to the pseudo labels). The selection of clips is unchanged.
 
     Returns
     -------
@@ -117,11 +127,54 @@ def select_pseudo_labels(
         raise ValueError(
             f'negatives must be "all" (eq. 4) or "absent". Got {negatives!r} instead.'
         )
+    if not (isinstance(low_ratio, numbers.Real) and 0 < low_ratio <= 1):
+        raise ValueError(
+            f"low_ratio must be a number in (0, 1] (1.0: eq. 4). Got {low_ratio!r} "
+            "instead."
+        )
     threshold = np.asarray(threshold, dtype=float)
     selected = np.all((clip_probs >= threshold) == weak_labels, axis=1)
     above = frame_probs >= threshold
+    if low_ratio < 1:
+        above = hysteresis(above, frame_probs >= low_ratio * threshold)
     pseudo_frames = above.astype(np.float32)
     if negatives == "absent":
         unknown = ~above & weak_labels[:, None, :]
         pseudo_frames[unknown] = np.nan
     return selected, pseudo_frames
+
+
+def hysteresis(high, low):
+    """Frames of the runs of ``low`` that hold a ``high`` frame, for many clips.
+
+    Parameters
+    ----------
+    high : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        Frames at or above the high threshold.
+    low : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        Frames at or above the low threshold (a superset of ``high``).
+
+    Returns
+    -------
+    active : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        The frames of every run of consecutive ``low`` frames (along axis 1,
+        within one clip and class) that holds at least one ``high`` frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.pseudo_labels import hysteresis
+    >>> p = np.array([0.1, 0.6, 0.3, 0.35, 0.1, 0.3])[None, :, None]
+    >>> hysteresis(p >= 0.5, p >= 0.25)[0, :, 0].tolist()
+    [False, True, True, True, False, False]
+    """
+    high = np.asarray(high, dtype=bool)
+    low = np.asarray(low, dtype=bool) | high
+    # Runs along time only: frames of other clips or classes never connect.
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1, :, 1] = True
+    runs, _ = label(low, structure=structure)
+    keep = np.zeros(runs.max() + 1, dtype=bool)
+    keep[runs[high]] = True
+    keep[0] = False
+    return keep[runs]

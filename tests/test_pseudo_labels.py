@@ -78,3 +78,71 @@ def test_select_pseudo_labels_rejects_unknown_negatives_rule():
         select_pseudo_labels(
             frames.max(1), frames, np.zeros((1, 2)), threshold=0.5, negatives="some"
         )
+
+
+def test_low_ratio_extends_pseudo_labels_over_the_run_of_a_confident_frame():
+    """Check the hysteresis of the pseudo labels: frames in a run above
+    low_ratio * theta that holds a frame above theta become positive, other
+    runs above low_ratio * theta do not, and the clip selection is eq. 4's."""
+    p = np.array([0.1, 0.3, 0.8, 0.5, 0.3, 0.1, 0.4, 0.1])
+    frames = np.stack([p, np.full(8, 0.05)], axis=1)[None]
+    weak = np.array([[1, 0]])
+    sel4, eq4 = select_pseudo_labels(frames.max(1), frames, weak, threshold=0.75)
+    sel, hyst = select_pseudo_labels(
+        frames.max(1), frames, weak, threshold=0.75, low_ratio=0.25
+    )
+    assert sel.tolist() == sel4.tolist() == [True]
+    np.testing.assert_array_equal(eq4[0, :, 0], [0, 0, 1, 0, 0, 0, 0, 0])
+    # 0.75 * 0.25 = 0.1875: the run 0.3, 0.8, 0.5, 0.3 holds the peak; the
+    # lone 0.4 is above the low threshold but in a run without a peak.
+    np.testing.assert_array_equal(hyst[0, :, 0], [0, 1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(hyst[0, :, 1], np.zeros(8))
+
+
+def test_low_ratio_of_one_is_eq4():
+    rng = np.random.default_rng(0)
+    frames = rng.random((6, 20, 3))
+    weak = (frames.max(1) >= 0.6).astype(int)
+    _, eq4 = select_pseudo_labels(frames.max(1), frames, weak, threshold=0.6)
+    _, same = select_pseudo_labels(
+        frames.max(1), frames, weak, threshold=0.6, low_ratio=1.0
+    )
+    np.testing.assert_array_equal(eq4, same)
+
+
+def test_low_ratio_with_absent_negatives_leaves_the_rest_unknown():
+    """Check that with negatives="absent" only the frames outside the
+    hysteresis runs of a present class are unknown (NaN)."""
+    frames = np.array([[[0.9], [0.5], [0.1]]])
+    _, pl = select_pseudo_labels(
+        frames.max(1), frames, [[1]], threshold=0.75, negatives="absent", low_ratio=0.5
+    )
+    np.testing.assert_array_equal(pl[0, :, 0], [1.0, 1.0, np.nan])
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.5, 1.5, "half"])
+def test_select_pseudo_labels_rejects_bad_low_ratio(ratio):
+    frames = np.zeros((1, 2, 2))
+    with pytest.raises(ValueError, match=r"low_ratio must be a number in \(0, 1\]"):
+        select_pseudo_labels(
+            frames.max(1), frames, np.zeros((1, 2)), threshold=0.5, low_ratio=ratio
+        )
+
+
+def test_hysteresis_matches_the_decoder_clip_by_clip():
+    """Check that the vectorised hysteresis of the pseudo labels equals the
+    decoder's per-clip binarize, and never joins frames of other clips or
+    classes."""
+    from sklearn_sed.postprocessing import binarize
+    from sklearn_sed.pseudo_labels import hysteresis
+
+    rng = np.random.default_rng(1)
+    p = rng.random((7, 30, 4))
+    got = hysteresis(p >= 0.8, p >= 0.3)
+    want = np.stack([binarize(x, np.full(4, 0.8), np.full(4, 0.3)) for x in p])
+    np.testing.assert_array_equal(got, want.astype(bool))
+    # One clip's run ends where the next clip starts.
+    edge = np.zeros((2, 3, 1))
+    edge[0, :, 0] = [0.1, 0.4, 0.9]
+    edge[1, :, 0] = [0.4, 0.1, 0.1]
+    assert hysteresis(edge >= 0.8, edge >= 0.3)[1, 0, 0] == False  # noqa: E712

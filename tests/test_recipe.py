@@ -307,6 +307,29 @@ def test_absent_negatives_leave_present_classes_below_theta_out(tiny_dataset):
     assert np.isnan(seen["absent"]).any()
 
 
+def test_pseudo_low_ratio_widens_the_first_pseudo_labels(tiny_dataset):
+    """Check pseudo_low_ratio: at the first relabelling (same seed, same stage
+    1) the hysteresis labels hold every eq. 4 positive and more, on the same
+    clips; bad values are refused by name."""
+    d = tiny_dataset
+    first = {}
+    for ratio in (1.0, 0.5):
+        spy = _PseudoLabelSpy()
+        sed = PseudoLabelSED(
+            **SMALL, threshold_start=0.65, pseudo_low_ratio=ratio, callbacks=[spy]
+        )
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+        first[ratio] = spy.frames[0]
+    eq4, hyst = first[1.0], first[0.5]
+    assert eq4.shape == hyst.shape
+    assert np.all(hyst >= eq4)
+    assert hyst.sum() > eq4.sum() > 0
+    with pytest.raises(ValueError, match="'pseudo_low_ratio' parameter"):
+        PseudoLabelSED(**SMALL, pseudo_low_ratio=0.0).fit(
+            d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+        )
+
+
 def test_keep_strong_weighting_reaches_the_criterion_and_changes_stage_two(
     tiny_dataset,
 ):
