@@ -83,11 +83,28 @@ FILTER_AUGMENT = (
         {"mixup": 0.5, "stage2_weighting": "keep_strong"},
     ),
 )
+#: The thirteenth session's sweep: Table 1 again with the decoder's
+#: hysteresis (every variant), eq. 4's pseudo labels against hysteresis
+#: pseudo labels (``pseudo_low_ratio``), three seeds each, 15 runs in one
+#: round of 15 workers.
+PSEUDO_HYSTERESIS = (
+    ("recipe", "resnet", (0, 1, 2), {}),
+    ("CRNN", "crnn", (0, 1, 2), {}),
+    ("PL (eq. 4)", "resnet_pl", (0, 1, 2), {}),
+    ("PL, pseudo_low_ratio 0.25", "resnet_pl", (0, 1, 2), {"pseudo_low_ratio": 0.25}),
+    (
+        "PL keep_strong, pseudo_low_ratio 0.25",
+        "resnet_pl",
+        (0, 1, 2),
+        {"pseudo_low_ratio": 0.25, "stage2_weighting": "keep_strong"},
+    ),
+)
 HEADINGS = {
     "levers": "### The levers side by side on an accelerator",
     "filter_augment": "### Levers on top of FilterAugment, side by side on an "
     "accelerator",
     "frames": "### The recipe on an accelerator, probabilities saved",
+    "pseudo_hysteresis": "### Table 1 with hysteresis pseudo labels on an accelerator",
 }
 #: The recipe's probabilities of three seeds, to study post-processing
 #: (``--save-frames``; ``postprocessing_grid.py --frames``).
@@ -97,6 +114,7 @@ SWEEPS = {
     "levers": (LEVERS, "gpu_sweep"),
     "filter_augment": (FILTER_AUGMENT, "gpu_sweep_fa"),
     "frames": (FRAMES, "gpu_sweep_frames"),
+    "pseudo_hysteresis": (PSEUDO_HYSTERESIS, "gpu_sweep_pl_hysteresis"),
 }
 TINY = (
     (

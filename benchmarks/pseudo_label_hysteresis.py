@@ -107,7 +107,9 @@ def main(argv=None):
         "frame recall | frame F1 |"
     )
     print("|---|---|---|---|---|---|")
-    for (theta, ratio), qs in sorted(rows.items(), key=lambda kv: (-kv[0][0], -kv[0][1])):
+    for (theta, ratio), qs in sorted(
+        rows.items(), key=lambda kv: (-kv[0][0], -kv[0][1])
+    ):
         m, prec, rec = (statistics.mean(v) for v in zip(*qs, strict=True))
         f1 = 2 * prec * rec / max(prec + rec, 1e-12)
         label = "1.0 (eq. 4)" if ratio == 1.0 else f"{ratio}"

@@ -141,3 +141,22 @@ def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
     assert "| recipe | resnet | 0 |" in text
     assert "Levers on top of FilterAugment" in text
     assert text.endswith("after\n")
+
+
+def test_every_sweep_overrides_only_settings_that_reproduce_table1_has():
+    """A misspelt override would silently train the recipe under a new
+    name: every sweep's overrides must be settings of reproduce_table1.py."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import gpu_sweep
+        from reproduce_table1 import build_parser
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    settings = vars(build_parser().parse_args([]))
+    assert "pseudo_hysteresis" in gpu_sweep.SWEEPS
+    for configs, section in gpu_sweep.SWEEPS.values():
+        assert section.startswith("gpu_sweep")
+        for name, variant, seeds, overrides in configs:
+            assert variant in ("resnet", "resnet_pl", "crnn"), name
+            assert len(seeds) > 0, name
+            assert set(overrides) <= set(settings), (name, overrides)
