@@ -230,6 +230,11 @@ def run_one(variant, seed, split, args):
             c: {
                 "threshold": float(sed.threshold_[k]),
                 "median_filter_sec": float(sed.median_filter_sec_[k]),
+                # Hysteresis (the twelfth session's decoder); equal to the
+                # threshold where the tuning kept single thresholding.
+                "low_threshold": float(
+                    getattr(sed, "low_threshold_", sed.threshold_)[k]
+                ),
             }
             for k, c in enumerate(classes)
         },
