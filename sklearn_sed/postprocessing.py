@@ -15,10 +15,11 @@ probability is below the class threshold.
 """
 
 import numpy as np
-from scipy.ndimage import label, median_filter
+from scipy.ndimage import median_filter
 
 from sklearn_sed._validation import check_per_class
 from sklearn_sed.labels import frames_to_events
+from sklearn_sed.pseudo_labels import hysteresis
 
 __all__ = [
     "POSTPROCESSING_ORDERS",
@@ -99,17 +100,8 @@ def binarize(scores, threshold, low_threshold=None):
     high = scores >= threshold
     if low_threshold is None:
         return high.astype(np.int8)
-    low = scores >= low_threshold
-    out = np.zeros(scores.shape, dtype=np.int8)
-    for c in range(scores.shape[1]):
-        if not high[:, c].any():
-            continue
-        runs, _ = label(low[:, c])
-        keep = np.zeros(runs.max() + 1, dtype=np.int8)
-        keep[runs[high[:, c]]] = 1
-        keep[0] = 0
-        out[:, c] = keep[runs]
-    return out
+    # The same runs as the pseudo labels' hysteresis, for one clip.
+    return hysteresis(high[None], (scores >= low_threshold)[None])[0].astype(np.int8)
 
 
 def decode_events(
