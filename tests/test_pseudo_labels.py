@@ -129,7 +129,7 @@ def test_select_pseudo_labels_rejects_bad_low_ratio(ratio):
         )
 
 
-def test_hysteresis_matches_the_decoder_clip_by_clip():
+def test_hysteresis_keeps_the_runs_that_hold_a_high_frame():
     """Check the vectorised hysteresis (also the decoder's, through
     binarize) against a frame-by-frame walk, and that it never joins frames
     of other clips or classes."""
