@@ -8,7 +8,11 @@ validation disjoint by the manifest's ``group`` column:
   ``make_soundscapes``; events per clip and per-class event lengths follow the
   DCASE2019 validation set (``desed-metadata/validation/validation.tsv``);
 * weak: whole real recordings (one or two per clip) over a real background,
-  labelled at clip level only;
+  labelled at clip level only; by default from the same training recordings
+  as the strong clips, with ``--weak-sources disjoint`` from half of the
+  training groups of each class, the strong clips from the other half (as in
+  DCASE2019, whose weak clips were AudioSet recordings that its synthetic
+  strong clips never used);
 * validation: strongly labelled soundscapes from the held-out groups;
 * with ``--n-extra-strong N``: N more strong clips (after the others, so that
   the strong, weak and validation clips above stay the same clip for clip),
@@ -64,6 +68,22 @@ def split_groups(rows, valid_fraction, rng):
         n = max(1, round(valid_fraction * len(groups))) if len(groups) > 1 else 0
         valid.update(groups[:n])
     return valid
+
+
+def split_weak_groups(rows, valid_groups, rng):
+    """The training groups (not in ``valid_groups``) whose foreground
+    recordings make the weak clips: half of each class's groups (rounded
+    down, so that a class with one training group stays strong only)."""
+    by_class = defaultdict(set)
+    for r in rows:
+        if r["desed_class"] and r["group"] not in valid_groups:
+            by_class[r["desed_class"]].add(r["group"])
+    weak = set()
+    for _, groups in sorted(by_class.items()):
+        groups = sorted(groups)
+        rng.shuffle(groups)
+        weak.update(groups[: len(groups) // 2])
+    return weak
 
 
 def augmented_sources(sources, folder, *, copies, thin, rng):
@@ -144,6 +164,13 @@ def main(argv=None):
         help="more strong clips, classes drawn equally often (thin ones augmented)",
     )
     p.add_argument(
+        "--weak-sources",
+        choices=("shared", "disjoint"),
+        default="shared",
+        help="weak clips from the strong clips' recordings (shared) or from "
+        "other training groups (disjoint: half of each class's groups)",
+    )
+    p.add_argument(
         "--augment", type=int, default=4, help="augmented copies per thin recording"
     )
     p.add_argument(
@@ -161,12 +188,21 @@ def main(argv=None):
     with open(os.path.join(sounds, "manifest.csv"), newline="") as f:
         rows = [r for r in csv.DictReader(f) if float(r["duration_s"]) > 0.05]
     valid_groups = split_groups(rows, args.valid_fraction, rng)
+    weak_groups = split_weak_groups(
+        rows, valid_groups, np.random.RandomState(args.seed + 3)
+    )
 
-    def pick(role_set, valid, active=True):
+    def pick(role_set, valid, active=True, groups=None):
+        """Rows of ``role_set`` in validation (``valid``) or training groups;
+        ``groups``: keep foreground rows only if their group is in it
+        (``"strong"`` or ``"weak"`` with ``--weak-sources disjoint``)."""
         out = []
         for r in rows:
             if r["role"] not in role_set or (r["group"] in valid_groups) != valid:
                 continue
+            if groups is not None and r["desed_class"]:
+                if (r["group"] in weak_groups) != (groups == "weak"):
+                    continue
             path = os.path.join(sounds, r["path"])
             if r["desed_class"]:
                 onset = r["active_onset_s"] if active else None
@@ -211,9 +247,39 @@ def main(argv=None):
             f"{split}: {n} clips, {sum(map(len, y))} events "
             f"({time.perf_counter() - t0:.0f} s)"
         )
+    disjoint = args.weak_sources == "disjoint"
+    if disjoint:
+        # The strong clips above were mixed from every training recording so
+        # that the random stream, hence the validation clips, stay the same
+        # clip for clip; they are mixed again from the strong groups only.
+        _, y = make_soundscapes(
+            pick({"fg", "fg-substitute"}, False, groups="strong"),
+            pick({"background"}, False),
+            n_clips=args.n_strong,
+            distractors=pick({"distractor"}, False),
+            distractors_per_clip=(0, 1),
+            random_state=np.random.RandomState(args.seed + 4),
+            **settings,
+            output_dir=os.path.join(args.output, "audio", "strong"),
+        )
+        os.replace(
+            os.path.join(args.output, "audio", "strong", "soundscapes.tsv"),
+            os.path.join(args.output, "metadata", "strong.tsv"),
+        )
+        print(
+            f"strong (from {len(pick({'fg', 'fg-substitute'}, False, groups='strong'))}"
+            f" recordings, weak from "
+            f"{len(pick({'fg', 'fg-substitute'}, False, groups='weak'))}): "
+            f"{args.n_strong} clips, {sum(map(len, y))} events"
+        )
     # Weak: whole recordings (no active-region cut), 1-2 per clip, clip labels only.
     _X, y = make_soundscapes(
-        pick({"fg", "fg-substitute"}, False, active=False),
+        pick(
+            {"fg", "fg-substitute"},
+            False,
+            active=False,
+            groups="weak" if disjoint else None,
+        ),
         pick({"background"}, False),
         n_clips=args.n_weak,
         duration=10.0,
@@ -238,7 +304,11 @@ def main(argv=None):
     if args.n_extra_strong:
         fg = balanced_sources(
             augmented_sources(
-                pick({"fg", "fg-substitute"}, False),
+                pick(
+                    {"fg", "fg-substitute"},
+                    False,
+                    groups="strong" if disjoint else None,
+                ),
                 os.path.join(args.output, "augmented_sources"),
                 copies=args.augment,
                 thin=args.thin,

@@ -1,4 +1,4 @@
-"""The helpers of ``benchmarks/make_data.py`` that build the extra strong clips."""
+"""The helpers of ``benchmarks/make_data.py``: extra strong clips, weak groups."""
 
 import os
 import sys
@@ -81,3 +81,24 @@ def test_append_clips_renumbers_after_the_existing_ones(tmp_path):
     assert table["soundscape_0005.wav"] == [(0.1, 0.5, "Dog")]
     assert table["soundscape_0006.wav"] == [(1.0, 2.0, "Cat")]
     assert table["soundscape_0000.wav"] == [(0.0, 1.0, "Dog")]
+
+
+def test_split_weak_groups_takes_half_of_each_class_training_groups():
+    """Check the weak groups are training groups only, half of each class's
+    (rounded down: a class with one training group gives none), and that the
+    split is a function of the random state."""
+    rows = [
+        {"desed_class": "Dog", "group": f"dog{i}"} for i in range(5)
+    ] + [
+        {"desed_class": "Cat", "group": "cat0"},
+        {"desed_class": "Cat", "group": "cat1"},
+        {"desed_class": "", "group": "bg0"},
+    ]
+    valid = {"dog4", "cat1"}
+    weak = make_data.split_weak_groups(rows, valid, np.random.RandomState(0))
+    assert not weak & valid
+    assert "bg0" not in weak
+    assert len([g for g in weak if g.startswith("dog")]) == 2
+    assert not [g for g in weak if g.startswith("cat")]
+    again = make_data.split_weak_groups(rows, valid, np.random.RandomState(0))
+    assert again == weak
