@@ -99,12 +99,19 @@ PSEUDO_HYSTERESIS = (
         {"pseudo_low_ratio": 0.25, "stage2_weighting": "keep_strong"},
     ),
 )
+#: The fourteenth session's sweep: the same fifteen runs on the data of
+#: ``make_data.py --weak-sources disjoint`` (pack it with
+#: ``gpu_table1.py pack --data`` that folder): weak clips from recordings the
+#: strong clips never use, as in DCASE2019.
+WEAK_DISJOINT = PSEUDO_HYSTERESIS
 HEADINGS = {
     "levers": "### The levers side by side on an accelerator",
     "filter_augment": "### Levers on top of FilterAugment, side by side on an "
     "accelerator",
     "frames": "### The recipe on an accelerator, probabilities saved",
     "pseudo_hysteresis": "### Table 1 with hysteresis pseudo labels on an accelerator",
+    "weak_disjoint": "### Table 1 with weak clips of their own recordings, on an "
+    "accelerator",
 }
 #: The recipe's probabilities of three seeds, to study post-processing
 #: (``--save-frames``; ``postprocessing_grid.py --frames``).
@@ -115,6 +122,7 @@ SWEEPS = {
     "filter_augment": (FILTER_AUGMENT, "gpu_sweep_fa"),
     "frames": (FRAMES, "gpu_sweep_frames"),
     "pseudo_hysteresis": (PSEUDO_HYSTERESIS, "gpu_sweep_pl_hysteresis"),
+    "weak_disjoint": (WEAK_DISJOINT, "gpu_sweep_weak_disjoint"),
 }
 TINY = (
     (

@@ -153,7 +153,8 @@ def test_every_sweep_overrides_only_settings_that_reproduce_table1_has():
     finally:
         sys.path.remove(str(SCRIPTS))
     settings = vars(build_parser().parse_args([]))
-    assert "pseudo_hysteresis" in gpu_sweep.SWEEPS
+    assert {"pseudo_hysteresis", "weak_disjoint"} <= set(gpu_sweep.SWEEPS)
+    assert set(gpu_sweep.HEADINGS) == set(gpu_sweep.SWEEPS)
     for configs, section in gpu_sweep.SWEEPS.values():
         assert section.startswith("gpu_sweep")
         for name, variant, seeds, overrides in configs:
