@@ -87,9 +87,7 @@ def test_split_weak_groups_takes_half_of_each_class_training_groups():
     """Check the weak groups are training groups only, half of each class's
     (rounded down: a class with one training group gives none), and that the
     split is a function of the random state."""
-    rows = [
-        {"desed_class": "Dog", "group": f"dog{i}"} for i in range(5)
-    ] + [
+    rows = [{"desed_class": "Dog", "group": f"dog{i}"} for i in range(5)] + [
         {"desed_class": "Cat", "group": "cat0"},
         {"desed_class": "Cat", "group": "cat1"},
         {"desed_class": "", "group": "bg0"},
