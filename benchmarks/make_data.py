@@ -224,17 +224,23 @@ def main(argv=None):
         min_event_sec=median_len,
     )
     t0 = time.perf_counter()
-    for split, n, valid in (
-        ("strong", args.n_strong, False),
-        ("validation", args.n_valid, True),
-    ):
+    disjoint = args.weak_sources == "disjoint"
+    fg = {"fg", "fg-substitute"}
+    # With --weak-sources disjoint, the strong clips' and the weak clips'
+    # recordings come from separate training groups.
+    strong_fg = pick(fg, False, groups="strong" if disjoint else None)
+    weak_fg = pick(fg, False, active=False, groups="weak" if disjoint else None)
+
+    def mix(split, foreground, n, valid, random_state):
+        """Mix ``n`` strongly labelled soundscapes into audio/SPLIT and
+        their events into metadata/SPLIT.tsv."""
         _, y = make_soundscapes(
-            pick({"fg", "fg-substitute"}, valid),
+            foreground,
             pick({"background"}, valid),
             n_clips=n,
             distractors=pick({"distractor"}, valid),
             distractors_per_clip=(0, 1),
-            random_state=rng,
+            random_state=random_state,
             **settings,
             output_dir=os.path.join(args.output, "audio", split),
         )
@@ -244,42 +250,30 @@ def main(argv=None):
             os.path.join(args.output, "metadata", f"{split}.tsv"),
         )
         print(
-            f"{split}: {n} clips, {sum(map(len, y))} events "
-            f"({time.perf_counter() - t0:.0f} s)"
+            f"{split}: {n} clips from {len(foreground)} recordings, "
+            f"{sum(map(len, y))} events ({time.perf_counter() - t0:.0f} s)"
         )
-    disjoint = args.weak_sources == "disjoint"
+
+    for split, n, valid in (
+        ("strong", args.n_strong, False),
+        ("validation", args.n_valid, True),
+    ):
+        mix(split, pick(fg, valid), n, valid, rng)
     if disjoint:
         # The strong clips above were mixed from every training recording so
         # that the random stream, hence the validation clips, stay the same
         # clip for clip; they are mixed again from the strong groups only.
-        _, y = make_soundscapes(
-            pick({"fg", "fg-substitute"}, False, groups="strong"),
-            pick({"background"}, False),
-            n_clips=args.n_strong,
-            distractors=pick({"distractor"}, False),
-            distractors_per_clip=(0, 1),
-            random_state=np.random.RandomState(args.seed + 4),
-            **settings,
-            output_dir=os.path.join(args.output, "audio", "strong"),
+        mix(
+            "strong",
+            strong_fg,
+            args.n_strong,
+            False,
+            np.random.RandomState(args.seed + 4),
         )
-        os.replace(
-            os.path.join(args.output, "audio", "strong", "soundscapes.tsv"),
-            os.path.join(args.output, "metadata", "strong.tsv"),
-        )
-        print(
-            f"strong (from {len(pick({'fg', 'fg-substitute'}, False, groups='strong'))}"
-            f" recordings, weak from "
-            f"{len(pick({'fg', 'fg-substitute'}, False, groups='weak'))}): "
-            f"{args.n_strong} clips, {sum(map(len, y))} events"
-        )
+        print(f"weak clips from {len(weak_fg)} other recordings")
     # Weak: whole recordings (no active-region cut), 1-2 per clip, clip labels only.
     _X, y = make_soundscapes(
-        pick(
-            {"fg", "fg-substitute"},
-            False,
-            active=False,
-            groups="weak" if disjoint else None,
-        ),
+        weak_fg,
         pick({"background"}, False),
         n_clips=args.n_weak,
         duration=10.0,
@@ -304,11 +298,7 @@ def main(argv=None):
     if args.n_extra_strong:
         fg = balanced_sources(
             augmented_sources(
-                pick(
-                    {"fg", "fg-substitute"},
-                    False,
-                    groups="strong" if disjoint else None,
-                ),
+                strong_fg,
                 os.path.join(args.output, "augmented_sources"),
                 copies=args.augment,
                 thin=args.thin,
