@@ -100,3 +100,61 @@ def test_split_weak_groups_takes_half_of_each_class_training_groups():
     assert not [g for g in weak if g.startswith("cat")]
     again = make_data.split_weak_groups(rows, valid, np.random.RandomState(0))
     assert again == weak
+
+
+def _tiny_shared_data(root):
+    """A manifest of short tones: Dog in 4 groups, Cat in 2 (one held out
+    for validation, so its one training group stays strong only), and
+    backgrounds and distractors; plus a DCASE validation TSV."""
+    sr = 44100
+    sounds = root / "domestic-sounds"
+    sounds.mkdir(parents=True)
+    header = "path,role,desed_class,group,duration_s,active_onset_s,active_offset_s"
+    lines = [header]
+    specs = [("fg", "Dog", f"d{g}", 440 + 50 * g) for g in range(4)]
+    specs += [("fg", "Cat", f"c{g}", 900 + 50 * g) for g in range(2)]
+    specs += [("background", "", f"b{g}", 0) for g in range(4)]
+    specs += [("distractor", "", f"x{g}", 2000 + 50 * g) for g in range(4)]
+    rng = np.random.RandomState(0)
+    for role, label, group, freq in specs:
+        t = np.arange(sr) / sr
+        y = 0.3 * np.sin(2 * np.pi * freq * t) if freq else 0.01 * rng.randn(sr)
+        name = f"{group}.wav"
+        sf.write(sounds / name, y, sr)
+        lines.append(f"{name},{role},{label},{group},1.0,0.0,1.0")
+    (sounds / "manifest.csv").write_text("\n".join(lines) + "\n")
+    meta = root / "desed-metadata" / "validation"
+    meta.mkdir(parents=True)
+    (meta / "validation.tsv").write_text(
+        "filename\tonset\toffset\tevent_label\n"
+        "a.wav\t0.0\t1.0\tDog\na.wav\t2.0\t3.0\tCat\nb.wav\t1.0\t2.0\tDog\n"
+    )
+
+
+def test_weak_sources_disjoint_keeps_validation_and_moves_weak_recordings(
+    tmp_path,
+):
+    """Check ``--weak-sources disjoint`` leaves the validation clips as they
+    were and mixes the weak clips without the groups that the strong clips
+    use: Cat's one training group gives shared weak clips a Cat label and
+    disjoint ones none."""
+    _tiny_shared_data(tmp_path / "data")
+    out = {}
+    for mode in ("shared", "disjoint"):
+        out[mode] = tmp_path / mode
+        argv = ["--data", str(tmp_path / "data"), "--output", str(out[mode])]
+        argv += ["--n-strong", "3", "--n-weak", "12", "--n-valid", "2"]
+        assert make_data.main(argv + ["--weak-sources", mode]) == 0
+
+    def weak_labels(folder):
+        rows = (folder / "metadata" / "weak.tsv").read_text().splitlines()[1:]
+        return {label for row in rows for label in row.split("\t")[1].split(",")}
+
+    for mode in out:
+        assert sorted(os.listdir(out[mode] / "audio" / "weak"))[-1] == (
+            "soundscape_0011.wav"
+        )
+    valid = [(out[m] / "metadata" / "validation.tsv").read_text() for m in out]
+    assert valid[0] == valid[1]
+    assert "Cat" in weak_labels(out["shared"])
+    assert weak_labels(out["disjoint"]) == {"Dog"}
