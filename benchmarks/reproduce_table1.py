@@ -17,16 +17,21 @@ in separate sessions with the same settings.
 import argparse
 import functools
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
+import torch
 from _common import ROOT, machine, now, replace_section, require, write_json
 from joblib import Memory
+from skorch.callbacks import Callback
 
 from sklearn_sed import LogMelExtractor, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality
+from sklearn_sed.checkpoints import CHECKPOINT_NAME
 from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
 from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics import sed_eval_results
@@ -149,6 +154,8 @@ def make_variant(variant, seed, args, callbacks=(), **params):
             "pseudo_negatives": args.pseudo_negatives,
             "pseudo_low_ratio": args.pseudo_low_ratio,
             "stage2_weighting": args.stage2_weighting,
+            "lr_restart_epoch": args.lr_restart_epoch,
+            "lr_restart_scale": args.lr_restart_scale,
             "time_shift": args.time_shift,
             "freq_mask": args.freq_mask,
             "ema_decay": args.ema_decay,
@@ -165,16 +172,80 @@ def make_variant(variant, seed, args, callbacks=(), **params):
     )
 
 
-def run_one(variant, seed, split, args):
+#: The variants whose first ``--epochs - --max-iter`` epochs are the same
+#: training (without a teacher), so that ``--share-stage1`` trains them once.
+SHARE_STAGE1 = ("resnet", "resnet_pl")
+#: Fingerprint of a stage-1 snapshot that another variant continues.
+_BRANCH = "stage-1 snapshot shared by the variants of one seed"
+
+
+class Stage1Snapshot(Callback):
+    """Keep the training state at the end of stage 1 (for ``--share-stage1``).
+
+    The estimator's checkpoint (``checkpoint_dir``) is rewritten after every
+    epoch by its last callback; when epoch ``stage1_epochs + 1`` begins it
+    holds the end of epoch ``stage1_epochs``, before the pseudo labels of
+    the first iteration, and this callback copies it to ``path``.
+    """
+
+    def __init__(self, checkpoint_dir, stage1_epochs, path):
+        self.checkpoint_dir = checkpoint_dir
+        self.stage1_epochs = stage1_epochs
+        self.path = path
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.stage1_epochs + 1:  # the row is already new
+            shutil.copyfile(
+                os.path.join(self.checkpoint_dir, CHECKPOINT_NAME), self.path
+            )
+
+
+def _continue_from(snapshot, checkpoint_dir):
+    """Make ``snapshot`` the checkpoint of a fit whose fingerprint is ``_BRANCH``."""
+    state = torch.load(snapshot, map_location="cpu", weights_only=True)
+    state["fingerprint"] = _BRANCH
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+
+
+def run_one(variant, seed, split, args, stage1_dir=None):
+    """Train and score one variant and seed.
+
+    With ``stage1_dir`` (``--share-stage1``), the first variant of the seed
+    saves its state at the end of stage 1 there, and the others start from
+    it: their first epochs are the same training (same seed, data order,
+    schedule and weights), so only their own epochs are run, and their
+    ``fit_seconds`` are the shared stage-1 epochs' plus their own.
+    """
     F, y_weak, y_strong = split["train"]
     train, dev = dev_split(y_strong)
     F_dev = F[dev]
     callbacks = []
+    quality = None
     if variant == "resnet_pl" and any(t is not None for t in split["weak_truth"]):
         quality = PseudoLabelQuality(weak_truth_frames(split, train))
         callbacks.append(quality)
-    sed = make_variant(variant, seed, args, callbacks)
+    params = {}
+    n_stage1 = args.epochs - args.max_iter
+    resumed = False
+    if stage1_dir is not None:
+        snapshot = os.path.join(stage1_dir, "stage1.pt")
+        params["checkpoint_dir"] = os.path.join(stage1_dir, variant)
+        if os.path.exists(snapshot):
+            _continue_from(snapshot, params["checkpoint_dir"])
+            resumed = True
+        else:
+            callbacks.append(
+                Stage1Snapshot(params["checkpoint_dir"], n_stage1, snapshot)
+            )
+    sed = make_variant(variant, seed, args, callbacks, **params)
+    if resumed:
+        # The snapshot was written by another variant's fit, whose
+        # parameters (hence fingerprint) differ in what stage 1 does not use.
+        sed._fingerprint = lambda *a, **k: _BRANCH
     fit_sec = fit_with_dev(sed, F, y_weak, y_strong, train, dev)
+    if resumed:
+        fit_sec += float(sum(sed.net_.history[:n_stage1, "dur"]))
     F_valid, y_valid = split["valid"]
     events = sed.predict_events(F_valid)
     classes = [str(c) for c in sed.classes_]
@@ -225,7 +296,7 @@ def run_one(variant, seed, split, args):
         "dev_event_f1_per_epoch": history[:, "valid_event_f1"],
         "epoch_seconds": history[:, "dur"],
         "stage_per_epoch": history[:, "stage"],
-        "pseudo_label_quality": callbacks[0].records_ if callbacks else [],
+        "pseudo_label_quality": quality.records_ if quality is not None else [],
         "postprocessing": {
             c: {
                 "threshold": float(sed.threshold_[k]),
@@ -240,6 +311,7 @@ def run_one(variant, seed, split, args):
         },
         "settings": {k: v for k, v in vars(args).items() if k not in ("docs", "data")},
         "fit_seconds": fit_sec,
+        "stage1_shared": resumed,
         "n_clips_with_predicted_class": int(clip_pred.any(axis=1).sum()),
     }
 
@@ -477,6 +549,7 @@ _RUN_ONLY = (
     "fresh",
     "tag",
     "include_tag",
+    "share_stage1",
 )
 _PL_ONLY = (
     "max_iter",
@@ -488,7 +561,12 @@ _PL_ONLY = (
     "teacher_weight",
 )
 #: What a setting was in the runs on record from before it existed.
-_BEFORE_IT_EXISTED = {"filter_augment": 0.0, "pseudo_low_ratio": 1.0}
+_BEFORE_IT_EXISTED = {
+    "filter_augment": 0.0,
+    "pseudo_low_ratio": 1.0,
+    "lr_restart_epoch": None,
+    "lr_restart_scale": 0.5,
+}
 #: Settings a variant does not use, so that they may differ from its runs.
 _UNUSED = {
     "crnn": ("n_filters", "n_blocks", "paper_size", *_PL_ONLY),
@@ -547,6 +625,27 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=CPU["max_epochs"] + CPU["max_iter"])
     p.add_argument("--max-iter", type=int, default=CPU["max_iter"])
     p.add_argument("--delta", type=float, default=CPU["delta"])
+    p.add_argument(
+        "--lr-restart-epoch",
+        type=int,
+        default=CPU.get("lr_restart_epoch"),
+        help="restart the cosine schedule after this many epochs (e.g. "
+        "--epochs minus --max-iter: stage 2 at a rate of its own; not the "
+        "report)",
+    )
+    p.add_argument(
+        "--lr-restart-scale",
+        type=float,
+        default=CPU.get("lr_restart_scale", 0.5),
+        help="peak rate of the restarted cosine, as a fraction of --lr",
+    )
+    p.add_argument(
+        "--share-stage1",
+        action="store_true",
+        help="train the first --epochs minus --max-iter epochs of the "
+        "resnet and resnet_pl variants of a seed once (they are the same "
+        "training) and continue each variant from there",
+    )
     p.add_argument(
         "--pseudo-negatives",
         choices=("all", "absent"),
@@ -690,9 +789,24 @@ def main(argv=None):
     )
     results = [] if args.fresh else load_results(record)
     check_same_settings(results, args, p)
-    for variant in args.variants:
-        for seed in args.seeds:
-            r = run_one(variant, seed, split, args)
+    if args.share_stage1 and args.teacher != "none":
+        p.error(
+            "--share-stage1 shares the ResNet's own stage 1; with --teacher the "
+            "pseudo-label run also trains a teacher. Leave out one of the two."
+        )
+    if args.share_stage1:  # every variant of a seed, then the next seed
+        runs = [(v, s) for s in args.seeds for v in args.variants]
+    else:
+        runs = [(v, s) for v in args.variants for s in args.seeds]
+    stage1_dirs = {}
+    try:
+        for variant, seed in runs:
+            stage1_dir = None
+            if args.share_stage1 and variant in SHARE_STAGE1:
+                if seed not in stage1_dirs:
+                    stage1_dirs[seed] = tempfile.mkdtemp(prefix=f"stage1-s{seed}-")
+                stage1_dir = stage1_dirs[seed]
+            r = run_one(variant, seed, split, args, stage1_dir)
             # A rerun of one variant/seed replaces its earlier result; the
             # other runs on record are kept, so seeds can be run separately.
             results = [
@@ -706,6 +820,9 @@ def main(argv=None):
                 flush=True,
             )
             write_json(record, results)
+    finally:
+        for path in stage1_dirs.values():
+            shutil.rmtree(path, ignore_errors=True)
     text, summary = report(results, args, time.perf_counter() - t0)
     write_json(record, {"results": results, "summary": summary})
     if args.tag is not None:

@@ -179,16 +179,40 @@ class WarmupCosineLR(Callback):
         Epochs of linear warm-up from 0.
     base_lr : float or None, default=None
         Peak rate; None takes the net's ``lr``.
+    restart_epoch : int or None, default=None
+        A warm restart (Loshchilov and Hutter's SGDR): the first cosine
+        decays to 0 over the epochs up to ``restart_epoch``, and a second
+        one, from ``restart_scale`` times the peak rate to 0, spans the
+        epochs after it (stage 2, when ``restart_epoch`` is the number of
+        stage-1 epochs). None: one cosine over all epochs.
+    restart_scale : float, default=0.5
+        Peak of the second cosine as a fraction of the first's.
     """
 
-    def __init__(self, total_epochs, warmup_epochs=0, base_lr=None):
+    def __init__(
+        self,
+        total_epochs,
+        warmup_epochs=0,
+        base_lr=None,
+        restart_epoch=None,
+        restart_scale=0.5,
+    ):
         self.total_epochs = total_epochs
         self.warmup_epochs = warmup_epochs
         self.base_lr = base_lr
+        self.restart_epoch = restart_epoch
+        self.restart_scale = restart_scale
 
     @staticmethod
-    def factor(progress, total_epochs, warmup_epochs):
+    def factor(
+        progress, total_epochs, warmup_epochs, restart_epoch=None, restart_scale=0.5
+    ):
         """Multiplier of the peak rate at ``progress`` epochs (a float)."""
+        if restart_epoch is not None and 0 < restart_epoch < total_epochs:
+            if progress >= restart_epoch:
+                t = (progress - restart_epoch) / (total_epochs - restart_epoch)
+                return restart_scale * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+            total_epochs = restart_epoch
         if warmup_epochs > 0 and progress < warmup_epochs:
             return progress / warmup_epochs
         span = max(total_epochs - warmup_epochs, 1e-12)
@@ -208,7 +232,11 @@ class WarmupCosineLR(Callback):
         done = len(net.history) - 1  # the current epoch is already recorded
         progress = done + (self._batch + 0.5) / self._n_batches
         lr = (self.base_lr or net.lr) * self.factor(
-            progress, self.total_epochs, self.warmup_epochs
+            progress,
+            self.total_epochs,
+            self.warmup_epochs,
+            self.restart_epoch,
+            self.restart_scale,
         )
         for group in net.optimizer_.param_groups:
             group["lr"] = lr

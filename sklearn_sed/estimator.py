@@ -221,6 +221,18 @@ class PseudoLabelSED(BaseEstimator):
         0 along a cosine over all epochs of both stages, batch by batch.
     warmup_epochs : float, default=0
         Epochs of linear warm-up of the "cosine" schedule.
+    lr_restart_epoch : int or None, default=None
+        With ``lr_schedule="cosine"``, restart the cosine after this many
+        epochs (SGDR's warm restart; not in the report): the first cosine
+        decays to 0 at the end of epoch ``lr_restart_epoch``, and a second
+        one, from ``lr_restart_scale * lr``, spans the epochs left. With
+        ``lr_restart_epoch=max_epochs`` stage 1 ends at a rate of 0 and
+        stage 2 trains at a rate of its own, where one cosine over both
+        stages leaves stage 2 about 4 % of the schedule's learning rate
+        summed over the epochs (10 + 4 epochs, 1 of warm-up). None: one
+        cosine over all epochs.
+    lr_restart_scale : float, default=0.5
+        Peak rate of the restarted cosine as a fraction of ``lr``.
     ema_decay : float or None, default=None
         Keep an exponential moving average of the weights with this decay
         per batch (e.g. 0.999, the DCASE baselines' mean teacher). The
@@ -424,6 +436,8 @@ class PseudoLabelSED(BaseEstimator):
         "compile": ["boolean"],
         "lr_schedule": [StrOptions({"cosine"}), None],
         "warmup_epochs": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr_restart_epoch": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "lr_restart_scale": [Interval(numbers.Real, 0, None, closed="neither")],
         "ema_decay": [Interval(numbers.Real, 0, 1, closed="left"), None],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "tune_postprocessing": ["boolean"],
@@ -487,6 +501,8 @@ class PseudoLabelSED(BaseEstimator):
         compile=False,
         lr_schedule=None,
         warmup_epochs=0,
+        lr_restart_epoch=None,
+        lr_restart_scale=0.5,
         ema_decay=None,
         validation_fraction=None,
         tune_postprocessing=False,
@@ -536,6 +552,8 @@ class PseudoLabelSED(BaseEstimator):
         self.compile = compile
         self.lr_schedule = lr_schedule
         self.warmup_epochs = warmup_epochs
+        self.lr_restart_epoch = lr_restart_epoch
+        self.lr_restart_scale = lr_restart_scale
         self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
         self.tune_postprocessing = tune_postprocessing
@@ -1011,7 +1029,17 @@ class PseudoLabelSED(BaseEstimator):
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]
         if self.lr_schedule == "cosine":
-            extra.append(("lr_schedule", WarmupCosineLR(total, self.warmup_epochs)))
+            extra.append(
+                (
+                    "lr_schedule",
+                    WarmupCosineLR(
+                        total,
+                        self.warmup_epochs,
+                        restart_epoch=self.lr_restart_epoch,
+                        restart_scale=self.lr_restart_scale,
+                    ),
+                )
+            )
         if self.ema_decay is not None:
             extra.append(("weight_averaging", WeightAveraging(self.ema_decay)))
         if val is not None:

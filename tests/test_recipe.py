@@ -88,6 +88,33 @@ def test_warmup_cosine_factor_rises_then_falls_to_zero():
     assert f(5.0, 10, 0) == pytest.approx(0.5)
 
 
+def test_restarted_cosine_ends_stage_1_at_zero_and_restarts_at_its_scale():
+    f = WarmupCosineLR.factor
+    # warm-up 1, first cosine over epochs 1-4, second over 4-8 from 0.5
+    assert f(0.5, 8, 1, 4, 0.5) == pytest.approx(0.5)
+    assert f(2.5, 8, 1, 4, 0.5) == pytest.approx(0.5)
+    assert f(4.0 - 1e-9, 8, 1, 4, 0.5) == pytest.approx(0.0)
+    assert f(4.0, 8, 1, 4, 0.5) == pytest.approx(0.5)
+    assert f(6.0, 8, 1, 4, 0.5) == pytest.approx(0.25)
+    assert f(8.0, 8, 1, 4, 0.5) == pytest.approx(0.0)
+    assert f(6.0, 8, 1, None, 0.5) == f(6.0, 8, 1)  # no restart: one cosine
+
+
+def test_restarted_schedule_gives_stage_2_a_rate_of_its_own(tiny_dataset):
+    d = tiny_dataset
+    kw = dict(SMALL, lr_schedule="cosine", warmup_epochs=1)
+    one = PseudoLabelSED(**kw).fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    two = PseudoLabelSED(**kw, lr_restart_epoch=3, lr_restart_scale=0.5).fit(
+        d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
+    )
+    lrs_one, lrs_two = one.net_.history[:, "lr"], two.net_.history[:, "lr"]
+    assert len(lrs_two) == 5  # 3 stage-1 epochs + 2 iterations
+    # The last batch of stage 1 is near 0, the first of stage 2 near lr / 2.
+    assert lrs_two[2] < 0.05 * two.lr
+    assert lrs_two[3] > lrs_one[3]
+    assert lrs_two[3] < 0.5 * two.lr
+
+
 def test_cosine_schedule_lowers_the_rate_over_both_stages(tiny_dataset):
     d = tiny_dataset
     sed = PseudoLabelSED(**SMALL, lr_schedule="cosine", warmup_epochs=1).fit(

@@ -3,8 +3,10 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 
+from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.networks.crnn import CRNN
 
 sys.path.insert(
@@ -69,3 +71,78 @@ def test_runs_from_before_filter_augment_count_as_without_it():
     rt.check_same_settings(
         record, _args("--seeds", "1", "--filter-augment", "0"), parser
     )
+
+
+def _random_split(n_strong=20, n_weak=10, n_valid=4):
+    """A split of ``reproduce_table1.extract``'s shape: random feature maps
+    of 10-s clips and random events of the DESED classes."""
+    rng = np.random.RandomState(0)
+
+    def events():
+        out = []
+        for _ in range(rng.randint(1, 3)):
+            onset = round(float(rng.uniform(0, 8)), 2)
+            label = DESED_CLASSES[rng.randint(len(DESED_CLASSES))]
+            out.append((onset, round(onset + float(rng.uniform(0.5, 2)), 2), label))
+        return out
+
+    strong = [events() for _ in range(n_strong)]
+    weak = [sorted({e[2] for e in events()}) for _ in range(n_weak)]
+    n = n_strong + n_weak
+    return {
+        "train": (
+            rng.rand(n, 1024, 64).astype(np.float32),
+            [sorted({e[2] for e in s}) for s in strong] + weak,
+            strong + [None] * n_weak,
+        ),
+        "valid": (
+            rng.rand(n_valid, 1024, 64).astype(np.float32),
+            [events() for _ in range(n_valid)],
+        ),
+        "weak_truth": [None] * n,
+    }
+
+
+def test_shared_stage1_continues_each_variant_as_its_own_fit(tmp_path):
+    """Check ``--share-stage1`` (stage 1 trained once per seed, the other
+    variant continued from its snapshot) gives the probabilities that the
+    variants' own fits give, to the last bit, in both orders, with the
+    restarted schedule; and that the continued fit did not train stage 1
+    again (its stage-1 epochs are the snapshot's, durations included)."""
+    common = (
+        *("--n-filters", "2", "--n-blocks", "1", "--epochs", "4", "--max-iter", "2"),
+        *("--batch-size", "8", "--train-dtype", "float32", "--filter-augment", "0"),
+        *("--lr-restart-epoch", "2", "--data", str(tmp_path), "--save-frames"),
+    )
+    split = _random_split()
+
+    def frames(tag, variant):
+        with np.load(tmp_path / f"frames-{tag}-{variant}-s0.npz") as f:
+            return f["valid_frames"], f["dev_frames"]
+
+    variants = ("resnet", "resnet_pl")
+    alone = {
+        v: rt.run_one(v, 0, split, _args(*common, "--tag", "alone")) for v in variants
+    }
+    for order in (variants, variants[::-1]):
+        tag = "-".join(order)
+        stage1_dir = tmp_path / tag
+        stage1_dir.mkdir()
+        first, then = (
+            rt.run_one(v, 0, split, _args(*common, "--tag", tag), str(stage1_dir))
+            for v in order
+        )
+        assert (stage1_dir / "stage1.pt").exists()
+        assert not first["stage1_shared"]
+        assert then["stage1_shared"]
+        assert then["epoch_seconds"][:2] == first["epoch_seconds"][:2]
+        assert then["epoch_seconds"][2:] != first["epoch_seconds"][2:]
+        for v, r in zip(order, (first, then), strict=True):
+            assert r["stage_per_epoch"] == alone[v]["stage_per_epoch"]
+            assert r["dev_event_f1_per_epoch"] == alone[v]["dev_event_f1_per_epoch"]
+            for got, want in zip(frames(tag, v), frames("alone", v), strict=True):
+                assert got.std() > 0
+                np.testing.assert_array_equal(got, want)
+    # The two variants part after stage 1 (stage 2 only in the PL run).
+    assert alone["resnet_pl"]["stage_per_epoch"][2:] == [2, 2]
+    assert alone["resnet"]["stage_per_epoch"][2:] == [1, 1]
