@@ -187,6 +187,7 @@ def _cmd_demo(args):
         n_valid=args.n_valid,
         max_epochs=args.max_epochs,
         max_iter=args.max_iter,
+        batch_size=args.batch_size,
         output_dir=args.output_dir,
         random_state=args.random_state,
     )
@@ -632,6 +633,7 @@ def build_parser():
     demo.add_argument("--n-valid", type=int, default=40)
     demo.add_argument("--max-epochs", type=int, default=8)
     demo.add_argument("--max-iter", type=int, default=4)
+    demo.add_argument("--batch-size", type=int, default=8)
     demo.add_argument("--output-dir", default="demo_output")
     demo.add_argument("--random-state", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
