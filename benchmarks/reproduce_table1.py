@@ -16,6 +16,7 @@ in separate sessions with the same settings.
 
 import argparse
 import functools
+import json
 import os
 import shutil
 import statistics
@@ -206,6 +207,41 @@ def _continue_from(snapshot, checkpoint_dir):
     state["fingerprint"] = _BRANCH
     os.makedirs(checkpoint_dir, exist_ok=True)
     torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+
+
+def stage1_settings(args):
+    """The settings that determine stage 1 (those a snapshot must match)."""
+    # max_iter stays: with --epochs it sets where stage 1 ends.
+    skip = {*_RUN_ONLY, *_PL_ONLY, "crnn_filters", "docs", "data"} - {"max_iter"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def _stage1_folder(args, seed):
+    """Folder of the stage-1 snapshot of ``seed`` (``--share-stage1``).
+
+    A temporary folder, removed at the end, or ``--stage1-dir/s{seed}``,
+    kept, so that a later invocation continues more variants from the same
+    stage 1; it holds the stage-1 settings and refuses other ones.
+    """
+    if args.stage1_dir is None:
+        return tempfile.mkdtemp(prefix=f"stage1-s{seed}-")
+    folder = os.path.join(args.stage1_dir, f"s{seed}")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "settings.json")
+    settings = stage1_settings(args)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+        if diff:
+            raise SystemExit(
+                f"The stage-1 snapshot in {folder} was trained with other "
+                f"settings (there, now): {diff}. Use another --stage1-dir, or "
+                "the same settings."
+            )
+    else:
+        write_json(path, settings)
+    return folder
 
 
 def run_one(variant, seed, split, args, stage1_dir=None):
@@ -550,6 +586,7 @@ _RUN_ONLY = (
     "tag",
     "include_tag",
     "share_stage1",
+    "stage1_dir",
 )
 _PL_ONLY = (
     "max_iter",
@@ -638,6 +675,13 @@ def build_parser():
         type=float,
         default=CPU.get("lr_restart_scale", 0.5),
         help="peak rate of the restarted cosine, as a fraction of --lr",
+    )
+    p.add_argument(
+        "--stage1-dir",
+        default=None,
+        help="with --share-stage1: keep the stage-1 snapshots in DIR/s{SEED} "
+        "(default: a temporary folder, removed at the end), so that a later "
+        "run continues other variants or settings of stage 2 from them",
     )
     p.add_argument(
         "--share-stage1",
@@ -804,7 +848,7 @@ def main(argv=None):
             stage1_dir = None
             if args.share_stage1 and variant in SHARE_STAGE1:
                 if seed not in stage1_dirs:
-                    stage1_dirs[seed] = tempfile.mkdtemp(prefix=f"stage1-s{seed}-")
+                    stage1_dirs[seed] = _stage1_folder(args, seed)
                 stage1_dir = stage1_dirs[seed]
             r = run_one(variant, seed, split, args, stage1_dir)
             # A rerun of one variant/seed replaces its earlier result; the
@@ -821,8 +865,9 @@ def main(argv=None):
             )
             write_json(record, results)
     finally:
-        for path in stage1_dirs.values():
-            shutil.rmtree(path, ignore_errors=True)
+        if args.stage1_dir is None:
+            for path in stage1_dirs.values():
+                shutil.rmtree(path, ignore_errors=True)
     text, summary = report(results, args, time.perf_counter() - t0)
     write_json(record, {"results": results, "summary": summary})
     if args.tag is not None:

@@ -146,3 +146,19 @@ def test_shared_stage1_continues_each_variant_as_its_own_fit(tmp_path):
     # The two variants part after stage 1 (stage 2 only in the PL run).
     assert alone["resnet_pl"]["stage_per_epoch"][2:] == [2, 2]
     assert alone["resnet"]["stage_per_epoch"][2:] == [1, 1]
+
+
+def test_kept_stage1_snapshots_refuse_other_stage1_settings(tmp_path):
+    """Check ``--stage1-dir`` keeps one folder per seed that later runs
+    share when only stage 2 differs (pseudo-label settings), and refuses
+    settings that change stage 1 (the rate, where stage 1 ends)."""
+    kept = ("--share-stage1", "--stage1-dir", str(tmp_path))
+    folder = rt._stage1_folder(_args(*kept), 3)
+    assert folder == str(tmp_path / "s3")
+    assert (tmp_path / "s3" / "settings.json").exists()
+    stage2 = _args(*kept, "--stage2-weighting", "keep_strong", "--delta", "0.05")
+    assert rt._stage1_folder(stage2, 3) == folder
+    for other in (("--lr", "0.001"), ("--max-iter", "6"), ("--lr-restart-epoch", "8")):
+        with pytest.raises(SystemExit, match="other settings"):
+            rt._stage1_folder(_args(*kept, *other), 3)
+    assert rt._stage1_folder(_args(*kept, "--lr", "0.001"), 4) == str(tmp_path / "s4")
