@@ -213,6 +213,9 @@ def stage1_settings(args):
     """The settings that determine stage 1 (those a snapshot must match)."""
     # max_iter stays: with --epochs it sets where stage 1 ends.
     skip = {*_RUN_ONLY, *_PL_ONLY, "crnn_filters", "docs", "data"} - {"max_iter"}
+    restart = args.lr_restart_epoch
+    if restart is None or restart >= args.epochs - args.max_iter:
+        skip.add("lr_restart_scale")  # the restarted cosine is stage 2's
     return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
 
 

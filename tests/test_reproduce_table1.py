@@ -158,6 +158,10 @@ def test_kept_stage1_snapshots_refuse_other_stage1_settings(tmp_path):
     assert (tmp_path / "s3" / "settings.json").exists()
     stage2 = _args(*kept, "--stage2-weighting", "keep_strong", "--delta", "0.05")
     assert rt._stage1_folder(stage2, 3) == folder
+    restart = ("--lr-restart-epoch", "10", "--stage1-dir", str(tmp_path / "r"))
+    folder = rt._stage1_folder(_args("--share-stage1", *restart), 0)
+    higher = _args("--share-stage1", *restart, "--lr-restart-scale", "1.0")
+    assert rt._stage1_folder(higher, 0) == folder  # stage 2's rate only
     for other in (("--lr", "0.001"), ("--max-iter", "6"), ("--lr-restart-epoch", "8")):
         with pytest.raises(SystemExit, match="other settings"):
             rt._stage1_folder(_args(*kept, *other), 3)
