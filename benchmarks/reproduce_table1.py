@@ -235,7 +235,7 @@ def _stage1_folder(args, seed):
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+        diff = settings_diff(saved, settings)
         if diff:
             raise SystemExit(
                 f"The stage-1 snapshot in {folder} was trained with other "
@@ -569,8 +569,6 @@ def plot(summary, path):
 
 def load_results(path):
     """The runs on record in ``path`` (an empty list when there is none)."""
-    import json
-
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -615,6 +613,16 @@ _UNUSED = {
 }
 
 
+def settings_diff(saved, current, skip=()):
+    """``{name: (saved, current)}`` of the settings in ``current`` (bar
+    ``skip``) whose saved value differs."""
+    return {
+        k: (saved.get(k), v)
+        for k, v in current.items()
+        if k not in skip and saved.get(k) != v
+    }
+
+
 def check_same_settings(results, args, parser):
     """Refuse to merge runs made with other settings into one table.
 
@@ -638,11 +646,7 @@ def check_same_settings(results, args, parser):
             args.teacher,
         ):
             skip = tuple(k for k in skip if k != "crnn_filters")
-        diff = {
-            k: (saved.get(k), v)
-            for k, v in current.items()
-            if k not in skip and saved.get(k) != v
-        }
+        diff = settings_diff(saved, current, skip)
         if diff:
             raise SystemExit(
                 f"The {r['variant']} seed {r['seed']} run on record used other "
