@@ -21,6 +21,7 @@ import torch
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
+from sklearn_sed.labels import events_to_frames
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
 from sklearn_sed.metrics import event_f1_scorer, reference_events
 from sklearn_sed.nets import (
@@ -387,9 +388,22 @@ class PseudoLabelQuality(Callback):
 
     Parameters
     ----------
-    y_true_frames : ndarray of shape (n_clips, n_frames_out, n_classes)
+    y_true_frames : ndarray of shape (n_clips, n_frames_out, n_classes), \
+            default=None
         True frame labels of the training clips, in the order given to
         ``fit`` (rows of clips without a known truth are ignored when NaN).
+    y_true_events : list of (list of (onset, offset, event_label) or None), \
+            default=None
+        The truth as events instead, one list per training clip in the order
+        given to ``fit`` (None where unknown), e.g. the ``events`` that
+        :func:`~sklearn_sed.datasets.make_domestic_soundscapes` returns with
+        ``return_events=True``. They are encoded at the pseudo labels' own
+        frame rate. Give exactly one of ``y_true_frames`` and
+        ``y_true_events``.
+    classes : sequence of str, default=None
+        The fitted classes in column order; required with ``y_true_events``.
+    duration : float, default=10.0
+        Clip length in seconds, for ``y_true_events``.
 
     Attributes
     ----------
@@ -400,17 +414,45 @@ class PseudoLabelQuality(Callback):
         selected clips whose clip labels equal the truth's.
     """
 
-    def __init__(self, y_true_frames):
+    def __init__(
+        self, y_true_frames=None, *, y_true_events=None, classes=None, duration=10.0
+    ):
         self.y_true_frames = y_true_frames
+        self.y_true_events = y_true_events
+        self.classes = classes
+        self.duration = duration
 
     def initialize(self):
-        """Forget the records."""
+        """Check the truth and forget the records."""
+        if (self.y_true_frames is None) == (self.y_true_events is None):
+            raise ValueError(
+                "PseudoLabelQuality needs exactly one truth: y_true_frames (an "
+                "array of frame labels) or y_true_events (lists of events). Got "
+                f"{'both' if self.y_true_events is not None else 'neither'}."
+            )
+        if self.y_true_events is not None and self.classes is None:
+            raise ValueError(
+                "PseudoLabelQuality(y_true_events=...) needs classes=, the fitted "
+                "classes in column order, to encode the events. Got classes=None."
+            )
         self.records_ = []
         return self
 
+    def _truth(self, clip_index, n_frames):
+        if self.y_true_frames is not None:
+            return np.asarray(self.y_true_frames)[clip_index]
+        out = np.full((len(clip_index), n_frames, len(self.classes)), np.nan, np.float32)
+        for k, i in enumerate(clip_index):
+            events = self.y_true_events[i]
+            if events is not None:
+                out[k] = events_to_frames(
+                    events, classes=self.classes, n_frames=n_frames, duration=self.duration
+                )
+        return out
+
     def on_pseudo_labels(self, net, *, iteration, threshold, clip_index, frame_labels):
         """Compare the pseudo labels of the selected clips with the truth."""
-        truth = np.asarray(self.y_true_frames)[clip_index]
+        truth = self._truth(np.asarray(clip_index), np.shape(frame_labels)[1])
         known = ~np.isnan(truth).any(axis=(1, 2))
         truth, pred = truth[known] > 0.5, np.asarray(frame_labels)[known] > 0.5
         tp = float(np.sum(truth & pred))
@@ -484,6 +526,11 @@ class PseudoLabeling(DropsOnPickle, Callback):
         alone. "max": the larger of the two, so that a frame or a clip is
         above ``theta_i`` where either model puts it (the union of their
         detections). Ignored without ``teacher_probs``.
+    rows : ndarray of shape (n_clips,) or None, default=None
+        Where each clip of ``X`` sits in the data given to the estimator's
+        ``fit`` (the clips left when validation clips were held out of
+        them): the ``clip_index`` given to ``on_pseudo_labels`` hooks is in
+        those positions. None: ``X`` is that data.
 
     Attributes
     ----------
@@ -509,6 +556,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         batch_size=32,
         teacher_probs=None,
         teacher_weight=1.0,
+        rows=None,
     ):
         self.X = X
         self.y = y
@@ -523,6 +571,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         self.batch_size = batch_size
         self.teacher_probs = teacher_probs
         self.teacher_weight = teacher_weight
+        self.rows = rows
 
     def initialize(self):
         """Forget the record."""
@@ -595,6 +644,9 @@ class PseudoLabeling(DropsOnPickle, Callback):
         y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
         y["frames"][weak_idx[selected]] = pseudo[selected]
         n_pseudo = int(selected.sum())
+        clip_index = weak_idx[selected]
+        if self.rows is not None:
+            clip_index = np.asarray(self.rows)[clip_index]
         for _, cb in net.callbacks_:
             hook = getattr(cb, "on_pseudo_labels", None)
             if hook is not None:
@@ -602,7 +654,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
                     net,
                     iteration=iteration,
                     threshold=theta,
-                    clip_index=weak_idx[selected],
+                    clip_index=clip_index,
                     frame_labels=pseudo[selected],
                 )
         crit = net.criterion_

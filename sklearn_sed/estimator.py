@@ -684,7 +684,9 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        X, y, val, y_strong = self._validation_split(X, y, y_strong, X_val, y_val, seed)
+        X, y, val, y_strong, rows = self._validation_split(
+            X, y, y_strong, X_val, y_val, seed
+        )
         self.class_weight_ = self._class_weight(y["weak"])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())
         self.n_weak_ = int(len(y["kind"]) - self.n_strong_)
@@ -699,11 +701,11 @@ class PseudoLabelSED(BaseEstimator):
             self.teacher_, teacher_probs = self._fit_teacher(X, y, y_strong, val)
 
         if self.memory is None:
-            net, history, best_epoch = self._train(X, y, seed, val, teacher_probs)
+            net, history, best_epoch = self._train(X, y, seed, val, teacher_probs, rows)
         else:
             train = check_memory(self.memory).cache(_train_cached)
             net, history, best_epoch = train(
-                self._training_params(), X, y, seed, val, teacher_probs
+                self._training_params(), X, y, seed, val, teacher_probs, rows
             )
         net.sed_ = self
         self.net_ = net
@@ -717,8 +719,9 @@ class PseudoLabelSED(BaseEstimator):
         """Split off the validation clips: given, held out of the strong ones, or none.
 
         Returns the training features and targets, ``(X_val, y_val)`` or
-        None, and the strong labels of the training clips (``y_strong``
-        itself when all clips train).
+        None, the strong labels of the training clips (``y_strong`` itself
+        when all clips train) and the training clips' positions in ``X``
+        (None when all clips train).
         """
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -737,9 +740,9 @@ class PseudoLabelSED(BaseEstimator):
                 )
                 for i, ev in enumerate(y_val)
             ]
-            return X, y, (X_val, refs), y_strong
+            return X, y, (X_val, refs), y_strong, None
         if self.validation_fraction is None:
-            return X, y, None, y_strong
+            return X, y, None, y_strong, None
         strong_idx = np.flatnonzero(y["kind"] == KIND_STRONG)
         n_val = round(self.validation_fraction * len(strong_idx))
         if n_val < 1 or n_val >= len(strong_idx):
@@ -760,7 +763,7 @@ class PseudoLabelSED(BaseEstimator):
             y_strong = y_strong[train_idx]
         else:
             y_strong = [y_strong[i] for i in train_idx]
-        return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong
+        return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong, train_idx
 
     def _fit_teacher(self, X, y, y_strong, val):
         """Fit a clone of ``teacher`` on the training clips; draw its labels.
@@ -995,7 +998,7 @@ class PseudoLabelSED(BaseEstimator):
             key += tuple(teacher_probs)
         return joblib.hash(key)
 
-    def _train(self, X, y, seed, val=None, teacher_probs=None):
+    def _train(self, X, y, seed, val=None, teacher_probs=None, rows=None):
         """Stage 1, then ``max_iter`` pseudo-label iterations, in one skorch fit.
 
         The stages are the :class:`~sklearn_sed.callbacks.PseudoLabeling`
@@ -1025,6 +1028,7 @@ class PseudoLabelSED(BaseEstimator):
             batch_size=self.batch_size,
             teacher_probs=teacher_probs,
             teacher_weight=self.teacher_weight,
+            rows=rows,
         )
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]
@@ -1293,7 +1297,7 @@ def _forward_cached(weights_key, X, batch_size, dtype, device, net):
     return _forward(net, X, None, batch_size, dtype=dtype)
 
 
-def _train_cached(params, X, y, seed, val=None, teacher_probs=None):
+def _train_cached(params, X, y, seed, val=None, teacher_probs=None, rows=None):
     """Training as a pure function of its inputs, for ``joblib.Memory``.
 
     ``params`` are the estimator's training parameters (post-processing ones
@@ -1305,4 +1309,6 @@ def _train_cached(params, X, y, seed, val=None, teacher_probs=None):
     est.classes_ = np.arange(n_classes)  # only its length is used in training
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
-    return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs)
+    return est._train(
+        X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs, rows
+    )

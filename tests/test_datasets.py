@@ -112,3 +112,20 @@ def test_missing_audio_error_names_the_tsv_kind_and_files(tmp_path):
     )
     assert err.missing == ["c.wav"]
     assert err.n_listed == 2
+
+
+def test_return_events_gives_the_hidden_truth_of_the_weak_clips():
+    """The events returned with return_events=True are the strong labels where
+    they are given and, for weak-only clips, the events that
+    weak_fraction=0.0 would have given: weak_fraction only hides labels."""
+    kw = dict(duration=1.0, sr=8000, random_state=3)
+    X, y_weak, y_strong, events = make_domestic_soundscapes(
+        12, weak_fraction=0.5, return_events=True, **kw
+    )
+    X_all, _, y_all = make_domestic_soundscapes(12, weak_fraction=0.0, **kw)
+    np.testing.assert_array_equal(X, X_all)
+    assert events == y_all
+    assert sum(s is None for s in y_strong) == 6
+    for weak, strong, ev in zip(y_weak, y_strong, events, strict=True):
+        assert strong is None or strong == ev
+        assert weak == sorted({e[2] for e in ev})

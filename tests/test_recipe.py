@@ -441,3 +441,72 @@ def test_cpu_teacher_recipe_is_cpu_with_a_crnn_teacher():
     assert teacher.random_state == 3
     assert make_detector("cpu_teacher", max_epochs=2).teacher.max_epochs == 6
     assert make_detector("cpu_teacher", teacher=None).teacher is None
+
+
+def test_pseudo_label_quality_from_events_equals_quality_from_frames():
+    """Events are encoded at the pseudo labels' frame rate; None rows are
+    unknown, like NaN rows of frames."""
+    classes = ["a", "b"]
+    events = [[(0.0, 5.0, "a")], [(2.5, 10.0, "b")], None]
+    truth = np.full((3, 4, 2), np.nan, np.float32)
+    for i, ev in enumerate(events[:2]):
+        truth[i] = events_to_frames(ev, classes=classes, n_frames=4, duration=10.0)
+    pseudo = np.zeros((3, 4, 2), np.float32)
+    pseudo[0, 1:3, 0] = 1
+    pseudo[1, 1:4, 1] = 1
+    pseudo[2] = 1
+    records = []
+    for quality in (
+        PseudoLabelQuality(truth),
+        PseudoLabelQuality(y_true_events=events, classes=classes, duration=10.0),
+    ):
+        quality.initialize().on_pseudo_labels(
+            None, iteration=0, threshold=0.5, clip_index=[0, 1, 2], frame_labels=pseudo
+        )
+        records.append(quality.records_)
+    assert records[0] == records[1]
+    assert records[1][0]["precision"] == pytest.approx(4 / 5)
+    assert records[1][0]["recall"] == pytest.approx(4 / 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one truth.*neither"),
+        ({"y_true_frames": np.zeros((1, 4, 2)), "y_true_events": [[]]}, "both"),
+        ({"y_true_events": [[]]}, "needs classes="),
+    ],
+)
+def test_pseudo_label_quality_names_a_missing_or_doubled_truth(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PseudoLabelQuality(**kwargs).initialize()
+
+
+def test_pseudo_label_hooks_index_clips_as_given_to_fit(tiny_dataset):
+    """With validation clips held out of the training data (validation_fraction),
+    the clip_index that on_pseudo_labels hooks receive still points into the
+    clips given to fit: every index is a weak-only clip there."""
+    from skorch.callbacks import Callback
+
+    class Record(Callback):
+        def initialize(self):
+            self.indices_ = []
+            return self
+
+        def on_pseudo_labels(self, net, *, clip_index, **kwargs):
+            self.indices_.append(np.asarray(clip_index))
+
+    d = tiny_dataset
+    F, y_weak, y_strong = d["F"][:32], d["y_weak"][:32], list(d["y_strong"][:32])
+    record = Record()
+    sed = PseudoLabelSED(
+        **dict(SMALL, max_iter=2),
+        validation_fraction=0.5,
+        callbacks=[record],
+    )
+    sed.fit(F, y_weak, y_strong)
+    indices = np.concatenate(record.indices_)
+    assert len(record.indices_) == 2 and len(indices) > 0
+    # Held-out strong clips shift the positions: counted in the training
+    # clips that are left, some of these would be strong clips here.
+    assert all(y_strong[i] is None for i in indices)

@@ -122,6 +122,7 @@ def make_domestic_soundscapes(
     max_events=3,
     snr_db=(6.0, 20.0),
     random_state=None,
+    return_events=False,
 ):
     """Generate synthetic domestic soundscapes with strong and weak labels.
 
@@ -143,7 +144,15 @@ def make_domestic_soundscapes(
     snr_db : tuple of float, default=(6.0, 20.0)
         Range of event-to-background ratios in dB.
     random_state : int, RandomState instance or None, default=None
-        Seed for reproducible output.
+        Seed for reproducible output. The clips and their events depend on
+        it alone: ``weak_fraction`` only chooses whose strong labels are
+        hidden.
+    return_events : bool, default=False
+        If True, also return the events of every clip, the weak-only
+        clips' included, as :func:`sklearn.datasets.make_blobs` returns its
+        centers: the truth against which pseudo labels are measured
+        (:class:`~sklearn_sed.callbacks.PseudoLabelQuality`). Never train
+        on the hidden ones.
 
     Returns
     -------
@@ -153,6 +162,9 @@ def make_domestic_soundscapes(
         Per clip, the sorted classes present.
     y_strong : list of (list of (onset, offset, event_label) or None)
         Per clip, the events in seconds, or None for weak-only clips.
+    events : list of list of (onset, offset, event_label)
+        Per clip, its events, hidden or not. Only returned if
+        ``return_events`` is True.
 
     See Also
     --------
@@ -178,7 +190,7 @@ def make_domestic_soundscapes(
     classes = DESED_CLASSES[:n_classes]
     n_samples = round(duration * sr)
     X = np.empty((n_clips, n_samples), dtype=np.float32)
-    y_weak, y_strong = [], []
+    y_weak, y_strong, all_events = [], [], []
     n_weak = round(weak_fraction * n_clips)
     weak_clips = set(gen.permutation(n_clips)[:n_weak].tolist())
     for i in range(n_clips):
@@ -202,6 +214,9 @@ def make_domestic_soundscapes(
         events = merge_overlapping_events(events)
         y_weak.append(weak_labels_of(events))
         y_strong.append(None if i in weak_clips else events)
+        all_events.append(events)
+    if return_events:
+        return X, y_weak, y_strong, all_events
     return X, y_weak, y_strong
 
 
