@@ -940,14 +940,15 @@ class PseudoLabelSED(BaseEstimator):
             optimizer_kwargs = (
                 {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
             )
+        compile_ = self.compile and _compiles_safely(module, self.device)
         extra = {
             "iterator_train__collate_fn": collate_float32,
             "train_dtype": self.train_dtype,
-            "compile": self.compile,
+            "compile": compile_,
             # Static shapes: a new input shape compiles anew instead of
             # switching to dynamic shapes, where Inductor 2.13 fails on this
             # network ("cannot determine truth value of Relational").
-            **({"compile__dynamic": False} if self.compile else {}),
+            **({"compile__dynamic": False} if compile_ else {}),
             "criterion__weighting": self.stage2_weighting,
         }
         if self.time_shift or self.freq_mask or self.mixup or self.filter_augment:
@@ -1295,6 +1296,40 @@ def _forward_cached(weights_key, X, batch_size, dtype, device, net):
     For ``joblib.Memory``: ``net`` is not hashed, ``weights_key`` stands for it.
     """
     return _forward(net, X, None, batch_size, dtype=dtype)
+
+
+#: Fewest output channels of a convolution that ``torch.compile`` trains on a CPU.
+MIN_COMPILED_CPU_CHANNELS = 8
+
+
+def _compiles_safely(module, device):
+    """Whether ``compile=True`` may train ``module`` on ``device``.
+
+    On CPUs, Inductor's fused kernels of the backward pass of a convolution
+    with fewer than 8 output channels corrupted the heap (``free(): invalid
+    next size``, ``double free or corruption``: the interpreter aborts) with
+    torch 2.13 on an AVX2 CPU, for ``n_filters`` of 2, 4 and 6; 8, 12 and 16
+    trained (``docs/recipe.md``). Such networks train eagerly, with a
+    warning, instead of killing the process.
+    """
+    if torch.device(device or "cpu").type != "cpu":
+        return True
+    widths = [
+        m.out_channels for m in module.modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    if not widths or min(widths) >= MIN_COMPILED_CPU_CHANNELS:
+        return True
+    warnings.warn(
+        f"compile=True trains eagerly here: the network has a convolution of "
+        f"{min(widths)} output channels, and torch.compile's CPU kernels for "
+        f"fewer than {MIN_COMPILED_CPU_CHANNELS} crash the interpreter (heap "
+        "corruption, measured with torch 2.13). Use n_filters >= "
+        f"{MIN_COMPILED_CPU_CHANNELS} to compile, or compile=False to silence "
+        "this warning.",
+        UserWarning,
+        stacklevel=7,
+    )
+    return False
 
 
 def _train_cached(params, X, y, seed, val=None, teacher_probs=None, rows=None):

@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from sklearn_sed.estimator import PseudoLabelSED
+from sklearn_sed.estimator import MIN_COMPILED_CPU_CHANNELS, PseudoLabelSED
 from sklearn_sed.networks.crnn import CRNN
 
 __all__ = [
@@ -220,7 +220,9 @@ def make_detector(recipe="cpu", **params):
         An unfitted estimator. ``train_dtype="auto"`` in a recipe becomes
         "bfloat16" where :func:`~sklearn_sed.recipes.bfloat16_is_fast` and
         "float32" elsewhere; ``compile="auto"`` becomes True where
-        :func:`~sklearn_sed.recipes.compile_is_available`.
+        :func:`~sklearn_sed.recipes.compile_is_available`, except for
+        networks narrower than 8 filters on a CPU, whose compiled training
+        crashes (:data:`~sklearn_sed.estimator.MIN_COMPILED_CPU_CHANNELS`).
 
     Examples
     --------
@@ -240,7 +242,11 @@ def make_detector(recipe="cpu", **params):
         device = merged.get("device", "cpu")
         merged["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
     if merged.get("compile") == "auto":
-        merged["compile"] = compile_is_available(merged.get("device", "cpu"))
+        device = merged.get("device", "cpu")
+        merged["compile"] = compile_is_available(device) and (
+            torch.device(device or "cpu").type != "cpu"
+            or merged.get("n_filters", 64) >= MIN_COMPILED_CPU_CHANNELS
+        )
     if teacher == "crnn":
         merged["teacher"] = None
         sed = PseudoLabelSED(**merged)

@@ -271,7 +271,8 @@ def test_make_detector_merges_recipe_and_overrides():
     assert sed.n_filters == 4
     assert sed.optimizer is torch.optim.Adam
     assert sed.train_dtype in ("float32", "bfloat16")
-    assert sed.compile is compile_is_available()  # "auto" resolved
+    assert sed.compile is False  # "auto" never compiles fewer than 8 filters
+    assert make_detector("cpu").compile is compile_is_available()  # "auto" resolved
     assert make_detector("cpu", compile=False).compile is False
     assert make_detector("paper").get_params() == PseudoLabelSED().get_params()
     assert set(RECIPES) == {"cpu", "cpu_teacher", "paper"}
