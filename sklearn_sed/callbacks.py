@@ -441,12 +441,17 @@ class PseudoLabelQuality(Callback):
     def _truth(self, clip_index, n_frames):
         if self.y_true_frames is not None:
             return np.asarray(self.y_true_frames)[clip_index]
-        out = np.full((len(clip_index), n_frames, len(self.classes)), np.nan, np.float32)
+        out = np.full(
+            (len(clip_index), n_frames, len(self.classes)), np.nan, np.float32
+        )
         for k, i in enumerate(clip_index):
             events = self.y_true_events[i]
             if events is not None:
                 out[k] = events_to_frames(
-                    events, classes=self.classes, n_frames=n_frames, duration=self.duration
+                    events,
+                    classes=self.classes,
+                    n_frames=n_frames,
+                    duration=self.duration,
                 )
         return out
 

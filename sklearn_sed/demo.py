@@ -107,7 +107,9 @@ def run_demo(
         classes=list(DESED_CLASSES),
     )
     quality = PseudoLabelQuality(
-        y_true_events=[ev if s is None else None for ev, s in zip(events, y_strong)],
+        y_true_events=[
+            ev if s is None else None for ev, s in zip(events, y_strong, strict=True)
+        ],
         classes=list(DESED_CLASSES),
     )
     variants = {
@@ -146,7 +148,8 @@ def run_demo(
         log(f"{name:38s} {100 * r['event_f1']:14.1f}% {100 * r['segment_f1']:16.1f}%")
     proposed = results["ResNet with pseudo label (proposed)"]
     log("pseudo labels against the weak clips' hidden truth (never trained on):")
-    for h, q in zip(proposed["pseudo_label_history"], proposed["pseudo_label_quality"]):
+    history = proposed["pseudo_label_history"]
+    for h, q in zip(history, proposed["pseudo_label_quality"], strict=True):
         log(
             f"  iteration {h['iteration']}: threshold {h['threshold']:.2f}, "
             f"{h['n_pseudo']}/{h['n_weak']} weak clips pseudo-labelled, "

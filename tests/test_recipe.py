@@ -471,7 +471,7 @@ def test_pseudo_label_quality_from_events_equals_quality_from_frames():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         ({}, "exactly one truth.*neither"),
         ({"y_true_frames": np.zeros((1, 4, 2)), "y_true_events": [[]]}, "both"),
@@ -507,7 +507,8 @@ def test_pseudo_label_hooks_index_clips_as_given_to_fit(tiny_dataset):
     )
     sed.fit(F, y_weak, y_strong)
     indices = np.concatenate(record.indices_)
-    assert len(record.indices_) == 2 and len(indices) > 0
+    assert len(record.indices_) == 2
+    assert len(indices) > 0
     # Held-out strong clips shift the positions: counted in the training
     # clips that are left, some of these would be strong clips here.
     assert all(y_strong[i] is None for i in indices)
