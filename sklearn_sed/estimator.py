@@ -214,7 +214,10 @@ class PseudoLabelSED(BaseEstimator):
         batch shape. Needs a C++ compiler on CPUs (Inductor). Prediction,
         pseudo labelling and validation run the network as it is, and the
         fitted estimator keeps the plain network (model files and pickles
-        are those of an uncompiled fit).
+        are those of an uncompiled fit). On a CPU, a network with a
+        convolution of fewer than 8 channels (``n_filters < 8``) trains
+        eagerly with a warning: Inductor's compiled backward crashed the
+        interpreter there (torch 2.13).
     lr_schedule : {None, "cosine"}, default=None
         None keeps ``lr`` constant (the report says nothing of a schedule);
         "cosine" warms up linearly for ``warmup_epochs`` and then decays to
