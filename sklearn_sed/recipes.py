@@ -222,7 +222,7 @@ def make_detector(recipe="cpu", **params):
         "float32" elsewhere; ``compile="auto"`` becomes True where
         :func:`~sklearn_sed.recipes.compile_is_available`, except for
         networks narrower than 8 filters on a CPU, whose compiled training
-        crashes (:data:`~sklearn_sed.estimator.MIN_COMPILED_CPU_CHANNELS`).
+        crashes (``sklearn_sed.estimator.MIN_COMPILED_CPU_CHANNELS``).
 
     Examples
     --------
