@@ -34,7 +34,6 @@ from sklearn_sed import LogMelExtractor, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality
 from sklearn_sed.checkpoints import CHECKPOINT_NAME
 from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
-from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics import sed_eval_results
 from sklearn_sed.networks.crnn import CRNN
 from sklearn_sed.recipes import RECIPES
@@ -262,7 +261,11 @@ def run_one(variant, seed, split, args, stage1_dir=None):
     callbacks = []
     quality = None
     if variant == "resnet_pl" and any(t is not None for t in split["weak_truth"]):
-        quality = PseudoLabelQuality(weak_truth_frames(split, train))
+        quality = PseudoLabelQuality(
+            y_true_events=[split["weak_truth"][i] for i in train],
+            classes=list(DESED_CLASSES),
+            duration=10.0,
+        )
         callbacks.append(quality)
     params = {}
     n_stage1 = args.epochs - args.max_iter
@@ -353,18 +356,6 @@ def run_one(variant, seed, split, args, stage1_dir=None):
         "stage1_shared": resumed,
         "n_clips_with_predicted_class": int(clip_pred.any(axis=1).sum()),
     }
-
-
-def weak_truth_frames(split, train):
-    """True frame labels of the training clips (NaN where unknown)."""
-    truth = [split["weak_truth"][i] for i in train]
-    out = np.full((len(train), 128, len(DESED_CLASSES)), np.nan, np.float32)
-    for k, events in enumerate(truth):
-        if events is not None:
-            out[k] = events_to_frames(
-                events, classes=DESED_CLASSES, n_frames=128, duration=10.0
-            )
-    return out
 
 
 def mean_std(values):
