@@ -307,6 +307,7 @@ def sweep(args):
         "workers": args.workers,
         "threads": args.threads,
         "sweep": args.sweep,
+        "only": args.only,
         "runs": [],
     }
     t0 = time.perf_counter()
@@ -340,10 +341,63 @@ def sweep(args):
     return 0
 
 
+def merge_records(records, sweep):
+    """The runs of ``sweep`` gathered from several ``sweep.json`` records.
+
+    A run counts for a row of ``sweep`` when its name, variant and overrides
+    are that row's and its seed one of the row's; the first record that holds
+    a (row, seed) gives it. So the runs of a sweep may come from calls of
+    other sweeps that trained the same configuration (``--only`` picks the
+    rows a call trains).
+    """
+    rows = {(n, v): (o, set(seeds)) for n, v, seeds, o in SWEEPS[sweep][0]}
+    runs, seen = [], set()
+    for record in records:
+        for r in record["runs"]:
+            key = (r["name"], r["variant"])
+            if key not in rows:
+                continue
+            overrides, seeds = rows[key]
+            if r["overrides"] != overrides or r["seed"] not in seeds:
+                continue
+            if (*key, r["seed"]) in seen:
+                continue
+            seen.add((*key, r["seed"]))
+            runs.append(r)
+    order = {key: i for i, key in enumerate(rows)}
+    runs.sort(key=lambda r: (order[(r["name"], r["variant"])], r["seed"]))
+    return runs
+
+
+def _command(record):
+    only = record.get("only")
+    return (
+        f"--sweep {record.get('sweep', 'levers')} --workers {record['workers']}"
+        + (f" --threads {record['threads']}" if "threads" in record else "")
+        + (" --only " + " ".join(f'"{o}"' for o in only) if only else "")
+    )
+
+
 def report(args):
-    """Write the sweep's table into docs/benchmarks.md."""
-    with open(args.report) as f:
-        record = json.load(f)
+    """Write the sweep's table into docs/benchmarks.md (the runs of one
+    record, or of several records merged with ``merge_records``)."""
+    records = []
+    for path in args.report:
+        with open(path) as f:
+            records.append(json.load(f))
+    if len(records) == 1 and args.sweep is None:
+        record = records[0]
+    else:
+        sweep = args.sweep or records[0].get("sweep", "levers")
+        record = {
+            **records[0],
+            "sweep": sweep,
+            "runs": merge_records(records, sweep),
+            "calls": [
+                {"command": _command(r), "device": r["device"], "date": r["date"]}
+                for r in records
+            ],
+        }
     groups = {}
     for r in record["runs"]:
         groups.setdefault((r["name"], r["variant"]), []).append(r)
@@ -381,19 +435,34 @@ def report(args):
             + " |"
         )
     sweep = record.get("sweep", "levers")
+    if "calls" in record:
+        calls = (
+            f"Runs from {len(record['calls'])} calls, each `python "
+            "benchmarks/gpu_sweep.py --pack .gpu --out $OUT` with: "
+            + "; ".join(
+                f"`{c['command']}` on {c['device']} ({c['date']})"
+                for c in record["calls"]
+            )
+            + "; a configuration that two sweeps share is trained once; "
+        )
+    else:
+        calls = (
+            "Command: `python benchmarks/gpu_sweep.py --pack .gpu --out $OUT "
+            f"{_command(record)}` on {record['device']} ({record['workers']} "
+            "runs at a time), "
+        )
     text = "\n".join(
         [
             HEADINGS[sweep],
             "",
-            "Command: `python benchmarks/gpu_sweep.py --pack .gpu --out $OUT "
-            f"--sweep {sweep} --workers {record['workers']}"
-            + (f" --threads {record['threads']}" if "threads" in record else "")
-            + f"` on {record['device']} ({record['workers']} runs at a time), then "
-            f"`python benchmarks/gpu_sweep.py --report {os.path.relpath(args.report, ROOT)}`. "
-            f"Date: {record['date']}. Data, dev split and settings of the CPU "
+            calls
+            + "then `python benchmarks/gpu_sweep.py --report "
+            + " ".join(os.path.relpath(p, ROOT) for p in args.report)
+            + (f" --sweep {sweep}" if "calls" in record else "")
+            + f"`. Date: {record['date']}. Data, dev split and settings of the CPU "
             'Table 1 (`make_detector("cpu")`: ResNet width 16 x 2 blocks, CRNN '
             "width 32, 14 epochs, Adam with warm-up and cosine decay, bfloat16"
-            + (", FilterAugment 6 dB), " if sweep == "filter_augment" else "), ")
+            + ("), " if sweep == "levers" else ", FilterAugment 6 dB), ")
             + "one or two settings changed per row; scored with sed_eval on the "
             "150 validation soundscapes.",
             "",
@@ -409,7 +478,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pack", default=os.path.join(ROOT, ".gpu"))
     p.add_argument("--out", default=None)
-    p.add_argument("--sweep", choices=sorted(SWEEPS), default="filter_augment")
+    p.add_argument(
+        "--sweep",
+        choices=sorted(SWEEPS),
+        default=None,
+        help="the sweep to run (default filter_augment), or with several "
+        "--report records the sweep whose runs to gather from them",
+    )
     p.add_argument("--workers", type=int, default=4)
     p.add_argument(
         "--threads", type=int, default=2, help="torch threads of each worker"
@@ -423,13 +498,19 @@ def main(argv=None):
         help="write each run's dev and validation probabilities to --out",
     )
     p.add_argument("--only", nargs="+", default=None, help="configurations by name")
-    p.add_argument("--report", default=None, help="sweep.json to write into docs")
+    p.add_argument(
+        "--report",
+        nargs="+",
+        default=None,
+        help="sweep.json record(s) to write into docs (several: merged, see --sweep)",
+    )
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = p.parse_args(argv)
     if args.report:
         return report(args)
     if not args.out:
         p.error("--out is required to run the sweep")
+    args.sweep = args.sweep or "filter_augment"
     return sweep(args)
 
 
