@@ -451,7 +451,8 @@ def report(results, args, elapsed):
             "Command: `python benchmarks/make_data.py --output "
             f"{args.data}`, then `python benchmarks/reproduce_table1.py --data "
             f"{args.data}` (every variant and seed). This table was written by "
-            f"`{cmd}` from the {len(results)} runs on record in `table1.json`; "
+            f"`{cmd}` from the {len(results)} runs on record in "
+            f"`{'table1.json' if args.tag is None else f'table1-{args.tag}.json'}`; "
             "runs of separate invocations merge by variant and seed, with the "
             "settings below.",
             f"Machine: {machine()}. Date: {now()}. "
@@ -470,7 +471,8 @@ def report(results, args, elapsed):
             f"{pl.get('pseudo_negatives', 'all')}, pseudo-label hysteresis ratio "
             f"{pl.get('pseudo_low_ratio', 1.0)}), Adam lr {st['lr']} with 1 warm-up epoch and cosine "
             f"decay, training dtype {st['train_dtype']} (auto: bfloat16 where the "
-            f"CPU has it), weight averaging {st.get('ema_decay')}, "
+            f"CPU has it{_dtype_here(st['train_dtype'])}), weight averaging "
+            f"{st.get('ema_decay')}, "
             f"batch {st['batch_size']}, ResNet width {st['n_filters']} x "
             f"{st['n_blocks']} block(s), CRNN width {st['crnn_filters']}, time "
             f"shift {st['time_shift']}, frequency mask {st['freq_mask']} bands, "
@@ -556,6 +558,16 @@ def plot(summary, path):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _dtype_here(setting):
+    """``", float32 on this machine"`` (or bfloat16): what ``auto`` meant on
+    the machine that wrote the table, where the runs were trained."""
+    if setting != "auto":
+        return ""
+    from sklearn_sed.recipes import bfloat16_is_fast
+
+    return f", {'bfloat16' if bfloat16_is_fast('cpu') else 'float32'} on this machine"
 
 
 def load_results(path):
