@@ -469,9 +469,46 @@ def report(args):
             *rows,
         ]
     )
+    if args.curves:
+        plot_curves(record["runs"], args.curves, record["device"])
+        text += (
+            f"\n\n![Development event F1 per epoch, {sweep}]"
+            f"({os.path.relpath(args.curves, os.path.dirname(args.docs))})"
+        )
     replace_section(args.docs, SWEEPS[sweep][1], text)
     print(text)
     return 0
+
+
+def plot_curves(runs, path, device):
+    """Development event F1 after every epoch, the mean over seeds of each
+    configuration with its range shaded: where each one stalls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = {}
+    for r in runs:
+        groups.setdefault(f"{r['name']} ({r['variant']})", []).append(
+            100 * np.asarray(r["dev_event_f1_per_epoch"], dtype=float)
+        )
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, curves in groups.items():
+        n = min(len(c) for c in curves)
+        c = np.stack([c[:n] for c in curves])
+        epochs = np.arange(1, n + 1)
+        (line,) = ax.plot(
+            epochs, c.mean(0), marker=".", label=f"{name}, {len(curves)} seeds"
+        )
+        ax.fill_between(epochs, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+    ax.set_xlabel(f"epoch ({device}; stage 2 of the pseudo-label runs after epoch 10)")
+    ax.set_ylabel("dev event-based F1 (%), tuned per class")
+    ax.set_title("Where each variant stalls: mean over seeds, range shaded")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main(argv=None):
@@ -505,6 +542,12 @@ def main(argv=None):
         help="sweep.json record(s) to write into docs (several: merged, see --sweep)",
     )
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument(
+        "--curves",
+        default=None,
+        help="with --report: also plot each configuration's development F1 "
+        "per epoch into this PNG and link it from the section",
+    )
     args = p.parse_args(argv)
     if args.report:
         return report(args)

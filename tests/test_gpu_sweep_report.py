@@ -39,6 +39,7 @@ def test_sweep_report_gathers_a_sweeps_runs_from_several_records(tmp_path):
             "segment_f1": f1,
             "other_gating": {"event_f1": f1, "segment_f1": f1},
             "best_epoch": 14,
+            "dev_event_f1_per_epoch": [f1 / 2, f1],
             "fit_seconds": 1.0,
         }
 
@@ -83,7 +84,8 @@ def test_sweep_report_gathers_a_sweeps_runs_from_several_records(tmp_path):
     page.write_text("")
     _run(
         "gpu_sweep.py", "--report", *map(str, paths), "--sweep",
-        "pseudo_hysteresis", "--docs", str(page),
+        "pseudo_hysteresis", "--docs", str(page), "--curves",
+        str(tmp_path / "curves.png"),
         cwd=SCRIPTS,
     )  # fmt: skip
     text = page.read_text()
@@ -91,3 +93,5 @@ def test_sweep_report_gathers_a_sweeps_runs_from_several_records(tmp_path):
     assert '--only "CRNN" "recipe"' in text
     assert "| CRNN | crnn | 0 | 22.0 |" in text
     assert "restart after epoch 10" not in text
+    assert "](curves.png)" in text  # linked relative to the page
+    assert (tmp_path / "curves.png").stat().st_size > 1000
