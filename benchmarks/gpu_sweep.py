@@ -104,6 +104,9 @@ PSEUDO_HYSTERESIS = (
 #: ``gpu_table1.py pack --data`` that folder): weak clips from recordings the
 #: strong clips never use, as in DCASE2019.
 WEAK_DISJOINT = PSEUDO_HYSTERESIS
+#: The sweeps whose pack is not ``make_data.py``'s default data: their runs
+#: never merge with another sweep's (``merge_records``).
+OTHER_DATA = {"weak_disjoint": "make_data.py --weak-sources disjoint"}
 #: The fifteenth session's sweep: stage 2 at a rate of its own (the cosine
 #: restarted after the ten stage-1 epochs at half the peak rate), with the
 #: control that trains the same schedule without pseudo labels, and the
@@ -183,6 +186,12 @@ def _load(pack, tiny, threads=2):
 
         _DATA["split"] = load_pack(pack, tiny)
     return _DATA["split"]
+
+
+def _pack_created(pack):
+    """When the pack was made: what tells two packs' records apart."""
+    with open(os.path.join(pack, "meta.json")) as f:
+        return json.load(f).get("created")
 
 
 def run_config(job):
@@ -308,6 +317,7 @@ def sweep(args):
         "threads": args.threads,
         "sweep": args.sweep,
         "only": args.only,
+        "pack_created": _pack_created(args.pack),
         "runs": [],
     }
     t0 = time.perf_counter()
@@ -351,8 +361,22 @@ def merge_records(records, sweep):
     rows a call trains).
     """
     rows = {(n, v): (o, set(seeds)) for n, v, seeds, o in SWEEPS[sweep][0]}
+    data = OTHER_DATA.get(sweep, "default")
+    packs = {r["pack_created"] for r in records if "pack_created" in r}
+    if len(packs) > 1:
+        raise ValueError(
+            f"The records were trained on {len(packs)} different packs (created "
+            f"{', '.join(sorted(packs))}); merge only the records of one pack."
+        )
     runs, seen = [], set()
     for record in records:
+        if OTHER_DATA.get(record.get("sweep"), "default") != data:
+            raise ValueError(
+                f"A record of the {record.get('sweep')} sweep cannot give runs to "
+                f"the {sweep} sweep: they train on other data "
+                f"({OTHER_DATA.get(record.get('sweep'), 'the default data')} "
+                f"against {OTHER_DATA.get(sweep, 'the default data')})."
+            )
         for r in record["runs"]:
             key = (r["name"], r["variant"])
             if key not in rows:
@@ -389,15 +413,25 @@ def report(args):
         record = records[0]
     else:
         sweep = args.sweep or records[0].get("sweep", "levers")
+        try:
+            runs = merge_records(records, sweep)
+        except ValueError as e:
+            sys.exit(f"error: {e}")
         record = {
             **records[0],
             "sweep": sweep,
-            "runs": merge_records(records, sweep),
+            "runs": runs,
             "calls": [
                 {"command": _command(r), "device": r["device"], "date": r["date"]}
                 for r in records
             ],
         }
+        if not record["runs"]:
+            sys.exit(
+                f"error: none of the runs in {', '.join(args.report)} is a row of "
+                f"the {sweep} sweep (same name, variant, overrides and seed); "
+                "pass --sweep with the sweep those records trained."
+            )
     groups = {}
     for r in record["runs"]:
         groups.setdefault((r["name"], r["variant"]), []).append(r)
@@ -437,7 +471,9 @@ def report(args):
     sweep = record.get("sweep", "levers")
     if "calls" in record:
         calls = (
-            f"Runs from {len(record['calls'])} calls, each `python "
+            f"Runs from {len(record['calls'])} "
+            + ("call" if len(record["calls"]) == 1 else "calls")
+            + ", each `python "
             "benchmarks/gpu_sweep.py --pack .gpu --out $OUT` with: "
             + "; ".join(
                 f"`{c['command']}` on {c['device']} ({c['date']})"

@@ -114,7 +114,7 @@ def test_lever_sweep_runs_tiny_on_the_cpu_and_writes_its_table(pack, tmp_path):
     out = tmp_path / "out"
     _run(
         "gpu_sweep.py", "--pack", str(pack), "--out", str(out), "--tiny",
-        "--workers", "1",
+        "--workers", "1", "--budget", "3600",  # no cut on a busy machine
         cwd=SCRIPTS,
     )  # fmt: skip
     record = json.loads((out / "sweep.json").read_text())

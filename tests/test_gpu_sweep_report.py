@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "benchmarks")
 
@@ -95,3 +97,29 @@ def test_sweep_report_gathers_a_sweeps_runs_from_several_records(tmp_path):
     assert "restart after epoch 10" not in text
     assert "](curves.png)" in text  # linked relative to the page
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_sweep_report_never_merges_runs_of_other_data_or_packs():
+    """weak_disjoint trains the rows of pseudo_hysteresis on other data: a
+    record of one never gives runs to the other, nor do two packs mix."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import gpu_sweep
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    run = {"name": "recipe", "variant": "resnet", "seed": 0, "overrides": {}}
+    default = {"sweep": "pseudo_hysteresis", "runs": [run]}
+    disjoint = {"sweep": "weak_disjoint", "runs": [run]}
+    with pytest.raises(ValueError, match="other data"):
+        gpu_sweep.merge_records([default], "weak_disjoint")
+    with pytest.raises(ValueError, match="other data"):
+        gpu_sweep.merge_records([default, disjoint], "pseudo_hysteresis")
+    assert gpu_sweep.merge_records([disjoint], "weak_disjoint") == [run]
+    with pytest.raises(ValueError, match="different packs"):
+        gpu_sweep.merge_records(
+            [
+                {**default, "pack_created": "2026-11-27 03:56 UTC"},
+                {**default, "pack_created": "2026-11-28 10:00 UTC"},
+            ],
+            "pseudo_hysteresis",
+        )
