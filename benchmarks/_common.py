@@ -67,3 +67,14 @@ def replace_section(md_path, marker, text):
         body = body.rstrip() + "\n\n" + block + "\n"
     with open(md_path, "w") as f:
         f.write(body)
+
+
+def save_dev_f1_figure(fig, ax, xlabel, title, path):
+    """Label, lay out and save a figure of development event F1 curves (the
+    stall figures of ``reproduce_table1.py`` and ``gpu_sweep.py``)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("dev event-based F1 (%), tuned per class")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

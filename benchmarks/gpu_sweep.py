@@ -28,7 +28,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import ROOT, machine, now, replace_section, write_json
+from _common import ROOT, machine, now, replace_section, save_dev_f1_figure, write_json
 
 #: (name, variant, seeds, overrides of the CPU table's settings), most
 #: telling first: a budget cut drops the end of the list. The seventh
@@ -361,7 +361,7 @@ def merge_records(records, sweep):
     rows a call trains).
     """
     rows = {(n, v): (o, set(seeds)) for n, v, seeds, o in SWEEPS[sweep][0]}
-    data = OTHER_DATA.get(sweep, "default")
+    data = OTHER_DATA.get(sweep, "the default data")
     packs = {r["pack_created"] for r in records if "pack_created" in r}
     if len(packs) > 1:
         raise ValueError(
@@ -370,12 +370,12 @@ def merge_records(records, sweep):
         )
     runs, seen = [], set()
     for record in records:
-        if OTHER_DATA.get(record.get("sweep"), "default") != data:
+        other = OTHER_DATA.get(record.get("sweep"), "the default data")
+        if other != data:
             raise ValueError(
                 f"A record of the {record.get('sweep')} sweep cannot give runs to "
-                f"the {sweep} sweep: they train on other data "
-                f"({OTHER_DATA.get(record.get('sweep'), 'the default data')} "
-                f"against {OTHER_DATA.get(sweep, 'the default data')})."
+                f"the {sweep} sweep: they train on other data ({other} against "
+                f"{data})."
             )
         for r in record["runs"]:
             key = (r["name"], r["variant"])
@@ -539,12 +539,13 @@ def plot_curves(runs, path, device):
             epochs, c.mean(0), marker=".", label=f"{name}, {len(curves)} seeds"
         )
         ax.fill_between(epochs, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
-    ax.set_xlabel(f"epoch ({device}; stage 2 of the pseudo-label runs after epoch 10)")
-    ax.set_ylabel("dev event-based F1 (%), tuned per class")
-    ax.set_title("Where each variant stalls: mean over seeds, range shaded")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_dev_f1_figure(
+        fig,
+        ax,
+        f"epoch ({device}; stage 2 of the pseudo-label runs after epoch 10)",
+        "Where each variant stalls: mean over seeds, range shaded",
+        path,
+    )
 
 
 def main(argv=None):

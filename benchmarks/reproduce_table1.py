@@ -26,7 +26,15 @@ import time
 
 import numpy as np
 import torch
-from _common import ROOT, machine, now, replace_section, require, write_json
+from _common import (
+    ROOT,
+    machine,
+    now,
+    replace_section,
+    require,
+    save_dev_f1_figure,
+    write_json,
+)
 from joblib import Memory
 from skorch.callbacks import Callback
 
@@ -523,12 +531,9 @@ def plot_curves(results, path, where="2-core CPU"):
             marker=".",
             label=f"{label(r['variant'])}, seed {r['seed']}",
         )
-    ax.set_xlabel(f"training minutes ({where})")
-    ax.set_ylabel("dev event-based F1 (%), tuned per class")
-    ax.set_title("Where each variant stalls")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_dev_f1_figure(
+        fig, ax, f"training minutes ({where})", "Where each variant stalls", path
+    )
 
 
 def plot(summary, path):
