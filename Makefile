@@ -32,7 +32,7 @@ lint: install
 # Every test, the slow ones (subprocesses, memory, documentation builds)
 # included; a bare `pytest` skips those for a quick loop.
 test: lint
-	$(PY) -m pytest --runslow
+	$(PY) -m pytest --runslow --durations=25
 
 # The API reference, from the docstrings; any warning (a broken reference
 # among them) fails the build. tests/test_api_docs.py runs the same build.

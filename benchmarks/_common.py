@@ -12,6 +12,15 @@ ROOT = os.path.dirname(HERE)
 DEFAULT_SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
+#: CPU flags (``/proc/cpuinfo``) that decide bfloat16 and compiled speed.
+CPU_FEATURES = (
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX-512 BF16"),
+    ("amx_bf16", "AMX-BF16"),
+)
+
+
 def require(path, what):
     """Stop with a clear message when a data folder is missing."""
     if not os.path.exists(path):
@@ -38,10 +47,69 @@ def machine():
         pass
     import torch
 
+    flags = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            words = set(f.read().split())
+        found = [n for f, n in CPU_FEATURES if f in words]
+        flags = f", {' '.join(found) or 'no AVX2'}"
     return (
-        f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, "
+        f"{os.cpu_count()} CPU cores ({cpu}{flags}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}"
     )
+
+
+def bfloat16_is_fast(device="cpu"):
+    """Whether bfloat16 autocast is native on ``device`` (a CUDA device with
+    bfloat16, or a CPU with AVX-512 BF16 or AMX-BF16): what the settings'
+    ``train_dtype="auto"`` of the records means."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if not os.path.exists("/proc/cpuinfo"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = set(f.read().split())
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve_auto(params):
+    """The estimator parameters of a benchmark's settings, ``"auto"`` resolved.
+
+    The library has no ``"auto"``: its recipes train in float32, eagerly.
+    Records written before keep ``train_dtype="auto"`` (bfloat16 where it is
+    native) and ``compile="auto"`` (compiled wherever ``torch.compile``
+    builds kernels, which aborts the interpreter on some CPUs); a run with
+    those settings resolves them here, as they were resolved then.
+    """
+    params = dict(params)
+    device = params.get("device") or "cpu"
+    if params.get("train_dtype") == "auto":
+        params["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
+    if params.get("compile") == "auto":
+        params["compile"] = True
+    return params
+
+
+def commit():
+    """The checked-out commit, marked ``+changes`` when the tree differs."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" +changes" if dirty else "")
 
 
 def now():

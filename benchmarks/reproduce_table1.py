@@ -8,7 +8,7 @@ the data, ``docs/table1.png`` and the table into ``docs/benchmarks.md``.
 
 Runs are merged into ``table1.json``: a run of some variants or seeds replaces
 those and keeps the others (``--fresh`` starts over), so the seeds can be run
-in separate sessions with the same settings.
+in separate runs with the same settings.
 
     python benchmarks/make_data.py --output /tmp/sed_bench
     python benchmarks/reproduce_table1.py --data /tmp/sed_bench
@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from _common import (
     ROOT,
+    bfloat16_is_fast,
     machine,
     now,
     replace_section,
     require,
+    resolve_auto,
     save_dev_f1_figure,
     write_json,
 )
@@ -146,37 +148,39 @@ def make_variant(variant, seed, args, callbacks=(), **params):
         teacher = make_variant("crnn", seed, args, **params)
     return make_detector(
         "cpu",
-        **{
-            "module": module,
-            "classes": DESED_CLASSES,
-            "n_filters": args.n_filters,
-            "n_blocks": args.n_blocks,
-            "lr": args.lr,
-            "batch_size": args.batch_size,
-            "max_epochs": stage1,
-            "pseudo_label": variant == "resnet_pl",
-            "teacher": teacher,
-            "teacher_weight": args.teacher_weight,
-            "max_iter": args.max_iter,
-            "delta": args.delta,
-            "pseudo_negatives": args.pseudo_negatives,
-            "pseudo_low_ratio": args.pseudo_low_ratio,
-            "stage2_weighting": args.stage2_weighting,
-            "lr_restart_epoch": args.lr_restart_epoch,
-            "lr_restart_scale": args.lr_restart_scale,
-            "time_shift": args.time_shift,
-            "freq_mask": args.freq_mask,
-            "ema_decay": args.ema_decay,
-            "mixup": args.mixup,
-            "filter_augment": args.filter_augment,
-            "clip_gating": args.clip_gating,
-            "compile": {"auto": "auto", "on": True, "off": False}[args.compile],
-            "train_dtype": args.train_dtype,
-            "random_state": seed,
-            "verbose": args.verbose,
-            "callbacks": list(callbacks),
-            **params,
-        },
+        **resolve_auto(
+            {
+                "module": module,
+                "classes": DESED_CLASSES,
+                "n_filters": args.n_filters,
+                "n_blocks": args.n_blocks,
+                "lr": args.lr,
+                "batch_size": args.batch_size,
+                "max_epochs": stage1,
+                "pseudo_label": variant == "resnet_pl",
+                "teacher": teacher,
+                "teacher_weight": args.teacher_weight,
+                "max_iter": args.max_iter,
+                "delta": args.delta,
+                "pseudo_negatives": args.pseudo_negatives,
+                "pseudo_low_ratio": args.pseudo_low_ratio,
+                "stage2_weighting": args.stage2_weighting,
+                "lr_restart_epoch": args.lr_restart_epoch,
+                "lr_restart_scale": args.lr_restart_scale,
+                "time_shift": args.time_shift,
+                "freq_mask": args.freq_mask,
+                "ema_decay": args.ema_decay,
+                "mixup": args.mixup,
+                "filter_augment": args.filter_augment,
+                "clip_gating": args.clip_gating,
+                "compile": {"auto": "auto", "on": True, "off": False}[args.compile],
+                "train_dtype": args.train_dtype,
+                "random_state": seed,
+                "verbose": args.verbose,
+                "callbacks": list(callbacks),
+                **params,
+            }
+        ),
     )
 
 
@@ -351,7 +355,7 @@ def run_one(variant, seed, split, args, stage1_dir=None):
             c: {
                 "threshold": float(sed.threshold_[k]),
                 "median_filter_sec": float(sed.median_filter_sec_[k]),
-                # Hysteresis (the twelfth session's decoder); equal to the
+                # Hysteresis (the decoder's); equal to the
                 # threshold where the tuning kept single thresholding.
                 "low_threshold": float(
                     getattr(sed, "low_threshold_", sed.threshold_)[k]
@@ -570,8 +574,6 @@ def _dtype_here(setting):
     the machine that wrote the table, where the runs were trained."""
     if setting != "auto":
         return ""
-    from sklearn_sed.recipes import bfloat16_is_fast
-
     return f", {'bfloat16' if bfloat16_is_fast('cpu') else 'float32'} on this machine"
 
 
@@ -768,8 +770,9 @@ def build_parser():
     p.add_argument(
         "--compile",
         choices=("auto", "on", "off"),
-        default="auto",
-        help="train a torch.compile'd network (auto: where it can be built)",
+        default="off",
+        help="train a torch.compile'd network (auto, as in older records: "
+        "always; it aborts the interpreter on some CPUs)",
     )
     p.add_argument(
         "--clip-gating",
@@ -778,7 +781,11 @@ def build_parser():
         "threshold (tuned with it on the dev split)",
     )
     p.add_argument(
-        "--train-dtype", choices=("auto", "float32", "bfloat16"), default="auto"
+        "--train-dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="float32",
+        help="training precision (auto, as in older records: bfloat16 where "
+        "the CPU or GPU has it natively)",
     )
     p.add_argument(
         "--paper-size",

@@ -31,9 +31,57 @@ __all__ = [
     "TrainingCheckpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "training_seed",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The seed drawn by a training started with ``random_state=None``.
+SEED_NAME = "seed.json"
+
+
+def training_seed(directory):
+    """Return the seed of an unseeded training that checkpoints into ``directory``.
+
+    A fit with ``random_state=None`` draws its seed once and records it here,
+    so that rerunning the same fit draws the same one and resumes from the
+    checkpoint instead of refusing it as another training.
+
+    Parameters
+    ----------
+    directory : str
+        Checkpoint folder (created if needed).
+
+    Returns
+    -------
+    seed : int
+        In ``[0, 2**31 - 1)``.
+
+    Raises
+    ------
+    ValueError
+        If the recorded seed is not such an integer.
+    """
+    path = os.path.join(directory, SEED_NAME)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                seed = json.load(f)["seed"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"{path!r} does not hold a recorded seed ({exc}). Delete it to "
+                "start an unseeded training over."
+            ) from None
+        if type(seed) is not int or not 0 <= seed < np.iinfo(np.int32).max:
+            raise ValueError(
+                f"{path!r} holds seed {seed!r}; expected an integer in "
+                f"[0, {np.iinfo(np.int32).max}). Delete it to start over."
+            )
+        return seed
+    seed = int(np.random.default_rng().integers(np.iinfo(np.int32).max))
+    os.makedirs(directory, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump({"seed": seed}, f)
+    return seed
 
 
 def _history_json(history):

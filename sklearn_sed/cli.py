@@ -25,8 +25,6 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-#: Optimizers by the names a user types (``--set optimizer=adam``).
-_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 #: Parameters that hold Python objects and cannot be written on a command line.
 _NOT_SETTABLE = ("callbacks", "module", "memory")
 
@@ -42,6 +40,8 @@ def _literal(key, value):
 
 def _parse_set(pairs):
     import torch
+
+    from sklearn_sed.estimator import OPTIMIZERS as _OPTIMIZERS
 
     params = {}
     for pair in pairs or []:
@@ -136,6 +136,29 @@ def _check_output(path, inputs):
             )
 
 
+#: Largest count that a demo option takes (beyond it nothing fits in memory).
+_MAX_DEMO_COUNT = 100_000
+
+
+def _positive_int(flag):
+    """Build an argparse type: an integer in [1, 100000], or a one-line error."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a whole number; got {text!r}."
+            ) from None
+        if not 1 <= value <= _MAX_DEMO_COUNT:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be between 1 and {_MAX_DEMO_COUNT}; got {value}."
+            )
+        return value
+
+    return parse
+
+
 def _check_folder(flag, path):
     """Refuse a folder option that names an existing file (None passes)."""
     if path and os.path.exists(path) and not os.path.isdir(path):
@@ -185,6 +208,9 @@ def _cmd_demo(args):
     run_demo(
         n_train=args.n_train,
         n_valid=args.n_valid,
+        n_dev=args.n_dev,
+        n_filters=args.n_filters,
+        verbose=0 if args.quiet else 1,
         max_epochs=args.max_epochs,
         max_iter=args.max_iter,
         batch_size=args.batch_size,
@@ -432,6 +458,9 @@ def _cmd_predict(args):
         results[key] = decode_file_frames(sed, *frames)
         if args.scores_dir:
             _write_scores(args.scores_dir, key, sed, *frames)
+    if failed and not results:
+        # Nothing was processed: the output (perhaps an earlier run's) stays.
+        raise CLIError(f"no file could be processed; {args.output!r} is unchanged.")
     write_events_tsv(args.output, results)
     n_events = sum(len(v) for v in results.values())
     print(
@@ -439,8 +468,6 @@ def _cmd_predict(args):
         + (f"; {len(failed)} file(s) skipped" if failed else "")
         + (f"; frame scores in {args.scores_dir}" if args.scores_dir else "")
     )
-    if failed and not results:
-        raise CLIError("no file could be processed.")
 
 
 def _progress(items, enabled, what):
@@ -471,7 +498,9 @@ def _cmd_evaluate(args):
     names = list(ref)
     y_true = [ref[n] for n in names]
     y_pred = [pred.get(n, []) for n in names]
-    classes = sorted({e[2] for evs in y_true for e in evs})
+    # Output classes that the reference lacks are scored too: their events
+    # are false positives (sed_eval with the union of the labels).
+    classes = sorted({e[2] for evs in y_true + y_pred for e in evs})
     out = {}
     for metric in ("event", "segment"):
         res = sed_eval_results(y_true, y_pred, metric=metric, classes=classes)
@@ -628,14 +657,79 @@ def build_parser():
         "pseudo labels (NEC DCASE2019), scikit-learn style.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train and compare on the embedded dataset")
-    demo.add_argument("--n-train", type=int, default=80)
-    demo.add_argument("--n-valid", type=int, default=40)
-    demo.add_argument("--max-epochs", type=int, default=8)
-    demo.add_argument("--max-iter", type=int, default=4)
-    demo.add_argument("--batch-size", type=int, default=8)
-    demo.add_argument("--output-dir", default="demo_output")
-    demo.add_argument("--random-state", type=int, default=0)
+    demo = sub.add_parser(
+        "demo",
+        help="train and compare on the embedded dataset",
+        description="Train the ResNet with and without class-frame pseudo "
+        "labels on generated domestic soundscapes (no download), print a "
+        "small Table 1 (event- and segment-based macro F1 on test clips) and "
+        "the precision of the pseudo labels, and write model.sed, "
+        "detection.png and results.json.",
+    )
+    demo.add_argument(
+        "--n-train",
+        type=_positive_int("--n-train"),
+        default=80,
+        help="training clips, half strongly and half weakly labelled "
+        "(default: %(default)s)",
+    )
+    demo.add_argument(
+        "--n-valid",
+        type=_positive_int("--n-valid"),
+        default=40,
+        help="strongly labelled test clips, scored and never used for a "
+        "choice (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--n-dev",
+        type=_positive_int("--n-dev"),
+        default=20,
+        help="strongly labelled development clips: the best epoch and the "
+        "per-class thresholds and median filters (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--n-filters",
+        type=_positive_int("--n-filters"),
+        default=8,
+        help="ResNet width (the report's is 64; default: %(default)s)",
+    )
+    demo.add_argument(
+        "--max-epochs",
+        type=_positive_int("--max-epochs"),
+        default=8,
+        help="stage-1 epochs; the model without pseudo labels trains "
+        "max-epochs + max-iter epochs, the same budget (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--max-iter",
+        type=_positive_int("--max-iter"),
+        default=4,
+        help="pseudo-labelling iterations of stage 2, one epoch each "
+        "(default: %(default)s)",
+    )
+    demo.add_argument(
+        "--batch-size",
+        type=_positive_int("--batch-size"),
+        default=8,
+        help="clips per training step (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--output-dir",
+        default="demo_output",
+        help="folder for model.sed, detection.png and results.json (created; "
+        "default: %(default)s)",
+    )
+    demo.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        help="seed of the data and the networks (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the summary, not a line per training epoch",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train on a DESED-layout dataset")
@@ -695,11 +789,34 @@ def build_parser():
     train.set_defaults(func=_cmd_train)
 
     predict = sub.add_parser("predict", help="detect events in audio files")
-    predict.add_argument("model")
-    predict.add_argument("audio", nargs="+", help="files or folders")
-    predict.add_argument("--output", required=True)
-    predict.add_argument("--overlap", type=float, default=0.5)
-    predict.add_argument("--skip-errors", action="store_true")
+    predict.add_argument(
+        "model", help="model file written by train or sklearn_sed.save"
+    )
+    predict.add_argument(
+        "audio",
+        nargs="+",
+        help="audio files, or folders searched recursively for audio files",
+    )
+    predict.add_argument(
+        "--output",
+        required=True,
+        help="events TSV to write (filename, onset, offset, event_label; DESED "
+        "format); never one of the inputs",
+    )
+    predict.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="fraction by which the clip-long windows of a longer recording "
+        "overlap before their frame probabilities are stitched (default: "
+        "%(default)s)",
+    )
+    predict.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="report a file that cannot be read and go on with the others "
+        "(the exit status is still 2 if any failed)",
+    )
     predict.add_argument(
         "--threshold",
         help="decision threshold instead of the model's: one number for every "
@@ -735,7 +852,12 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="F1 scores of predictions (sed_eval)")
     evaluate.add_argument("prediction", help="events TSV written by predict")
     evaluate.add_argument("reference", help="reference events TSV (DESED format)")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="print the scores as JSON (macro, micro and per-class F1) instead "
+        "of a table",
+    )
     evaluate.add_argument(
         "--scores-dir",
         help="frame scores written by predict --scores-dir: adds PSDS1 and PSDS2 "
@@ -744,9 +866,9 @@ def build_parser():
     evaluate.set_defaults(func=_cmd_evaluate)
 
     plot = sub.add_parser("plot", help="figure of a file's detections")
-    plot.add_argument("model")
-    plot.add_argument("audio")
-    plot.add_argument("--output", required=True)
+    plot.add_argument("model", help="model file written by train or sklearn_sed.save")
+    plot.add_argument("audio", help="one audio file")
+    plot.add_argument("--output", required=True, help="figure file to write (PNG)")
     plot.add_argument("--reference", help="reference events TSV to draw")
     plot.add_argument("--start", type=float, help="first second drawn (default 0)")
     plot.add_argument(

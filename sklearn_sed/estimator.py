@@ -96,6 +96,10 @@ def _hash_rows(X, chunk=256):
     return h.hexdigest()
 
 
+#: Optimizer names that ``optimizer`` accepts, and their ``torch.optim`` classes.
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
+
+
 class PseudoLabelSED(BaseEstimator):
     """Sound event detector trained with class-frame pseudo labels (NEC, DCASE2019).
 
@@ -115,8 +119,11 @@ class PseudoLabelSED(BaseEstimator):
     class_weight : "paper", None or array-like of shape (n_classes,), default="paper"
         ``w_c`` of eq. 1: ``"paper"`` computes eq. 2 from the training labels;
         None gives every class ``1 / n_classes`` (the same loss scale).
-    optimizer : torch optimizer class, default=torch.optim.SGD
-        The report uses stochastic gradient descent.
+    optimizer : torch optimizer class or {"sgd", "adam", "adamw", "rmsprop"}, \
+            default=torch.optim.SGD
+        The report uses stochastic gradient descent. A name stands for the
+        ``torch.optim`` class of that name (as ``--set optimizer=adam`` on
+        the command line).
     optimizer_kwargs : dict, default=None
         Extra optimizer arguments; None means ``{"momentum": 0.9}`` for SGD
         and ``{}`` otherwise.
@@ -412,7 +419,7 @@ class PseudoLabelSED(BaseEstimator):
         "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
         "classes": ["array-like", None],
         "class_weight": [StrOptions({"paper"}), "array-like", None],
-        "optimizer": [callable],
+        "optimizer": [callable, StrOptions(set(OPTIMIZERS))],
         "optimizer_kwargs": [dict, None],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -661,7 +668,13 @@ class PseudoLabelSED(BaseEstimator):
         self.n_frames_in_ = X.shape[1]
         self._parameter_decoding()  # a wrong-length threshold fails now, not later
 
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        if self.random_state is None and self.checkpoint_dir is not None:
+            # Recorded, so that rerunning the same fit resumes its checkpoint.
+            from sklearn_sed.checkpoints import training_seed
+
+            seed = training_seed(self.checkpoint_dir)
+        else:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
         self.n_frames_out_ = self._probe_output_frames(X, n_classes)
         y = encode_targets(
@@ -936,14 +949,19 @@ class PseudoLabelSED(BaseEstimator):
             self._build_module(n_classes), np.asarray(X[:1]), n_classes
         )
 
-    def _make_net(self, n_weak, n_strong, extra_callbacks=(), last_callbacks=()):
+    def _make_net(
+        self, n_weak, n_strong, extra_callbacks=(), last_callbacks=(), *, train=True
+    ):
         module = self._build_module(len(self.classes_))
+        optimizer = self.optimizer
+        if isinstance(optimizer, str):
+            optimizer = getattr(torch.optim, OPTIMIZERS[optimizer])
         optimizer_kwargs = self.optimizer_kwargs
         if optimizer_kwargs is None:
-            optimizer_kwargs = (
-                {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
-            )
-        compile_ = self.compile and _compiles_safely(module, self.device)
+            optimizer_kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
+        # A net built to load weights into (not to train) is never compiled,
+        # and says nothing about compiling.
+        compile_ = train and self.compile and _compiles_safely(module, self.device)
         extra = {
             "iterator_train__collate_fn": collate_float32,
             "train_dtype": self.train_dtype,
@@ -967,7 +985,7 @@ class PseudoLabelSED(BaseEstimator):
             class_weight=self.class_weight_,
             n_weak=n_weak,
             n_strong=n_strong,
-            optimizer=self.optimizer,
+            optimizer=optimizer,
             lr=self.lr,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,

@@ -42,10 +42,16 @@ def _as_event_dicts(events, filename):
 
 
 def _label_list(y_true, y_pred, classes):
-    if classes is not None:
-        return [str(c) for c in classes]
-    labels = {str(e[2]) for clip in list(y_true) + list(y_pred) for e in clip}
-    return sorted(labels)
+    """Return the classes to evaluate: ``classes`` and every label seen.
+
+    A label in the output but not in ``classes`` (a class the reference subset
+    or the training fold lacked) is scored as the false positives it is, and
+    a reference label outside ``classes`` as misses, as sed_eval does with the
+    union of the labels; neither raises.
+    """
+    labels = [] if classes is None else [str(c) for c in classes]
+    seen = {str(e[2]) for clip in list(y_true) + list(y_pred) for e in clip or []}
+    return labels + sorted(seen - set(labels))
 
 
 def sed_eval_results(
@@ -71,7 +77,9 @@ def sed_eval_results(
     metric : {"event", "segment"}, default="event"
         ``EventBasedMetrics`` or ``SegmentBasedMetrics``.
     classes : array-like, default=None
-        Event labels to evaluate; by default every label seen.
+        Event labels to evaluate, in order; labels of the events outside
+        ``classes`` are evaluated too (as false positives or misses). By
+        default every label seen.
     duration : float, default=None
         Clip length in seconds for segment-based metrics (sed_eval otherwise
         uses the last reference offset).
@@ -84,10 +92,12 @@ def sed_eval_results(
     evaluate_onset, evaluate_offset : bool, default=True
         Whether event matching checks onsets and offsets.
     empty_system_output_handling : {"zero_score", "default"}, default="zero_score"
-        How a class with references that the system never outputs is scored:
-        0 (``"zero_score"``, DCASE2019's event-based setting, applied to
-        segment-based metrics too) or NaN, which drops it from the macro mean
-        (sed_eval's ``"default"``).
+        How a class with references that the system never outputs, or with
+        output events but no references, is scored: 0 (``"zero_score"``,
+        DCASE2019's event-based setting, applied to segment-based metrics and
+        to false positives too) or NaN, which drops it from the macro mean
+        (sed_eval's ``"default"``). Classes with neither are left out of the
+        macro mean with an ``UndefinedMetricWarning``.
 
     Returns
     -------
@@ -102,12 +112,6 @@ def sed_eval_results(
     y_true, y_pred = list(y_true), list(y_pred)
     check_n_clips(y_true, y_pred, name="y_pred")
     labels = _label_list(y_true, y_pred, classes)
-    unknown = {str(e[2]) for clip in y_true + y_pred for e in clip or []} - set(labels)
-    if unknown:
-        raise ValueError(
-            f"The events hold labels that are not in classes: {sorted(unknown)}. "
-            "Consider passing every class in `classes`."
-        )
     if metric == "event":
         metrics = sed_eval.sound_event.EventBasedMetrics(
             event_label_list=labels,
@@ -137,29 +141,44 @@ def sed_eval_results(
         # sed_eval averages all-NaN class lists when a class has no reference.
         warnings.filterwarnings("ignore", message="Mean of empty slice")
         results = metrics.results()
-    if metric == "segment" and empty_system_output_handling == "zero_score":
-        _zero_score_segments(results)
+    if empty_system_output_handling == "zero_score":
+        _zero_score_macro(results)
     return results
 
 
-def _zero_score_segments(results):
-    """Count classes with references but no output as F1 = 0 (segment-based).
+def _zero_score_macro(results):
+    """Macro F1 over the classes that the reference or the output holds.
 
-    sed_eval's ``SegmentBasedMetrics`` has no ``empty_system_output_handling``:
-    a class the system never outputs gets precision 0/0 = NaN and silently
-    drops out of the macro mean, which inflates it. We apply the event-based
-    ``"zero_score"`` rule and keep sed_eval's own figure under
-    ``results["class_wise_average"]["f_measure"]["f_measure_sed_eval"]``.
+    A class with references that the system never outputs scores 0 (its
+    misses), and so does a class that the system outputs but the reference
+    lacks (its false positives); sed_eval leaves the latter, and in
+    segment-based metrics the former, out of its mean as NaN (0/0), which
+    inflates it. A class present in neither has no F1 and is left out, with
+    an :class:`~sklearn.exceptions.UndefinedMetricWarning` naming it, as
+    scikit-learn warns for a label with no true nor predicted sample. sed_eval's
+    own figure stays under
+    ``results["class_wise_average"]["f_measure"]["f_measure_sed_eval"]``, and
+    the classes left out under ``results["classes_left_out"]``.
     """
-    f_values = []
-    for scores in results["class_wise"].values():
-        if scores["count"]["Nref"] > 0:
-            f = scores["f_measure"]["f_measure"]
-            f_values.append(finite_or_zero(f))
+    f_values, left_out = [], []
+    for label, scores in results["class_wise"].items():
+        if scores["count"]["Nref"] > 0 or scores["count"]["Nsys"] > 0:
+            f_values.append(finite_or_zero(scores["f_measure"]["f_measure"]))
+        else:
+            left_out.append(label)
     average = results["class_wise_average"]["f_measure"]
     average["f_measure_sed_eval"] = average["f_measure"]
-    if f_values:
-        average["f_measure"] = float(np.mean(f_values))
+    average["f_measure"] = float(np.mean(f_values)) if f_values else float("nan")
+    results["classes_left_out"] = left_out
+    if left_out:
+        from sklearn.exceptions import UndefinedMetricWarning
+
+        warnings.warn(
+            f"F1 is ill-defined for classes with neither reference nor output "
+            f"events: {left_out}; they are left out of the macro average.",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
 
 
 def finite_or_zero(value):

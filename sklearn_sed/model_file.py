@@ -40,8 +40,8 @@ def qualname(obj):
 
 def callable_to_json(obj, name):
     """Return a class (or a functools.partial of one) as JSON, by name."""
-    if obj is None:
-        return None
+    if obj is None or isinstance(obj, str):  # a name, e.g. optimizer="adam"
+        return obj
     if isinstance(obj, functools.partial):
         return {"partial": qualname(obj.func), "kwargs": to_jsonable(obj.keywords)}
     if isinstance(obj, type):

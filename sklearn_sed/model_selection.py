@@ -32,6 +32,19 @@ def _param_prefix(estimator):
     return f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
 
 
+def _all_classes(y_weak, y_strong):
+    """Return the sorted class labels of weak and strong labels together.
+
+    ``y_weak`` holds label collections (or ``None``); an indicator matrix
+    needs no class list (its columns are the classes) and gives ``None``.
+    """
+    if hasattr(y_weak, "shape") and np.ndim(y_weak) == 2:
+        return None
+    labels = {c for clip in y_weak if clip is not None for c in clip}
+    labels |= {e[2] for clip in y_strong if clip is not None for e in clip}
+    return sorted(labels)
+
+
 def _probabilities(estimator, X):
     """Return frame and clip probabilities of a fitted detector or pipeline."""
     return (
@@ -162,14 +175,25 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         check_n_clips(X, y_strong, name="y_strong")
         n = len(X)
         cv = check_cv(self.cv)
+        prefix = _param_prefix(self.estimator)
+        # Every fold learns the class list of all the labels, as scikit-learn's
+        # classifiers see every class through y: a fold that lacks a class
+        # then still has its column, and the folds' outputs line up.
+        fold_params = {}
+        if self.estimator.get_params().get(f"{prefix}classes") is None:
+            fold_params[f"{prefix}classes"] = _all_classes(y_weak, y_strong)
         frames, clips, refs = [], [], []
         last_fold = None
         for train, test in cv.split(np.zeros(n)):
             refs_test, keep = reference_events([y_strong[i] for i in test])
-            est = clone(self.estimator).fit(
-                take_clips(X, train),
-                [y_weak[i] for i in train],
-                [y_strong[i] for i in train],
+            est = (
+                clone(self.estimator)
+                .set_params(**fold_params)
+                .fit(
+                    take_clips(X, train),
+                    [y_weak[i] for i in train],
+                    [y_strong[i] for i in train],
+                )
             )
             last_fold = est
             f, c = _probabilities(est, take_clips(X, [test[k] for k in keep]))
@@ -193,8 +217,8 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         self.threshold_, self.median_filter_sec_, self.low_threshold_ = tuned[:3]
         self.class_f1_ = tuned[3]
         self.best_score_ = float(np.mean(self.class_f1_))
-        prefix = _param_prefix(self.estimator)
         chosen = {
+            **fold_params,
             f"{prefix}threshold": self.threshold_.tolist(),
             f"{prefix}median_filter_sec": self.median_filter_sec_.tolist(),
             f"{prefix}low_threshold": self.low_threshold_.tolist(),

@@ -71,6 +71,27 @@ def history_from_rows(rows):
     return History([{"batches": [], **row} for row in rows])
 
 
+class PlainPrintLog(PrintLog):
+    """skorch's epoch table, coloured only when standard output is a terminal.
+
+    skorch colours every column with ANSI codes, which end up as noise in a
+    log file or a CI log.
+    """
+
+    def format_row(self, row, key, color):
+        """Format one cell, without colour when stdout is not a terminal."""
+        if not _stdout_is_terminal():
+            color = ""
+        text = super().format_row(row, key, color)
+        return text if color else text.replace("\x1b[0m", "")
+
+
+def _stdout_is_terminal():
+    import sys
+
+    return bool(getattr(sys.stdout, "isatty", lambda: False)())
+
+
 class SEDNet(NeuralNet):
     """skorch net for modules that return ``(frame_probs, clip_probs)``.
 
@@ -128,7 +149,7 @@ class SEDNet(NeuralNet):
                 "train_loss",
                 PassthroughScoring(name="train_loss", on_train=True),
             ),
-            ("print_log", PrintLog()),
+            ("print_log", PlainPrintLog()),
         ]
 
     def torch_compile(self, module, name):

@@ -82,8 +82,8 @@ def _resolve(name, base):
 
 
 def _callable_from_json(spec, base):
-    if spec is None:
-        return None
+    if spec is None or isinstance(spec, str):  # a name; the estimator checks it
+        return spec
     if not isinstance(spec, dict):
         raise ValueError(f"a class must be written as an object; got {spec!r}.")
     if "partial" in spec:
@@ -200,7 +200,9 @@ def _load_sed(entry, zf, device):
         raise ValueError(
             f"The weights {entry['weights']!r} are corrupted: {exc}"
         ) from exc
-    net = drop_compiled(sed._make_net(sed.n_weak_, sed.n_strong_).initialize())
+    net = drop_compiled(
+        sed._make_net(sed.n_weak_, sed.n_strong_, train=False).initialize()
+    )
     load_module_state(net.module_, state)
     net.history = history_from_rows(entry.get("history", []))
     net.sed_ = sed
@@ -249,7 +251,8 @@ def load(path, *, device="cpu"):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If ``path`` is a folder, is not a sklearn-sed model file, is truncated,
+        If ``device`` cannot be used here (``"cuda"`` without CUDA), or
+        ``path`` is a folder, is not a sklearn-sed model file, is truncated,
         corrupted or altered (a member too large or too compressed, weights
         that do not match the declared network, an unknown parameter), names a
         class outside the allow-list, or was written by a newer format
@@ -261,6 +264,10 @@ def load(path, *, device="cpu"):
     (:data:`~sklearn_sed.model_file.PATH_PARAMS`: ``memory``,
     ``checkpoint_dir``) are never restored: the loaded model has them None.
     """
+    if device is not None:
+        from sklearn_sed._device import check_device
+
+        check_device(device, trains=True)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a folder, not a sklearn-sed model file.")

@@ -203,7 +203,8 @@ class Pipeline(sk_pipeline.Pipeline):
 
         long = self._long_items(X)
         if not long:
-            return self._final_estimator.predict_events(self._transform_to_final(X))
+            events = self._final_estimator.predict_events(self._transform_to_final(X))
+            return self._crop_to_recordings(X, events)
         items = list(X)
         for i in long:
             if not isinstance(items[i], (str, os.PathLike)):
@@ -218,11 +219,36 @@ class Pipeline(sk_pipeline.Pipeline):
             shorts = self._final_estimator.predict_events(
                 self._transform_to_final([items[i] for i in short])
             )
+            shorts = self._crop_to_recordings([items[i] for i in short], shorts)
             for i, ev in zip(short, shorts, strict=True):
                 events[i] = ev
         for i in long:
             events[i] = predict_file_events(self, items[i])
         return events
+
+    def _crop_to_recordings(self, X, events):
+        """End every event at the end of its recording.
+
+        The extractor zero-pads a clip shorter than ``duration``; events
+        decoded in the padding would end after the recording. Features (not
+        audio) are returned as decoded.
+        """
+        first = self.steps[0][1]
+        sr = getattr(first, "sr_in", None) or getattr(first, "sr", None)
+        if sr is None or isinstance(X, (str, os.PathLike)):
+            return events
+        if isinstance(X, np.ndarray) and not (X.ndim == 2 and X.dtype.kind in "fiu"):
+            return events
+        if not hasattr(X, "__len__"):
+            return events
+        try:
+            lengths = [_seconds(item, sr) for item in X]
+        except (TypeError, ValueError):
+            return events
+        return [
+            [(a, min(b, end), c) for a, b, c in clip if a < end]
+            for clip, end in zip(events, lengths, strict=True)
+        ]
 
     @available_if(_final_has("score_segments"))
     def score_segments(self, X, y_strong):

@@ -119,7 +119,14 @@ def plot_detection(
             colors="white",
             linewidths=0.8,
         )
-        axes[1].set_title("frame probabilities (white outline: at or above threshold)")
+        # Decoding median-filters the probabilities (and may apply
+        # hysteresis), so an outlined stretch need not become an event.
+        axes[1].set_title(
+            "frame probabilities (white outline: raw frames at or above "
+            "threshold; events are decoded after the median filter and "
+            "hysteresis, so short outlined stretches may yield none)",
+            fontsize=9,
+        )
     else:
         axes[1].set_title("frame probabilities")
     axes[1].set_yticks(range(len(classes)), classes, fontsize=7)

@@ -6,6 +6,8 @@ score (Bilen et al. 2020) since 2023. This module computes it from
 sed_scores_eval is an optional extra: ``pip install sklearn-sed[psds]``.
 """
 
+import warnings
+
 import numpy as np
 
 from sklearn_sed.labels import merge_overlapping_events
@@ -117,6 +119,19 @@ def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
     -------
     psds : float
         The score in [0, 1].
+
+    Warns
+    -----
+    UserWarning
+        When some scored classes have no reference event (a subset of the
+        data): PSDS is then computed over the classes that have references,
+        and the warning names the others. A reference class that the scores
+        lack is scored as all-zero scores (every event missed).
+
+    Raises
+    ------
+    ValueError
+        When no scored class has a reference event.
     """
     settings = {1: PSDS1, 2: PSDS2}.get(scenario, scenario)
     if not isinstance(settings, dict):
@@ -125,6 +140,7 @@ def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
         k: merge_overlapping_events([(float(a), float(b), str(c)) for a, b, c in ev])
         for k, ev in ground_truth.items()
     }
+    scores = _restrict_to_referenced_classes(scores, merged)
     value, *_ = sed_scores_eval().intersection_based.psds(
         scores=scores,
         ground_truth=merged,
@@ -132,6 +148,41 @@ def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
         **settings,
     )
     return float(value)
+
+
+def _restrict_to_referenced_classes(scores, ground_truth):
+    """Score tables with exactly the classes that have reference events.
+
+    sed_scores_eval asserts that every scored class has references; a subset
+    of the data (a cross-validation fold, a few files) often lacks some.
+    """
+    referenced = sorted({e[2] for events in ground_truth.values() for e in events})
+    if not scores:
+        return scores
+    scored = [
+        c for c in next(iter(scores.values())).columns if c not in ("onset", "offset")
+    ]
+    unreferenced = [c for c in scored if c not in referenced]
+    if not referenced:
+        raise ValueError(
+            "PSDS needs reference events: the ground truth holds none for the "
+            f"scored classes {scored}."
+        )
+    if unreferenced:
+        warnings.warn(
+            f"PSDS is computed over the {len(referenced)} classes with reference "
+            f"events; {unreferenced} have none in this data and are left out.",
+            UserWarning,
+            stacklevel=3,
+        )
+    unscored = [c for c in referenced if c not in scored]
+    restricted = {}
+    for key, df in scores.items():
+        df = df.drop(columns=unreferenced)
+        for c in unscored:
+            df[c] = 0.0
+        restricted[key] = df[["onset", "offset", *referenced]]
+    return restricted
 
 
 class PSDSScorer(StrongLabelScorer):

@@ -94,13 +94,13 @@ def make_tiny_dataset(n_train=64, n_test=24):
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_dataset():
-    """:func:`make_tiny_dataset` once per session (do not mutate)."""
+    """:func:`make_tiny_dataset` once per test run (do not mutate)."""
     return make_tiny_dataset()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fitted_sed(tiny_dataset):
     """A PseudoLabelSED fitted on the tiny dataset (do not mutate)."""
     from sklearn_sed import PseudoLabelSED

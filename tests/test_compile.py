@@ -1,12 +1,10 @@
 """``PseudoLabelSED(compile=True)``: training through ``torch.compile``."""
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 
-from sklearn_sed import PseudoLabelSED, load
+from sklearn_sed import PseudoLabelSED
 from sklearn_sed.nets import module_state
 from tests.conftest import FAST_SED
 
@@ -24,47 +22,66 @@ needs_inductor = pytest.mark.skipif(
 )
 
 
-@pytest.mark.slow
-@needs_inductor
-def test_compiled_fit_trains_and_leaves_the_plain_network(tiny_dataset, tmp_path):
-    """Check a compiled fit trains, keeps the uncompiled network for
-    prediction, and that model files and pickles of it load and agree."""
-    d = tiny_dataset
-    # 8 filters: narrower networks train eagerly (see the test below).
-    sed = PseudoLabelSED(**{**FAST_SED, "max_epochs": 2, "n_filters": 8}, compile=True)
-    sed.fit(d["F"][:32], d["y_weak"][:32], d["y_strong"][:32])
-    losses = sed.net_.history[:, "train_loss"]
-    assert np.all(np.isfinite(losses))
-    module = sed.net_.module_
-    assert not hasattr(module, "_orig_mod")  # the plain network
-    assert not any(k.startswith("_orig_mod") for k in module.state_dict())
-    frames = sed.predict_frames(d["F_test"])
-    sed.save(tmp_path / "m.sed")
-    loaded = load(tmp_path / "m.sed")
-    assert loaded.compile is True  # the parameter is kept...
-    assert not hasattr(loaded.net_.module_, "_orig_mod")  # ...the network is plain
-    np.testing.assert_allclose(loaded.predict_frames(d["F_test"]), frames, atol=1e-6)
-    again = pickle.loads(pickle.dumps(sed))
-    np.testing.assert_allclose(again.predict_frames(d["F_test"]), frames, atol=1e-6)
+#: A compiled fit, its predictions after save/load and pickling, and fits of
+#: other batch shapes, in a child process: Inductor's compiled backward
+#: aborts the interpreter on some CPUs (AMD EPYC with AVX-512 BF16 at 8 and
+#: 12 filters, torch 2.13), and an abort must not end the test run.
+_COMPILED_FIT = """
+import pickle, sys
+import numpy as np
+from sklearn_sed import PseudoLabelSED, load
+from tests.conftest import FAST_SED, make_tiny_dataset
+
+d = make_tiny_dataset(n_train=32, n_test=8)
+sed = PseudoLabelSED(**{**FAST_SED, "max_epochs": 2, "n_filters": 16}, compile=True)
+sed.fit(d["F"], d["y_weak"], d["y_strong"])
+assert np.all(np.isfinite(sed.net_.history[:, "train_loss"]))
+assert sed.net_.get_params()["compile__dynamic"] is False  # static shapes
+module = sed.net_.module_
+assert not hasattr(module, "_orig_mod")  # the plain network
+assert not any(k.startswith("_orig_mod") for k in module.state_dict())
+frames = sed.predict_frames(d["F_test"])
+sed.save(sys.argv[1])
+loaded = load(sys.argv[1])
+assert loaded.compile is True  # the parameter is kept...
+assert not hasattr(loaded.net_.module_, "_orig_mod")  # ...the network is plain
+np.testing.assert_allclose(loaded.predict_frames(d["F_test"]), frames, atol=1e-6)
+again = pickle.loads(pickle.dumps(sed))
+np.testing.assert_allclose(again.predict_frames(d["F_test"]), frames, atol=1e-6)
+# A partial last batch: a second static shape, compiled anew in one process.
+other = PseudoLabelSED(**{**FAST_SED, "batch_size": 12, "n_filters": 16}, compile=True)
+other.fit(d["F"], d["y_weak"], d["y_strong"])
+assert np.all(np.isfinite(other.net_.history[:, "train_loss"]))
+print("ok")
+"""
 
 
 @pytest.mark.slow
 @needs_inductor
-def test_compiled_fits_of_other_batch_shapes_in_one_process(tiny_dataset):
-    """Check compiled fits with other batch shapes in one process train, and
-    that the net is compiled with static shapes (``compile__dynamic=False``:
-    each new shape compiles anew). The dynamic-shape compilation that these
-    fits would otherwise reach failed in Inductor 2.13 after the command
-    line tests' compiled fits, in the whole suite only: this test does not
-    reproduce that failure, it pins the setting that avoids it."""
-    d = tiny_dataset
-    for batch_size in (16, 12, 10):  # 12 and 10 leave partial last batches
-        sed = PseudoLabelSED(
-            **{**FAST_SED, "batch_size": batch_size, "n_filters": 8}, compile=True
+def test_compiled_fit_trains_and_leaves_the_plain_network(tmp_path):
+    """Check a compiled fit trains with static shapes (a partial last batch
+    compiles anew), keeps the uncompiled network for prediction, and that
+    model files and pickles of it load and agree. Skipped, with the signal,
+    on a CPU where Inductor's kernels abort the interpreter: compilation is
+    opt-in for that reason."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILED_FIT, str(tmp_path / "m.sed")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+    )
+    if proc.returncode < 0:
+        pytest.skip(
+            f"torch.compile's kernels kill the interpreter on this CPU "
+            f"({signal.Signals(-proc.returncode).name})"
         )
-        sed.fit(d["F"][:32], d["y_weak"][:32], d["y_strong"][:32])
-        assert sed.net_.get_params()["compile__dynamic"] is False
-        assert np.all(np.isfinite(sed.net_.history[:, "train_loss"]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
 
 
 def test_compile_wrapper_is_unwrapped_for_weight_copies():
@@ -100,9 +117,15 @@ def test_compile_trains_eagerly_with_a_warning_below_8_channels_on_cpu(tiny_data
     assert sed.compile is True  # the parameter is the user's
 
 
-def test_make_detector_compiles_only_networks_of_8_filters_or_more():
+def test_no_recipe_compiles_or_trains_in_bfloat16_by_default():
+    """Check every recipe trains eagerly in float32 unless asked: compiled
+    training aborts the interpreter on some CPUs, and bfloat16's effect on
+    F1 is unmeasured (docs/recipe.md)."""
     from sklearn_sed import make_detector
-    from sklearn_sed.recipes import compile_is_available
+    from sklearn_sed.recipes import RECIPES
 
-    assert make_detector("cpu", n_filters=4).compile is False
-    assert make_detector("cpu", n_filters=8).compile is compile_is_available()
+    for recipe in RECIPES:
+        sed = make_detector(recipe)
+        assert sed.compile is False
+        assert sed.train_dtype == "float32"
+    assert make_detector("cpu", compile=True).compile is True  # opt-in
