@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ROOT, machine, now, replace_section, save_dev_f1_figure, write_json
 
 #: (name, variant, seeds, overrides of the CPU table's settings), most
-#: telling first: a budget cut drops the end of the list. The seventh
-#: session's sweep (before FilterAugment was in the recipe).
+#: telling first: a budget cut drops the end of the list. The first
+#: sweep (before FilterAugment was in the recipe).
 LEVERS = (
     ("recipe", "resnet", (0, 1, 2), {}),
     ("mixup 0.5", "resnet", (0, 1, 2), {"mixup": 0.5}),
@@ -69,7 +69,7 @@ LEVERS = (
         {"mixup": 0.5, "stage2_weighting": "keep_strong"},
     ),
 )
-#: The twelfth session's sweep: levers on top of the recipe with
+#: The sweep of levers on top of the recipe with
 #: FilterAugment (6 dB), three seeds each, all in one round of workers.
 FILTER_AUGMENT = (
     ("recipe", "resnet", (0, 1, 2), {}),
@@ -83,7 +83,7 @@ FILTER_AUGMENT = (
         {"mixup": 0.5, "stage2_weighting": "keep_strong"},
     ),
 )
-#: The thirteenth session's sweep: Table 1 again with the decoder's
+#: The sweep of Table 1 again with the decoder's
 #: hysteresis (every variant), eq. 4's pseudo labels against hysteresis
 #: pseudo labels (``pseudo_low_ratio``), three seeds each, 15 runs in one
 #: round of 15 workers.
@@ -99,7 +99,7 @@ PSEUDO_HYSTERESIS = (
         {"pseudo_low_ratio": 0.25, "stage2_weighting": "keep_strong"},
     ),
 )
-#: The fourteenth session's sweep: the same fifteen runs on the data of
+#: The sweep of the same fifteen runs on the data of
 #: ``make_data.py --weak-sources disjoint`` (pack it with
 #: ``gpu_table1.py pack --data`` that folder): weak clips from recordings the
 #: strong clips never use, as in DCASE2019.
@@ -107,7 +107,7 @@ WEAK_DISJOINT = PSEUDO_HYSTERESIS
 #: The sweeps whose pack is not ``make_data.py``'s default data: their runs
 #: never merge with another sweep's (``merge_records``).
 OTHER_DATA = {"weak_disjoint": "make_data.py --weak-sources disjoint"}
-#: The fifteenth session's sweep: stage 2 at a rate of its own (the cosine
+#: The sweep of stage 2 at a rate of its own (the cosine
 #: restarted after the ten stage-1 epochs at half the peak rate), with the
 #: control that trains the same schedule without pseudo labels, and the
 #: recipe's one cosine beside both; three seeds each, 15 runs.

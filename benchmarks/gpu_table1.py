@@ -1,6 +1,6 @@
 """Table 1 at the report's size on an accelerator, in three steps.
 
-The accelerator that a session may borrow takes a working tree of at most
+The accelerator that may be lent takes a working tree of at most
 64 MiB, has no network and lacks skorch, librosa, soundfile and sed_eval; it
 gives back at most 8 files of 16 MiB. So the work is split:
 
