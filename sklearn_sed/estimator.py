@@ -66,7 +66,9 @@ from sklearn_sed.tuning import (
 
 __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 
-#: Parameters that change only post-processing: never retrain for them.
+#: Parameters that change only post-processing: never retrain for them, except
+#: those of :data:`DECODING_PARAMS` when validation clips choose the best
+#: epoch (each epoch is scored by decoding its events with them).
 POSTPROCESSING_PARAMS = frozenset(
     {
         "threshold",
@@ -79,6 +81,13 @@ POSTPROCESSING_PARAMS = frozenset(
         "inference_dtype",
         "predict_batch_size",
     }
+)
+
+
+#: The post-processing parameters that decode events: with validation clips
+#: they also choose the best epoch, so they are training parameters then.
+DECODING_PARAMS = frozenset(
+    {"threshold", "median_filter_sec", "low_threshold", "postprocessing", "clip_gating"}
 )
 
 
@@ -721,7 +730,14 @@ class PseudoLabelSED(BaseEstimator):
         else:
             train = check_memory(self.memory).cache(_train_cached)
             net, history, best_epoch = train(
-                self._training_params(), X, y, seed, val, teacher_probs, rows
+                self._training_params(validating=val is not None),
+                self.classes_,
+                X,
+                y,
+                seed,
+                val,
+                teacher_probs,
+                rows,
             )
         net.sed_ = self
         self.net_ = net
@@ -916,9 +932,18 @@ class PseudoLabelSED(BaseEstimator):
         )
         return threshold, median, low
 
-    def _training_params(self):
+    def _training_params(self, validating=False):
+        """The parameters that determine the trained weights and best epoch.
+
+        With ``validating`` (validation clips choose the best epoch), the
+        decoding parameters are among them: each epoch's events are decoded
+        with them.
+        """
         params = self.get_params(deep=False)
-        for name in POSTPROCESSING_PARAMS | {"memory"}:
+        drop = POSTPROCESSING_PARAMS | {"memory"}
+        if validating:
+            drop = drop - DECODING_PARAMS
+        for name in drop:
             params.pop(name)
         return params
 
@@ -1010,7 +1035,7 @@ class PseudoLabelSED(BaseEstimator):
         """Hash of what determines the trained weights (for checkpoints)."""
         import joblib
 
-        params = self._training_params()
+        params = self._training_params(validating=val is not None)
         for name in ("callbacks", "device", "accelerator", "teacher"):
             params.pop(name, None)  # the teacher counts through its labels
         key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
@@ -1353,16 +1378,18 @@ def _compiles_safely(module, device):
     return False
 
 
-def _train_cached(params, X, y, seed, val=None, teacher_probs=None, rows=None):
+def _train_cached(
+    params, classes, X, y, seed, val=None, teacher_probs=None, rows=None
+):
     """Training as a pure function of its inputs, for ``joblib.Memory``.
 
     ``params`` are the estimator's training parameters (post-processing ones
-    are left out), so that refits that differ only in post-processing hit
-    the cache.
+    are left out unless validation decodes with them), so that refits that
+    differ only in post-processing hit the cache. ``classes`` are the fitted
+    classes: validation scores events by their labels.
     """
     est = PseudoLabelSED(**params)
-    n_classes = y["weak"].shape[1]
-    est.classes_ = np.arange(n_classes)  # only its length is used in training
+    est.classes_ = np.asarray(classes)
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
     return est._train(

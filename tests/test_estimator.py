@@ -266,3 +266,26 @@ def test_low_threshold_above_the_threshold_is_refused(fitted_sed, tiny_dataset):
     sed = copy.deepcopy(fitted_sed).set_params(threshold=0.5, low_threshold=0.7)
     with pytest.raises(ValueError, match="low_threshold must be at most"):
         sed.predict_events(tiny_dataset["F"][:1])
+
+
+def test_memory_with_validation_trains_as_without_memory(tiny_dataset, tmp_path):
+    """Check a cached fit with held-out validation clips keeps the epoch and
+    weights of the uncached fit (the cached training once scored events under
+    class indices instead of the class names and raised), and that another
+    threshold, which scores the epochs differently, is not served from the
+    cache."""
+    d = tiny_dataset
+    F, y_weak, y_strong = d["F"][:32], d["y_weak"][:32], d["y_strong"][:32]
+    params = {**FAST, "n_filters": 4, "max_epochs": 3, "validation_fraction": 0.25}
+    best = []
+    for threshold in (0.5, 0.3):  # best epochs 1 and 4 here
+        plain = PseudoLabelSED(**params, threshold=threshold).fit(F, y_weak, y_strong)
+        cached = PseudoLabelSED(**params, threshold=threshold, memory=str(tmp_path))
+        cached.fit(F, y_weak, y_strong)
+        best.append(plain.best_epoch_)
+        assert cached.best_epoch_ == plain.best_epoch_
+        assert cached.validation_f1_ == pytest.approx(plain.validation_f1_)
+        np.testing.assert_allclose(
+            cached.predict_frames(d["F_test"]), plain.predict_frames(d["F_test"])
+        )
+    assert best[0] != best[1]  # the second fit could not be the first's
