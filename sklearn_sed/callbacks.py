@@ -23,7 +23,11 @@ from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.labels import events_to_frames
 from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
-from sklearn_sed.metrics import event_f1_scorer, reference_events
+from sklearn_sed.metrics import (
+    classes_without_events_quietly,
+    event_f1_scorer,
+    reference_events,
+)
 from sklearn_sed.nets import (
     bare_module,
     forward_probabilities,
@@ -325,9 +329,10 @@ class ValidationScoring(DropsOnPickle, Callback):
             score = float(np.mean(f1))
         else:
             events = sed.decode(frame_probs, clip_probs)
-            score = self.scoring.score_events(
-                refs, events, classes=sed.classes_, duration=sed.duration
-            )
+            with classes_without_events_quietly():
+                score = self.scoring.score_events(
+                    refs, events, classes=sed.classes_, duration=sed.duration
+                )
         net.history.record(self.name, score)
 
 

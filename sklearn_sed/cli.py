@@ -13,6 +13,7 @@ import ast
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -525,7 +526,8 @@ def _cmd_evaluate(args):
     if "psds" in out:
         p = out["psds"]
         print(f"PSDS1 {p['psds1']:.3f}, PSDS2 {p['psds2']:.3f} ({p['n_files']} files)")
-    for metric, r in out.items():
+    for metric in ("event", "segment"):
+        r = out[metric]
         print(
             f"{metric}-based F1: macro {100 * r['macro_f1']:.2f} %, "
             f"micro {100 * r['micro_f1']:.2f} %"
@@ -883,8 +885,18 @@ def main(argv=None):
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def one_line_warning(message, category, *_, **__):
+        print(
+            f"sklearn-sed {args.command}: warning: {_one_line(message)}",
+            file=sys.stderr,
+        )
+
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            # A warning is a line of the command's, not a source listing.
+            warnings.showwarning = one_line_warning
+            args.func(args)
     except (
         CLIError,
         FileNotFoundError,

@@ -44,7 +44,11 @@ from sklearn_sed.losses import (
     STAGE2_WEIGHTINGS,
     paper_class_weights,
 )
-from sklearn_sed.metrics import event_f1_scorer, segment_f1_scorer
+from sklearn_sed.metrics import (
+    classes_without_events_quietly,
+    event_f1_scorer,
+    segment_f1_scorer,
+)
 from sklearn_sed.model_file import save
 from sklearn_sed.nets import (
     bare_module,
@@ -863,14 +867,14 @@ class PseudoLabelSED(BaseEstimator):
             self.threshold_, self.median_filter_sec_, self.low_threshold_, f1 = tuned
             self.validation_f1_ = float(np.mean(f1))
         else:
-            self.validation_f1_ = float(
-                event_f1_scorer.score_events(
+            with classes_without_events_quietly():
+                score = event_f1_scorer.score_events(
                     refs,
                     self.decode(frame_probs, clip_probs),
                     classes=self.classes_,
                     duration=self.duration,
                 )
-            )
+            self.validation_f1_ = float(score)
 
     def decoding_settings(self):
         """Return the per-class decoding settings (threshold, filter, hysteresis).
@@ -933,7 +937,7 @@ class PseudoLabelSED(BaseEstimator):
         return threshold, median, low
 
     def _training_params(self, validating=False):
-        """The parameters that determine the trained weights and best epoch.
+        """Return the parameters that determine the trained weights and best epoch.
 
         With ``validating`` (validation clips choose the best epoch), the
         decoding parameters are among them: each epoch's events are decoded
@@ -1378,9 +1382,7 @@ def _compiles_safely(module, device):
     return False
 
 
-def _train_cached(
-    params, classes, X, y, seed, val=None, teacher_probs=None, rows=None
-):
+def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None, rows=None):
     """Training as a pure function of its inputs, for ``joblib.Memory``.
 
     ``params`` are the estimator's training parameters (post-processing ones

@@ -6,6 +6,7 @@ a 200 ms onset collar, an offset collar of max(200 ms, 20 % of the event
 length), 1 s segments, and ``empty_system_output_handling="zero_score"``.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = [
     "event_based_f1",
     "event_f1_scorer",
     "finite_or_zero",
+    "classes_without_events_quietly",
     "make_sed_scorer",
     "reference_events",
     "sed_eval_results",
@@ -179,6 +181,25 @@ def _zero_score_macro(results):
             UndefinedMetricWarning,
             stacklevel=3,
         )
+
+
+@contextlib.contextmanager
+def classes_without_events_quietly():
+    """Silence the warning about classes with neither reference nor output.
+
+    For the library's own scoring of validation clips (every epoch, every
+    grid point of the tuning), where a small validation set lacking a class
+    is expected; user-facing scores warn.
+
+    Yields
+    ------
+    None
+    """
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
+        yield
 
 
 def finite_or_zero(value):

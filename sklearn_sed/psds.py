@@ -90,8 +90,11 @@ def sed_scores_eval():
         Without the ``psds`` extra.
     """
     try:
-        import sed_scores_eval as package
-        from sed_scores_eval import intersection_based, io  # noqa: F401
+        with warnings.catch_warnings():
+            # It imports dcase_util, which imports pkg_resources, which warns.
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import sed_scores_eval as package
+            from sed_scores_eval import intersection_based, io  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ImportError(
             "PSDS needs sed_scores_eval: pip install 'sklearn-sed[psds]'."
@@ -125,13 +128,14 @@ def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
     UserWarning
         When some scored classes have no reference event (a subset of the
         data): PSDS is then computed over the classes that have references,
-        and the warning names the others. A reference class that the scores
-        lack is scored as all-zero scores (every event missed).
+        and the warning names the others. With a single such class there
+        are no cross-triggers, and PSDS2's cross-trigger cost is left out.
 
     Raises
     ------
     ValueError
-        When no scored class has a reference event.
+        When no scored class has a reference event, or a reference class
+        has no score column.
     """
     settings = {1: PSDS1, 2: PSDS2}.get(scenario, scenario)
     if not isinstance(settings, dict):
@@ -141,6 +145,10 @@ def psds_from_scores(scores, ground_truth, audio_durations, *, scenario=1):
         for k, ev in ground_truth.items()
     }
     scores = _restrict_to_referenced_classes(scores, merged)
+    n_classes = len(next(iter(scores.values())).columns) - 2 if scores else 0
+    if n_classes < 2 and settings.get("cttc_threshold") is not None:
+        # Cross-triggers need another class; sed_scores_eval fails without.
+        settings = {**settings, "cttc_threshold": None, "alpha_ct": 0.0}
     value, *_ = sed_scores_eval().intersection_based.psds(
         scores=scores,
         ground_truth=merged,
@@ -176,13 +184,13 @@ def _restrict_to_referenced_classes(scores, ground_truth):
             stacklevel=3,
         )
     unscored = [c for c in referenced if c not in scored]
-    restricted = {}
-    for key, df in scores.items():
-        df = df.drop(columns=unreferenced)
-        for c in unscored:
-            df[c] = 0.0
-        restricted[key] = df[["onset", "offset", *referenced]]
-    return restricted
+    if unscored:
+        raise ValueError(
+            f"PSDS needs scores for every reference class; the scores have no "
+            f"column for {unscored} (classes {scored}). Score with a model that "
+            "knows them, or leave their events out of the reference."
+        )
+    return {key: df.drop(columns=unreferenced) for key, df in scores.items()}
 
 
 class PSDSScorer(StrongLabelScorer):

@@ -10,7 +10,7 @@ F1: one sed_eval run per grid point scores every class at once.
 
 import numpy as np
 
-from sklearn_sed.metrics import sed_eval_results
+from sklearn_sed.metrics import classes_without_events_quietly, sed_eval_results
 from sklearn_sed.postprocessing import decode_events
 
 __all__ = [
@@ -134,9 +134,10 @@ def tune_postprocessing(
                     clip_gating=clip_gating,
                     low_threshold=None if ratio == 1.0 else ratio * thr,
                 )
-                res = sed_eval_results(y_true, events, metric="event", classes=names)[
-                    "class_wise"
-                ]
+                with classes_without_events_quietly():
+                    res = sed_eval_results(
+                        y_true, events, metric="event", classes=names
+                    )["class_wise"]
                 f1 = np.array(
                     [np.nan_to_num(res[c]["f_measure"]["f_measure"]) for c in names]
                 )

@@ -203,8 +203,18 @@ def test_psds_on_a_subset_without_every_class_warns_and_scores():
     with pytest.warns(UserWarning, match=r"\['b', 'c'\] have none"):
         value = psds_score(frames, ref, classes=["a", "b", "c"], duration=4.0)
     assert 0.9 <= value <= 1.0
+    # PSDS2 over one class: no cross-triggers (sed_scores_eval fails on them).
+    with pytest.warns(UserWarning, match="have none"):
+        value = psds_score(
+            frames, ref, classes=["a", "b", "c"], duration=4.0, scenario=2
+        )
+    assert 0.9 <= value <= 1.0
     with pytest.raises(ValueError, match="PSDS needs reference events"):
         psds_score(frames, [[], []], classes=["a", "b", "c"], duration=4.0)
+    with pytest.raises(ValueError, match=r"no column for \['d'\]"):
+        psds_score(
+            frames, [[(1.0, 2.0, "d")]] * 2, classes=["a", "b", "c"], duration=4.0
+        )
 
 
 # Other first-use traps.
@@ -283,15 +293,30 @@ def test_load_on_cuda_without_cuda_is_a_clear_error(tmp_path):
         sklearn_sed.load(tmp_path / "any.sed", device="cuda")
 
 
-def test_predict_prints_no_library_warning(fitted_pipeline, tmp_path):
-    """Check `predict` in a fresh interpreter writes nothing to stderr: no
-    pkg_resources deprecation, no word of compiling."""
+def test_predict_and_evaluate_print_no_library_warning(fitted_pipeline, tmp_path):
+    """Check `predict --scores-dir` and `evaluate --scores-dir`, each in a
+    fresh interpreter, write nothing to stderr: no pkg_resources
+    deprecation (dcase_util, through sed_eval and sed_scores_eval), no word
+    of compiling; and that evaluate prints its table with PSDS."""
+    pytest.importorskip("sed_scores_eval")
     model, wav = tmp_path / "m.sed", tmp_path / "x.wav"
+    events, scores = tmp_path / "e.tsv", tmp_path / "scores"
     sklearn_sed.save(fitted_pipeline, model)
-    sf.write(wav, np.zeros(fitted_pipeline[0].sr, dtype=np.float32), 16000)
+    rng = np.random.default_rng(0)
+    sf.write(wav, 0.1 * rng.standard_normal(16000).astype(np.float32), 16000)
     code = "import sys; from sklearn_sed.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = _child(
-        code, "predict", str(model), str(wav), "--output", str(tmp_path / "e.tsv")
-    )
+    argv = ["predict", str(model), str(wav), "--output", str(events)]
+    proc = _child(code, *argv, "--scores-dir", str(scores))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+    ref = tmp_path / "ref.tsv"
+    classes = fitted_pipeline[-1].classes_
+    ref.write_text(
+        "filename\tonset\toffset\tevent_label\n"
+        + "".join(f"x.wav\t0.1\t0.5\t{c}\n" for c in classes)
+    )
+    proc = _child(code, "evaluate", str(events), str(ref), "--scores-dir", str(scores))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "PSDS1" in proc.stdout
+    assert "event-based F1" in proc.stdout
