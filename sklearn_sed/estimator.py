@@ -222,22 +222,26 @@ class PseudoLabelSED(BaseEstimator):
         0 turns it off. The DESED baselines use 6.
     train_dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the training forward pass: "bfloat16" trains under
-        ``torch.autocast`` (weights, optimizer and loss stay float32), about
-        2x the clips/s on CPUs with AVX-512 BF16 or AMX and on recent GPUs.
-        Pseudo labelling and validation always run in float32.
+        ``torch.autocast`` (weights, optimizer and loss stay float32): 1.9x
+        to 2.4x the clips/s of float32 on a CPU with AVX-512 BF16
+        (``docs/benchmarks.md``), and faster on recent GPUs; emulated, hence
+        slower, on CPUs without bfloat16 instructions. Its effect on F1 has
+        not been measured side by side, so no recipe sets it. Pseudo
+        labelling and validation always run in float32.
     compile : bool, default=False
         Train the network through ``torch.compile`` (skorch's ``compile``,
-        static shapes; the loss is not compiled). On the 2-core CPU of the
-        benchmarks ``fit`` ran 2.1x (width 16) and 2.3x (paper size) the
-        clips/s of bfloat16 autocast alone (``benchmarks/throughput.py``,
-        ``docs/recipe.md``), after a one-off compilation of about 40 s per
-        batch shape. Needs a C++ compiler on CPUs (Inductor). Prediction,
-        pseudo labelling and validation run the network as it is, and the
-        fitted estimator keeps the plain network (model files and pickles
-        are those of an uncompiled fit). On a CPU, a network with a
-        convolution of fewer than 8 channels (``n_filters < 8``) trains
-        eagerly with a warning: Inductor's compiled backward crashed the
-        interpreter there (torch 2.13).
+        static shapes; the loss is not compiled): 2.2x the clips/s of eager
+        float32 at width 16 on a 2-core AMD EPYC (``benchmarks/throughput.py``),
+        after a one-off compilation of about 40 s per batch shape. Needs a
+        C++ compiler on CPUs (Inductor). **It can abort the interpreter**:
+        Inductor's compiled backward corrupted the heap on an AMD EPYC with
+        AVX-512 BF16 at 8 and 12 filters, and on one with AVX2 only at 2 to
+        6 filters (torch 2.13), so no recipe sets it; check a compiled fit
+        in a child process on your machine first. On a CPU, a network with a
+        convolution of fewer than 8 channels trains eagerly with a warning.
+        Prediction, pseudo labelling and validation run the network as it
+        is, and the fitted estimator keeps the plain network (model files
+        and pickles are those of an uncompiled fit).
     lr_schedule : {None, "cosine"}, default=None
         None keeps ``lr`` constant (the report says nothing of a schedule);
         "cosine" warms up linearly for ``warmup_epochs`` and then decays to
