@@ -170,13 +170,28 @@ def _fold_lacking_a_class():
     return sed, X, y_weak, y_strong
 
 
-def test_cross_validation_scores_a_fold_whose_training_lacks_a_class():
+@pytest.mark.parametrize("routing", [False, True])
+def test_cross_validation_scores_a_fold_whose_training_lacks_a_class(routing):
+    """Check cross_val_score gives finite scores when a test fold holds a
+    class that its training fold lacked, with combined labels and with
+    metadata routing of y_strong."""
+    import sklearn
+
     sed, X, y_weak, y_strong = _fold_lacking_a_class()
-    y = combine_labels(y_weak, y_strong)
-    with warnings.catch_warnings():
+    with (
+        warnings.catch_warnings(),
+        sklearn.config_context(enable_metadata_routing=routing),
+    ):
         warnings.simplefilter("error", UserWarning)  # no "Scoring failed"
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        scores = cross_val_score(sed, X, y, scoring=event_f1_scorer, cv=KFold(2))
+        if routing:
+            scores = cross_val_score(
+                sed, X, y_weak, scoring=event_f1_scorer, cv=KFold(2),
+                params={"y_strong": y_strong},
+            )  # fmt: skip
+        else:
+            y = combine_labels(y_weak, y_strong)
+            scores = cross_val_score(sed, X, y, scoring=event_f1_scorer, cv=KFold(2))
     assert np.isfinite(scores).all()
 
 
