@@ -12,6 +12,7 @@ temporaries of that target whose writing process no longer runs.
 import contextlib
 import glob
 import os
+import stat
 import tempfile
 
 __all__ = ["atomic_path"]
@@ -91,11 +92,17 @@ def atomic_path(path, *, suffix=""):
         prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=suffix, dir=folder
     )
     os.close(fd)
-    # mkstemp makes the file private (0600); give it the permissions a plain
-    # open() would, so that shared model and TSV files stay readable.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    # mkstemp makes the file private (0600). A file replaced keeps its own
+    # permissions (a private model stays private); a new one gets those a
+    # plain open() would give, so that shared model and TSV files stay
+    # readable.
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -181,8 +181,16 @@ def _load_model(path, *, allow_pickle=False):
         raise CLIError(f"model {path!r} is a folder, not a model file.")
     if not os.path.isfile(path):
         raise CLIError(f"model file {path!r} does not exist.")
-    if zipfile.is_zipfile(path):
-        return load(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise CLIError(
+            f"model file {path!r} cannot be read ({exc.strerror}); check its "
+            "permissions."
+        ) from None
+    if magic == b"PK\x03\x04" or zipfile.is_zipfile(path):
+        return _audio_pipeline(load(path), path)
     if not allow_pickle:
         raise CLIError(
             f"model file {path!r} is not in the safe format (sklearn_sed.save); it "
@@ -196,9 +204,28 @@ def _load_model(path, *, allow_pickle=False):
         file=sys.stderr,
     )
     try:
-        return joblib.load(path)
+        model = joblib.load(path)
     except Exception as exc:  # unpickling raises many types
         raise CLIError(f"model file {path!r} could not be loaded: {exc}") from exc
+    return _audio_pipeline(model, path)
+
+
+def _audio_pipeline(model, path):
+    """Refuse a model that is not an audio pipeline (extractor, then detector)."""
+    steps = getattr(model, "steps", None)
+    if (
+        not steps
+        or len(steps) < 2
+        or not hasattr(steps[0][1], "sr")
+        or not hasattr(steps[-1][1], "predict_frames")
+    ):
+        raise CLIError(
+            f"model file {path!r} holds a {type(model).__name__}, not a pipeline "
+            "of a feature extractor and a detector; the command line reads "
+            "audio. Save make_pipeline(LogMelExtractor(...), detector) instead "
+            "(as `sklearn-sed train` does)."
+        )
+    return model
 
 
 def _cmd_demo(args):

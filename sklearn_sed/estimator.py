@@ -109,6 +109,10 @@ def _hash_rows(X, chunk=256):
     return h.hexdigest()
 
 
+#: Largest ``n_filters``, ``n_blocks`` (per stage) and clip ``duration`` (s).
+MAX_FILTERS, MAX_BLOCKS, MAX_DURATION_SEC = 1024, 16, 600.0
+
+
 #: Optimizer names that ``optimizer`` accepts, and their ``torch.optim`` classes.
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 
@@ -432,8 +436,11 @@ class PseudoLabelSED(BaseEstimator):
 
     _parameter_constraints: dict = {
         "module": [HasMethods(["forward"]), callable, None],
-        "n_filters": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_blocks": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
+        # Bounded, so that a model file cannot declare a network that fills
+        # the memory before its weights are read (docs/reliability.md).
+        "n_filters": [Interval(numbers.Integral, 1, MAX_FILTERS, closed="both")],
+        # A tuple (one count per stage) is checked when the network is built.
+        "n_blocks": [Interval(numbers.Integral, 1, MAX_BLOCKS, closed="both"), tuple],
         "classes": ["array-like", None],
         "class_weight": [StrOptions({"paper"}), "array-like", None],
         "optimizer": [callable, StrOptions(set(OPTIMIZERS))],
@@ -480,7 +487,7 @@ class PseudoLabelSED(BaseEstimator):
         ],
         "postprocessing": [StrOptions(set(POSTPROCESSING_ORDERS))],
         "clip_gating": ["boolean"],
-        "duration": [Interval(numbers.Real, 0, None, closed="neither")],
+        "duration": [Interval(numbers.Real, 0, MAX_DURATION_SEC, closed="right")],
         "device": [str, torch.device],
         "inference_dtype": [StrOptions({"float32", "bfloat16"})],
         "predict_batch_size": [
@@ -968,9 +975,19 @@ class PseudoLabelSED(BaseEstimator):
     def _build_module(self, n_classes):
         """Build a fresh module: the ResNet, a copy, or ``module(n_classes=...)``."""
         if self.module is None:
-            return ResNetSED(
-                n_classes, n_filters=self.n_filters, n_blocks=self.n_blocks
-            )
+            blocks = self.n_blocks
+            if isinstance(blocks, tuple) and not (
+                len(blocks) == 4
+                and all(
+                    isinstance(b, numbers.Integral) and 1 <= b <= MAX_BLOCKS
+                    for b in blocks
+                )
+            ):
+                raise ValueError(
+                    f"n_blocks must be an int or a tuple of 4 ints in [1, "
+                    f"{MAX_BLOCKS}] (one per stage). Got {blocks!r} instead."
+                )
+            return ResNetSED(n_classes, n_filters=self.n_filters, n_blocks=blocks)
         if isinstance(self.module, torch.nn.Module):
             import copy
 

@@ -29,6 +29,10 @@ from sklearn_sed._validation import check_finite
 
 __all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 
+#: Largest sample rate (Hz), FFT size (samples), mel band count and clip
+#: duration (s) of :class:`LogMelExtractor`: the bounds of its settings.
+MAX_SR, MAX_N_FFT, MAX_N_MELS, MAX_DURATION_SEC = 384_000, 65_536, 1024, 600.0
+
 _CHUNK = 16  # clips per task: batches the STFT and amortises joblib overhead
 
 
@@ -540,13 +544,15 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     """
 
     _parameter_constraints: dict = {
-        "sr": [Interval(numbers.Integral, 1, None, closed="left")],
-        "sr_in": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "duration": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_fft": [Interval(numbers.Integral, 2, None, closed="left")],
-        "hop_length": [Interval(numbers.Integral, 1, None, closed="left")],
-        "win_length": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_mels": [Interval(numbers.Integral, 1, None, closed="left")],
+        # Bounded, so that settings read from a model file cannot allocate
+        # gigabytes before the first clip (docs/reliability.md).
+        "sr": [Interval(numbers.Integral, 1, MAX_SR, closed="both")],
+        "sr_in": [Interval(numbers.Integral, 1, MAX_SR, closed="both"), None],
+        "duration": [Interval(numbers.Real, 0, MAX_DURATION_SEC, closed="right")],
+        "n_fft": [Interval(numbers.Integral, 2, MAX_N_FFT, closed="both")],
+        "hop_length": [Interval(numbers.Integral, 1, MAX_N_FFT, closed="both")],
+        "win_length": [Interval(numbers.Integral, 1, MAX_N_FFT, closed="both")],
+        "n_mels": [Interval(numbers.Integral, 1, MAX_N_MELS, closed="both")],
         "fmin": [Interval(numbers.Real, 0, None, closed="left")],
         "fmax": [Interval(numbers.Real, 0, None, closed="neither")],
         "top_db": [Interval(numbers.Real, 0, None, closed="neither"), None],

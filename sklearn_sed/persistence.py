@@ -43,9 +43,6 @@ __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
 #: Largest member of a model file that :func:`load` reads, in bytes, by kind.
 MAX_MEMBER_BYTES = {"manifest": 64 * 2**20, "weights": 4 * 2**30}
-#: Largest ratio of a member's size to its compressed size (files written by
-#: :func:`save` are stored uncompressed, ratio 1): refuses decompression bombs.
-_MAX_COMPRESSION_RATIO = 50
 
 
 #: Modules renamed since format version 1 was first written: files that name
@@ -138,6 +135,22 @@ def _safetensors_shapes(zf, name):
     }
 
 
+def _check_weights(state, expected, name):
+    """Refuse weights of another dtype than the network's, or not finite."""
+    for key, tensor in state.items():
+        want = expected[key].dtype
+        if tensor.dtype != want:
+            raise ValueError(
+                f"the weights {name!r} hold {key!r} as {tensor.dtype}, but the "
+                f"network's is {want}; the file was altered."
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"the weights {name!r} hold non-finite values in {key!r}; the "
+                "file is corrupted or was altered."
+            )
+
+
 def _load_sed(entry, zf, device):
     from safetensors.torch import load as st_load
 
@@ -153,6 +166,11 @@ def _load_sed(entry, zf, device):
     params["callbacks"] = None
     params["accelerator"] = None
     params["teacher"] = None  # a training-time object, never in a model file
+    # Extra skorch settings (worker processes, ...) are the trainer's
+    # business, never a model file's: a file could start any number of them.
+    params["net_params"] = None
+    if isinstance(params.get("n_blocks"), list):  # a tuple, written as JSON
+        params["n_blocks"] = tuple(params["n_blocks"])
     if device is not None:
         params["device"] = device
     sed = PseudoLabelSED(**params)
@@ -177,15 +195,14 @@ def _load_sed(entry, zf, device):
     # The declared architecture against the stored tensors, before any
     # allocation: the module is built on torch's "meta" device (shapes only).
     stored = _safetensors_shapes(zf, entry["weights"])
-    if sed.module is None and sed.n_blocks > len(stored):  # before building it
+    blocks = sed.n_blocks if isinstance(sed.n_blocks, int) else sum(sed.n_blocks)
+    if sed.module is None and blocks > len(stored):  # before building it
         raise ValueError(
             f"n_blocks={sed.n_blocks} but the weights hold {len(stored)} tensors."
         )
     with torch.device("meta"):
-        expected = {
-            k: tuple(v.shape)
-            for k, v in sed._build_module(len(sed.classes_)).state_dict().items()
-        }
+        meta = sed._build_module(len(sed.classes_)).state_dict()
+    expected = {k: tuple(v.shape) for k, v in meta.items()}
     if stored != expected:
         diff = sorted(set(stored) ^ set(expected)) or [
             k for k in expected if stored[k] != expected[k]
@@ -200,6 +217,7 @@ def _load_sed(entry, zf, device):
         raise ValueError(
             f"The weights {entry['weights']!r} are corrupted: {exc}"
         ) from exc
+    _check_weights(state, meta, entry["weights"])
     net = drop_compiled(
         sed._make_net(sed.n_weak_, sed.n_strong_, train=False).initialize()
     )
@@ -211,21 +229,36 @@ def _load_sed(entry, zf, device):
 
 
 def _check_members(zf, path):
-    """Refuse members too large or too compressed to read safely."""
+    """Refuse compressed, repeated or too large members before reading one.
+
+    :func:`save` stores every member uncompressed, so reading a member reads
+    exactly its stored bytes: a compressed member (whose stated size a
+    decompression bomb can fake, since ``zipfile`` inflates the whole member
+    before checking it) is refused outright, and so is a name that occurs
+    twice (readers disagree on which copy counts).
+    """
+    seen = set()
     for info in zf.infolist():
-        kind = "manifest" if info.filename == MANIFEST_NAME else "weights"
-        if info.file_size > MAX_MEMBER_BYTES[kind]:
+        if info.filename in seen:
             raise ValueError(
-                f"{path!r}: member {info.filename!r} is {info.file_size} bytes, "
-                f"above the {MAX_MEMBER_BYTES[kind]}-byte limit for a {kind} "
-                "(sklearn_sed.persistence.MAX_MEMBER_BYTES)."
+                f"{path!r}: member {info.filename!r} occurs twice; "
+                "sklearn_sed.save writes each once, so the file was altered. "
+                "It is refused."
             )
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.compress_type != zipfile.ZIP_STORED and ratio > _MAX_COMPRESSION_RATIO:
+        seen.add(info.filename)
+        if info.compress_type != zipfile.ZIP_STORED:
             raise ValueError(
-                f"{path!r}: member {info.filename!r} expands {ratio:.0f} times; "
+                f"{path!r}: member {info.filename!r} is compressed; "
                 "sklearn_sed.save stores members uncompressed, so the file was "
                 "altered. It is refused."
+            )
+        kind = "manifest" if info.filename == MANIFEST_NAME else "weights"
+        size = max(info.file_size, info.compress_size)
+        if size > MAX_MEMBER_BYTES[kind]:
+            raise ValueError(
+                f"{path!r}: member {info.filename!r} is {size} bytes, "
+                f"above the {MAX_MEMBER_BYTES[kind]}-byte limit for a {kind} "
+                "(sklearn_sed.persistence.MAX_MEMBER_BYTES)."
             )
 
 
@@ -268,7 +301,11 @@ def load(path, *, device="cpu"):
         from sklearn_sed._device import check_device
 
         check_device(device, trains=True)
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"path must be a file path (str or os.PathLike). Got {type(path).__name__}."
+        )
+    path = os.fsdecode(os.fspath(path))
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a folder, not a sklearn-sed model file.")
     if not os.path.isfile(path):

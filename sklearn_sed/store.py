@@ -10,6 +10,7 @@ it is and reads it one batch at a time, so peak memory stays flat as the
 number of clips grows, and every fit and grid-search fold reuses the store.
 """
 
+import errno
 import json
 import os
 import time
@@ -173,6 +174,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
                 dtype=dtype,
                 shape=(n_clips, extractor.n_frames_, extractor.n_mels),
             )
+            _reserve(data_tmp, out)
             start = 0
             for chunk in extractor.iter_transform(X):
                 out[start : start + len(chunk)] = chunk
@@ -181,6 +183,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
             del out
             meta = {
                 "n_clips": n_clips,
+                "clips": _clips_key(X),
                 "dtype": dtype,
                 "data_file": _identity(os.stat(data_tmp)),
                 **_settings(extractor),
@@ -193,6 +196,54 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
         # right after this one cannot make this call return (or refuse) its
         # features; the open file stays this commit's after a later rename.
         return open_store(path, extractor)
+
+
+def _reserve(path, array):
+    """Allocate the disk blocks of a new memory-mapped file now.
+
+    A memory map of a sparse file on a full disk is killed by SIGBUS at the
+    first page that cannot be written; reserving the blocks first turns that
+    into an ``OSError`` ("No space left on device") before any work, and the
+    temporary file is removed.
+    """
+    size = os.path.getsize(path)
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - not Linux
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # e.g. tmpfs variants
+            return
+        raise OSError(
+            exc.errno,
+            f"No space left for the {size}-byte feature store in "
+            f"{os.path.dirname(os.path.abspath(path))!r} ({exc.strerror}); "
+            "free some space or choose another folder",
+        ) from None
+    finally:
+        os.close(fd)
+    del array  # the map stays valid; the caller writes through it
+
+
+def _clips_key(X):
+    """Hash what the clips are: paths, sizes and modification times, or bytes.
+
+    A store opened for another clip list is then refused.
+    """
+    import joblib
+
+    items = []
+    for item in X:
+        if isinstance(item, (str, os.PathLike)):
+            try:
+                st = os.stat(item)
+                items.append((os.fspath(item), st.st_size, st.st_mtime_ns))
+            except OSError:
+                items.append((os.fspath(item), None, None))
+        else:
+            items.append(joblib.hash(np.asarray(item)))
+    return joblib.hash(items)
 
 
 def _open_matching(path, *, attempts=100):
@@ -217,7 +268,7 @@ def _open_matching(path, *, attempts=100):
     )
 
 
-def open_store(path, extractor=None, *, lazy=True):
+def open_store(path, extractor=None, *, lazy=True, X=None):
     """Memory-map a feature store, checking it matches ``extractor``.
 
     Parameters
@@ -229,6 +280,9 @@ def open_store(path, extractor=None, *, lazy=True):
     lazy : bool, default=True
         Return a :class:`FeatureView` (cross-validation folds stay on disk)
         instead of the bare memory map.
+    X : list of str or list of ndarray, default=None
+        When given, the clips the store must hold: a store extracted from
+        another clip list (other files, or files changed since) is refused.
 
     Returns
     -------
@@ -238,7 +292,9 @@ def open_store(path, extractor=None, *, lazy=True):
     Raises
     ------
     ValueError
-        If the settings differ (the message lists them).
+        If the settings differ (the message lists them), the clips differ
+        from ``X``, or the data file is not a float feature array of the
+        size its header states.
     """
     path = os.fspath(path)
     if not os.path.isfile(path) or not os.path.isfile(path + ".json"):
@@ -248,7 +304,13 @@ def open_store(path, extractor=None, *, lazy=True):
         )
     meta, fh = _open_matching(path)
     with fh:
-        array = _memmap(fh)
+        array = _memmap(fh, path)
+    if X is not None and meta.get("clips") != _clips_key(X):
+        raise ValueError(
+            f"Feature store {path!r} holds other clips than X (another list, or "
+            "files changed since it was extracted). Consider extract_to_store "
+            "with this X."
+        )
     if extractor is not None:
         mine = _settings(extractor)
         diff = sorted(
@@ -266,12 +328,37 @@ def open_store(path, extractor=None, *, lazy=True):
     return FeatureView(array) if lazy else array
 
 
-def _memmap(fh):
-    """Memory-map the ``.npy`` data of an open file (the very inode opened)."""
+def _memmap(fh, path):
+    """Memory-map the ``.npy`` data of an open file (the very inode opened).
+
+    Only a 3-D float16 or float32 array whose bytes are all in the file is
+    mapped: an object array would be read as pointers, and a truncated file
+    would kill the reader with SIGBUS.
+    """
     fmt = np.lib.format
-    version = fmt.read_magic(fh)
-    read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
-    shape, fortran, dtype = read_header[version](fh)
+    try:
+        version = fmt.read_magic(fh)
+        read_header = {
+            (1, 0): fmt.read_array_header_1_0,
+            (2, 0): fmt.read_array_header_2_0,
+        }[version]
+        shape, fortran, dtype = read_header(fh)
+    except (ValueError, KeyError, OSError, SyntaxError) as exc:
+        raise ValueError(
+            f"Feature store {path!r} is not a .npy array ({exc}). Extract it again."
+        ) from None
+    if dtype not in (np.float16, np.float32) or len(shape) != 3:
+        raise ValueError(
+            f"Feature store {path!r} holds a {dtype} array of shape {shape}; a "
+            "store is a 3-D float16 or float32 array. Extract it again."
+        )
+    needed = fh.tell() + int(np.prod(shape)) * dtype.itemsize
+    if os.fstat(fh.fileno()).st_size < needed:
+        raise ValueError(
+            f"Feature store {path!r} is truncated: its header states {needed} "
+            f"bytes, the file has {os.fstat(fh.fileno()).st_size}. Extract it "
+            "again."
+        )
     return np.memmap(
         fh,
         dtype=dtype,
