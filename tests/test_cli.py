@@ -967,3 +967,51 @@ def test_plot_detection_keeps_the_backend_and_labels_hz(fitted_sed, tiny_dataset
     fig.draw_without_rendering()  # the legend sits right of the axes, never over events
     box = legend.get_window_extent()
     assert box.x0 >= events.get_window_extent().x1
+
+
+def test_an_unreadable_model_file_is_reported_as_unreadable(
+    trained_model, tmp_path, capsys, monkeypatch
+):
+    """Check a .sed file that cannot be opened is reported as such, not as a
+    possible pickle needing --allow-pickle."""
+    import builtins
+
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if os.fspath(file) == str(trained_model):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    argv = ["predict", str(trained_model), "x.wav", "--output", str(tmp_path / "e")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read (Permission denied)" in err
+    assert "pickle" not in err
+
+
+def test_a_model_file_of_a_bare_detector_is_a_clear_error(
+    tiny_dataset, tmp_path, capsys
+):
+    """Check predict on a model file holding a PseudoLabelSED alone (no
+    extractor) says what the command line needs."""
+    from sklearn_sed import PseudoLabelSED
+    from tests.conftest import FAST_SED
+
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST_SED).fit(
+        d["F"][:12], d["y_weak"][:12], d["y_strong"][:12]
+    )
+    sklearn_sed.save(sed, tmp_path / "bare.sed")
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
+    argv = [
+        "predict",
+        str(tmp_path / "bare.sed"),
+        str(wav),
+        "--output",
+        str(tmp_path / "e"),
+    ]
+    assert main(argv) == 2
+    assert "holds a PseudoLabelSED, not a pipeline" in capsys.readouterr().err

@@ -284,3 +284,18 @@ def test_a_file_that_names_the_networks_old_module_still_loads(tiny_dataset, tmp
     np.testing.assert_array_equal(
         loaded.predict_frames(d["F"][:4]), sed.predict_frames(d["F"][:4])
     )
+
+
+def test_save_keeps_the_permissions_of_the_file_it_replaces(tiny_dataset, tmp_path):
+    """Check saving over a private (0600) model file leaves it private."""
+    import stat
+
+    d = tiny_dataset
+    sed = PseudoLabelSED(**FAST_SED).fit(
+        d["F"][:12], d["y_weak"][:12], d["y_strong"][:12]
+    )
+    path = tmp_path / "m.sed"
+    sklearn_sed.save(sed, path)
+    path.chmod(0o600)
+    sklearn_sed.save(sed, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -255,3 +255,73 @@ def test_extract_to_store_opens_its_features_while_it_holds_the_lock(
     features = extract_to_store(ext, clips, path)
     assert held == [True]
     np.testing.assert_array_equal(np.asarray(features), ext.transform(clips))
+
+
+def _small_store(tiny_dataset, tmp_path, n=4):
+    d = tiny_dataset
+    ext = LogMelExtractor(**TINY_FEATURES)
+    path = tmp_path / "f.npy"
+    extract_to_store(ext, d["audio"][:n], path)
+    return ext, path
+
+
+def _settings_without_identity(path):
+    """Drop the data file's identity from a store's settings, as a store
+    written before it was recorded has none (and a hostile one may not)."""
+    import json
+
+    meta_path = path.with_name(path.name + ".json")
+    meta = json.loads(meta_path.read_text())
+    meta.pop("data_file")
+    meta_path.write_text(json.dumps(meta))
+
+
+def test_an_object_array_store_is_refused_not_mapped(tiny_dataset, tmp_path):
+    """Check a store whose .npy holds an object array (pointers, were it
+    mapped: a segmentation fault) is refused with the file named."""
+    _, path = _small_store(tiny_dataset, tmp_path)
+    objects = np.empty((4, 2, 2), dtype=object)
+    np.save(path, objects, allow_pickle=True)
+    _settings_without_identity(path)
+    for lazy in (True, False):
+        with pytest.raises(ValueError, match="holds a object array"):
+            open_store(path, lazy=lazy)
+
+
+def test_a_truncated_store_is_refused_not_mapped(tiny_dataset, tmp_path):
+    """Check a store cut short (reading past its end would be SIGBUS) is
+    refused with the sizes."""
+    _, path = _small_store(tiny_dataset, tmp_path)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - 100)
+    _settings_without_identity(path)
+    with pytest.raises(ValueError, match="is truncated"):
+        open_store(path)
+
+
+def test_a_store_of_other_clips_is_refused(tiny_dataset, tmp_path):
+    """Check open_store(..., X=) refuses a store extracted from another clip
+    list instead of returning its old features."""
+    d = tiny_dataset
+    ext, path = _small_store(tiny_dataset, tmp_path)
+    assert len(open_store(path, ext, X=d["audio"][:4])) == 4
+    with pytest.raises(ValueError, match="holds other clips than X"):
+        open_store(path, ext, X=d["audio"][4:8])
+
+
+def test_a_full_disk_is_a_clean_error_and_leaves_no_temporary(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """Check extract_to_store onto a full disk raises "No space left" before
+    writing (the memory map was killed by SIGBUS) and leaves no file."""
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="No space left"):
+        _small_store(tiny_dataset, tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
