@@ -119,7 +119,39 @@ def _same_file(a, b):
         return False
 
 
-def _check_output(path, inputs):
+#: What an existing output file must look like to be replaced, by kind: the
+#: first bytes of a file this command writes. Anything else is the user's.
+_OUTPUT_KINDS = {
+    "model": (b"PK\x03\x04", "a sklearn-sed model file"),
+    "events": (b"filename\tonset\toffset\tevent_label", "an events TSV"),
+    "scores": (b"onset\toffset\t", "a frame-score TSV"),
+    "figure": (b"\x89PNG", "a PNG figure"),
+}
+
+
+def _check_replaceable(path, kind, flag="--output"):
+    """Refuse to replace an existing file that this command did not write.
+
+    A file is replaced only when it starts as the command's own output of
+    that kind does (an earlier run's events TSV, a model file, ...), so that
+    a mistyped path never overwrites a recording, a label file or a report.
+    """
+    if not os.path.isfile(path):
+        return
+    magic, what = _OUTPUT_KINDS[kind]
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(magic))
+    except OSError as exc:
+        raise CLIError(f"{flag} {path!r} cannot be read ({exc.strerror}).") from None
+    if head != magic and os.path.getsize(path) > 0:
+        raise CLIError(
+            f"{flag} {path!r} exists and is not {what}; it would be overwritten. "
+            "Choose another output file, or move it away first."
+        )
+
+
+def _check_output(path, inputs, kind=None):
     """Refuse an output that is a folder, lacks its folder or is an input.
 
     Called before any work, so that nothing is trained or read in vain.
@@ -129,12 +161,19 @@ def _check_output(path, inputs):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"--output {path!r}: the folder {folder!r} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(
+            f"--output {path!r}: the folder {folder!r} is not writable. Choose "
+            "another output file."
+        )
     for item in inputs:
         if item and os.path.exists(item) and _same_file(path, item):
             raise CLIError(
                 f"--output {path!r} is also an input ({item!r}); it would be "
                 "overwritten. Choose another output file."
             )
+    if kind is not None:
+        _check_replaceable(path, kind)
 
 
 #: Largest count that a demo option takes (beyond it nothing fits in memory).
@@ -276,6 +315,7 @@ def _cmd_train(args):
     _check_output(
         args.output,
         [args.strong_tsv, args.weak_tsv, args.valid_tsv, *folders.values()],
+        kind="model",
     )
     _check_folder("--checkpoint-dir", args.checkpoint_dir)
     pipe = _train_pipeline(args)  # settings checked before any work
@@ -290,12 +330,15 @@ def _cmd_train(args):
     if not X:
         raise CLIError("the TSV files list no clip.")
     validation = {}
+    X_val = []
     if args.valid_tsv:
         X_val, _, y_val = _load_listed(
             {"strong": "valid"},
             strong_tsv=args.valid_tsv,
             strong_audio_dir=folders["valid"],
         )
+    # Every listed clip is an input too: the model never overwrites one.
+    _check_output(args.output, [*X, *X_val])
     features = extractor.fit_transform(X)
     if args.valid_tsv:
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
@@ -354,6 +397,23 @@ def _load_listed(flags, **tsvs):
         ) from None
 
 
+def _walk(folder):
+    """List ``(folder, file names)`` of a tree, symlinked sub-folders included.
+
+    Each real folder is visited once, so a link that loops back ends the
+    descent there.
+    """
+    visited, out = set(), []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
+        out.append((root, names))
+    return sorted(out)
+
+
 def _audio_files(inputs):
     """Return ``(key, path)`` of every audio file; keys never repeat.
 
@@ -363,7 +423,7 @@ def _audio_files(inputs):
     files, seen = [], {}
     for item in inputs:
         if os.path.isdir(item):
-            for root, _, names in sorted(os.walk(item)):
+            for root, names in _walk(item):
                 for n in sorted(names):
                     if n.lower().endswith(_AUDIO_EXTENSIONS):
                         path = os.path.join(root, n)
@@ -442,12 +502,43 @@ def _sed_scores_eval():
         raise CLIError(f"--scores-dir: {exc}") from None
 
 
+def _scores_path(folder, key):
+    """Return the score file of the recording ``key`` (its path minus extension)."""
+    return os.path.join(folder, os.path.splitext(key)[0] + ".tsv")
+
+
+def _check_scores_targets(args, files):
+    """Refuse, before any work, score files that would clash or overwrite.
+
+    Two recordings of one name (``a.wav``, ``a.flac``) would write one file;
+    an existing file that is not a score table, or is an input, is the
+    user's.
+    """
+    inputs = [args.model, args.output, *args.audio, *(p for _, p in files)]
+    targets = {}
+    for key, path in files:
+        target = _scores_path(args.scores_dir, key)
+        if target in targets:
+            raise CLIError(
+                f"--scores-dir: {targets[target]!r} and {path!r} would both write "
+                f"{target!r}. Rename one of them, or predict them separately."
+            )
+        targets[target] = path
+        for item in inputs:
+            if item and os.path.exists(item) and _same_file(target, item):
+                raise CLIError(
+                    f"--scores-dir would overwrite {item!r}, an input, with the "
+                    f"scores of {path!r}. Choose another folder."
+                )
+        _check_replaceable(target, "scores", "--scores-dir")
+
+
 def _write_scores(folder, key, sed, probs, frame_sec, length_sec):
     """Write one recording's frame probabilities as a sed_scores_eval TSV."""
     io = _sed_scores_eval().io
     n = min(len(probs), max(1, int(np.ceil(length_sec / frame_sec))))
     timestamps = np.minimum(np.arange(n + 1) * frame_sec, length_sec)
-    path = os.path.join(folder, os.path.splitext(key)[0] + ".tsv")
+    path = _scores_path(folder, key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io.write_sed_scores(
         probs[:n],
@@ -462,8 +553,12 @@ def _cmd_predict(args):
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
 
     files = _audio_files(args.audio)
-    _check_output(args.output, [args.model, *args.audio, *(p for _, p in files)])
+    _check_output(
+        args.output, [args.model, *args.audio, *(p for _, p in files)], kind="events"
+    )
     _check_folder("--scores-dir", args.scores_dir)
+    if args.scores_dir:
+        _check_scores_targets(args, files)
     model = _load_model(args.model, allow_pickle=args.allow_pickle)
     sed = model[-1]
     if hasattr(model[0], "verbose"):  # one overall bar, not one per file
@@ -612,7 +707,7 @@ def _cmd_plot(args):
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
     from sklearn_sed.plotting import plot_detection
 
-    _check_output(args.output, [args.model, args.audio, args.reference])
+    _check_output(args.output, [args.model, args.audio, args.reference], kind="figure")
     info = audio_info(args.audio)  # the span is checked before any work
     length = info.frames / info.samplerate
     start = 0.0 if args.start is None else args.start

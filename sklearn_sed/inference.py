@@ -128,11 +128,15 @@ def decode_file_frames(sed, frame_probs, frame_sec, length_sec):
     Returns
     -------
     events : list of (onset, offset, event_label)
-        In seconds, within ``[0, length_sec]``.
+        In seconds, within ``[0, length_sec]``, each at least 1 ms long.
     """
     events = sed.decode(
         frame_probs[None], duration=frame_sec * len(frame_probs), clip_gating=False
     )[0]
+    # An event must keep a length once written with millisecond precision
+    # (events TSV): one that the end of the recording cuts to less is none.
     return [
-        (on, min(off, length_sec), lab) for on, off, lab in events if on < length_sec
+        (on, min(off, length_sec), lab)
+        for on, off, lab in events
+        if round(min(off, length_sec), 3) > round(on, 3)
     ]

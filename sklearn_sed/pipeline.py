@@ -246,7 +246,7 @@ class Pipeline(sk_pipeline.Pipeline):
         except (TypeError, ValueError):
             return events
         return [
-            [(a, min(b, end), c) for a, b, c in clip if a < end]
+            [(a, min(b, end), c) for a, b, c in clip if min(b, end) > a]
             for clip, end in zip(events, lengths, strict=True)
         ]
 

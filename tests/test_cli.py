@@ -1015,3 +1015,108 @@ def test_a_model_file_of_a_bare_detector_is_a_clear_error(
     ]
     assert main(argv) == 2
     assert "holds a PseudoLabelSED, not a pipeline" in capsys.readouterr().err
+
+
+def _copy_of(desed_dir, tmp_path, trained_model=None):
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(desed_dir, work)
+    if trained_model is not None:
+        shutil.copy(trained_model, work / "model.sed")
+    return work
+
+
+@pytest.mark.parametrize("layout", ["audio-dir", "strong-audio-dir"])
+def test_train_never_overwrites_a_listed_clip(desed_dir, tmp_path, capsys, layout):
+    """Check train --output naming a training clip (listed in a TSV, inside
+    the audio folder) exits 2 before any work and leaves the clip as it was."""
+    work = _copy_of(desed_dir, tmp_path)
+    victim = work / "clip7.wav"
+    before = victim.read_bytes()
+    argv = [*_train_argv(work), "--output", str(victim)]
+    if layout == "strong-audio-dir":
+        argv = [a if a != "--audio-dir" else "--strong-audio-dir" for a in argv]
+        argv += ["--weak-audio-dir", str(work)]
+    assert main(argv) == 2
+    assert "would be overwritten" in capsys.readouterr().err
+    assert victim.read_bytes() == before
+
+
+def test_outputs_never_replace_a_file_of_another_kind(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check train, predict and plot refuse, before any work, an existing
+    --output that is not what they write (a user's notes, a recording)."""
+    work = _copy_of(desed_dir, tmp_path, trained_model)
+    notes = work / "notes.txt"
+    notes.write_text("my notes\n")
+    wav = str(work / "clip0.wav")
+    for argv in (
+        [*_train_argv(work), "--output", str(notes)],
+        ["predict", str(work / "model.sed"), wav, "--output", str(notes)],
+        ["plot", str(work / "model.sed"), wav, "--output", str(notes)],
+    ):
+        assert main(argv) == 2
+        assert "is not" in capsys.readouterr().err
+        assert notes.read_text() == "my notes\n"
+    # An earlier run's own output is replaced, as before.
+    events = work / "events.tsv"
+    assert main(["predict", str(work / "model.sed"), wav, "--output", str(events)]) == 0
+    assert main(["predict", str(work / "model.sed"), wav, "--output", str(events)]) == 0
+
+
+def test_scores_dir_never_overwrites_a_users_file(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check predict --scores-dir refuses, before any work, to write over an
+    annotation file of the same name, and over one of two recordings that
+    would share a score file."""
+    pytest.importorskip("sed_scores_eval")
+    work = _copy_of(desed_dir, tmp_path, trained_model)
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    (annot / "clip0.wav").write_bytes((work / "clip0.wav").read_bytes())
+    mine = annot / "clip0.tsv"
+    mine.write_text("filename\tonset\toffset\tevent_label\nclip0.wav\t0\t1\tDog\n")
+    argv = ["predict", str(work / "model.sed"), str(annot), "--output"]
+    assert main([*argv, str(tmp_path / "e.tsv"), "--scores-dir", str(annot)]) == 2
+    assert "is not a frame-score TSV" in capsys.readouterr().err
+    assert mine.read_text().startswith("filename")
+    (annot / "clip0.flac").write_bytes(b"")
+    mine.unlink()
+    assert main([*argv, str(tmp_path / "e.tsv"), "--scores-dir", str(tmp_path)]) == 2
+    assert "would both write" in capsys.readouterr().err
+
+
+def test_predict_follows_symlinked_sub_folders(trained_model, desed_dir, tmp_path):
+    """Check a folder given to predict includes the audio of a symlinked
+    sub-folder (a loop back is visited once)."""
+    work = _copy_of(desed_dir, tmp_path, trained_model)
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "linked").symlink_to(work, target_is_directory=True)
+    (top / "loop").symlink_to(top, target_is_directory=True)
+    out = tmp_path / "e.tsv"
+    assert (
+        main(["predict", str(work / "model.sed"), str(top), "--output", str(out)]) == 0
+    )
+    listed = read_strong_tsv(out, classes=None)
+    assert "linked/clip0.wav" in listed
+
+
+def test_very_short_files_get_no_zero_length_event(trained_model, tmp_path, capsys):
+    """Check a file a few milliseconds long gets no event 0.000-0.000, which
+    evaluate would refuse."""
+    model = sklearn_sed.load(trained_model)
+    model[-1].set_params(threshold=0.0)  # every frame on
+    sklearn_sed.save(model, tmp_path / "m.sed")
+    wav = tmp_path / "tick.wav"
+    sf.write(wav, np.full(8, 0.1, dtype=np.float32), 16000)  # 0.5 ms
+    out = tmp_path / "e.tsv"
+    assert (
+        main(["predict", str(tmp_path / "m.sed"), str(wav), "--output", str(out)]) == 0
+    )
+    for events in read_strong_tsv(out, classes=None).values():
+        for onset, offset, _ in events:
+            assert offset > onset
