@@ -56,7 +56,7 @@ def test_weak_and_unlabeled_readers(tmp_path):
         ("a.wav\t2.0\t1.0\tDog", r"x\.tsv:3: onset must be < offset"),
         ("a.wav\tx\t1.0\tDog", r"x\.tsv:3: onset and offset must be numbers"),
         ("a.wav\t0.0\t1.0\tCow", r"x\.tsv:3: event_label 'Cow' is not one of"),
-        ("a.wav\t0\t1\tDog\textra", r"x\.tsv:3: expected 4 tab-separated columns"),
+        ("a.wav\t0\t1\tDog\textra", r"x\.tsv:3: 5 tab-separated cells"),
     ],
 )
 def test_strong_tsv_errors_name_file_and_line(tmp_path, line, match):
@@ -73,7 +73,7 @@ def test_empty_tsv_and_bad_header(tmp_path):
     with pytest.raises(ValueError, match="the file is empty"):
         read_strong_tsv(tmp_path / "e.tsv")
     (tmp_path / "h.tsv").write_text("file\tstart\n")
-    with pytest.raises(ValueError, match="header must start with"):
+    with pytest.raises(ValueError, match="header must be"):
         read_strong_tsv(tmp_path / "h.tsv")
 
 
@@ -129,3 +129,76 @@ def test_return_events_gives_the_hidden_truth_of_the_weak_clips():
     for weak, strong, ev in zip(y_weak, y_strong, events, strict=True):
         assert strong is None or strong == ev
         assert weak == sorted({e[2] for e in ev})
+
+
+# Strict label files: nothing is read as something else.
+
+
+def test_a_quote_starting_a_filename_is_a_plain_character(tmp_path):
+    """Check a filename starting with '"' does not merge the rows after it
+    into one field (CSV quoting), and that such a name round-trips."""
+    path = tmp_path / "ref.tsv"
+    rows = ['"a.wav\t1.0\t2.0\tDog', "b.wav\t1.0\t2.0\tCat", "c.wav\t0.5\t1.5\tDog"]
+    path.write_text("filename\tonset\toffset\tevent_label\n" + "\n".join(rows) + "\n")
+    events = read_strong_tsv(path)
+    assert list(events) == ['"a.wav', "b.wav", "c.wav"]
+    write_events_tsv(tmp_path / "out.tsv", events)
+    assert read_strong_tsv(tmp_path / "out.tsv") == events
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "weak.tsv"
+    path.write_bytes("\ufefffilename\tevent_labels\na.wav\tDog,Cat\n".encode())
+    assert read_weak_tsv(path) == {"a.wav": ["Cat", "Dog"]}
+
+
+def test_a_weak_clip_listed_twice_is_refused_with_both_lines(tmp_path):
+    """Check one label per row (the clip listed again) is refused, where the
+    reader kept only the last row's label."""
+    path = tmp_path / "weak.tsv"
+    path.write_text("filename\tevent_labels\na.wav\tDog\nb.wav\tCat\na.wav\tCat\n")
+    with pytest.raises(
+        ValueError, match=r"weak.tsv:4: 'a.wav' is listed again \(first at line 2\)"
+    ):
+        read_weak_tsv(path)
+
+
+def test_tab_separated_weak_labels_are_refused(tmp_path):
+    """Check labels separated by tabs (all but the first were dropped) are
+    refused, naming the line and the fix."""
+    path = tmp_path / "weak.tsv"
+    path.write_text("filename\tevent_labels\na.wav\tDog\tCat\n")
+    with pytest.raises(ValueError, match=r"weak.tsv:2: 3 tab-separated cells.*commas"):
+        read_weak_tsv(path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "filename\tonset\toffset\tevent_label\tconfidence",
+        "filename\tonset\tonset\tevent_label",
+    ],
+)
+def test_extra_or_repeated_columns_are_refused(tmp_path, header):
+    path = tmp_path / "strong.tsv"
+    path.write_text(header + "\na.wav\t1\t2\tDog\t0.9\n")
+    with pytest.raises(ValueError, match=r"strong\.tsv:1: the header must be"):
+        read_strong_tsv(path)
+
+
+def test_a_clip_in_the_strong_and_the_weak_tsv_is_refused(tmp_path):
+    """Check a clip listed in both label files (trained twice with two
+    labels) is refused, naming both files."""
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "strong.tsv").write_text(
+        "filename\tonset\toffset\tevent_label\na.wav\t1\t2\tDog\n"
+    )
+    (tmp_path / "weak.tsv").write_text("filename\tevent_labels\na.wav\tCat\n")
+    with pytest.raises(
+        ValueError, match=r"'a.wav' is listed in .*strong.tsv.*weak.tsv"
+    ):
+        load_desed(
+            tmp_path,
+            strong_tsv=tmp_path / "strong.tsv",
+            weak_tsv=tmp_path / "weak.tsv",
+        )

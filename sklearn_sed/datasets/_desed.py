@@ -30,13 +30,21 @@ __all__ = [
 
 
 def _rows(path, expected):
+    """Yield ``(line number, cells)`` of a TSV whose header is ``expected``.
+
+    Strict, so that no row is read as something else: a UTF-8 byte-order
+    mark is accepted, quotes are plain characters (no CSV quoting merges
+    rows), the header must be exactly ``expected``, and every row holds at
+    most as many cells as the header (a tab inside a field is refused).
+    Errors name the file and the line.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"TSV file {path!r} does not exist.")
     lineno = 1
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter="\t")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(reader, None)
             if header is None:
                 raise ValueError(
@@ -44,14 +52,24 @@ def _rows(path, expected):
                     f"{chr(9).join(expected)!r}."
                 )
             header = [h.strip() for h in header]
-            if header[: len(expected)] != list(expected):
+            if header != list(expected):
                 raise ValueError(
-                    f"{path}:1: header must start with {list(expected)}. Got "
-                    f"{header} instead."
+                    f"{path}:1: the header must be {list(expected)} "
+                    f"(tab-separated). Got {header} instead."
                 )
             for lineno, row in enumerate(reader, start=2):
                 if not row or all(not c.strip() for c in row):
                     continue
+                if len(row) > len(expected):
+                    raise ValueError(
+                        f"{path}:{lineno}: {len(row)} tab-separated cells, but "
+                        f"the header has {len(expected)} ({list(expected)}). "
+                        + (
+                            "Separate the labels of a clip with commas."
+                            if expected == ("filename", "event_labels")
+                            else "Remove the extra cells."
+                        )
+                    )
                 yield lineno, row
     except UnicodeDecodeError as exc:
         raise ValueError(
@@ -135,16 +153,24 @@ def read_weak_tsv(path, *, classes=DESED_CLASSES):
     labels : dict of str to list of str
         Per filename, its sorted labels.
     """
-    out = {}
+    out, first = {}, {}
     for lineno, row in _rows(path, ("filename", "event_labels")):
         where = f"{os.fspath(path)}:{lineno}"
         if len(row) < 1 or not row[0].strip():
             raise ValueError(f"{where}: the filename is empty.")
+        name = row[0].strip()
+        if name in first:
+            raise ValueError(
+                f"{where}: {name!r} is listed again (first at line {first[name]}); "
+                "a weak TSV lists each clip once, with its labels separated by "
+                "commas."
+            )
+        first[name] = lineno
         labels = [s.strip() for s in (row[1] if len(row) > 1 else "").split(",")]
         labels = sorted({s for s in labels if s})
         for label in labels:
             _check_label(label, classes, where)
-        out[row[0].strip()] = labels
+        out[name] = labels
     return out
 
 
@@ -161,7 +187,17 @@ def read_unlabeled_tsv(path):
     filenames : list of str
         In file order.
     """
-    return [row[0].strip() for _, row in _rows(path, ("filename",))]
+    names, first = [], {}
+    for lineno, row in _rows(path, ("filename",)):
+        name = row[0].strip()
+        if name in first:
+            raise ValueError(
+                f"{os.fspath(path)}:{lineno}: {name!r} is listed again (first at "
+                f"line {first[name]})."
+            )
+        first[name] = lineno
+        names.append(name)
+    return names
 
 
 def write_events_tsv(path, events):
@@ -175,14 +211,21 @@ def write_events_tsv(path, events):
         Per filename; a file with no event gets one row with empty fields so
         that it is not lost.
     """
+    for name in events:
+        if any(c in str(name) for c in "\t\r\n"):
+            raise ValueError(
+                f"Filename {name!r} holds a tab or a line break, which a TSV "
+                "row cannot; rename the file."
+            )
+    # Rows joined by hand, without quoting: the reader takes quotes as plain
+    # characters too, so a name starting with '"' round-trips.
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(["filename", "onset", "offset", "event_label"])
+        f.write("filename\tonset\toffset\tevent_label\n")
         for name, evs in events.items():
             if not evs:
-                writer.writerow([name, "", "", ""])
+                f.write(f"{name}\t\t\t\n")
             for onset, offset, label in evs:
-                writer.writerow([name, f"{onset:.3f}", f"{offset:.3f}", label])
+                f.write(f"{name}\t{onset:.3f}\t{offset:.3f}\t{label}\n")
 
 
 class MissingAudioError(FileNotFoundError):
@@ -293,6 +336,16 @@ default=None
             y_weak.append(None)
             y_strong.append(None)
     paths = [os.path.join(os.fspath(folder), name) for name, _, folder in sources]
+    seen = {}
+    for (name, kind, _), p in zip(sources, paths, strict=True):
+        key = os.path.normpath(os.path.abspath(p))
+        if key in seen:
+            raise ValueError(
+                f"{name!r} is listed in {os.fspath(tsvs[seen[key]])} ({seen[key]}) "
+                f"and in {os.fspath(tsvs[kind])} ({kind}): one clip would be "
+                "trained twice with two labels. List each clip in one TSV."
+            )
+        seen[key] = kind
     if check_audio:
         missing = [
             (n, kind, folder)
