@@ -339,6 +339,9 @@ def _cmd_train(args):
         )
     # Every listed clip is an input too: the model never overwrites one.
     _check_output(args.output, [*X, *X_val])
+    from sklearn_sed.pipeline import check_training_lengths
+
+    check_training_lengths(X, duration=extractor.duration, sr=extractor.sr)
     features = extractor.fit_transform(X)
     if args.valid_tsv:
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}

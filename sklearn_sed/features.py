@@ -33,31 +33,82 @@ __all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 #: duration (s) of :class:`LogMelExtractor`: the bounds of its settings.
 MAX_SR, MAX_N_FFT, MAX_N_MELS, MAX_DURATION_SEC = 384_000, 65_536, 1024, 600.0
 
+#: Seconds read past a clip's ``duration`` (the resampler's edge stays exact).
+_READ_MARGIN_SEC = 0.1
+#: How much longer than ``duration`` a training clip may be (DESED's are 10 s).
+LENGTH_TOLERANCE_SEC = 0.1
+
 _CHUNK = 16  # clips per task: batches the STFT and amortises joblib overhead
 
 
-def _wav_missing_bytes(path):
-    """Bytes of samples a WAV header promises but the file lacks (0 if none).
+def _missing_bytes(path):
+    """Bytes of samples a file's header promises but the file lacks (0 if none).
 
-    None when the file is not RIFF/WAVE or its data size is not declared
-    (streamed files write 0xFFFFFFFF); libsndfile itself reads a truncated
-    WAV as a shorter one without a word, so the header is checked here.
+    libsndfile reads a truncated file as a shorter one without a word, so the
+    header of every format that declares the length of its samples is read
+    here: WAV (RIFF/RIFX), RF64, Wave64, AIFF/AIFC and AU. None when the
+    format declares no length (or marks it unknown, as streamed files do).
     """
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:] != b"WAVE":
-            return None
-        order = "little" if head[:4] == b"RIFF" else "big"
-        size, pos = os.fstat(f.fileno()).st_size, 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(8)
-            n = int.from_bytes(chunk[4:], order)
-            if chunk[:4] == b"data":
-                if n == 0xFFFFFFFF:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(16)
+        if len(head) >= 12 and head[8:12] == b"WAVE" and head[:4] in _RIFF_IDS:
+            return _riff_missing(f, size, head[:4])
+        if len(head) >= 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return _chunks_missing(f, size, 12, b"SSND", "big")
+        if head == _W64_RIFF:
+            return _w64_missing(f, size)
+        if head[:4] == b".snd" and len(head) >= 12:
+            offset = int.from_bytes(head[4:8], "big")
+            n = int.from_bytes(head[8:12], "big")
+            return None if n == 0xFFFFFFFF else max(0, n - (size - offset))
+    return None
+
+
+_RIFF_IDS = (b"RIFF", b"RIFX", b"RF64")
+_W64_RIFF = bytes.fromhex("726966662e91cf11a5d628db04c10000")
+_W64_DATA = bytes.fromhex("64617461f3acd3118cd100c04f8edb8a")
+
+
+def _chunks_missing(f, size, pos, data_id, order, data_size=None):
+    """Walk ``id + 4-byte size`` chunks from ``pos`` to the sample chunk."""
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk = f.read(8)
+        n = int.from_bytes(chunk[4:], order)
+        if chunk[:4] == data_id:
+            if n == 0xFFFFFFFF:
+                if data_size is None:
                     return None
-                return max(0, n - (size - pos - 8))
-            pos += 8 + n + (n & 1)
+                n = data_size
+            return max(0, n - (size - pos - 8))
+        pos += 8 + n + (n & 1)
+    return None
+
+
+def _riff_missing(f, size, kind):
+    order = "big" if kind == b"RIFX" else "little"
+    data_size = None
+    if kind == b"RF64":  # the 64-bit sizes are in the "ds64" chunk
+        f.seek(12)
+        chunk = f.read(28)
+        if chunk[:4] == b"ds64":
+            data_size = int.from_bytes(chunk[16:24], "little")
+    return _chunks_missing(f, size, 12, b"data", order, data_size)
+
+
+def _w64_missing(f, size):
+    """Wave64: 16-byte GUID chunk ids, 8-byte sizes that count the header."""
+    pos = 40  # riff GUID, file size, wave GUID
+    while pos + 24 <= size:
+        f.seek(pos)
+        chunk = f.read(24)
+        n = int.from_bytes(chunk[16:], "little")
+        if chunk[:4] == b"data" and chunk[4:16] == _W64_DATA[4:16]:
+            return max(0, (n - 24) - (size - pos - 24))
+        if n < 24:
+            return None
+        pos += n + (-n % 8)
     return None
 
 
@@ -79,10 +130,10 @@ def audio_info(path):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file cannot be decoded, holds no samples, or is a WAV file
-        whose header promises more samples than the file holds (a truncated
-        copy or download). A truncated OGG or MP3 cannot be told from a
-        shorter one and is read as it is.
+        If the file cannot be decoded, holds no samples, or its header
+        promises more samples than the file holds (a truncated copy or
+        download; WAV, RF64, Wave64, AIFF and AU declare their length). A
+        truncated FLAC, OGG or MP3 declares none and is read as it is.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -96,7 +147,7 @@ def audio_info(path):
             f"Audio file {path!r} could not be decoded ({type(exc).__name__}: "
             f"{exc}). Check that it is a complete WAV, FLAC or OGG file."
         ) from exc
-    missing = _wav_missing_bytes(path) if info.format in ("WAV", "WAVEX") else None
+    missing = _missing_bytes(path)
     if missing:
         raise ValueError(
             f"Audio file {path!r} is truncated: its header promises {missing} more "
@@ -380,10 +431,14 @@ class _ClipWorkers:
             torch.set_num_threads(n_threads)
 
 
-def _to_waveform(item, *, index, sr, sr_in):
-    """Return one clip as a mono float32 waveform at ``sr``."""
+def _to_waveform(item, *, index, sr, sr_in, max_seconds=None):
+    """Return one clip as a mono float32 waveform at ``sr``.
+
+    Of a file, at most the first ``max_seconds`` are read.
+    """
     if isinstance(item, (str, os.PathLike)):
-        return load_audio(item, sr=sr)
+        # Only the stretch that is used is read (a 3-hour file costs 10 s).
+        return load_audio(item, sr=sr, duration=max_seconds)
     item_sr = sr_in if sr_in is not None else sr
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], numbers.Real):
         item, item_sr = item
@@ -457,7 +512,7 @@ def _as_items(X):
             # Thousands of "clips" of at most 8 samples: a recording of
             # samples x channels, not clips (scikit-learn's own checks pass
             # a few dozen short rows, which stay accepted).
-            if X.shape[1] <= 8 and X.shape[0] >= 1000:
+            if X.shape[1] <= 8 and X.shape[0] >= 200:
                 raise ValueError(
                     f"X has shape {X.shape}: {X.shape[0]} clips of {X.shape[1]} "
                     "samples, or rather one recording of samples x channels as "
@@ -634,7 +689,13 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         on_cpu = torch.device(self.device).type == "cpu"
 
         def clip(k):
-            y = _to_waveform(items[k], index=start + k, sr=self.sr, sr_in=self.sr_in)
+            y = _to_waveform(
+                items[k],
+                index=start + k,
+                sr=self.sr,
+                sr_in=self.sr_in,
+                max_seconds=self.duration + _READ_MARGIN_SEC,
+            )
             y = _fix_length(y, n_samples)
             if not on_cpu:
                 return y, None
@@ -694,6 +755,12 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
 
     # -- estimator API -------------------------------------------------------
     def _set_fitted(self, lo, hi):
+        if lo is not None and hi is not None and not hi > lo:
+            raise ValueError(
+                f"Every training clip has the same log-mel level ({lo:.1f} dB): "
+                "all silent (or constant), so min-max scaling has no range and "
+                "every real clip would saturate to 1. Fit on clips with sound."
+            )
         self.data_min_ = float(lo) if lo is not None else None
         self.data_max_ = float(hi) if hi is not None else None
         self.n_frames_ = 1 + round(self.duration * self.sr) // self.hop_length

@@ -15,7 +15,7 @@ import sklearn
 from sklearn import pipeline as sk_pipeline
 from sklearn.utils.metaestimators import available_if
 
-__all__ = ["Pipeline", "make_pipeline"]
+__all__ = ["Pipeline", "check_training_lengths", "make_pipeline"]
 
 
 def _routing_enabled():
@@ -35,6 +35,48 @@ def _seconds(item, sr):
     if y.ndim == 2:  # (channels, n_samples) or (n_samples, channels)
         return max(y.shape) / sr
     return y.shape[0] / sr if y.ndim else 0.0
+
+
+def check_training_lengths(X, *, duration, sr):
+    """Refuse training clips longer than ``duration``.
+
+    The extractor would keep their first ``duration`` seconds while their
+    labels (a weak label above all) describe the whole recording. Prediction
+    windows a long recording instead; training needs clips.
+
+    Parameters
+    ----------
+    X : list of str or ndarray
+        Audio clips: file paths (only their headers are read), waveforms, or
+        ``(waveform, rate)`` pairs.
+    duration : float
+        The clip length in seconds; up to
+        :data:`~sklearn_sed.features.LENGTH_TOLERANCE_SEC` more is accepted.
+    sr : int
+        Sample rate of waveforms given without one.
+
+    Raises
+    ------
+    ValueError
+        Naming the first clip too long and how many there are.
+    """
+    from sklearn_sed.features import LENGTH_TOLERANCE_SEC
+
+    if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
+        return
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
+        lengths = dict.fromkeys(range(len(X)), X.shape[1] / sr)
+    else:
+        lengths = {i: _seconds(item, sr) for i, item in enumerate(X)}
+    long = {i: t for i, t in lengths.items() if t > duration + LENGTH_TOLERANCE_SEC}
+    if long:
+        i, seconds = next(iter(long.items()))
+        raise ValueError(
+            f"X[{i}] is {seconds:.1f} s long ({len(long)} training clip(s) like "
+            f"it), longer than the {duration} s clips the extractor makes: it "
+            "would be cut while its labels describe all of it. Cut such "
+            "recordings into clips (with their labels), or raise duration."
+        )
 
 
 def _final_has(attr):
@@ -95,6 +137,11 @@ class Pipeline(sk_pipeline.Pipeline):
             The fitted pipeline.
         """
         self._check_shared_settings()
+        first = self.steps[0][1]
+        if hasattr(first, "sr") and hasattr(first, "duration"):
+            check_training_lengths(
+                X, duration=first.duration, sr=getattr(first, "sr_in", None) or first.sr
+            )
         if y_strong is not None:
             if _routing_enabled():  # routed by the steps' requests
                 params["y_strong"] = y_strong

@@ -140,3 +140,70 @@ def test_detector_device_that_cannot_train_is_refused_before_training(
         PseudoLabelSED(**FAST_SED, device=device).fit(
             d["F"][:4], d["y_weak"][:4], d["y_strong"][:4]
         )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext"),
+    [("WAV", "wav"), ("AIFF", "aiff"), ("W64", "w64"), ("RF64", "rf64"), ("AU", "au")],
+)
+def test_every_format_that_declares_its_length_is_checked_for_truncation(
+    tmp_path, fmt, ext
+):
+    """Check a truncated AIFF, Wave64, RF64 or AU file is refused as a WAV is,
+    instead of being read as shorter audio."""
+    path = tmp_path / f"cut.{ext}"
+    sf.write(path, np.zeros(8000, dtype=np.float32), 8000, format=fmt, subtype="PCM_16")
+    load_audio(path, sr=8000)  # whole: fine
+    data = path.read_bytes()
+    path.write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match="is truncated"):
+        load_audio(path, sr=8000)
+
+
+def test_only_the_used_stretch_of_a_long_file_is_read(tmp_path, monkeypatch):
+    """Check the extractor reads at most its clip (plus a small margin) of a
+    long file, not the whole file."""
+    import sklearn_sed.features as features
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(8000 * 60, dtype=np.float32), 8000)
+    asked = []
+    real = features.load_audio
+
+    def spy(p, *, sr, offset=0.0, duration=None):
+        asked.append(duration)
+        return real(p, sr=sr, offset=offset, duration=duration)
+
+    monkeypatch.setattr(features, "load_audio", spy)
+    LogMelExtractor(**SMALL_FEATURES, scaling="clip").transform([str(path)])
+    assert asked == [pytest.approx(SMALL_FEATURES["duration"] + 0.1)]
+
+
+def test_a_training_clip_longer_than_a_clip_is_refused(tmp_path):
+    """Check Pipeline.fit refuses a 60 s file among 1 s training clips (it
+    would be cut while its weak label describes all of it)."""
+    from sklearn_sed import make_pipeline
+
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    sf.write(short, 0.1 * np.ones(8000, dtype=np.float32), 8000)
+    sf.write(long, 0.1 * np.ones(8000 * 60, dtype=np.float32), 8000)
+    pipe = make_pipeline(
+        LogMelExtractor(**SMALL_FEATURES),
+        PseudoLabelSED(**{**FAST_SED, "duration": 1.0}),
+    )
+    with pytest.raises(ValueError, match=r"X\[1\] is 60.0 s long"):
+        pipe.fit([str(short), str(long)], [["a"], ["b"]])
+
+
+def test_an_all_silent_training_set_is_refused():
+    """Check fitting the min-max scaling on silence (no range: every real
+    clip would saturate to 1) is refused."""
+    with pytest.raises(ValueError, match="same log-mel level"):
+        LogMelExtractor(**SMALL_FEATURES).fit(np.zeros((4, 8000), dtype=np.float32))
+
+
+def test_samples_by_channels_array_is_not_read_as_clips():
+    """Check a (500, 2) array (a recording as soundfile.read returns it) is
+    refused instead of read as 500 clips."""
+    with pytest.raises(ValueError, match="samples x channels"):
+        LogMelExtractor(**SMALL_FEATURES).fit(np.zeros((500, 2), dtype=np.float32))

@@ -54,6 +54,9 @@ PER_ESTIMATOR_XFAIL_CHECKS = {
         "sklearn's '0 feature(s)' wording",
         "check_dtype_object": "object arrays are taken as lists of clips (file "
         "paths or waveforms), so strings are paths, not numbers",
+        "check_estimators_dtypes": "its integer waveforms are all zero (random "
+        "values below 1 cast to int): an all-silent training set has no range "
+        "to scale and is refused",
     }
 }
 
@@ -64,6 +67,7 @@ def _expected_failed_checks(estimator):
         # Per-clip scaling is stateless, so the 3-D output passes these.
         expected.pop("check_transformer_general")
         expected.pop("check_transformer_general(readonly_memmap=True)")
+        expected.pop("check_estimators_dtypes")
     return expected
 
 
