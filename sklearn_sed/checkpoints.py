@@ -10,6 +10,7 @@ an uninterrupted one. It is read with ``torch.load(weights_only=True)``: no
 code is unpickled.
 """
 
+import hashlib
 import json
 import os
 
@@ -19,6 +20,7 @@ from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.callbacks import BestWeights, DropsOnPickle, WeightAveraging
+from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
 from sklearn_sed.nets import (
     history_from_rows,
     history_to_rows,
@@ -152,11 +154,112 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
         "rng": torch.get_rng_state(),
         "callbacks": _callback_states(net),
     }
+    state["digest"] = _digest(state)
     with atomic_path(os.path.join(directory, CHECKPOINT_NAME), suffix=".pt") as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(directory, *, fingerprint):
+def _digest(obj):
+    """Hash a checkpoint's content with BLAKE2.
+
+    Every tensor's dtype, shape and bytes and every other value's text count,
+    dict keys in sorted order.
+    """
+    h = hashlib.blake2b(digest_size=20)
+
+    def feed(value):
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            h.update(b"{")
+            for key in sorted(value, key=repr):
+                if key == "digest" and value is obj:
+                    continue
+                h.update(repr(key).encode())
+                feed(value[key])
+            h.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[")
+            for item in value:
+                feed(item)
+            h.update(b"]")
+        else:
+            h.update(repr(value).encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
+#: The fields of a checkpoint, each checked when it is read.
+_FIELDS = (
+    "fingerprint",
+    "epochs_done",
+    "module",
+    "optimizer",
+    "criterion",
+    "kind",
+    "frames",
+    "history",
+    "pl_history",
+    "rng",
+    "digest",
+)
+
+
+def _check_state(state, path, y=None, total_epochs=None):
+    """Refuse a checkpoint whose content was damaged or altered.
+
+    The digest covers every byte of the tensors and every field; the shapes
+    and ranges are checked too, so that a checkpoint written by another
+    version (or crafted with a matching digest) cannot resume silently.
+    """
+
+    def refuse(what):
+        raise ValueError(
+            f"Checkpoint {path!r} is damaged or was altered: {what}. Delete it to "
+            "train from scratch."
+        )
+
+    if not isinstance(state, dict):
+        refuse("it is not a dict of fields")
+    missing = [k for k in _FIELDS if k not in state]
+    if missing:
+        refuse(f"it lacks {missing}")
+    if state["digest"] != _digest(state):
+        refuse("its content does not match its integrity hash")
+    done = state["epochs_done"]
+    if (
+        type(done) is not int
+        or done < 0
+        or (total_epochs is not None and done > total_epochs)
+    ):
+        refuse(f"epochs_done={done!r} is not a count of epochs of this training")
+    for key, tensor in state["module"].items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            refuse(f"the weights {key!r} hold non-finite values")
+    if y is not None:
+        kind, frames = state["kind"], state["frames"]
+        if tuple(kind.shape) != tuple(y["kind"].shape):
+            refuse(
+                f"kind has shape {tuple(kind.shape)}, the training {y['kind'].shape}"
+            )
+        if tuple(frames.shape) != tuple(y["frames"].shape):
+            refuse(
+                f"frames has shape {tuple(frames.shape)}, the training "
+                f"{y['frames'].shape}"
+            )
+        if not set(kind.unique().tolist()) <= {KIND_WEAK, KIND_STRONG, KIND_PSEUDO}:
+            refuse("kind holds codes that are not clip kinds")
+        if not torch.isfinite(frames).all() or frames.min() < 0 or frames.max() > 1:
+            refuse("frames hold values outside [0, 1]")
+    criterion = state["criterion"]
+    if not isinstance(criterion, dict) or criterion.get("stage") not in (1, 2):
+        refuse(f"criterion {criterion!r} names no stage")
+
+
+def load_checkpoint(directory, *, fingerprint, y=None, total_epochs=None):
     """Read the checkpoint of ``directory``, or None when there is none.
 
     Parameters
@@ -165,6 +268,10 @@ def load_checkpoint(directory, *, fingerprint):
         Checkpoint folder.
     fingerprint : str
         Expected training fingerprint.
+    y : dict of ndarray, default=None
+        The training targets: the checkpoint's must have their shapes.
+    total_epochs : int, default=None
+        Epochs of the training: the checkpoint cannot have done more.
 
     Returns
     -------
@@ -175,7 +282,8 @@ def load_checkpoint(directory, *, fingerprint):
     ------
     ValueError
         If the checkpoint belongs to another training (other parameters or
-        data), or cannot be read.
+        data), cannot be read, or was damaged or altered (its integrity hash,
+        its fields' presence, shapes and ranges).
     """
     path = os.path.join(directory, CHECKPOINT_NAME)
     if not os.path.isfile(path):
@@ -187,6 +295,12 @@ def load_checkpoint(directory, *, fingerprint):
             f"Checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}). "
             "Consider deleting it to train from scratch."
         ) from exc
+    if not isinstance(state, dict) or "digest" not in state:
+        raise ValueError(
+            f"Checkpoint {path!r} has no integrity hash: it was written by an "
+            "older sklearn-sed or altered. Delete it to train from scratch."
+        )
+    _check_state(state, path, y, total_epochs)
     if state.get("fingerprint") != fingerprint:
         raise ValueError(
             f"Checkpoint {path!r} belongs to a training with other parameters or "

@@ -1146,7 +1146,9 @@ class PseudoLabelSED(BaseEstimator):
         net.sed_ = self  # lets SED scorers decode events in skorch EpochScoring
         done = 0
         if fingerprint is not None:
-            state = load_checkpoint(self.checkpoint_dir, fingerprint=fingerprint)
+            state = load_checkpoint(
+                self.checkpoint_dir, fingerprint=fingerprint, y=y, total_epochs=total
+            )
             if state is not None:
                 stages.records_ = restore(net, state, y)
                 done = state["epochs_done"]

@@ -174,3 +174,101 @@ def test_weight_copies_ignore_a_data_parallel_wrapper(tmp_path):
             torch.testing.assert_close(v, state[k])
     finally:
         dist.destroy_process_group()
+
+
+@pytest.fixture
+def finished_checkpoint(data, tmp_path):
+    """A checkpoint folder of a finished two-stage fit, and its fit()."""
+    F = np.load(data / "F.npy")
+    y_weak, y_strong = _labels(data)
+    ckpt = tmp_path / "ckpt"
+
+    def fit():
+        return PseudoLabelSED(**PARAMS, checkpoint_dir=str(ckpt)).fit(
+            F, y_weak, y_strong
+        )
+
+    fit()
+    return ckpt / "checkpoint.pt", fit
+
+
+def test_a_flipped_bit_in_the_checkpoint_is_refused(finished_checkpoint):
+    """Check one flipped bit in a tensor's stored bytes is a ValueError
+    naming the file, never a silent resume with other predictions."""
+    import zipfile
+
+    path, fit = finished_checkpoint
+    with zipfile.ZipFile(path) as zf:
+        tensors = [i for i in zf.infolist() if "/data/" in i.filename]
+        info = max(tensors, key=lambda i: i.file_size)  # the largest tensor
+    data = bytearray(path.read_bytes())
+    # The member's bytes follow its local header (30 bytes, name, extra).
+    name_len = int.from_bytes(
+        data[info.header_offset + 26 : info.header_offset + 28], "little"
+    )
+    extra_len = int.from_bytes(
+        data[info.header_offset + 28 : info.header_offset + 30], "little"
+    )
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"checkpoint\.pt.*(damaged|cannot be read)"):
+        fit()
+
+
+def _altered(path, change):
+    """Change a checkpoint's fields, with a matching integrity hash (as a
+    writer who knows the format could)."""
+    from sklearn_sed.checkpoints import _digest
+
+    state = torch.load(path, weights_only=True)
+    change(state)
+    state["digest"] = _digest(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            lambda s: s.update(
+                frames=s["frames"].reshape(1, -1, s["frames"].shape[-1])
+            ),
+            "frames has shape",
+        ),
+        (lambda s: s["frames"].fill_(float("nan")), r"outside \[0, 1\]"),
+        (lambda s: s.update(epochs_done=-5), "epochs_done=-5"),
+        (lambda s: s.update(epochs_done=10**6), "epochs_done=1000000"),
+        (lambda s: next(iter(s["module"].values())).fill_(float("nan")), "non-finite"),
+        (lambda s: s.pop("criterion"), r"lacks \['criterion'\]"),
+    ],
+    ids=[
+        "frames-spread",
+        "nan-frames",
+        "negative-epochs",
+        "too-many-epochs",
+        "nan-weights",
+        "missing-key",
+    ],
+)
+def test_altered_checkpoint_fields_are_refused(finished_checkpoint, change, match):
+    path, fit = finished_checkpoint
+    _altered(path, change)
+    with pytest.raises(ValueError, match=match):
+        fit()
+
+
+def test_a_checkpoint_without_integrity_hash_is_refused(finished_checkpoint):
+    path, fit = finished_checkpoint
+    state = torch.load(path, weights_only=True)
+    del state["digest"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="no integrity hash"):
+        fit()
+
+
+def test_an_intact_checkpoint_still_resumes(finished_checkpoint):
+    path, fit = finished_checkpoint
+    before = path.read_bytes()
+    fit()  # resumes: nothing left to train, the file is as it was
+    assert path.read_bytes() == before
