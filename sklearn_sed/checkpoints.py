@@ -229,6 +229,26 @@ def _check_state(state, path, y=None, total_epochs=None):
         refuse(f"it lacks {missing}")
     if state["digest"] != _digest(state):
         refuse("its content does not match its integrity hash")
+    types = {
+        "module": dict,
+        "optimizer": dict,
+        "criterion": dict,
+        "kind": torch.Tensor,
+        "frames": torch.Tensor,
+        "history": str,
+        "pl_history": str,
+        "rng": torch.Tensor,
+    }
+    for key, kind in types.items():
+        if not isinstance(state[key], kind):
+            refuse(f"{key} is a {type(state[key]).__name__}, not a {kind.__name__}")
+    if not all(isinstance(t, torch.Tensor) for t in state["module"].values()):
+        refuse("the weights are not all tensors")
+    for key in ("history", "pl_history"):
+        try:
+            json.loads(state[key])
+        except ValueError:
+            refuse(f"{key} is not JSON")
     done = state["epochs_done"]
     if (
         type(done) is not int
@@ -310,8 +330,25 @@ def load_checkpoint(directory, *, fingerprint, y=None, total_epochs=None):
     return state
 
 
-def restore(net, state, y):
-    """Load a checkpoint into an initialised net and the targets."""
+def restore(net, state, y, path="the checkpoint"):
+    """Load a checkpoint into an initialised net and the targets.
+
+    Raises
+    ------
+    ValueError
+        If the state (checked by :func:`load_checkpoint`) still does not fit
+        the net: another network or optimizer.
+    """
+    try:
+        return _restore(net, state, y)
+    except (KeyError, TypeError, RuntimeError, IndexError) as exc:
+        raise ValueError(
+            f"Checkpoint {path!r} does not fit this training ({type(exc).__name__}: "
+            f"{exc}). Delete it to train from scratch."
+        ) from exc
+
+
+def _restore(net, state, y):
     load_module_state(net.module_, state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
     crit = net.criterion_

@@ -473,6 +473,10 @@ def _per_class(option, value, classes, current):
     return out
 
 
+#: Longest median filter the command line takes (a minute; DCASE uses < 2 s).
+_MAX_MEDIAN_FILTER_SEC = 60.0
+
+
 def _override_decoding(sed, args):
     """Apply ``--threshold`` and ``--median-filter`` to the loaded model."""
     if args.threshold is None and args.median_filter is None:
@@ -484,8 +488,11 @@ def _override_decoding(sed, args):
             raise CLIError(f"--threshold {args.threshold}: values must be in [0, 1].")
     if args.median_filter is not None:
         median = _per_class("--median-filter", args.median_filter, sed.classes_, median)
-        if (median < 0).any():
-            raise CLIError(f"--median-filter {args.median_filter}: must be >= 0 s.")
+        if not ((median >= 0) & (median <= _MAX_MEDIAN_FILTER_SEC)).all():
+            raise CLIError(
+                f"--median-filter {args.median_filter}: lengths must be numbers of "
+                f"seconds in [0, {_MAX_MEDIAN_FILTER_SEC:g}]."
+            )
     sed.set_params(
         threshold=threshold.tolist(),
         median_filter_sec=median.tolist(),

@@ -9,6 +9,7 @@ Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
 
 import hashlib
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -1150,7 +1151,9 @@ class PseudoLabelSED(BaseEstimator):
                 self.checkpoint_dir, fingerprint=fingerprint, y=y, total_epochs=total
             )
             if state is not None:
-                stages.records_ = restore(net, state, y)
+                stages.records_ = restore(
+                    net, state, y, os.path.join(self.checkpoint_dir, "checkpoint.pt")
+                )
                 done = state["epochs_done"]
         if done < total:
             # One skorch training run over the remaining epochs of both stages.

@@ -7,6 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sklearn_sed import PseudoLabelSED
 from tests.conftest import FAST_SED
@@ -272,3 +274,44 @@ def test_an_intact_checkpoint_still_resumes(finished_checkpoint):
     before = path.read_bytes()
     fit()  # resumes: nothing left to train, the file is as it was
     assert path.read_bytes() == before
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    field=st.sampled_from(["epochs_done", "criterion", "kind", "frames"]),
+    value=st.one_of(
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.none(),
+        st.text(max_size=5),
+    ),
+)
+def test_fuzzed_checkpoint_fields_resume_only_when_valid(
+    finished_checkpoint, field, value
+):
+    """Fuzz a checkpoint's fields (with a matching integrity hash): a resume
+    either happens with a valid value or is a ValueError naming the file;
+    never another exception, never a silent resume on a damaged field."""
+    path, fit = finished_checkpoint
+    original = path.read_bytes()
+    state = torch.load(path, weights_only=True)
+    if field in ("kind", "frames") and isinstance(value, (int, float)):
+        value = torch.full_like(state[field], value) if np.isfinite(value) else value
+    if field == "criterion":
+        value = {**state["criterion"], "stage": value}
+    _altered(path, lambda s: s.update({field: value}))
+    try:
+        fit()
+    except ValueError as exc:
+        assert "checkpoint.pt" in str(exc)  # noqa: PT017
+    else:
+        # Resumed: only a value as valid as the original can get here.
+        if field == "epochs_done":
+            assert isinstance(value, int)
+            assert 0 <= value
+    finally:
+        path.write_bytes(original)

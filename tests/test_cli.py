@@ -1120,3 +1120,29 @@ def test_very_short_files_get_no_zero_length_event(trained_model, tmp_path, caps
     for events in read_strong_tsv(out, classes=None).values():
         for onset, offset, _ in events:
             assert offset > onset
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300", "-1"])
+def test_absurd_median_filters_are_one_line_errors(
+    trained_model, desed_dir, tmp_path, capsys, value
+):
+    """Check --median-filter inf, nan, 1e300 or -1 is a one-line user error
+    (exit 2), not an internal error."""
+    argv = ["predict", str(trained_model), str(desed_dir / "clip0.wav")]
+    argv += ["--output", str(tmp_path / "e.tsv"), "--median-filter", value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "lengths must be numbers of seconds in [0, 60]" in err
+    assert err.count("\n") == 1
+
+
+def test_evaluate_refuses_an_event_a_trillion_seconds_long(tmp_path, capsys):
+    """Check an offset of 1e12 s is refused with the file and line instead of
+    allocating a segment grid of terabytes."""
+    ref = tmp_path / "ref.tsv"
+    ref.write_text("filename\tonset\toffset\tevent_label\na.wav\t0\t1e12\tDog\n")
+    assert main(["evaluate", str(ref), str(ref)]) == 2
+    assert (
+        "ref.tsv:2: onset and offset must lie in [0, 86400] s"
+        in capsys.readouterr().err
+    )

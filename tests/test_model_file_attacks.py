@@ -378,3 +378,51 @@ def test_fuzzed_model_files_load_cleanly_or_raise_value_error(
     assert "fuzz.sed" in message
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 300_000  # bounded: no member is read past its limits
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    param=st.sampled_from(
+        ["sr", "n_fft", "hop_length", "win_length", "n_mels", "duration", "sr_in"]
+    ),
+    value=st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([0, 1, 2**31 - 1, 2**28, 10**7, 384_001, 65_537, 1025]),
+    ),
+)
+def test_fuzzed_extractor_settings_load_within_bounds_or_raise(
+    model_bytes, tmp_path, param, value
+):
+    """Fuzz the extractor settings of a model file: each loads only within
+    its documented bound (and then transforms a clip in bounded memory), or
+    is a ValueError naming the file."""
+    from sklearn_sed.features import MAX_DURATION_SEC, MAX_N_FFT, MAX_N_MELS, MAX_SR
+
+    def change(m):
+        step = next(s for s in m["steps"] if s["type"] == "LogMelExtractor")
+        step["params"][param] = value
+
+    try:
+        path = _with_manifest(model_bytes, tmp_path, change)
+    except ValueError:  # NaN or infinity is no JSON number: nothing to load
+        return
+    from sklearn_sed.features import LogMelExtractor as Extractor
+
+    candidate = Extractor(**{**TINY_FEATURES, param: value})
+    try:
+        candidate._validate_params()
+    except (ValueError, TypeError):  # out of bounds: the file is refused
+        with pytest.raises(ValueError, match=r"altered\.sed"):
+            sklearn_sed.load(path)
+        return
+    model = sklearn_sed.load(path)
+    ext = model[0]
+    assert ext.sr <= MAX_SR
+    assert ext.n_fft <= MAX_N_FFT
+    assert ext.n_mels <= MAX_N_MELS
+    assert ext.duration <= MAX_DURATION_SEC

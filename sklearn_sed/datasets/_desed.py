@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 
+#: Latest event time a label file may hold, in seconds (a day): beyond it
+#: the segment-based metrics would allocate a segment grid of that length.
+MAX_EVENT_SEC = 86_400.0
+
+
 def _rows(path, expected):
     """Yield ``(line number, cells)`` of a TSV whose header is ``expected``.
 
@@ -128,6 +133,11 @@ def read_strong_tsv(path, *, classes=DESED_CLASSES):
             ) from None
         if not (math.isfinite(onset_f) and math.isfinite(offset_f)):
             raise ValueError(f"{where}: onset and offset must be finite.")
+        if onset_f < 0 or offset_f > MAX_EVENT_SEC:
+            raise ValueError(
+                f"{where}: onset and offset must lie in [0, {MAX_EVENT_SEC:g}] s "
+                f"(a day). Got onset={onset_f} and offset={offset_f} instead."
+            )
         if onset_f >= offset_f:
             raise ValueError(
                 f"{where}: onset must be < offset. Got onset={onset_f} and "
