@@ -1146,3 +1146,26 @@ def test_evaluate_refuses_an_event_a_trillion_seconds_long(tmp_path, capsys):
         "ref.tsv:2: onset and offset must lie in [0, 86400] s"
         in capsys.readouterr().err
     )
+
+
+def test_an_unwritable_output_folder_is_refused_before_training(
+    desed_dir, tmp_path, capsys, monkeypatch
+):
+    """Check an --output folder that exists but cannot be written is refused
+    before any work (it was reported after training, naming a temporary
+    file)."""
+    import skorch
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode: False if str(p) == str(out) else real_access(p, mode),
+    )
+    trained = []
+    monkeypatch.setattr(skorch.NeuralNet, "fit_loop", lambda *a, **k: trained.append(1))
+    assert main([*_train_argv(desed_dir), "--output", str(out / "m.sed")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert trained == []
