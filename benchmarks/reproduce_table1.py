@@ -42,7 +42,7 @@ from skorch.callbacks import Callback
 
 from sklearn_sed import LogMelExtractor, make_detector
 from sklearn_sed.callbacks import PseudoLabelQuality
-from sklearn_sed.checkpoints import CHECKPOINT_NAME
+from sklearn_sed.checkpoints import CHECKPOINT_NAME, seal_checkpoint
 from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
 from sklearn_sed.metrics import sed_eval_results
 from sklearn_sed.networks.crnn import CRNN
@@ -217,7 +217,7 @@ def _continue_from(snapshot, checkpoint_dir):
     state = torch.load(snapshot, map_location="cpu", weights_only=True)
     state["fingerprint"] = _BRANCH
     os.makedirs(checkpoint_dir, exist_ok=True)
-    torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+    torch.save(seal_checkpoint(state), os.path.join(checkpoint_dir, CHECKPOINT_NAME))
 
 
 def stage1_settings(args):

@@ -33,6 +33,7 @@ __all__ = [
     "TrainingCheckpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "seal_checkpoint",
     "training_seed",
 ]
 
@@ -154,9 +155,30 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
         "rng": torch.get_rng_state(),
         "callbacks": _callback_states(net),
     }
-    state["digest"] = _digest(state)
+    seal_checkpoint(state)
     with atomic_path(os.path.join(directory, CHECKPOINT_NAME), suffix=".pt") as tmp:
         torch.save(state, tmp)
+
+
+def seal_checkpoint(state):
+    """Give a checkpoint state the integrity hash of its current content.
+
+    For a state edited on purpose (a benchmark continuing one training as
+    another); :func:`load_checkpoint` refuses any state whose content no
+    longer matches its hash.
+
+    Parameters
+    ----------
+    state : dict
+        A checkpoint state, as ``torch.load`` returns it.
+
+    Returns
+    -------
+    state : dict
+        The same dict, its ``"digest"`` set.
+    """
+    state["digest"] = _digest(state)
+    return state
 
 
 def _digest(obj):

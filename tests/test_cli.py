@@ -860,7 +860,7 @@ def test_predict_threshold_and_median_filter_overrides(
         (["--threshold", "Nope=0.3"], "unknown class 'Nope'"),
         (["--threshold", "high"], "must be a number"),
         (["--threshold", "1.5"], "in [0, 1]"),
-        (["--median-filter", "-1"], ">= 0"),
+        (["--median-filter", "-1"], "lengths must be numbers of seconds in [0, 60]"),
     ):
         argv = [
             "predict",
@@ -1169,3 +1169,19 @@ def test_an_unwritable_output_folder_is_refused_before_training(
     assert main([*_train_argv(desed_dir), "--output", str(out / "m.sed")]) == 2
     assert "is not writable" in capsys.readouterr().err
     assert trained == []
+
+
+def test_a_run_that_processed_nothing_leaves_the_output_as_it_was(
+    trained_model, tmp_path, capsys
+):
+    """Check predict --skip-errors on files that all fail exits 2 and keeps
+    the earlier run's output byte for byte (it was emptied)."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    out = tmp_path / "prev.tsv"
+    out.write_text("filename\tonset\toffset\tevent_label\nx.wav\t1.000\t2.000\tDog\n")
+    before = out.read_bytes()
+    argv = ["predict", str(trained_model), str(bad), "--output", str(out)]
+    assert main([*argv, "--skip-errors"]) == 2
+    assert "is unchanged" in capsys.readouterr().err
+    assert out.read_bytes() == before
