@@ -1158,6 +1158,16 @@ class PseudoLabelSED(BaseEstimator):
         if done < total:
             # One skorch training run over the remaining epochs of both stages.
             net.partial_fit(X, y, epochs=total - done)
+        if stages.n_iter > 0 and len(net.history) <= stages.stage1_epochs:
+            warnings.warn(
+                f"Training stopped after epoch {len(net.history)} of stage 1's "
+                f"{stages.stage1_epochs} (a callback such as EarlyStopping ended "
+                "skorch's training run, which holds both stages): stage 2 did not "
+                "run and no pseudo labels were used. Give EarlyStopping a "
+                "patience beyond max_epochs, or lower max_epochs.",
+                UserWarning,
+                stacklevel=4,
+            )
         # Also when a finished checkpoint resumed.
         stages.X = stages.y = stages.teacher_probs = None
         if self.compile:

@@ -1,4 +1,5 @@
-"""The settings of ``benchmarks/reproduce_table1.py`` (no training, no data)."""
+"""``benchmarks/reproduce_table1.py``: its settings (no data), and one tiny
+training that checks ``--share-stage1`` against separate fits."""
 
 import os
 import sys

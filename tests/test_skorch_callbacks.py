@@ -57,7 +57,10 @@ def test_early_stopping_stops_the_fit(data):
     """A rate of 1e-9 cannot lower the loss: EarlyStopping(patience=1) ends the
     fit after two epochs instead of running all five."""
     stop = EarlyStopping(monitor="train_loss", patience=1, threshold=1e-3)
-    sed = PseudoLabelSED(**{**PARAMS, "lr": 1e-9}, callbacks=[stop]).fit(*data)
+    # Both stages are one skorch run: stopping in stage 1 ends stage 2 too,
+    # and the fit says so (it was silent).
+    with pytest.warns(UserWarning, match="stage 2 did not run"):
+        sed = PseudoLabelSED(**{**PARAMS, "lr": 1e-9}, callbacks=[stop]).fit(*data)
     assert len(sed.net_.history) == 2
     assert sed.n_iter_ == 0  # stopped in stage 1
 
@@ -76,8 +79,13 @@ def test_epoch_scoring_and_progress_bar_run(data, capsys):
         return float(len(X))
 
     scoring = EpochScoring(n_clips, on_train=True, name="n_clips", use_caching=False)
+    capsys.readouterr()
     sed = PseudoLabelSED(**PARAMS, callbacks=[scoring, ProgressBar()]).fit(*data)
     assert sed.net_.history[:, "n_clips"] == [12.0] * 5
+    # The bar ran: tqdm opened a bar of the 2 training batches (12 clips,
+    # batch 8) in every one of the 5 epochs.
+    bar = capsys.readouterr().err
+    assert bar.count("| 0/2 [") >= 5
 
 
 def test_checkpoint_and_load_init_state_continue_a_fit(data, tmp_path):
