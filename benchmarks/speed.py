@@ -423,7 +423,7 @@ def main(argv=None):
 
 Command: `python benchmarks/speed.py {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
 Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Extraction: medians of 7 alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each); training: medians of 5 alternating runs (0.5 s pause); other figures: medians of 3 runs.
-Figures: `benchmarks/speed.json`.
+Figures: `benchmarks/speed.json` (not kept in git).
 
 | what | sklearn-sed | by hand | ratio | target |
 |---|---|---|---|---|
