@@ -288,7 +288,7 @@ def _cmd_demo(args):
 
 def _train_pipeline(args):
     """Build the unfitted pipeline of ``train``: recipe, ``--set``, teacher."""
-    from sklearn_sed import LogMelExtractor
+    from sklearn_sed.features import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import RECIPES, make_detector, make_teacher
 
