@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sklearn_sed import PseudoLabelSED
@@ -300,7 +300,11 @@ def test_fuzzed_checkpoint_fields_resume_only_when_valid(
     original = path.read_bytes()
     state = torch.load(path, weights_only=True)
     if field in ("kind", "frames") and isinstance(value, (int, float)):
-        value = torch.full_like(state[field], value) if np.isfinite(value) else value
+        if np.isfinite(value):
+            try:
+                value = torch.full_like(state[field], value)
+            except RuntimeError:  # beyond int64: no such tensor to write
+                assume(False)
     if field == "criterion":
         value = {**state["criterion"], "stage": value}
     _altered(path, lambda s: s.update({field: value}))
