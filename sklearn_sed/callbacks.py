@@ -304,14 +304,13 @@ class ValidationScoring(DropsOnPickle, Callback):
 
     def on_epoch_end(self, net, **kwargs):
         """Record the validation score of this epoch."""
-        if self.X_valid is None or not hasattr(net, "sed_"):
+        decoding = getattr(net, "decoding_", None)
+        if self.X_valid is None or decoding is None:
             return
-
-        sed = net.sed_
         refs, keep = reference_events(self.y_valid)
         X = np.asarray(self.X_valid)[keep]
         frame_probs, clip_probs = forward_probabilities(
-            net, X, None, sed.batch_size, module=evaluation_module(net)
+            net, X, None, net.batch_size, module=evaluation_module(net)
         )
         if self.tune:
             thresholds, median_filters = self.tune_grid
@@ -319,19 +318,22 @@ class ValidationScoring(DropsOnPickle, Callback):
                 frame_probs,
                 clip_probs,
                 refs,
-                classes=sed.classes_,
-                duration=sed.duration,
+                classes=decoding.classes,
+                duration=decoding.duration,
                 thresholds=thresholds,
                 median_filters=median_filters,
-                order=sed.postprocessing,
-                clip_gating=sed.clip_gating,
+                order=decoding.order,
+                clip_gating=decoding.clip_gating,
             )
             score = float(np.mean(f1))
         else:
-            events = sed.decode(frame_probs, clip_probs)
+            events = decoding.decode(frame_probs, clip_probs)
             with classes_without_events_quietly():
                 score = self.scoring.score_events(
-                    refs, events, classes=sed.classes_, duration=sed.duration
+                    refs,
+                    events,
+                    classes=decoding.classes,
+                    duration=decoding.duration,
                 )
         net.history.record(self.name, score)
 

@@ -7,6 +7,7 @@ class-frame pseudo labels (eq. 4), and the network is trained on eq. 9.
 Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
 """
 
+import dataclasses
 import hashlib
 import numbers
 import os
@@ -61,7 +62,7 @@ from sklearn_sed.nets import (
 )
 from sklearn_sed.nets import forward_probabilities as _forward
 from sklearn_sed.networks import ResNetSED, check_module_output
-from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, decode_events
+from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, Decoding
 from sklearn_sed.tuning import (
     FINAL_MEDIAN_FILTER_GRID,
     LOW_RATIO_GRID,
@@ -755,7 +756,7 @@ class PseudoLabelSED(BaseEstimator):
                 teacher_probs,
                 rows,
             )
-        net.sed_ = self
+        net.decoding_ = self._decoding()
         self.net_ = net
         self.pseudo_label_history_ = history
         self.n_iter_ = len(history)
@@ -919,6 +920,24 @@ class PseudoLabelSED(BaseEstimator):
                 self.threshold_.copy() if low is None else low,
             )
         return self._parameter_decoding()
+
+    def _decoding(self, tuned=True):
+        """Return the decoding of this fitted estimator as a value object.
+
+        With ``tuned=False`` the parameters' settings, never those a
+        previous fit tuned (training scores its epochs with them).
+        """
+        settings = self.decoding_settings() if tuned else self._parameter_decoding()
+        threshold, median_filter_sec, low_threshold = settings
+        return Decoding(
+            classes=self.classes_,
+            duration=self.duration,
+            threshold=threshold,
+            median_filter_sec=median_filter_sec,
+            low_threshold=low_threshold,
+            order=self.postprocessing,
+            clip_gating=self.clip_gating,
+        )
 
     def _parameter_decoding(self):
         """Per-class ``threshold``, ``median_filter_sec``, ``low_threshold``."""
@@ -1144,7 +1163,9 @@ class PseudoLabelSED(BaseEstimator):
             )
         net = self._make_net(n_weak, n_strong, extra, last)
         net.initialize()
-        net.sed_ = self  # lets SED scorers decode events in skorch EpochScoring
+        # How validation and SED scorers in skorch's EpochScoring decode
+        # events in training: a value object, not a pointer to this estimator.
+        net.decoding_ = self._decoding(tuned=False)
         done = 0
         if fingerprint is not None:
             state = load_checkpoint(
@@ -1301,17 +1322,11 @@ class PseudoLabelSED(BaseEstimator):
             Per clip, events in seconds.
         """
         check_is_fitted(self, "classes_")
-        threshold, median_filter_sec, low_threshold = self.decoding_settings()
-        return decode_events(
-            frame_probs,
-            clip_probs,
-            classes=self.classes_,
-            duration=self.duration if duration is None else duration,
-            threshold=threshold,
-            median_filter_sec=median_filter_sec,
-            low_threshold=low_threshold,
-            order=self.postprocessing,
-            clip_gating=self.clip_gating if clip_gating is None else clip_gating,
+        decoding = self._decoding()
+        overrides = {"duration": duration, "clip_gating": clip_gating}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(decoding, **overrides).decode(
+            frame_probs, clip_probs
         )
 
     def predict_events(self, X):

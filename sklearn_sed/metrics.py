@@ -540,7 +540,7 @@ class SEDScorer(StrongLabelScorer):
         -------
         f1 : float
         """
-        if hasattr(estimator, "sed_") and isinstance(y, dict):
+        if hasattr(estimator, "decoding_") and isinstance(y, dict):
             return self._score_skorch(estimator, X, y)
         X, refs = self._strong_clips(X, y, y_strong)
         y_pred = call_final(estimator, "predict_events", X)
@@ -585,7 +585,7 @@ class SEDScorer(StrongLabelScorer):
         """
         from sklearn_sed.labels import KIND_STRONG, frames_to_events
 
-        sed = net.sed_
+        decoding = net.decoding_
         strong = np.flatnonzero(np.asarray(y["kind"]) == KIND_STRONG)
         if strong.size == 0:
             return float("nan")
@@ -593,13 +593,15 @@ class SEDScorer(StrongLabelScorer):
         frame_probs, clip_probs = (t.cpu().numpy() for t in net.forward(X))
         refs = [
             frames_to_events(
-                np.asarray(y["frames"])[i], classes=sed.classes_, duration=sed.duration
+                np.asarray(y["frames"])[i],
+                classes=decoding.classes,
+                duration=decoding.duration,
             )
             for i in strong
         ]
-        events = sed.decode(frame_probs, clip_probs)
+        events = decoding.decode(frame_probs, clip_probs)
         return self.score_events(
-            refs, events, classes=sed.classes_, duration=sed.duration
+            refs, events, classes=decoding.classes, duration=decoding.duration
         )
 
     def __repr__(self):

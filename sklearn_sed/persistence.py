@@ -223,8 +223,8 @@ def _load_sed(entry, zf, device):
     )
     load_module_state(net.module_, state)
     net.history = history_from_rows(entry.get("history", []))
-    net.sed_ = sed
     sed.net_ = net
+    net.decoding_ = sed._decoding()
     return sed
 
 

@@ -14,6 +14,8 @@ DCASE2019 winner's trick, zeroes the frame scores of classes whose clip
 probability is below the class threshold.
 """
 
+import dataclasses
+
 import numpy as np
 from scipy.ndimage import median_filter
 
@@ -23,6 +25,7 @@ from sklearn_sed.pseudo_labels import hysteresis
 
 __all__ = [
     "POSTPROCESSING_ORDERS",
+    "Decoding",
     "binarize",
     "decode_events",
     "median_filter_frames",
@@ -204,3 +207,70 @@ def decode_events(
             decisions = binarize(smoothed, thresholds, low_threshold)
         events.append(frames_to_events(decisions, classes=classes, duration=duration))
     return events
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How a detector turns frame probabilities into events: a value object.
+
+    What a net in training hands to its validation scoring and to SED
+    scorers in skorch's ``EpochScoring`` (``net.decoding_``), instead of a
+    pointer back to the estimator that owns it.
+
+    Parameters
+    ----------
+    classes : ndarray of shape (n_classes,)
+        Class labels, in column order.
+    duration : float
+        Seconds spanned by a clip's frames.
+    threshold, median_filter_sec, low_threshold : ndarray of shape (n_classes,)
+        Per-class settings, as :func:`decode_events` takes them.
+    order : {"threshold_first", "filter_first"}, default="threshold_first"
+        Post-processing order.
+    clip_gating : bool, default=False
+        Keep a class's frames only where its clip probability passes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.postprocessing import Decoding
+    >>> d = Decoding(["a"], 1.0, threshold=[0.5], median_filter_sec=[0.0],
+    ...              low_threshold=[0.5])
+    >>> d.decode(np.array([[[0.1], [0.9], [0.9], [0.1]]]))
+    [[(0.25, 0.75, 'a')]]
+    """
+
+    classes: object
+    duration: float
+    threshold: object
+    median_filter_sec: object
+    low_threshold: object
+    order: str = "threshold_first"
+    clip_gating: bool = False
+
+    def decode(self, frame_probs, clip_probs=None):
+        """Decode ``(n_clips, n_frames, n_classes)`` probabilities into events.
+
+        Parameters
+        ----------
+        frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
+            Frame probabilities.
+        clip_probs : ndarray of shape (n_clips, n_classes), default=None
+            Clip probabilities, for ``clip_gating``.
+
+        Returns
+        -------
+        events : list of list of (onset, offset, event_label)
+            Per clip, in seconds.
+        """
+        return decode_events(
+            frame_probs,
+            clip_probs,
+            classes=self.classes,
+            duration=self.duration,
+            threshold=self.threshold,
+            median_filter_sec=self.median_filter_sec,
+            low_threshold=self.low_threshold,
+            order=self.order,
+            clip_gating=self.clip_gating,
+        )

@@ -154,3 +154,17 @@ def test_inference_runs_through_skorchs_loop_and_infer_hook(
     assert low.dtype == np.float32
     assert 0 < np.abs(low - frames).max() < 0.05
     assert bf16.net_.inference_dtype == "float32"  # set for the call only
+
+
+def test_the_net_holds_no_pointer_to_the_estimator(data):
+    """Check the skorch net and its callbacks reach the decoding through a
+    value object (``net.decoding_``), not through the estimator that owns
+    them: no lower layer points back up."""
+    from sklearn_sed.postprocessing import Decoding
+
+    sed = PseudoLabelSED(**PARAMS).fit(*data)
+    net = sed.net_
+    assert isinstance(net.decoding_, Decoding)
+    assert list(net.decoding_.classes) == list(sed.classes_)
+    owners = [vars(net), *(vars(cb) for _, cb in net.callbacks_)]
+    assert not any(value is sed for d in owners for value in d.values())
