@@ -10,6 +10,7 @@ is read only with ``--allow-pickle``.
 
 import argparse
 import ast
+import inspect
 import json
 import os
 import sys
@@ -341,7 +342,9 @@ def _cmd_train(args):
     _check_output(args.output, [*X, *X_val])
     from sklearn_sed.pipeline import check_training_lengths
 
-    check_training_lengths(X, duration=extractor.duration, sr=extractor.sr)
+    check_training_lengths(
+        X, duration=extractor.duration, sr=extractor.sr_in or extractor.sr
+    )
     features = extractor.fit_transform(X)
     if args.valid_tsv:
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
@@ -785,6 +788,8 @@ _PICKLE_HELP = (
 
 def build_parser():
     """Return the argument parser of ``sklearn-sed``."""
+    from sklearn_sed.demo import run_demo
+
     parser = argparse.ArgumentParser(
         prog="sklearn-sed",
         description="Sound event detection with class-frame "
@@ -800,63 +805,39 @@ def build_parser():
         "the precision of the pseudo labels, and write model.sed, "
         "detection.png and results.json.",
     )
-    demo.add_argument(
-        "--n-train",
-        type=_positive_int("--n-train"),
-        default=80,
-        help="training clips, half strongly and half weakly labelled "
-        "(default: %(default)s)",
-    )
-    demo.add_argument(
-        "--n-valid",
-        type=_positive_int("--n-valid"),
-        default=40,
-        help="strongly labelled test clips, scored and never used for a "
-        "choice (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--n-dev",
-        type=_positive_int("--n-dev"),
-        default=20,
-        help="strongly labelled development clips: the best epoch and the "
-        "per-class thresholds and median filters (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--n-filters",
-        type=_positive_int("--n-filters"),
-        default=8,
-        help="ResNet width (the report's is 64; default: %(default)s)",
-    )
-    demo.add_argument(
-        "--max-epochs",
-        type=_positive_int("--max-epochs"),
-        default=8,
-        help="stage-1 epochs; the model without pseudo labels trains "
-        "max-epochs + max-iter epochs, the same budget (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--max-iter",
-        type=_positive_int("--max-iter"),
-        default=4,
-        help="pseudo-labelling iterations of stage 2, one epoch each "
-        "(default: %(default)s)",
-    )
-    demo.add_argument(
-        "--batch-size",
-        type=_positive_int("--batch-size"),
-        default=8,
-        help="clips per training step (default: %(default)s)",
-    )
+    counts = (
+        ("--n-train", "training clips, half strongly and half weakly labelled"),
+        ("--n-valid", "strongly labelled test clips, scored and never used "
+         "for a choice"),
+        ("--n-dev", "strongly labelled development clips: the best epoch and "
+         "the per-class thresholds and median filters"),
+        ("--n-filters", "ResNet width (the report's is 64)"),
+        ("--max-epochs", "stage-1 epochs; the model without pseudo labels "
+         "trains max-epochs + max-iter epochs, the same budget"),
+        ("--max-iter", "pseudo-labelling iterations of stage 2, one epoch each"),
+        ("--batch-size", "clips per training step"),
+    )  # fmt: skip
+    # The defaults are run_demo's own, so that the two never disagree.
+    defaults = {
+        name: p.default for name, p in inspect.signature(run_demo).parameters.items()
+    }
+    for flag, text in counts:
+        demo.add_argument(
+            flag,
+            type=_positive_int(flag),
+            default=defaults[flag[2:].replace("-", "_")],
+            help=f"{text} (default: %(default)s)",
+        )
     demo.add_argument(
         "--output-dir",
-        default="demo_output",
+        default=defaults["output_dir"],
         help="folder for model.sed, detection.png and results.json (created; "
         "default: %(default)s)",
     )
     demo.add_argument(
         "--random-state",
         type=int,
-        default=0,
+        default=defaults["random_state"],
         help="seed of the data and the networks (default: %(default)s)",
     )
     demo.add_argument(

@@ -756,12 +756,13 @@ class PseudoLabelSED(BaseEstimator):
                 teacher_probs,
                 rows,
             )
-        net.decoding_ = self._decoding()
         self.net_ = net
         self.pseudo_label_history_ = history
         self.n_iter_ = len(history)
         self.best_epoch_ = best_epoch
         self._set_decoding(val)
+        # After the tuning: the decoding that this fit chose.
+        net.decoding_ = self._decoding()
         return self
 
     def _validation_split(self, X, y, y_strong, X_val, y_val, seed):

@@ -37,6 +37,19 @@ def _seconds(item, sr):
     return y.shape[0] / sr if y.ndim else 0.0
 
 
+def _item_seconds(X, sr):
+    """Length in seconds of every audio item of ``X``, or None for no list.
+
+    A 2-D numeric array is one clip per row; any other sequence holds paths,
+    waveforms or ``(waveform, rate)`` pairs (only file headers are read).
+    """
+    if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
+        return None
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
+        return [X.shape[1] / sr] * len(X)
+    return [_seconds(item, sr) for item in X]
+
+
 def check_training_lengths(X, *, duration, sr):
     """Refuse training clips longer than ``duration``.
 
@@ -62,13 +75,9 @@ def check_training_lengths(X, *, duration, sr):
     """
     from sklearn_sed.features import LENGTH_TOLERANCE_SEC
 
-    if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
-        return
-    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
-        lengths = dict.fromkeys(range(len(X)), X.shape[1] / sr)
-    else:
-        lengths = {i: _seconds(item, sr) for i, item in enumerate(X)}
-    long = {i: t for i, t in lengths.items() if t > duration + LENGTH_TOLERANCE_SEC}
+    seconds = _item_seconds(X, sr) or []
+    limit = duration + LENGTH_TOLERANCE_SEC
+    long = {i: t for i, t in enumerate(seconds) if t > limit}
     if long:
         i, seconds = next(iter(long.items()))
         raise ValueError(
@@ -77,6 +86,21 @@ def check_training_lengths(X, *, duration, sr):
             "would be cut while its labels describe all of it. Cut such "
             "recordings into clips (with their labels), or raise duration."
         )
+
+
+def _crop_to_recordings(events, seconds):
+    """End every event at the end of its recording.
+
+    The extractor zero-pads a clip shorter than ``duration``; events decoded
+    in the padding would end after the recording. ``seconds`` None (the
+    input is not audio) returns the events as decoded.
+    """
+    if seconds is None:
+        return events
+    return [
+        [(a, min(b, end), c) for a, b, c in clip if min(b, end) > a]
+        for clip, end in zip(events, seconds, strict=True)
+    ]
 
 
 def _final_has(attr):
@@ -139,9 +163,7 @@ class Pipeline(sk_pipeline.Pipeline):
         self._check_shared_settings()
         first = self.steps[0][1]
         if hasattr(first, "sr") and hasattr(first, "duration"):
-            check_training_lengths(
-                X, duration=first.duration, sr=getattr(first, "sr_in", None) or first.sr
-            )
+            check_training_lengths(X, duration=first.duration, sr=self._input_sr())
         if y_strong is not None:
             if _routing_enabled():  # routed by the steps' requests
                 params["y_strong"] = y_strong
@@ -175,29 +197,34 @@ class Pipeline(sk_pipeline.Pipeline):
             Xt = transformer.transform(Xt)
         return Xt
 
-    def _long_items(self, X):
+    def _input_sr(self):
+        """Sample rate of waveforms given without one, or None for no audio."""
+        first = self.steps[0][1]
+        return getattr(first, "sr_in", None) or getattr(first, "sr", None)
+
+    def _audio_seconds(self, X):
+        """Seconds of every audio item of ``X``, or None (no audio input)."""
+        sr = self._input_sr()
+        return None if sr is None else _item_seconds(X, sr)
+
+    def _long_items(self, X, seconds=None):
         """Return the audio items longer than a training clip, {index: seconds}.
 
         A clip longer than the detector's ``duration`` by more than one
         output frame would be cut by the extractor; prediction paths window
         it or refuse it instead. Empty when the steps are not an audio
-        extractor and a detector, or ``X`` holds no audio.
+        extractor and a detector, or ``X`` holds no audio. ``seconds`` are
+        the items' lengths when the caller has them (:meth:`_audio_seconds`).
         """
-        first, last = self.steps[0][1], self._final_estimator
-        sr, duration = getattr(first, "sr", None), getattr(last, "duration", None)
+        last = self._final_estimator
+        duration = getattr(last, "duration", None)
         n_out = getattr(last, "n_frames_out_", None)
-        if sr is None or duration is None or n_out is None:
+        if duration is None or n_out is None:
             return {}
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
-            seconds = X.shape[1] / (getattr(first, "sr_in", None) or sr)
-            if seconds <= duration + duration / n_out:
-                return {}
-            return dict.fromkeys(range(len(X)), seconds)
-        if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
-            return {}
-        rate = getattr(first, "sr_in", None) or sr
-        lengths = {i: _seconds(item, rate) for i, item in enumerate(X)}
-        return {i: t for i, t in lengths.items() if t > duration + duration / n_out}
+        if seconds is None:
+            seconds = self._audio_seconds(X)
+        limit = duration + duration / n_out
+        return {i: t for i, t in enumerate(seconds or []) if t > limit}
 
     def _refuse_long(self, X, method):
         long = self._long_items(X)
@@ -248,10 +275,11 @@ class Pipeline(sk_pipeline.Pipeline):
         """
         from sklearn_sed.inference import predict_file_events
 
-        long = self._long_items(X)
+        seconds = self._audio_seconds(X)  # headers read once, for both uses
+        long = self._long_items(X, seconds)
         if not long:
             events = self._final_estimator.predict_events(self._transform_to_final(X))
-            return self._crop_to_recordings(X, events)
+            return _crop_to_recordings(events, seconds)
         items = list(X)
         for i in long:
             if not isinstance(items[i], (str, os.PathLike)):
@@ -266,36 +294,12 @@ class Pipeline(sk_pipeline.Pipeline):
             shorts = self._final_estimator.predict_events(
                 self._transform_to_final([items[i] for i in short])
             )
-            shorts = self._crop_to_recordings([items[i] for i in short], shorts)
+            shorts = _crop_to_recordings(shorts, [seconds[i] for i in short])
             for i, ev in zip(short, shorts, strict=True):
                 events[i] = ev
         for i in long:
             events[i] = predict_file_events(self, items[i])
         return events
-
-    def _crop_to_recordings(self, X, events):
-        """End every event at the end of its recording.
-
-        The extractor zero-pads a clip shorter than ``duration``; events
-        decoded in the padding would end after the recording. Features (not
-        audio) are returned as decoded.
-        """
-        first = self.steps[0][1]
-        sr = getattr(first, "sr_in", None) or getattr(first, "sr", None)
-        if sr is None or isinstance(X, (str, os.PathLike)):
-            return events
-        if isinstance(X, np.ndarray) and not (X.ndim == 2 and X.dtype.kind in "fiu"):
-            return events
-        if not hasattr(X, "__len__"):
-            return events
-        try:
-            lengths = [_seconds(item, sr) for item in X]
-        except (TypeError, ValueError):
-            return events
-        return [
-            [(a, min(b, end), c) for a, b, c in clip if min(b, end) > a]
-            for clip, end in zip(events, lengths, strict=True)
-        ]
 
     @available_if(_final_has("score_segments"))
     def score_segments(self, X, y_strong):

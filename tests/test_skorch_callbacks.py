@@ -168,3 +168,17 @@ def test_the_net_holds_no_pointer_to_the_estimator(data):
     assert list(net.decoding_.classes) == list(sed.classes_)
     owners = [vars(net), *(vars(cb) for _, cb in net.callbacks_)]
     assert not any(value is sed for d in owners for value in d.values())
+
+
+def test_the_nets_decoding_is_the_one_the_fit_tuned(data):
+    """Check net.decoding_ after a fit that tunes its post-processing holds the
+    tuned per-class settings, not the parameters it was built with."""
+    sed = PseudoLabelSED(
+        **PARAMS, validation_fraction=0.5, tune_postprocessing=True
+    ).fit(*data)
+    decoding = sed.net_.decoding_
+    threshold, median, low = sed.decoding_settings()
+    np.testing.assert_array_equal(decoding.threshold, threshold)
+    np.testing.assert_array_equal(decoding.median_filter_sec, median)
+    np.testing.assert_array_equal(decoding.low_threshold, low)
+    assert sed.validation_f1_ is not None  # the tuning ran
