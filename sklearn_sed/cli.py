@@ -152,6 +152,17 @@ def _check_replaceable(path, kind, flag="--output"):
         )
 
 
+def _file_identity(path):
+    """``(device, inode)`` of an existing file, None for none (or no path)."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _check_output(path, inputs, kind=None):
     """Refuse an output that is a folder, lacks its folder or is an input.
 
@@ -527,7 +538,13 @@ def _check_scores_targets(args, files):
     an existing file that is not a score table, or is an input, is the
     user's.
     """
-    inputs = [args.model, args.output, *args.audio, *(p for _, p in files)]
+    # Each input's file identity once, so that thousands of recordings cost
+    # one lookup per score file, not one comparison per pair.
+    inputs = {}
+    for item in [args.model, args.output, *args.audio, *(p for _, p in files)]:
+        identity = _file_identity(item)
+        if identity is not None:
+            inputs.setdefault(identity, item)
     targets = {}
     for key, path in files:
         target = _scores_path(args.scores_dir, key)
@@ -537,12 +554,12 @@ def _check_scores_targets(args, files):
                 f"{target!r}. Rename one of them, or predict them separately."
             )
         targets[target] = path
-        for item in inputs:
-            if item and os.path.exists(item) and _same_file(target, item):
-                raise CLIError(
-                    f"--scores-dir would overwrite {item!r}, an input, with the "
-                    f"scores of {path!r}. Choose another folder."
-                )
+        item = inputs.get(_file_identity(target))
+        if item is not None:
+            raise CLIError(
+                f"--scores-dir would overwrite {item!r}, an input, with the "
+                f"scores of {path!r}. Choose another folder."
+            )
         _check_replaceable(target, "scores", "--scores-dir")
 
 

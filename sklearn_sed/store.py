@@ -174,7 +174,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
                 dtype=dtype,
                 shape=(n_clips, extractor.n_frames_, extractor.n_mels),
             )
-            _reserve(data_tmp, out)
+            _reserve(data_tmp)
             start = 0
             for chunk in extractor.iter_transform(X):
                 out[start : start + len(chunk)] = chunk
@@ -198,7 +198,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
         return open_store(path, extractor)
 
 
-def _reserve(path, array):
+def _reserve(path):
     """Allocate the disk blocks of a new memory-mapped file now.
 
     A memory map of a sparse file on a full disk is killed by SIGBUS at the
@@ -223,7 +223,6 @@ def _reserve(path, array):
         ) from None
     finally:
         os.close(fd)
-    del array  # the map stays valid; the caller writes through it
 
 
 def _clips_key(X):

@@ -1185,3 +1185,21 @@ def test_a_run_that_processed_nothing_leaves_the_output_as_it_was(
     assert main([*argv, "--skip-errors"]) == 2
     assert "is unchanged" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_scores_dir_never_overwrites_an_input(
+    trained_model, desed_dir, tmp_path, capsys
+):
+    """Check a score file that would land on an input (here the events TSV of
+    an earlier run, given as --output) is refused, naming that input."""
+    pytest.importorskip("sed_scores_eval")
+    work = _copy_of(desed_dir, tmp_path, trained_model)
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    out = scores / "clip0.tsv"
+    out.write_text("filename\tonset\toffset\tevent_label\n")
+    before = out.read_bytes()
+    argv = ["predict", str(work / "model.sed"), str(work / "clip0.wav")]
+    assert main([*argv, "--output", str(out), "--scores-dir", str(scores)]) == 2
+    assert "an input" in capsys.readouterr().err
+    assert out.read_bytes() == before
