@@ -33,6 +33,7 @@ from sklearn_sed.callbacks import (
     WeightAveraging,
     evaluation_module,
 )
+from sklearn_sed.features import MAX_DURATION_SEC
 from sklearn_sed.labels import (
     check_events,
     encode_targets,
@@ -111,8 +112,9 @@ def _hash_rows(X, chunk=256):
     return h.hexdigest()
 
 
-#: Largest ``n_filters``, ``n_blocks`` (per stage) and clip ``duration`` (s).
-MAX_FILTERS, MAX_BLOCKS, MAX_DURATION_SEC = 1024, 16, 600.0
+#: Largest ``n_filters`` and ``n_blocks`` (per stage); the clip ``duration``
+#: shares the extractor's bound (``features.MAX_DURATION_SEC``).
+MAX_FILTERS, MAX_BLOCKS = 1024, 16
 
 
 #: Optimizer names that ``optimizer`` accepts, and their ``torch.optim`` classes.
@@ -1102,7 +1104,12 @@ class PseudoLabelSED(BaseEstimator):
         (with the best validation epoch's weights, or the averaged weights,
         when asked), the pseudo-label record and the best epoch.
         """
-        from sklearn_sed.checkpoints import TrainingCheckpoint, load_checkpoint, restore
+        from sklearn_sed.checkpoints import (
+            CHECKPOINT_NAME,
+            TrainingCheckpoint,
+            load_checkpoint,
+            restore,
+        )
 
         torch.manual_seed(seed)
         n_strong = int((y["kind"] == KIND_STRONG).sum())
@@ -1174,7 +1181,7 @@ class PseudoLabelSED(BaseEstimator):
             )
             if state is not None:
                 stages.records_ = restore(
-                    net, state, y, os.path.join(self.checkpoint_dir, "checkpoint.pt")
+                    net, state, y, os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
                 )
                 done = state["epochs_done"]
         if done < total:
