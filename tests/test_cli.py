@@ -1041,6 +1041,13 @@ def test_train_never_overwrites_a_listed_clip(desed_dir, tmp_path, capsys, layou
     assert main(argv) == 2
     assert "would be overwritten" in capsys.readouterr().err
     assert victim.read_bytes() == before
+    # A listed clip whose bytes pass for a model file is still an input:
+    # the check against the listed clips alone refuses it.
+    victim.write_bytes(b"PK\x03\x04" + before[4:])
+    before = victim.read_bytes()
+    assert main(argv) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert victim.read_bytes() == before
 
 
 def test_outputs_never_replace_a_file_of_another_kind(
