@@ -200,7 +200,11 @@ def run_config(job):
     from gpu_table1 import _events
     from reproduce_table1 import build_parser, dev_split, fit_with_dev, make_variant
 
-    from sklearn_sed.metrics import event_based_f1, sed_eval_results, segment_based_f1
+    from sklearn_sed.metrics.scoring import (
+        event_based_f1,
+        sed_eval_results,
+        segment_based_f1,
+    )
 
     name, variant, seed, overrides, pack, tiny, device, threads, frames_dir = job
     meta, (F, y_weak, y_strong), (F_valid, y_valid) = _load(pack, tiny, threads)
@@ -231,8 +235,8 @@ def run_config(job):
     )
     # The other setting of clip gating, tuned on the same dev split with the
     # same weights (a post-processing choice: no retraining).
-    from sklearn_sed.postprocessing import decode_events
-    from sklearn_sed.tuning import tune_postprocessing
+    from sklearn_sed.decoding.decode import decode_events
+    from sklearn_sed.decoding.tuning import tune_postprocessing
 
     gate = not sed.clip_gating
     dev_frames, dev_clips = sed.predict_frames(F[dev]), sed.predict_proba(F[dev])

@@ -242,7 +242,7 @@ def train(args):
     import torch
     from reproduce_table1 import build_parser, dev_split, fit_with_dev, make_variant
 
-    from sklearn_sed.nets import history_to_rows
+    from sklearn_sed.training.net import history_to_rows
 
     t_start = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
@@ -324,7 +324,7 @@ def train(args):
 # -- score (here) -------------------------------------------------------------
 def score_runs(record, y_valid):
     """sed_eval macro F1 of each run's events on the validation soundscapes."""
-    from sklearn_sed.metrics import sed_eval_results
+    from sklearn_sed.metrics.scoring import sed_eval_results
 
     rows = []
     for r in record["runs"]:

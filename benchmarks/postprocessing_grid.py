@@ -24,15 +24,15 @@ import numpy as np
 from _common import require
 
 from sklearn_sed.datasets import DESED_CLASSES
-from sklearn_sed.metrics import event_based_f1, segment_based_f1
-from sklearn_sed.postprocessing import decode_events
-from sklearn_sed.tuning import (
+from sklearn_sed.decoding.decode import decode_events
+from sklearn_sed.decoding.tuning import (
     FINAL_MEDIAN_FILTER_GRID,
     LOW_RATIO_GRID,
     MEDIAN_FILTER_GRID,
     THRESHOLD_GRID,
     tune_postprocessing,
 )
+from sklearn_sed.metrics.scoring import event_based_f1, segment_based_f1
 
 #: name: (thresholds, median filters in seconds)
 GRIDS = {

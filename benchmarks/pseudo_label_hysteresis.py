@@ -1,7 +1,7 @@
 """Precision and recall of hysteresis pseudo labels, from saved probabilities.
 
 Applies the selection and frame labels of eqs. 4-5
-(:func:`sklearn_sed.pseudo_labels.select_pseudo_labels`) at every threshold
+(:func:`sklearn_sed.training.pseudo_labels.select_pseudo_labels`) at every threshold
 ``theta_i`` of the schedule, with ``low_ratio`` 1.0 (eq. 4) and below
 (``PseudoLabelSED(pseudo_low_ratio=...)``), to the probabilities that
 ``reproduce_table1.py --save-frames`` saved for the validation soundscapes,
@@ -25,7 +25,7 @@ from _common import require
 
 from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.labels import events_to_frames
-from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
+from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_schedule
 
 
 def quality(frame_probs, clip_probs, truth, *, threshold, low_ratio):

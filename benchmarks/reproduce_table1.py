@@ -41,12 +41,12 @@ from joblib import Memory
 from skorch.callbacks import Callback
 
 from sklearn_sed import LogMelExtractor, make_detector
-from sklearn_sed.callbacks import PseudoLabelQuality
-from sklearn_sed.checkpoints import CHECKPOINT_NAME, seal_checkpoint
 from sklearn_sed.datasets import DESED_CLASSES, load_desed, read_strong_tsv
-from sklearn_sed.metrics import sed_eval_results
+from sklearn_sed.metrics.scoring import sed_eval_results
 from sklearn_sed.networks.crnn import CRNN
 from sklearn_sed.recipes import RECIPES
+from sklearn_sed.training.callbacks import PseudoLabelQuality
+from sklearn_sed.training.checkpoints import CHECKPOINT_NAME, seal_checkpoint
 
 #: The recipe whose settings are the defaults of the command line.
 CPU = RECIPES["cpu"]

@@ -31,10 +31,10 @@ from _common import ROOT, machine, now, replace_section, require, write_json
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.labels import combine_labels
-from sklearn_sed.losses import KIND_STRONG, PseudoLabelLoss
-from sklearn_sed.metrics import event_f1_scorer
+from sklearn_sed.metrics.scoring import event_f1_scorer
 from sklearn_sed.networks.resnet import ResNetSED
 from sklearn_sed.pipeline import make_pipeline
+from sklearn_sed.training.losses import KIND_STRONG, PseudoLabelLoss
 
 
 def timed(fn, repeats=3):

@@ -6,21 +6,21 @@ The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
 """
 
 from sklearn_sed._version import __version__
+from sklearn_sed.audio.features import LogMelExtractor, load_audio, log_mel_spectrogram
 from sklearn_sed.estimator import PseudoLabelSED
-from sklearn_sed.features import LogMelExtractor, load_audio, log_mel_spectrogram
+from sklearn_sed.io import load, save
 from sklearn_sed.labels import EventEncoder
-from sklearn_sed.metrics import (
+from sklearn_sed.metrics.scoring import (
     event_based_f1,
     event_f1_scorer,
     make_sed_scorer,
     segment_based_f1,
     segment_f1_scorer,
 )
-from sklearn_sed.nets import SEDNet, make_sed_net
 from sklearn_sed.networks import ResNetSED
-from sklearn_sed.persistence import load, save
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
+from sklearn_sed.training.net import SEDNet, make_sed_net
 
 __all__ = [
     "EventEncoder",

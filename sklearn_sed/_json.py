@@ -1,7 +1,7 @@
 """JSON-ready copies of parameters and fitted values (numpy to Python types).
 
-Shared by the model format (:mod:`sklearn_sed.persistence`) and the feature
-store's settings file (:mod:`sklearn_sed.store`).
+Shared by the model format (:mod:`sklearn_sed.io`) and the feature
+store's settings file (:mod:`sklearn_sed.audio.store`).
 """
 
 import numpy as np

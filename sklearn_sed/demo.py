@@ -69,13 +69,13 @@ def run_demo(
         Per variant: event and segment F1, training seconds, pseudo-label
         history.
     """
-    from sklearn_sed.callbacks import PseudoLabelQuality
+    from sklearn_sed.audio.features import LogMelExtractor
     from sklearn_sed.datasets import DESED_CLASSES, make_domestic_soundscapes
-    from sklearn_sed.features import LogMelExtractor
-    from sklearn_sed.persistence import save
+    from sklearn_sed.io import save
     from sklearn_sed.pipeline import Pipeline
     from sklearn_sed.plotting import plot_detection
     from sklearn_sed.recipes import make_detector
+    from sklearn_sed.training.callbacks import PseudoLabelQuality
 
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.perf_counter()

@@ -24,16 +24,14 @@ from skorch.callbacks import ProgressBar
 
 from sklearn_sed._device import check_device
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
-from sklearn_sed.augment import SEDAugment, collate_float32
-from sklearn_sed.callbacks import (
-    BestWeights,
-    PseudoLabeling,
-    ValidationScoring,
-    WarmupCosineLR,
-    WeightAveraging,
-    evaluation_module,
+from sklearn_sed.audio.features import MAX_DURATION_SEC
+from sklearn_sed.decoding.decode import POSTPROCESSING_ORDERS, Decoding
+from sklearn_sed.decoding.tuning import (
+    FINAL_MEDIAN_FILTER_GRID,
+    LOW_RATIO_GRID,
+    THRESHOLD_GRID,
+    tune_postprocessing,
 )
-from sklearn_sed.features import MAX_DURATION_SEC
 from sklearn_sed.labels import (
     check_events,
     encode_targets,
@@ -42,18 +40,27 @@ from sklearn_sed.labels import (
     split_labels,
     weak_labels_of,
 )
-from sklearn_sed.losses import (
-    KIND_STRONG,
-    STAGE2_WEIGHTINGS,
-    paper_class_weights,
-)
-from sklearn_sed.metrics import (
+from sklearn_sed.metrics.scoring import (
     classes_without_events_quietly,
     event_f1_scorer,
     segment_f1_scorer,
 )
-from sklearn_sed.model_file import save
-from sklearn_sed.nets import (
+from sklearn_sed.networks import ResNetSED, check_module_output
+from sklearn_sed.training.augment import SEDAugment, collate_float32
+from sklearn_sed.training.callbacks import (
+    BestWeights,
+    PseudoLabeling,
+    ValidationScoring,
+    WarmupCosineLR,
+    WeightAveraging,
+    evaluation_module,
+)
+from sklearn_sed.training.losses import (
+    KIND_STRONG,
+    STAGE2_WEIGHTINGS,
+    paper_class_weights,
+)
+from sklearn_sed.training.net import (
     bare_module,
     device_type,
     drop_compiled,
@@ -61,15 +68,7 @@ from sklearn_sed.nets import (
     make_sed_net,
     module_state,
 )
-from sklearn_sed.nets import forward_probabilities as _forward
-from sklearn_sed.networks import ResNetSED, check_module_output
-from sklearn_sed.postprocessing import POSTPROCESSING_ORDERS, Decoding
-from sklearn_sed.tuning import (
-    FINAL_MEDIAN_FILTER_GRID,
-    LOW_RATIO_GRID,
-    THRESHOLD_GRID,
-    tune_postprocessing,
-)
+from sklearn_sed.training.net import forward_probabilities as _forward
 
 __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 
@@ -193,7 +192,7 @@ class PseudoLabelSED(BaseEstimator):
         is eq. 4. "absent" (not in the report) marks negative only the frames
         of classes absent from the clip's weak label, and leaves the frames
         of present classes below ``theta_i`` out of the loss
-        (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
+        (:func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`).
     pseudo_low_ratio : float in (0, 1], default=1.0
         Hysteresis of the frame pseudo labels (not in the report). 1.0 is
         eq. 4: the frames at or above ``theta_i``. Below 1.0, a frame is
@@ -208,7 +207,7 @@ class PseudoLabelSED(BaseEstimator):
         weigh about a quarter of their stage-1 weight when ``M_p`` is close
         to ``M_s``. "keep_strong" (not in the report) keeps eq. 8's weight on
         the strong frames and adds eq. 10's pseudo term
-        (:func:`~sklearn_sed.losses.stage2_loss`).
+        (:func:`~sklearn_sed.training.losses.stage2_loss`).
     time_shift : float, default=0.0
         Training augmentation (not in the report): random circular time shift
         of up to this fraction of a clip, applied to features and frame labels
@@ -219,13 +218,13 @@ class PseudoLabelSED(BaseEstimator):
     mixup : float, default=0.0
         Training augmentation (not in the report): probability that a batch
         is mixed with a permutation of itself, clips of one kind of label
-        together, with soft labels (:class:`~sklearn_sed.augment.SEDAugment`);
+        together, with soft labels (:class:`~sklearn_sed.training.augment.SEDAugment`);
         0 turns it off. The DESED baselines use 0.5.
     filter_augment : float, default=0.0
         Training augmentation (not in the report): FilterAugment (Nam et al.
         2022), a random filter over the mel axis with gains of up to this
         many dB, linear between 4 to 7 random points, added to each clip's
-        log-mel features (:class:`~sklearn_sed.augment.SEDAugment`; one
+        log-mel features (:class:`~sklearn_sed.training.augment.SEDAugment`; one
         feature unit is taken as 80 dB, the extractor's default ``top_db``);
         0 turns it off. The DESED baselines use 6.
     train_dtype : {"float32", "bfloat16"}, default="float32"
@@ -285,8 +284,8 @@ class PseudoLabelSED(BaseEstimator):
         ``median_filter_sec``), and monitor every epoch at its tuned
         setting. After training, the kept weights are tuned once more over a
         wider grid: median filters up to 4 s
-        (:data:`~sklearn_sed.tuning.FINAL_MEDIAN_FILTER_GRID`) and hysteresis
-        (:data:`~sklearn_sed.tuning.LOW_RATIO_GRID`, giving
+        (:data:`~sklearn_sed.decoding.tuning.FINAL_MEDIAN_FILTER_GRID`) and hysteresis
+        (:data:`~sklearn_sed.decoding.tuning.LOW_RATIO_GRID`, giving
         ``low_threshold_``).
     threshold : float or array-like of shape (n_classes,), default=0.5
         Decision threshold of ``predict`` and ``predict_events``.
@@ -326,7 +325,7 @@ class PseudoLabelSED(BaseEstimator):
         Folder for a checkpoint written after every epoch of both stages;
         ``fit`` resumes from it when it exists and matches the training
         (parameters and data). See
-        :class:`~sklearn_sed.checkpoints.TrainingCheckpoint`.
+        :class:`~sklearn_sed.training.checkpoints.TrainingCheckpoint`.
     memory : str, joblib.Memory or None, default=None
         Cache of trained networks keyed on the training parameters and data,
         and of frame and clip probabilities keyed on the weights, the features
@@ -698,7 +697,7 @@ class PseudoLabelSED(BaseEstimator):
 
         if self.random_state is None and self.checkpoint_dir is not None:
             # Recorded, so that rerunning the same fit resumes its checkpoint.
-            from sklearn_sed.checkpoints import training_seed
+            from sklearn_sed.training.checkpoints import training_seed
 
             seed = training_seed(self.checkpoint_dir)
         else:
@@ -1096,15 +1095,15 @@ class PseudoLabelSED(BaseEstimator):
     def _train(self, X, y, seed, val=None, teacher_probs=None, rows=None):
         """Stage 1, then ``max_iter`` pseudo-label iterations, in one skorch fit.
 
-        The stages are the :class:`~sklearn_sed.callbacks.PseudoLabeling`
+        The stages are the :class:`~sklearn_sed.training.callbacks.PseudoLabeling`
         callback; with ``checkpoint_dir`` a
-        :class:`~sklearn_sed.checkpoints.TrainingCheckpoint` writes the state
+        :class:`~sklearn_sed.training.checkpoints.TrainingCheckpoint` writes the state
         after every epoch, and a fit that finds a checkpoint of the same
         training resumes from it with the remaining epochs. Returns the net
         (with the best validation epoch's weights, or the averaged weights,
         when asked), the pseudo-label record and the best epoch.
         """
-        from sklearn_sed.checkpoints import (
+        from sklearn_sed.training.checkpoints import (
             CHECKPOINT_NAME,
             TrainingCheckpoint,
             load_checkpoint,
@@ -1209,17 +1208,6 @@ class PseudoLabelSED(BaseEstimator):
         elif self.ema_decay is not None:
             load_module_state(net.module_, module_state(evaluation_module(net)))
         return net, stages.records_, best_epoch
-
-    def save(self, path):
-        """Save the fitted estimator in the safe format (JSON + safetensors).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Target file; written atomically. Load it with
-            :func:`sklearn_sed.load`.
-        """
-        save(self, path)
 
     # -------------------------------------------------------------- predict
     def _forward_all(self, X):

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from sklearn_sed.features import audio_info, load_audio
+from sklearn_sed.audio.features import audio_info, load_audio
 
 __all__ = ["decode_file_frames", "predict_file_events", "predict_file_frames"]
 

@@ -24,7 +24,7 @@ def _routing_enabled():
 
 def _seconds(item, sr):
     """Length in seconds of one audio item (path, waveform or (waveform, rate))."""
-    from sklearn_sed.features import audio_info
+    from sklearn_sed.audio.features import audio_info
 
     if isinstance(item, (str, os.PathLike)):
         info = audio_info(item)
@@ -64,7 +64,7 @@ def check_training_lengths(X, *, duration, sr):
         ``(waveform, rate)`` pairs.
     duration : float
         The clip length in seconds; up to
-        :data:`~sklearn_sed.features.LENGTH_TOLERANCE_SEC` more is accepted.
+        :data:`~sklearn_sed.audio.features.LENGTH_TOLERANCE_SEC` more is accepted.
     sr : int
         Sample rate of waveforms given without one.
 
@@ -73,7 +73,7 @@ def check_training_lengths(X, *, duration, sr):
     ValueError
         Naming the first clip too long and how many there are.
     """
-    from sklearn_sed.features import LENGTH_TOLERANCE_SEC
+    from sklearn_sed.audio.features import LENGTH_TOLERANCE_SEC
 
     seconds = _item_seconds(X, sr) or []
     limit = duration + LENGTH_TOLERANCE_SEC

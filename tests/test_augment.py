@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sklearn_sed import PseudoLabelSED
-from sklearn_sed.augment import SEDAugment
+from sklearn_sed.training.augment import SEDAugment
 
 
 def test_time_shift_keeps_frames_and_labels_aligned():

@@ -155,8 +155,8 @@ def test_weight_copies_ignore_a_data_parallel_wrapper(tmp_path):
     copy, and a copy loads into a wrapped or a bare network alike."""
     import torch.distributed as dist
 
-    from sklearn_sed.nets import load_module_state, module_state
     from sklearn_sed.networks.resnet import ResNetSED
+    from sklearn_sed.training.net import load_module_state, module_state
 
     bare = ResNetSED(2, n_filters=2, n_blocks=1)
     dist.init_process_group(
@@ -221,7 +221,7 @@ def test_a_flipped_bit_in_the_checkpoint_is_refused(finished_checkpoint):
 def _altered(path, change):
     """Change a checkpoint's fields, with a matching integrity hash (as a
     writer who knows the format could)."""
-    from sklearn_sed.checkpoints import _digest
+    from sklearn_sed.training.checkpoints import _digest
 
     state = torch.load(path, weights_only=True)
     change(state)

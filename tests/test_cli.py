@@ -7,7 +7,7 @@ import sed_eval
 import soundfile as sf
 
 import sklearn_sed
-from sklearn_sed.cli import main
+from sklearn_sed.cli.main import main
 from sklearn_sed.datasets import make_domestic_soundscapes, read_strong_tsv
 
 SETS = [
@@ -118,8 +118,8 @@ def test_train_with_a_crnn_teacher_trains_it_first_and_resumes_both(
     student only."""
     import skorch
 
-    from sklearn_sed.nets import bare_module
     from sklearn_sed.networks.crnn import CRNN
+    from sklearn_sed.training.net import bare_module
 
     ckpt = tmp_path / "ckpt"
     argv = _train_argv(desed_dir, "--teacher", "crnn", "--checkpoint-dir", str(ckpt))
@@ -148,7 +148,7 @@ def test_train_recipe_sets_the_teacher_unless_teacher_says_otherwise(tmp_path):
     """Check `--recipe cpu_teacher` trains with the recipe's CRNN teacher,
     built after --set (it takes the student's seed and epochs), and that
     `--teacher none` turns it off while `--teacher crnn` adds one to "cpu"."""
-    from sklearn_sed.cli import _train_pipeline, build_parser
+    from sklearn_sed.cli.main import _train_pipeline, build_parser
     from sklearn_sed.networks.crnn import CRNN
 
     def sed_of(*extra):
@@ -372,7 +372,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     same recipe in Python give the same predictions and tuned settings."""
 
     from sklearn_sed import LogMelExtractor, make_detector
-    from sklearn_sed.cli import _parse_set
+    from sklearn_sed.cli.main import _parse_set
     from sklearn_sed.datasets import load_desed
     from sklearn_sed.pipeline import make_pipeline
 
@@ -462,7 +462,7 @@ class _EnvelopeDetector:
         return np.asarray(X)[:, :, None]
 
     def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
-        from sklearn_sed.postprocessing import decode_events
+        from sklearn_sed.decoding.decode import decode_events
 
         return decode_events(
             frame_probs,
@@ -661,7 +661,7 @@ def test_paths_of_the_wrong_kind_are_one_line(
 def test_shared_setting_reaches_every_step():
     """Check a bare --set key that two steps own (duration) reaches both."""
     from sklearn_sed import LogMelExtractor, PseudoLabelSED
-    from sklearn_sed.cli import _apply_set, _parse_set
+    from sklearn_sed.cli.main import _apply_set, _parse_set
     from sklearn_sed.pipeline import make_pipeline
 
     pipe = make_pipeline(LogMelExtractor(), PseudoLabelSED())
@@ -673,7 +673,7 @@ def test_shared_setting_reaches_every_step():
 def test_optimizer_is_reachable_by_name():
     import torch
 
-    from sklearn_sed.cli import _parse_set
+    from sklearn_sed.cli.main import _parse_set
 
     assert _parse_set(["optimizer=adam"])["optimizer"] is torch.optim.Adam
     assert _parse_set(["optimizer=torch.optim.SGD"])["optimizer"] is torch.optim.SGD
@@ -884,7 +884,7 @@ def test_predict_scores_dir_and_evaluate_psds(
     pytest.importorskip("sed_scores_eval")
     from sed_scores_eval import intersection_based, io
 
-    from sklearn_sed.psds import PSDS1
+    from sklearn_sed.metrics.psds import PSDS1
 
     ref = read_strong_tsv(desed_dir / "strong.tsv", classes=None)
     clips = [str(desed_dir / name) for name in ref]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sklearn_sed import PseudoLabelSED
-from sklearn_sed.nets import module_state
+from sklearn_sed.training.net import module_state
 from tests.conftest import FAST_SED
 
 
@@ -29,7 +29,7 @@ needs_inductor = pytest.mark.skipif(
 _COMPILED_FIT = """
 import pickle, sys
 import numpy as np
-from sklearn_sed import PseudoLabelSED, load
+from sklearn_sed import PseudoLabelSED, load, save
 from tests.conftest import FAST_SED, make_tiny_dataset
 
 d = make_tiny_dataset(n_train=32, n_test=8)
@@ -41,7 +41,7 @@ module = sed.net_.module_
 assert not hasattr(module, "_orig_mod")  # the plain network
 assert not any(k.startswith("_orig_mod") for k in module.state_dict())
 frames = sed.predict_frames(d["F_test"])
-sed.save(sys.argv[1])
+save(sed, sys.argv[1])
 loaded = load(sys.argv[1])
 assert loaded.compile is True  # the parameter is kept...
 assert not hasattr(loaded.net_.module_, "_orig_mod")  # ...the network is plain

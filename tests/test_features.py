@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from sklearn_sed import LogMelExtractor, log_mel_spectrogram
-from sklearn_sed.features import load_audio
+from sklearn_sed.audio.features import load_audio
 from tests.conftest import SMALL_FEATURES
 
 
@@ -259,7 +259,7 @@ def test_extractor_leaves_torch_and_blas_thread_settings_as_they_were():
 
 
 def test_extractor_on_worker_threads_equals_one_clip_at_a_time(monkeypatch):
-    import sklearn_sed.features as features
+    import sklearn_sed.audio.features as features
 
     X = np.random.default_rng(5).normal(size=(40, 8000)).astype(np.float32) * 0.1
     threaded = LogMelExtractor(**SMALL_FEATURES).fit_transform(X)

@@ -18,10 +18,10 @@ from sklearn.model_selection import KFold, cross_val_score
 
 import sklearn_sed
 from sklearn_sed import PseudoLabelSED, event_f1_scorer
-from sklearn_sed.cli import build_parser, main
+from sklearn_sed.cli.main import build_parser, main
+from sklearn_sed.decoding.cv import TunedPostprocessingCV
 from sklearn_sed.labels import combine_labels
-from sklearn_sed.metrics import event_based_f1, segment_based_f1
-from sklearn_sed.model_selection import TunedPostprocessingCV
+from sklearn_sed.metrics.scoring import event_based_f1, segment_based_f1
 from tests.conftest import FAST_SED, TINY_FEATURES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -210,7 +210,7 @@ def test_tuned_postprocessing_cv_learns_every_class_before_splitting():
 
 def test_psds_on_a_subset_without_every_class_warns_and_scores():
     pytest.importorskip("sed_scores_eval")
-    from sklearn_sed.psds import psds_score
+    from sklearn_sed.metrics.psds import psds_score
 
     frames = np.zeros((2, 40, 3))
     frames[:, 10:20, 0] = 1.0
@@ -271,7 +271,7 @@ def test_events_of_a_short_recording_end_at_its_end(fitted_pipeline, tmp_path):
 
 
 def test_loading_a_model_trained_with_compile_says_nothing_of_compiling(tmp_path):
-    from sklearn_sed.model_file import save
+    from sklearn_sed.io import save
 
     sed = PseudoLabelSED(n_filters=4, n_blocks=1, duration=1.0, compile=True)
     rng = np.random.default_rng(0)

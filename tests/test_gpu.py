@@ -72,7 +72,7 @@ def test_model_saved_on_gpu_loads_on_cpu_with_the_same_events(
     wherever a probability is not within that band of its threshold."""
     gpu, _ = gpu_and_cpu_models
     F = tiny_dataset["F_test"]
-    gpu.save(tmp_path / "gpu.sed")
+    sklearn_sed.save(gpu, tmp_path / "gpu.sed")
     cpu = sklearn_sed.load(tmp_path / "gpu.sed", device="cpu")
     assert next(cpu.net_.module_.parameters()).device == torch.device("cpu")
     p_gpu, p_cpu = gpu.predict_frames(F), cpu.predict_frames(F)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_sed.losses import (
+from sklearn_sed.training.losses import (
     KIND_PSEUDO,
     KIND_STRONG,
     KIND_WEAK,

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 import sed_eval
 
-from sklearn_sed.metrics import event_based_f1, sed_eval_results, segment_based_f1
+from sklearn_sed.metrics.scoring import (
+    event_based_f1,
+    sed_eval_results,
+    segment_based_f1,
+)
 
 REF = [
     [(0.5, 2.0, "Dog"), (3.0, 6.0, "Speech")],

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import sklearn_sed
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
-from sklearn_sed.persistence import MAX_MEMBER_BYTES
+from sklearn_sed.io import MAX_MEMBER_BYTES
 from sklearn_sed.pipeline import make_pipeline
 from tests.conftest import FAST_SED, TINY_FEATURES
 
@@ -282,7 +282,7 @@ def _bad_cases():
         "step not an object": lambda m: m.__setitem__("steps", [1]),
         "unnamed step": lambda m: _sed_entry(m).pop("name"),
         "class outside the allow-list": setp("module", {"class": "os.system"}),
-        "module of the library": setp("module", {"class": "sklearn_sed.cli.os"}),
+        "module of the library": setp("module", {"class": "sklearn_sed.cli.main.os"}),
         "function, not a class": setp("module", {"class": "sklearn_sed.load"}),
         "optimizer that is a module": setp(
             "optimizer", {"class": "sklearn_sed.networks.resnet.ResNetSED"}
@@ -401,7 +401,12 @@ def test_fuzzed_extractor_settings_load_within_bounds_or_raise(
     """Fuzz the extractor settings of a model file: each loads only within
     its documented bound (and then transforms a clip in bounded memory), or
     is a ValueError naming the file."""
-    from sklearn_sed.features import MAX_DURATION_SEC, MAX_N_FFT, MAX_N_MELS, MAX_SR
+    from sklearn_sed.audio.features import (
+        MAX_DURATION_SEC,
+        MAX_N_FFT,
+        MAX_N_MELS,
+        MAX_SR,
+    )
 
     def change(m):
         step = next(s for s in m["steps"] if s["type"] == "LogMelExtractor")
@@ -411,7 +416,7 @@ def test_fuzzed_extractor_settings_load_within_bounds_or_raise(
         path = _with_manifest(model_bytes, tmp_path, change)
     except ValueError:  # NaN or infinity is no JSON number: nothing to load
         return
-    from sklearn_sed.features import LogMelExtractor as Extractor
+    from sklearn_sed.audio.features import LogMelExtractor as Extractor
 
     candidate = Extractor(**{**TINY_FEATURES, param: value})
     try:

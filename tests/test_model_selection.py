@@ -143,7 +143,7 @@ def test_psds_scorer_works_on_scikit_learn_pipeline(tiny_dataset, fitted_sed):
     """Check psds_scorer takes scikit-learn's own Pipeline (no predict_frames)
     and scores it as the library's Pipeline."""
     pytest.importorskip("sed_scores_eval")
-    from sklearn_sed.psds import PSDSScorer, psds_scorer
+    from sklearn_sed.metrics.psds import PSDSScorer, psds_scorer
 
     d = tiny_dataset
     ext = LogMelExtractor(**TINY_FEATURES).fit(d["audio"])
@@ -171,8 +171,8 @@ def test_tuned_postprocessing_cv_matches_tuning_by_hand(features):
     """Check TunedPostprocessingCV trains one network per fold plus one refit,
     and chooses what tune_postprocessing chooses on the out-of-fold
     probabilities computed by hand; the refit decodes with that choice."""
-    from sklearn_sed.model_selection import TunedPostprocessingCV
-    from sklearn_sed.tuning import tune_postprocessing
+    from sklearn_sed.decoding.cv import TunedPostprocessingCV
+    from sklearn_sed.decoding.tuning import tune_postprocessing
 
     F, y_weak, y_strong = features
     grid = dict(thresholds=(0.2, 0.5), median_filters=(0.0, 0.3))
@@ -210,7 +210,7 @@ def test_tuned_postprocessing_cv_matches_tuning_by_hand(features):
 def test_tuned_postprocessing_cv_on_a_pipeline_and_combined_labels(tiny_dataset):
     """Check it tunes the last step of a Pipeline, takes combine_labels output,
     and refuses labels without strong clips."""
-    from sklearn_sed.model_selection import TunedPostprocessingCV
+    from sklearn_sed.decoding.cv import TunedPostprocessingCV
 
     d = tiny_dataset
     X, y_weak, y_strong = d["audio"][:N], d["y_weak"][:N], d["y_strong"][:N]

@@ -47,7 +47,7 @@ def test_pipeline_round_trip_identical(fitted_pipe, saved, tiny_dataset):
 
 def test_estimator_save_method(fitted_sed, tiny_dataset, tmp_path):
     """Check PseudoLabelSED.save / sklearn_sed.load keep predictions."""
-    fitted_sed.save(tmp_path / "sed.sed")
+    sklearn_sed.save(fitted_sed, tmp_path / "sed.sed")
     loaded = sklearn_sed.load(tmp_path / "sed.sed")
     F = tiny_dataset["F_test"]
     np.testing.assert_array_equal(loaded.predict_proba(F), fitted_sed.predict_proba(F))
@@ -215,7 +215,7 @@ def test_unsupported_module_is_refused_on_save(tiny_dataset, tmp_path):
     )
     sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
     with pytest.raises(TypeError, match=r"Consider joblib\.dump"):
-        sed.save(tmp_path / "x.sed")
+        sklearn_sed.save(sed, tmp_path / "x.sed")
     assert not os.listdir(tmp_path)
 
 
@@ -250,7 +250,7 @@ def test_gpu_trained_model_loads_on_cpu(tiny_dataset, tmp_path):
     d = tiny_dataset
     sed = PseudoLabelSED(**FAST_SED, device="cuda")
     sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
-    sed.save(tmp_path / "gpu.sed")
+    sklearn_sed.save(sed, tmp_path / "gpu.sed")
     cpu = sklearn_sed.load(tmp_path / "gpu.sed", device="cpu")
     assert next(cpu.net_.module_.parameters()).device == torch.device("cpu")
     np.testing.assert_allclose(
@@ -270,7 +270,7 @@ def test_a_file_that_names_the_networks_old_module_still_loads(tiny_dataset, tmp
     sed = PseudoLabelSED(module, **{**FAST_SED, "n_filters": 2})
     sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
     new = tmp_path / "new.sed"
-    sed.save(new)
+    sklearn_sed.save(sed, new)
 
     def old_names(manifest):
         spec = manifest["steps"][0]["params"]["module"]

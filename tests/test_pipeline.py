@@ -7,7 +7,11 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed import estimator as estimator_module
 from sklearn_sed.labels import combine_labels
-from sklearn_sed.metrics import event_based_f1, event_f1_scorer, segment_f1_scorer
+from sklearn_sed.metrics.scoring import (
+    event_based_f1,
+    event_f1_scorer,
+    segment_f1_scorer,
+)
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from tests.conftest import FAST_SED as FAST
 from tests.conftest import TINY_FEATURES

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sklearn_sed.postprocessing import decode_events, median_filter_frames
+from sklearn_sed.decoding.decode import decode_events, median_filter_frames
 
 
 def test_median_filter_removes_short_gaps_and_blips():

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn_sed.datasets import read_strong_tsv, write_events_tsv
+from sklearn_sed.decoding.decode import decode_events
 from sklearn_sed.labels import events_to_frames, frames_to_events
-from sklearn_sed.postprocessing import decode_events
 
 CLASSES = ["Dog", "Speech", "Vacuum cleaner"]  # a label with a space
 DURATION = 10.0

@@ -9,8 +9,8 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from sklearn_sed import PseudoLabelSED
 from sklearn_sed.labels import combine_labels, events_to_frames
-from sklearn_sed.metrics import event_f1_scorer
-from sklearn_sed.psds import psds_score, psds_scorer
+from sklearn_sed.metrics.psds import psds_score, psds_scorer
+from sklearn_sed.metrics.scoring import event_f1_scorer
 from tests.conftest import FAST_SED as FAST
 
 

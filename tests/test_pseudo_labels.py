@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
+from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_schedule
 
 
 def test_threshold_schedule_falls_from_075_to_floor():
@@ -133,7 +133,7 @@ def test_hysteresis_keeps_the_runs_that_hold_a_high_frame():
     """Check the vectorised hysteresis (also the decoder's, through
     binarize) against a frame-by-frame walk, and that it never joins frames
     of other clips or classes."""
-    from sklearn_sed.pseudo_labels import hysteresis
+    from sklearn_sed.training.pseudo_labels import hysteresis
 
     rng = np.random.default_rng(1)
     p = rng.random((7, 30, 4))

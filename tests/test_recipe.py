@@ -9,14 +9,14 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_sed import PseudoLabelSED, make_detector
-from sklearn_sed.callbacks import PseudoLabelQuality, WarmupCosineLR
-from sklearn_sed.labels import events_to_frames
-from sklearn_sed.recipes import RECIPES, make_teacher
-from sklearn_sed.tuning import (
+from sklearn_sed.decoding.tuning import (
     FINAL_MEDIAN_FILTER_GRID,
     LOW_RATIO_GRID,
     tune_postprocessing,
 )
+from sklearn_sed.labels import events_to_frames
+from sklearn_sed.recipes import RECIPES, make_teacher
+from sklearn_sed.training.callbacks import PseudoLabelQuality, WarmupCosineLR
 from tests.conftest import FAST_SED
 
 SMALL = dict(FAST_SED, n_filters=4, max_epochs=3, max_iter=2, batch_size=8)
@@ -282,7 +282,7 @@ def test_validation_fraction_keeps_a_feature_store_on_disk(tiny_dataset, tmp_pat
     """Holding out validation clips of a store gives the same model as of the
     same array, and the training rows are still read lazily from disk."""
     from sklearn_sed import LogMelExtractor
-    from sklearn_sed.store import FeatureView, extract_to_store, open_store
+    from sklearn_sed.audio.store import FeatureView, extract_to_store, open_store
     from tests.conftest import TINY_FEATURES
 
     d = tiny_dataset

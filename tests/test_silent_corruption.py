@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
-from sklearn_sed.features import audio_info, load_audio
+from sklearn_sed.audio.features import audio_info, load_audio
 from sklearn_sed.labels import combine_labels, encode_weak_labels
 from sklearn_sed.pipeline import make_pipeline
 from tests.conftest import FAST_SED, SMALL_FEATURES, TINY_FEATURES

@@ -130,7 +130,7 @@ def test_inference_runs_through_skorchs_loop_and_infer_hook(
     gives the module's own outputs, and autocasts only when asked."""
     import copy
 
-    from sklearn_sed.nets import SEDNet
+    from sklearn_sed.training.net import SEDNet
 
     d = tiny_dataset
     calls = []
@@ -160,7 +160,7 @@ def test_the_net_holds_no_pointer_to_the_estimator(data):
     """Check the skorch net and its callbacks reach the decoding through a
     value object (``net.decoding_``), not through the estimator that owns
     them: no lower layer points back up."""
-    from sklearn_sed.postprocessing import Decoding
+    from sklearn_sed.decoding.decode import Decoding
 
     sed = PseudoLabelSED(**PARAMS).fit(*data)
     net = sed.net_

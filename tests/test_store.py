@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed.audio.store import FeatureView, extract_to_store, open_store
 from sklearn_sed.labels import combine_labels
-from sklearn_sed.metrics import event_f1_scorer
-from sklearn_sed.store import FeatureView, extract_to_store, open_store
+from sklearn_sed.metrics.scoring import event_f1_scorer
 from tests.conftest import FAST_SED, TINY_FEATURES
 
 
@@ -160,7 +160,7 @@ _WRITER = """
 import os, sys
 import numpy as np
 from sklearn_sed import LogMelExtractor
-from sklearn_sed.store import extract_to_store
+from sklearn_sed.audio.store import extract_to_store
 from tests.conftest import TINY_FEATURES
 path, top_db, stop = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 clips = [np.sin(np.arange(8000) * 0.01 * (k + 1)).astype(np.float32) for k in range(2)]
@@ -233,7 +233,7 @@ def test_extract_to_store_opens_its_features_while_it_holds_the_lock(
     crashed the writers of the concurrent-rewrite test once in a full run."""
     import fcntl
 
-    from sklearn_sed import store as store_module
+    from sklearn_sed.audio import store as store_module
 
     path = str(tmp_path / "f.npy")
     held = []

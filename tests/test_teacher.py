@@ -8,12 +8,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.frozen import FrozenEstimator
 from skorch.callbacks import Callback
 
-from sklearn_sed import PseudoLabelSED, load
-from sklearn_sed.callbacks import evaluation_module
+from sklearn_sed import PseudoLabelSED, load, save
 from sklearn_sed.labels import weak_labels_of
-from sklearn_sed.nets import forward_probabilities
 from sklearn_sed.networks.crnn import CRNN
-from sklearn_sed.pseudo_labels import select_pseudo_labels
+from sklearn_sed.training.callbacks import evaluation_module
+from sklearn_sed.training.net import forward_probabilities
+from sklearn_sed.training.pseudo_labels import select_pseudo_labels
 from tests.conftest import FAST_SED
 
 FAST = dict(FAST_SED, max_iter=2, delta=0.2)
@@ -268,7 +268,7 @@ def test_crnn_teacher_trains_a_resnet_that_saves_and_loads(tiny_dataset, tmp_pat
     assert isinstance(sed.teacher_.net_.module_, CRNN)
     assert len(sed.pseudo_label_history_) == 2
     path = tmp_path / "student.sed"
-    sed.save(path)
+    save(sed, path)
     loaded = load(path)
     assert loaded.teacher is None
     np.testing.assert_allclose(

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from sklearn.utils import check_random_state
 
-from sklearn_sed.features import load_audio
+from sklearn_sed.audio.features import load_audio
 from sklearn_sed.labels import merge_overlapping_events
 
 __all__ = ["make_soundscapes"]

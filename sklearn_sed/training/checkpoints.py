@@ -19,9 +19,9 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
-from sklearn_sed.callbacks import BestWeights, DropsOnPickle, WeightAveraging
 from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
-from sklearn_sed.nets import (
+from sklearn_sed.training.callbacks import BestWeights, DropsOnPickle, WeightAveraging
+from sklearn_sed.training.net import (
     history_from_rows,
     history_to_rows,
     load_module_state,

@@ -2,7 +2,7 @@
 
 :class:`SEDNet` is a :class:`skorch.NeuralNet` whose targets are a dict of
 clip labels, frame labels and label kinds (weak, strong, pseudo), and whose
-criterion is :class:`~sklearn_sed.losses.PseudoLabelLoss`. It overrides only
+criterion is :class:`~sklearn_sed.training.losses.PseudoLabelLoss`. It overrides only
 ``get_loss`` and the ``infer`` hook (bfloat16 autocast), never ``fit``,
 ``fit_loop`` or the batch loops: :func:`forward_probabilities` runs skorch's
 own ``forward_iter``.
@@ -18,8 +18,8 @@ from skorch.history import History
 from skorch.utils import to_tensor
 
 from sklearn_sed._json import to_jsonable
-from sklearn_sed.augment import collate_float32
-from sklearn_sed.losses import PseudoLabelLoss
+from sklearn_sed.training.augment import collate_float32
+from sklearn_sed.training.losses import PseudoLabelLoss
 
 __all__ = [
     "SEDNet",
@@ -39,8 +39,8 @@ def history_to_rows(history):
     """Return a skorch history as JSON-ready rows (one dict per epoch).
 
     The per-batch records are left out; numpy values become Python numbers.
-    Model files (:mod:`sklearn_sed.persistence`) and checkpoints
-    (:mod:`sklearn_sed.checkpoints`) both write the history this way.
+    Model files (:mod:`sklearn_sed.io`) and checkpoints
+    (:mod:`sklearn_sed.training.checkpoints`) both write the history this way.
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ class SEDNet(NeuralNet):
     def torch_compile(self, module, name):
         """Compile the network only (with ``compile=True``), never the criterion.
 
-        :class:`~sklearn_sed.losses.PseudoLabelLoss` selects clips by their
+        :class:`~sklearn_sed.training.losses.PseudoLabelLoss` selects clips by their
         kind of label, so its shapes change from batch to batch and a
         compiled copy would recompile at every batch; it is cheap next to
         the network.
@@ -279,9 +279,9 @@ def module_state(module):
 
     A detached, contiguous CPU copy of ``module.state_dict()``, without a
     data-parallel wrapper's ``module.`` prefix. Model files
-    (:mod:`sklearn_sed.persistence`, as safetensors), training checkpoints
-    (:mod:`sklearn_sed.checkpoints`), the best epoch
-    (:class:`~sklearn_sed.callbacks.BestWeights`) and the end of a fit with
+    (:mod:`sklearn_sed.io`, as safetensors), training checkpoints
+    (:mod:`sklearn_sed.training.checkpoints`), the best epoch
+    (:class:`~sklearn_sed.training.callbacks.BestWeights`) and the end of a fit with
     weight averaging all take and restore the weights through this function
     and :func:`load_module_state`.
 
@@ -372,7 +372,7 @@ def make_sed_net(module, *, class_weight, n_weak, n_strong, accelerator=None, **
         ``M_w`` and ``M_s``.
     accelerator : accelerate.Accelerator or None, default=None
         Train data-parallel through it
-        (:func:`~sklearn_sed.nets.accelerated_net_class`); the
+        (:func:`~sklearn_sed.training.net.accelerated_net_class`); the
         accelerator then places the module (``device`` is ignored).
     **kwargs
         Other :class:`SEDNet` parameters (``optimizer``, ``lr``, ...).

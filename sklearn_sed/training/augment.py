@@ -73,7 +73,7 @@ class SEDAugment:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.augment import SEDAugment
+    >>> from sklearn_sed.training.augment import SEDAugment
     >>> item = (np.zeros((16, 4), np.float32),
     ...         {"frames": np.zeros((2, 1), np.float32)})
     >>> X, y = SEDAugment(time_shift=0.5, freq_mask=2, pooling=8)([item, item])

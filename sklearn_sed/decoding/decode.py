@@ -21,7 +21,7 @@ from scipy.ndimage import median_filter
 
 from sklearn_sed._validation import check_per_class
 from sklearn_sed.labels import frames_to_events
-from sklearn_sed.pseudo_labels import hysteresis
+from sklearn_sed.training.pseudo_labels import hysteresis
 
 __all__ = [
     "POSTPROCESSING_ORDERS",
@@ -93,7 +93,7 @@ def binarize(scores, threshold, low_threshold=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.postprocessing import binarize
+    >>> from sklearn_sed.decoding.decode import binarize
     >>> p = np.array([[0.1], [0.6], [0.3], [0.35], [0.1], [0.3]])
     >>> binarize(p, np.array([0.5]))[:, 0].tolist()
     [0, 1, 0, 0, 0, 0]
@@ -154,7 +154,7 @@ def decode_events(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.postprocessing import decode_events
+    >>> from sklearn_sed.decoding.decode import decode_events
     >>> p = np.zeros((1, 10, 1)); p[0, 2:5, 0] = 0.9
     >>> decode_events(p, classes=["Dog"], duration=10.0)
     [[(2.0, 5.0, 'Dog')]]
@@ -233,7 +233,7 @@ class Decoding:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.postprocessing import Decoding
+    >>> from sklearn_sed.decoding.decode import Decoding
     >>> d = Decoding(["a"], 1.0, threshold=[0.5], median_filter_sec=[0.0],
     ...              low_threshold=[0.5])
     >>> d.decode(np.array([[[0.1], [0.9], [0.9], [0.1]]]))

@@ -218,7 +218,7 @@ def _check_folder(flag, path):
 
 
 def _save_model(pipe, path):
-    from sklearn_sed.persistence import save
+    from sklearn_sed.io import save
 
     save(pipe, path)
 
@@ -226,7 +226,7 @@ def _save_model(pipe, path):
 def _load_model(path, *, allow_pickle=False):
     import zipfile
 
-    from sklearn_sed.persistence import load
+    from sklearn_sed.io import load
 
     if os.path.isdir(path):
         raise CLIError(f"model {path!r} is a folder, not a model file.")
@@ -300,7 +300,7 @@ def _cmd_demo(args):
 
 def _train_pipeline(args):
     """Build the unfitted pipeline of ``train``: recipe, ``--set``, teacher."""
-    from sklearn_sed.features import LogMelExtractor
+    from sklearn_sed.audio.features import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import RECIPES, make_detector, make_teacher
 
@@ -518,7 +518,7 @@ def _override_decoding(sed, args):
 
 def _sed_scores_eval():
     """Return the sed_scores_eval package (``--scores-dir``) or a one-line error."""
-    from sklearn_sed.psds import sed_scores_eval
+    from sklearn_sed.metrics.psds import sed_scores_eval
 
     try:
         return sed_scores_eval()
@@ -635,7 +635,7 @@ def _progress(items, enabled, what):
 
 def _cmd_evaluate(args):
     from sklearn_sed.datasets import read_strong_tsv
-    from sklearn_sed.metrics import finite_or_zero, sed_eval_results
+    from sklearn_sed.metrics.scoring import finite_or_zero, sed_eval_results
 
     ref = read_strong_tsv(args.reference, classes=None)
     pred = read_strong_tsv(args.prediction, classes=None)
@@ -697,7 +697,7 @@ def _cmd_evaluate(args):
 
 def _psds_from_scores(folder, reference):
     """PSDS1 and PSDS2 of the score files in ``folder`` against ``reference``."""
-    from sklearn_sed.psds import psds_from_scores
+    from sklearn_sed.metrics.psds import psds_from_scores
 
     io = _sed_scores_eval().io
 
@@ -732,8 +732,8 @@ def _psds_from_scores(folder, reference):
 
 
 def _cmd_plot(args):
+    from sklearn_sed.audio.features import audio_info, load_audio, log_mel_spectrogram
     from sklearn_sed.datasets import read_strong_tsv
-    from sklearn_sed.features import audio_info, load_audio, log_mel_spectrogram
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
     from sklearn_sed.plotting import plot_detection
 

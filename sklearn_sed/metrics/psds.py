@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from sklearn_sed.labels import merge_overlapping_events
-from sklearn_sed.metrics import (
+from sklearn_sed.metrics.scoring import (
     StrongLabelScorer,
     call_final,
     final_estimator,
@@ -197,7 +197,7 @@ class PSDSScorer(StrongLabelScorer):
     """Scorer ``scorer(estimator, X, y_strong)`` for PSDS (sed_scores_eval).
 
     Requests ``y_strong`` through metadata routing like
-    :class:`~sklearn_sed.metrics.SEDScorer`.
+    :class:`~sklearn_sed.metrics.scoring.SEDScorer`.
 
     Parameters
     ----------

@@ -189,7 +189,7 @@ def load_audio(path, *, sr=44100, offset=0.0, duration=None):
         If ``path`` does not exist.
     ValueError
         If the file cannot be decoded, is empty or truncated (see
-        :func:`~sklearn_sed.features.audio_info`), or holds NaN values. A
+        :func:`~sklearn_sed.audio.features.audio_info`), or holds NaN values. A
         stretch that starts past the end of the file is empty (no error).
     """
     path = os.fspath(path)

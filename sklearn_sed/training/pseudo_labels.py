@@ -42,7 +42,7 @@ def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
 
     Examples
     --------
-    >>> from sklearn_sed.pseudo_labels import threshold_schedule
+    >>> from sklearn_sed.training.pseudo_labels import threshold_schedule
     >>> [round(threshold_schedule(i, delta=0.2), 2) for i in range(4)]
     [0.75, 0.55, 0.35, 0.25]
     """
@@ -88,7 +88,7 @@ def select_pseudo_labels(
         at or above ``low_ratio * threshold`` that holds a frame at or above
         ``threshold``: an event that the network finds confidently somewhere
         is labelled over its whole extent, not only at its peaks (the
-        decoder's hysteresis, :func:`~sklearn_sed.postprocessing.binarize`,
+        decoder's hysteresis, :func:`~sklearn_sed.decoding.decode.binarize`,
         applied to the pseudo labels). The selection of clips is unchanged.
 
     Returns
@@ -102,7 +102,7 @@ def select_pseudo_labels(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.pseudo_labels import select_pseudo_labels
+    >>> from sklearn_sed.training.pseudo_labels import select_pseudo_labels
     >>> frames = np.array([[[0.9, 0.1], [0.2, 0.1]], [[0.9, 0.8], [0.1, 0.1]]])
     >>> sel, pl = select_pseudo_labels(frames.max(1), frames,
     ...                                np.array([[1, 0], [1, 0]]), threshold=0.5)
@@ -163,7 +163,7 @@ def hysteresis(high, low):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.pseudo_labels import hysteresis
+    >>> from sklearn_sed.training.pseudo_labels import hysteresis
     >>> p = np.array([0.1, 0.6, 0.3, 0.35, 0.1, 0.3])[None, :, None]
     >>> hysteresis(p >= 0.5, p >= 0.25)[0, :, 0].tolist()
     [False, True, True, True, False, False]

@@ -10,8 +10,8 @@ F1: one sed_eval run per grid point scores every class at once.
 
 import numpy as np
 
-from sklearn_sed.metrics import classes_without_events_quietly, sed_eval_results
-from sklearn_sed.postprocessing import decode_events
+from sklearn_sed.decoding.decode import decode_events
+from sklearn_sed.metrics.scoring import classes_without_events_quietly, sed_eval_results
 
 __all__ = [
     "FINAL_MEDIAN_FILTER_GRID",
@@ -66,13 +66,13 @@ def tune_postprocessing(
     median_filters : sequence of float, default=MEDIAN_FILTER_GRID
         Median-filter lengths to try, in seconds.
     order : {"threshold_first", "filter_first"}, default="threshold_first"
-        Post-processing order (see :func:`~sklearn_sed.postprocessing.decode_events`).
+        Post-processing order (see :func:`~sklearn_sed.decoding.decode.decode_events`).
     clip_gating : bool, default=False
         Gate frame decisions by the clip probability.
     low_ratios : sequence of float, default=(1.0,)
         Hysteresis to try: the low threshold as a fraction of the threshold,
         each in [0, 1] (1.0 is single thresholding; see
-        :func:`~sklearn_sed.postprocessing.binarize`). :data:`LOW_RATIO_GRID`
+        :func:`~sklearn_sed.decoding.decode.binarize`). :data:`LOW_RATIO_GRID`
         is the final tuning's.
 
     Returns
@@ -91,7 +91,7 @@ def tune_postprocessing(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.tuning import tune_postprocessing
+    >>> from sklearn_sed.decoding.tuning import tune_postprocessing
     >>> frames = np.zeros((1, 10, 1)); frames[0, 2:6, 0] = 0.35
     >>> thr, med, low, f1 = tune_postprocessing(
     ...     frames, frames.max(axis=1), [[(0.2, 0.6, "a")]], classes=["a"],

@@ -21,21 +21,21 @@ import torch
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
+from sklearn_sed.decoding.tuning import tune_postprocessing
 from sklearn_sed.labels import events_to_frames
-from sklearn_sed.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
-from sklearn_sed.metrics import (
+from sklearn_sed.metrics.scoring import (
     classes_without_events_quietly,
     event_f1_scorer,
     reference_events,
 )
-from sklearn_sed.nets import (
+from sklearn_sed.training.losses import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
+from sklearn_sed.training.net import (
     bare_module,
     forward_probabilities,
     load_module_state,
     module_state,
 )
-from sklearn_sed.pseudo_labels import select_pseudo_labels, threshold_schedule
-from sklearn_sed.tuning import tune_postprocessing
+from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_schedule
 
 __all__ = [
     "BestWeights",
@@ -114,7 +114,7 @@ class WeightAveraging(DropsOnPickle, Callback):
     after ``n`` batches: the decay ramps up as in the DCASE baselines' mean
     teacher. Validation, pseudo labelling and the
     final model of :class:`~sklearn_sed.PseudoLabelSED` use the average
-    (see :func:`~sklearn_sed.callbacks.evaluation_module`).
+    (see :func:`~sklearn_sed.training.callbacks.evaluation_module`).
 
     Parameters
     ----------
@@ -265,12 +265,12 @@ class ValidationScoring(DropsOnPickle, Callback):
     y_valid : sequence of (list of (onset, offset, event_label) or None)
         Their reference events.
     scoring : SEDScorer, default=event_f1_scorer
-        Scorer from :func:`~sklearn_sed.metrics.make_sed_scorer`.
+        Scorer from :func:`~sklearn_sed.metrics.scoring.make_sed_scorer`.
     name : str, default="valid_event_f1"
         Column name in the history.
     tune : bool, default=False
         Score every epoch at its best per-class threshold and median filter
-        (:func:`~sklearn_sed.tuning.tune_postprocessing` over
+        (:func:`~sklearn_sed.decoding.tuning.tune_postprocessing` over
         ``tune_grid``) instead of the estimator's post-processing settings:
         the epoch chosen is then the best one after tuning.
     tune_grid : (thresholds, median_filters), default=((0.2, 0.35, 0.5), (0.25, 1.0))
@@ -278,7 +278,7 @@ class ValidationScoring(DropsOnPickle, Callback):
 
     Examples
     --------
-    >>> from sklearn_sed.callbacks import ValidationScoring
+    >>> from sklearn_sed.training.callbacks import ValidationScoring
     >>> ValidationScoring([], []).name
     'valid_event_f1'
     """
@@ -515,13 +515,14 @@ class PseudoLabeling(DropsOnPickle, Callback):
     epochs_per_iter : int, default=1
         Epochs between two relabellings.
     delta, start, floor : float, default=0.05, 0.75, 0.25
-        The schedule of eq. 5 (:func:`~sklearn_sed.pseudo_labels.threshold_schedule`).
+        The schedule of eq. 5
+        (:func:`~sklearn_sed.training.pseudo_labels.threshold_schedule`).
     negatives : {"all", "absent"}, default="all"
-        See :func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`.
+        See :func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`.
     low_ratio : float in (0, 1], default=1.0
         Hysteresis of the frame labels: a frame in a run above ``low_ratio *
         theta_i`` that holds a frame above ``theta_i`` is positive; 1.0 is
-        eq. 4 (:func:`~sklearn_sed.pseudo_labels.select_pseudo_labels`).
+        eq. 4 (:func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`).
     batch_size : int, default=32
         Clips per forward pass of the relabelling.
     teacher_probs : tuple of ndarray or None, default=None

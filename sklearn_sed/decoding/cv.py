@@ -5,7 +5,7 @@
 classifier (which cannot take a multi-label, event-scored detector): it fits
 one network per fold, gathers the out-of-fold frame probabilities of the
 strongly labelled clips, chooses a threshold and a median-filter length per
-class on them (:func:`~sklearn_sed.tuning.tune_postprocessing`), and refits
+class on them (:func:`~sklearn_sed.decoding.tuning.tune_postprocessing`), and refits
 once on all the data with that choice. No cache setting is needed: each
 network is trained once.
 """
@@ -16,14 +16,18 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 
 from sklearn_sed._validation import check_n_clips
+from sklearn_sed.decoding.tuning import (
+    MEDIAN_FILTER_GRID,
+    THRESHOLD_GRID,
+    tune_postprocessing,
+)
 from sklearn_sed.labels import is_combined, split_labels
-from sklearn_sed.metrics import (
+from sklearn_sed.metrics.scoring import (
     call_final,
     final_estimator,
     reference_events,
     take_clips,
 )
-from sklearn_sed.tuning import MEDIAN_FILTER_GRID, THRESHOLD_GRID, tune_postprocessing
 
 __all__ = ["TunedPostprocessingCV"]
 
@@ -103,14 +107,14 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
 
     See Also
     --------
-    sklearn_sed.tuning.tune_postprocessing : The per-class search.
+    sklearn_sed.decoding.tuning.tune_postprocessing : The per-class search.
     sklearn.model_selection.TunedThresholdClassifierCV : The binary analogue.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn_sed import PseudoLabelSED
-    >>> from sklearn_sed.model_selection import TunedPostprocessingCV
+    >>> from sklearn_sed.decoding.cv import TunedPostprocessingCV
     >>> rng = np.random.default_rng(0)
     >>> X = rng.random((8, 32, 8), dtype=np.float32)
     >>> y_weak = [["a"], ["b"]] * 4

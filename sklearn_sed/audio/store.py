@@ -46,7 +46,7 @@ class FeatureView:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_sed.store import FeatureView
+    >>> from sklearn_sed.audio.store import FeatureView
     >>> view = FeatureView(np.arange(24.0).reshape(4, 3, 2))
     >>> sub = view[np.array([3, 1])]
     >>> sub.shape, np.asarray(sub)[0, 0].tolist()

@@ -49,7 +49,7 @@ def paper_class_weights(n_per_class):
 
     Examples
     --------
-    >>> from sklearn_sed.losses import paper_class_weights
+    >>> from sklearn_sed.training.losses import paper_class_weights
     >>> paper_class_weights([1, 1]).tolist()
     [0.5, 0.5]
     """

@@ -1,0 +1,1 @@
+"""From frame probabilities to events: decoding, its tuning, its cross-validation."""
