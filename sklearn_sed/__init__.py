@@ -7,6 +7,7 @@ The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
 
 from sklearn_sed._version import __version__
 from sklearn_sed.audio.features import LogMelExtractor, load_audio, log_mel_spectrogram
+from sklearn_sed.decoding.decode import Decoder
 from sklearn_sed.estimator import PseudoLabelSED
 from sklearn_sed.io import load, save
 from sklearn_sed.labels import EventEncoder
@@ -20,15 +21,22 @@ from sklearn_sed.metrics.scoring import (
 from sklearn_sed.networks import ResNetSED
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
+from sklearn_sed.training.augment import Augment
+from sklearn_sed.training.callbacks import WarmupCosine
 from sklearn_sed.training.net import SEDNet, make_sed_net
+from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
 
 __all__ = [
+    "Augment",
+    "Decoder",
     "EventEncoder",
     "LogMelExtractor",
     "Pipeline",
     "PseudoLabelSED",
+    "PseudoLabelSchedule",
     "ResNetSED",
     "SEDNet",
+    "WarmupCosine",
     "__version__",
     "event_based_f1",
     "event_f1_scorer",

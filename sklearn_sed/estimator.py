@@ -1,7 +1,8 @@
 """PseudoLabelSED: the NEC DCASE2019 system as a scikit-learn estimator.
 
 Two-stage training (section 3 of the report): stage 1 trains the network on
-the given labels (eq. 6); stage 2 repeats ``max_iter`` times: weak clips whose
+the given labels (eq. 6); stage 2 repeats ``pseudo_labels.max_iter`` times
+(:class:`~sklearn_sed.training.pseudo_labels.PseudoLabelSchedule`): weak clips whose
 clip prediction, binarized at ``theta_i`` (eq. 5), equals their weak label get
 class-frame pseudo labels (eq. 4), and the network is trained on eq. 9.
 Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
@@ -25,7 +26,7 @@ from skorch.callbacks import ProgressBar
 from sklearn_sed._device import check_device
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
 from sklearn_sed.audio.features import MAX_DURATION_SEC
-from sklearn_sed.decoding.decode import POSTPROCESSING_ORDERS, Decoding
+from sklearn_sed.decoding.decode import Decoder, Decoding
 from sklearn_sed.decoding.tuning import (
     FINAL_MEDIAN_FILTER_GRID,
     LOW_RATIO_GRID,
@@ -46,54 +47,31 @@ from sklearn_sed.metrics.scoring import (
     segment_f1_scorer,
 )
 from sklearn_sed.networks import ResNetSED, check_module_output
-from sklearn_sed.training.augment import SEDAugment, collate_float32
+from sklearn_sed.training.augment import Augment, collate_float32
 from sklearn_sed.training.callbacks import (
     BestWeights,
     PseudoLabeling,
     ValidationScoring,
-    WarmupCosineLR,
-    WeightAveraging,
-    evaluation_module,
+    WarmupCosine,
 )
-from sklearn_sed.training.losses import (
-    KIND_STRONG,
-    STAGE2_WEIGHTINGS,
-    paper_class_weights,
-)
+from sklearn_sed.training.losses import KIND_STRONG, paper_class_weights
 from sklearn_sed.training.net import (
     bare_module,
     device_type,
     drop_compiled,
-    load_module_state,
     make_sed_net,
     module_state,
 )
 from sklearn_sed.training.net import forward_probabilities as _forward
+from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
 
 __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 
-#: Parameters that change only post-processing: never retrain for them, except
-#: those of :data:`DECODING_PARAMS` when validation clips choose the best
-#: epoch (each epoch is scored by decoding its events with them).
+#: Parameters that change only prediction: never retrain for them, except
+#: ``decoder`` when validation clips choose the best epoch (each epoch is
+#: scored by decoding its events with it).
 POSTPROCESSING_PARAMS = frozenset(
-    {
-        "threshold",
-        "median_filter_sec",
-        "low_threshold",
-        "postprocessing",
-        "clip_gating",
-        "verbose",
-        "checkpoint_dir",
-        "inference_dtype",
-        "predict_batch_size",
-    }
-)
-
-
-#: The post-processing parameters that decode events: with validation clips
-#: they also choose the best epoch, so they are training parameters then.
-DECODING_PARAMS = frozenset(
-    {"threshold", "median_filter_sec", "low_threshold", "postprocessing", "clip_gating"}
+    {"decoder", "verbose", "checkpoint_dir", "inference_dtype", "predict_batch_size"}
 )
 
 
@@ -141,92 +119,30 @@ class PseudoLabelSED(BaseEstimator):
         None gives every class ``1 / n_classes`` (the same loss scale).
     optimizer : torch optimizer class or {"sgd", "adam", "adamw", "rmsprop"}, \
             default=torch.optim.SGD
-        The report uses stochastic gradient descent. A name stands for the
-        ``torch.optim`` class of that name (as ``--set optimizer=adam`` on
-        the command line).
-    optimizer_kwargs : dict, default=None
-        Extra optimizer arguments; None means ``{"momentum": 0.9}`` for SGD
-        and ``{}`` otherwise.
+        The report uses stochastic gradient descent (with a momentum of 0.9
+        here; ``net_params={"optimizer__momentum": ...}`` sets another, as
+        any optimizer argument). A name stands for the ``torch.optim`` class
+        of that name (as ``--set optimizer=adam`` on the command line).
     lr : float, default=0.05
         Learning rate (paper silent).
     batch_size : int, default=32
         Clips per batch (paper silent).
     max_epochs : int, default=20
         Epochs of stage 1 (paper silent).
-    pseudo_label : bool, default=True
-        Run stage 2; False is the report's "ResNet without pseudo label".
-    max_iter : int, default=10
-        Pseudo-labelling iterations of stage 2 (paper silent).
-    epochs_per_iter : int, default=1
-        Training epochs between two pseudo labellings.
-    delta : float, default=0.05
-        Decrease of the threshold per iteration in eq. 5 (paper silent).
-    threshold_start, threshold_floor : float, default=0.75, 0.25
-        The 3/4 and 1/4 of eq. 5.
-    teacher : estimator or None, default=None
-        Where the pseudo labels of eqs. 4-5 come from (not in the report).
-        None: the network labels the weak clips itself, as in the report.
-        An estimator with ``predict_frames`` and ``predict_proba`` (e.g. a
-        :class:`PseudoLabelSED` with ``module=CRNN``): a clone of it is
-        fitted at the start of ``fit`` on the same training clips, with the
-        same validation clips, and its frame and clip probabilities of the
-        weak clips, drawn once, replace the network's in every iteration of
-        stage 2 (same ``theta_i``, same selection). Wrap a fitted one in
-        :class:`sklearn.frozen.FrozenEstimator` to use it as it is. Its
-        ``classes_`` must hold every class of this estimator; its frames are
-        resampled (nearest) to this network's output frames. The
-        checkpoints of ``checkpoint_dir`` hold this network only: give the
-        teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
-        --teacher crnn`` does), or freeze it, so that a resumed fit does
-        not train it again.
-    teacher_weight : float or "max", default=1.0
-        With a ``teacher``, its share in the probabilities that stage 2
-        selects and binarizes (not in the report): ``teacher_weight *
-        teacher + (1 - teacher_weight) * network``, for the clip and the
-        frame probabilities alike, the network's drawn afresh in every
-        iteration. 1.0: the teacher's alone; 0.5: the two models' mean;
-        "max": the larger of the two (a frame or clip is above
-        ``theta_i`` where either model puts it). Ignored without a teacher.
-    pseudo_negatives : {"all", "absent"}, default="all"
-        Which frames below ``theta_i`` a pseudo label marks negative. "all"
-        is eq. 4. "absent" (not in the report) marks negative only the frames
-        of classes absent from the clip's weak label, and leaves the frames
-        of present classes below ``theta_i`` out of the loss
-        (:func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`).
-    pseudo_low_ratio : float in (0, 1], default=1.0
-        Hysteresis of the frame pseudo labels (not in the report). 1.0 is
-        eq. 4: the frames at or above ``theta_i``. Below 1.0, a frame is
-        positive also when it lies in a run of frames at or above
-        ``pseudo_low_ratio * theta_i`` that holds a frame at or above
-        ``theta_i``, so that an event found confidently at its peak is
-        labelled over its whole extent (``docs/recipe.md`` gives the
-        precision and recall it measured).
-    stage2_weighting : {"paper", "keep_strong"}, default="paper"
-        Frame-loss weights of stage 2. "paper" is eq. 10, which shares one
-        weight between strong and pseudo-labelled clips, so the strong frames
-        weigh about a quarter of their stage-1 weight when ``M_p`` is close
-        to ``M_s``. "keep_strong" (not in the report) keeps eq. 8's weight on
-        the strong frames and adds eq. 10's pseudo term
-        (:func:`~sklearn_sed.training.losses.stage2_loss`).
-    time_shift : float, default=0.0
-        Training augmentation (not in the report): random circular time shift
-        of up to this fraction of a clip, applied to features and frame labels
-        alike.
-    freq_mask : int, default=0
-        Training augmentation (not in the report): mask up to this many
-        consecutive mel bands per clip.
-    mixup : float, default=0.0
-        Training augmentation (not in the report): probability that a batch
-        is mixed with a permutation of itself, clips of one kind of label
-        together, with soft labels (:class:`~sklearn_sed.training.augment.SEDAugment`);
-        0 turns it off. The DESED baselines use 0.5.
-    filter_augment : float, default=0.0
-        Training augmentation (not in the report): FilterAugment (Nam et al.
-        2022), a random filter over the mel axis with gains of up to this
-        many dB, linear between 4 to 7 random points, added to each clip's
-        log-mel features (:class:`~sklearn_sed.training.augment.SEDAugment`; one
-        feature unit is taken as 80 dB, the extractor's default ``top_db``);
-        0 turns it off. The DESED baselines use 6.
+    lr_schedule : WarmupCosine or None, default=None
+        None keeps ``lr`` constant (the report says nothing of a schedule);
+        a :class:`~sklearn_sed.training.callbacks.WarmupCosine` warms up
+        linearly and decays to 0 along a cosine over all epochs of both
+        stages, batch by batch.
+    augment : Augment or None, default=None
+        Training augmentation (not in the report): time shift, frequency
+        masks and FilterAugment, label-consistent
+        (:class:`~sklearn_sed.training.augment.Augment`); None: none.
+    pseudo_labels : PseudoLabelSchedule, "paper" or None, default="paper"
+        Stage 2 (:class:`~sklearn_sed.training.pseudo_labels.PseudoLabelSchedule`:
+        iterations, the threshold schedule of eq. 5, the weighting of eq. 10,
+        an optional teacher). "paper" is ``PseudoLabelSchedule()``; None
+        skips stage 2: the report's "ResNet without pseudo label".
     train_dtype : {"float32", "bfloat16"}, default="float32"
         Precision of the training forward pass: "bfloat16" trains under
         ``torch.autocast`` (weights, optimizer and loss stay float32): 1.9x
@@ -249,63 +165,15 @@ class PseudoLabelSED(BaseEstimator):
         Prediction, pseudo labelling and validation run the network as it
         is, and the fitted estimator keeps the plain network (model files
         and pickles are those of an uncompiled fit).
-    lr_schedule : {None, "cosine"}, default=None
-        None keeps ``lr`` constant (the report says nothing of a schedule);
-        "cosine" warms up linearly for ``warmup_epochs`` and then decays to
-        0 along a cosine over all epochs of both stages, batch by batch.
-    warmup_epochs : float, default=0
-        Epochs of linear warm-up of the "cosine" schedule.
-    lr_restart_epoch : int or None, default=None
-        With ``lr_schedule="cosine"``, restart the cosine after this many
-        epochs (SGDR's warm restart; not in the report): the first cosine
-        decays to 0 at the end of epoch ``lr_restart_epoch``, and a second
-        one, from ``lr_restart_scale * lr``, spans the epochs left. With
-        ``lr_restart_epoch=max_epochs`` stage 1 ends at a rate of 0 and
-        stage 2 trains at a rate of its own, where one cosine over both
-        stages leaves stage 2 about 4 % of the schedule's learning rate
-        summed over the epochs (10 + 4 epochs, 1 of warm-up). None: one
-        cosine over all epochs.
-    lr_restart_scale : float, default=0.5
-        Peak rate of the restarted cosine as a fraction of ``lr``.
-    ema_decay : float or None, default=None
-        Keep an exponential moving average of the weights with this decay
-        per batch (e.g. 0.999, the DCASE baselines' mean teacher). The
-        average then scores the validation clips, draws the pseudo labels of
-        eqs. 4-5, and is the model that ``fit`` leaves. None: plain weights,
-        as in the report.
     validation_fraction : float or None, default=None
         Fraction of the strongly labelled clips held out as validation data
         when ``fit`` gets no ``X_val``; None holds out nothing.
-    tune_postprocessing : bool, default=False
-        With validation data (``X_val``/``y_val`` or ``validation_fraction``),
-        choose a threshold and a median-filter length per class that
-        maximise the validation event F1 (``threshold_`` and
-        ``median_filter_sec_``, then used instead of ``threshold`` and
-        ``median_filter_sec``), and monitor every epoch at its tuned
-        setting. After training, the kept weights are tuned once more over a
-        wider grid: median filters up to 4 s
-        (:data:`~sklearn_sed.decoding.tuning.FINAL_MEDIAN_FILTER_GRID`) and hysteresis
-        (:data:`~sklearn_sed.decoding.tuning.LOW_RATIO_GRID`, giving
-        ``low_threshold_``).
-    threshold : float or array-like of shape (n_classes,), default=0.5
-        Decision threshold of ``predict`` and ``predict_events``.
-    median_filter_sec : float or array-like of shape (n_classes,), default=0.4
-        Median filter on frame decisions, in seconds.
-    low_threshold : float, array-like of shape (n_classes,) or None, default=None
-        Hysteresis thresholding: an event starts where the frame probability
-        reaches ``threshold`` and lasts while it stays at or above
-        ``low_threshold`` (at most the threshold of its class). None is
-        single thresholding at ``threshold``.
-    postprocessing : {"threshold_first", "filter_first"}, default="threshold_first"
-        Binarize then filter (DCASE2019), or filter the probabilities first.
-    clip_gating : bool, default=False
-        Drop frame decisions of classes whose clip probability is below the
-        threshold. With the report's ResNet this changes nothing: its clip
-        probability is the maximum of its frame probabilities, so a frame
-        above a class's threshold means a clip above it too (the accelerator
-        sweep of ``docs/benchmarks.md`` scored the same F1 with and without).
-        It matters for networks with another clip pooling (the CRNN's
-        attention).
+    decoder : Decoder or None, default=None
+        How events are decoded from frame probabilities: thresholds, median
+        filters, hysteresis, order, and whether they are tuned per class on
+        the validation clips (:class:`~sklearn_sed.decoding.decode.Decoder`);
+        None is ``Decoder()``. It never needs retraining, unless validation
+        clips choose the best epoch by its events.
     duration : float, default=10.0
         Clip length in seconds, for event times.
     device : str, default="cpu"
@@ -352,8 +220,9 @@ class PseudoLabelSED(BaseEstimator):
         (``device`` is ignored in training). See ``docs/user_guide.md``.
     net_params : dict or None, default=None
         Extra :class:`skorch.NeuralNet` parameters for the training net,
-        e.g. ``{"iterator_train__num_workers": 4}``; they override the
-        estimator's own (``iterator_train__shuffle`` included).
+        e.g. ``{"iterator_train__num_workers": 4}`` or
+        ``{"optimizer__weight_decay": 1e-4}``; they override the estimator's
+        own (``iterator_train__shuffle`` and SGD's momentum included).
 
     Attributes
     ----------
@@ -372,7 +241,8 @@ class PseudoLabelSED(BaseEstimator):
     n_iter_ : int
         Pseudo-labelling iterations run.
     teacher_ : estimator or None
-        The fitted clone of ``teacher`` that drew the pseudo labels; None
+        The fitted clone of ``pseudo_labels.teacher`` that drew the pseudo
+        labels; None
         without a teacher or when stage 2 does not run.
     pseudo_label_history_ : list of dict
         Per iteration: ``iteration``, ``threshold`` (theta_i) and ``n_pseudo``
@@ -384,7 +254,7 @@ class PseudoLabelSED(BaseEstimator):
         weights were kept (best validation event F1); None otherwise.
     threshold_ : ndarray of shape (n_classes,)
         Decision thresholds used by ``predict`` and ``predict_events``:
-        tuned per class when ``tune_postprocessing``, else ``threshold``.
+        tuned per class when ``decoder.tune``, else ``decoder.threshold``.
     median_filter_sec_ : ndarray of shape (n_classes,)
         Median-filter lengths used by ``predict_events``, likewise.
     low_threshold_ : ndarray of shape (n_classes,)
@@ -408,8 +278,10 @@ class PseudoLabelSED(BaseEstimator):
     >>> X = rng.random((4, 32, 8), dtype=np.float32)
     >>> y_weak = [["a"], ["b"], ["a", "b"], []]
     >>> y_strong = [[(0.0, 0.5, "a")], None, None, []]
-    >>> sed = PseudoLabelSED(n_filters=2, n_blocks=1, max_epochs=1, max_iter=1,
-    ...                      duration=1.0, random_state=0)
+    >>> from sklearn_sed import PseudoLabelSchedule
+    >>> sed = PseudoLabelSED(n_filters=2, n_blocks=1, max_epochs=1, duration=1.0,
+    ...                      pseudo_labels=PseudoLabelSchedule(max_iter=1),
+    ...                      random_state=0)
     >>> sed.fit(X, y_weak, y_strong).predict_frames(X).shape
     (4, 4, 2)
     """
@@ -447,49 +319,16 @@ class PseudoLabelSED(BaseEstimator):
         "classes": ["array-like", None],
         "class_weight": [StrOptions({"paper"}), "array-like", None],
         "optimizer": [callable, StrOptions(set(OPTIMIZERS))],
-        "optimizer_kwargs": [dict, None],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "pseudo_label": ["boolean"],
-        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
-        "epochs_per_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "delta": [Interval(numbers.Real, 0, 1, closed="both")],
-        "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
-        "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
-        "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
-        "teacher_weight": [
-            Interval(numbers.Real, 0, 1, closed="both"),
-            StrOptions({"max"}),
-        ],
-        "pseudo_negatives": [StrOptions({"all", "absent"})],
-        "pseudo_low_ratio": [Interval(numbers.Real, 0, 1, closed="right")],
-        "stage2_weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
-        "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
-        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
-        "mixup": [Interval(numbers.Real, 0, 1, closed="both")],
-        "filter_augment": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr_schedule": [WarmupCosine, None],
+        "augment": [Augment, None],
+        "pseudo_labels": [PseudoLabelSchedule, StrOptions({"paper"}), None],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
         "compile": ["boolean"],
-        "lr_schedule": [StrOptions({"cosine"}), None],
-        "warmup_epochs": [Interval(numbers.Real, 0, None, closed="left")],
-        "lr_restart_epoch": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "lr_restart_scale": [Interval(numbers.Real, 0, None, closed="neither")],
-        "ema_decay": [Interval(numbers.Real, 0, 1, closed="left"), None],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
-        "tune_postprocessing": ["boolean"],
-        "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
-        "median_filter_sec": [
-            Interval(numbers.Real, 0, None, closed="left"),
-            "array-like",
-        ],
-        "low_threshold": [
-            Interval(numbers.Real, 0, 1, closed="both"),
-            "array-like",
-            None,
-        ],
-        "postprocessing": [StrOptions(set(POSTPROCESSING_ORDERS))],
-        "clip_gating": ["boolean"],
+        "decoder": [Decoder, None],
         "duration": [Interval(numbers.Real, 0, MAX_DURATION_SEC, closed="right")],
         "device": [str, torch.device],
         "inference_dtype": [StrOptions({"float32", "bfloat16"})],
@@ -515,39 +354,16 @@ class PseudoLabelSED(BaseEstimator):
         classes=None,
         class_weight="paper",
         optimizer=torch.optim.SGD,
-        optimizer_kwargs=None,
         lr=0.05,
         batch_size=32,
         max_epochs=20,
-        pseudo_label=True,
-        max_iter=10,
-        epochs_per_iter=1,
-        delta=0.05,
-        threshold_start=0.75,
-        threshold_floor=0.25,
-        teacher=None,
-        teacher_weight=1.0,
-        pseudo_negatives="all",
-        pseudo_low_ratio=1.0,
-        stage2_weighting="paper",
-        time_shift=0.0,
-        freq_mask=0,
-        mixup=0.0,
-        filter_augment=0.0,
+        lr_schedule=None,
+        augment=None,
+        pseudo_labels="paper",
         train_dtype="float32",
         compile=False,
-        lr_schedule=None,
-        warmup_epochs=0,
-        lr_restart_epoch=None,
-        lr_restart_scale=0.5,
-        ema_decay=None,
         validation_fraction=None,
-        tune_postprocessing=False,
-        threshold=0.5,
-        median_filter_sec=0.4,
-        low_threshold=None,
-        postprocessing="threshold_first",
-        clip_gating=False,
+        decoder=None,
         duration=10.0,
         device="cpu",
         inference_dtype="float32",
@@ -566,39 +382,16 @@ class PseudoLabelSED(BaseEstimator):
         self.classes = classes
         self.class_weight = class_weight
         self.optimizer = optimizer
-        self.optimizer_kwargs = optimizer_kwargs
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
-        self.pseudo_label = pseudo_label
-        self.max_iter = max_iter
-        self.epochs_per_iter = epochs_per_iter
-        self.delta = delta
-        self.threshold_start = threshold_start
-        self.threshold_floor = threshold_floor
-        self.teacher = teacher
-        self.teacher_weight = teacher_weight
-        self.pseudo_negatives = pseudo_negatives
-        self.pseudo_low_ratio = pseudo_low_ratio
-        self.stage2_weighting = stage2_weighting
-        self.time_shift = time_shift
-        self.freq_mask = freq_mask
-        self.mixup = mixup
-        self.filter_augment = filter_augment
+        self.lr_schedule = lr_schedule
+        self.augment = augment
+        self.pseudo_labels = pseudo_labels
         self.train_dtype = train_dtype
         self.compile = compile
-        self.lr_schedule = lr_schedule
-        self.warmup_epochs = warmup_epochs
-        self.lr_restart_epoch = lr_restart_epoch
-        self.lr_restart_scale = lr_restart_scale
-        self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
-        self.tune_postprocessing = tune_postprocessing
-        self.threshold = threshold
-        self.median_filter_sec = median_filter_sec
-        self.low_threshold = low_threshold
-        self.postprocessing = postprocessing
-        self.clip_gating = clip_gating
+        self.decoder = decoder
         self.duration = duration
         self.device = device
         self.inference_dtype = inference_dtype
@@ -666,12 +459,7 @@ class PseudoLabelSED(BaseEstimator):
 
     def _fit(self, X, y_weak, y_strong, *, X_val, y_val):
         check_device(self.device, trains=True)
-        if self.threshold_floor > self.threshold_start:
-            raise ValueError(
-                "threshold_floor must be <= threshold_start. Got "
-                f"threshold_floor={self.threshold_floor} and threshold_start="
-                f"{self.threshold_start} instead."
-            )
+        schedule = self._schedule()
         X = check_features(X)
         if y_strong is None and is_combined(y_weak):
             y_weak, y_strong = split_labels(y_weak)
@@ -720,31 +508,31 @@ class PseudoLabelSED(BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        if strong.all() and self.pseudo_label:
+        if strong.all() and schedule is not None:
             warnings.warn(
                 "No weak-only clip: stage 2 has nothing to pseudo-label and is "
                 "skipped (n_iter_ will be 0).",
                 UserWarning,
                 stacklevel=4,
             )
-        X, y, val, y_strong, rows = self._validation_split(
-            X, y, y_strong, X_val, y_val, seed
-        )
+        X, y, val, y_strong = self._validation_split(X, y, y_strong, X_val, y_val, seed)
         self.class_weight_ = self._class_weight(y["weak"])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())
         self.n_weak_ = int(len(y["kind"]) - self.n_strong_)
         self.teacher_ = None
         teacher_probs = None
         if (
-            self.teacher is not None
-            and self.pseudo_label
-            and self.max_iter > 0
+            schedule is not None
+            and schedule.teacher is not None
+            and schedule.max_iter > 0
             and self.n_weak_ > 0
         ):
-            self.teacher_, teacher_probs = self._fit_teacher(X, y, y_strong, val)
+            self.teacher_, teacher_probs = self._fit_teacher(
+                schedule.teacher, X, y, y_strong, val
+            )
 
         if self.memory is None:
-            net, history, best_epoch = self._train(X, y, seed, val, teacher_probs, rows)
+            net, history, best_epoch = self._train(X, y, seed, val, teacher_probs)
         else:
             train = check_memory(self.memory).cache(_train_cached)
             net, history, best_epoch = train(
@@ -755,7 +543,6 @@ class PseudoLabelSED(BaseEstimator):
                 seed,
                 val,
                 teacher_probs,
-                rows,
             )
         self.net_ = net
         self.pseudo_label_history_ = history
@@ -770,9 +557,8 @@ class PseudoLabelSED(BaseEstimator):
         """Split off the validation clips: given, held out of the strong ones, or none.
 
         Returns the training features and targets, ``(X_val, y_val)`` or
-        None, the strong labels of the training clips (``y_strong`` itself
-        when all clips train) and the training clips' positions in ``X``
-        (None when all clips train).
+        None, and the strong labels of the training clips (``y_strong``
+        itself when all clips train).
         """
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -791,9 +577,9 @@ class PseudoLabelSED(BaseEstimator):
                 )
                 for i, ev in enumerate(y_val)
             ]
-            return X, y, (X_val, refs), y_strong, None
+            return X, y, (X_val, refs), y_strong
         if self.validation_fraction is None:
-            return X, y, None, y_strong, None
+            return X, y, None, y_strong
         strong_idx = np.flatnonzero(y["kind"] == KIND_STRONG)
         n_val = round(self.validation_fraction * len(strong_idx))
         if n_val < 1 or n_val >= len(strong_idx):
@@ -814,16 +600,16 @@ class PseudoLabelSED(BaseEstimator):
             y_strong = y_strong[train_idx]
         else:
             y_strong = [y_strong[i] for i in train_idx]
-        return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong, train_idx
+        return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong
 
-    def _fit_teacher(self, X, y, y_strong, val):
+    def _fit_teacher(self, teacher, X, y, y_strong, val):
         """Fit a clone of ``teacher`` on the training clips; draw its labels.
 
         Returns the fitted teacher and its ``(frame_probs, clip_probs)`` of
         the weak clips (in their order in ``y``), in the column order of
         ``classes_`` and at ``n_frames_out_`` frames.
         """
-        teacher = clone(self.teacher)
+        teacher = clone(teacher)
         y_weak = [list(self.classes_[row > 0]) for row in y["weak"]]
         kwargs = {} if val is None else {"X_val": val[0], "y_val": val[1]}
         teacher.fit(X, y_weak, y_strong, **kwargs)
@@ -863,21 +649,20 @@ class PseudoLabelSED(BaseEstimator):
         if val is None:
             return
         X_val, refs = val
-        frame_probs, clip_probs = _forward(self.net_, X_val, None, self.batch_size)
-        if self.tune_postprocessing:
+        frame_probs, _ = _forward(self.net_, X_val, None, self.batch_size)
+        decoder = self._decoder()
+        if decoder.tune:
             # The final tuning of the kept weights: the epochs were monitored
             # over the small grid, this one adds long medians and hysteresis.
             tuned = tune_postprocessing(
                 frame_probs,
-                clip_probs,
                 refs,
                 classes=self.classes_,
                 duration=self.duration,
                 thresholds=THRESHOLD_GRID,
                 median_filters=FINAL_MEDIAN_FILTER_GRID,
                 low_ratios=LOW_RATIO_GRID,
-                order=self.postprocessing,
-                clip_gating=self.clip_gating,
+                order=decoder.order,
             )
             self.threshold_, self.median_filter_sec_, self.low_threshold_, f1 = tuned
             self.validation_f1_ = float(np.mean(f1))
@@ -885,7 +670,7 @@ class PseudoLabelSED(BaseEstimator):
             with classes_without_events_quietly():
                 score = event_f1_scorer.score_events(
                     refs,
-                    self.decode(frame_probs, clip_probs),
+                    self.decode(frame_probs),
                     classes=self.classes_,
                     duration=self.duration,
                 )
@@ -895,9 +680,9 @@ class PseudoLabelSED(BaseEstimator):
         """Return the per-class decoding settings (threshold, filter, hysteresis).
 
         The tuned ones (``threshold_``, ``median_filter_sec_``,
-        ``low_threshold_``) when ``tune_postprocessing`` chose them on
-        validation clips, else the ``threshold``, ``median_filter_sec`` and
-        ``low_threshold`` parameters for every class.
+        ``low_threshold_``) when ``decoder.tune`` chose them on validation
+        clips, else the ``threshold``, ``median_filter_sec`` and
+        ``low_threshold`` of ``decoder`` for every class.
         ``predict``, ``predict_events``, the command line's ``--threshold``
         overrides and its detection figure all read them here.
 
@@ -913,7 +698,7 @@ class PseudoLabelSED(BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         tuned = getattr(self, "validation_f1_", None) is not None
-        if self.tune_postprocessing and tuned:
+        if self._decoder().tune and tuned:
             # Models saved before hysteresis have no low_threshold_.
             low = getattr(self, "low_threshold_", None)
             return (
@@ -937,37 +722,23 @@ class PseudoLabelSED(BaseEstimator):
             threshold=threshold,
             median_filter_sec=median_filter_sec,
             low_threshold=low_threshold,
-            order=self.postprocessing,
-            clip_gating=self.clip_gating,
+            order=self._decoder().order,
         )
 
     def _parameter_decoding(self):
         """Per-class ``threshold``, ``median_filter_sec``, ``low_threshold``."""
-        n_classes = len(self.classes_)
-        threshold = check_per_class(
-            self.threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
-        )
-        if self.low_threshold is None:
-            low = threshold.copy()
-        else:
-            low = check_per_class(
-                self.low_threshold,
-                name="low_threshold",
-                n_classes=n_classes,
-                low=0.0,
-                high=1.0,
-            )
-            if np.any(low > threshold):
-                raise ValueError(
-                    "low_threshold must be at most the threshold of its class. "
-                    f"Got low_threshold={self.low_threshold!r} for "
-                    f"threshold={self.threshold!r}; lower it, or set it to None "
-                    "for single thresholding."
-                )
-        median = check_per_class(
-            self.median_filter_sec, name="median_filter_sec", n_classes=n_classes
-        )
-        return threshold, median, low
+        return self._decoder().per_class(self.classes_)
+
+    def _decoder(self):
+        """Return the ``decoder`` parameter, ``Decoder()`` for None."""
+        return Decoder() if self.decoder is None else self.decoder
+
+    def _schedule(self):
+        """Return the ``pseudo_labels`` parameter as a checked schedule, or None."""
+        schedule = self.pseudo_labels
+        if isinstance(schedule, str):  # "paper"
+            schedule = PseudoLabelSchedule()
+        return None if schedule is None else schedule.check()
 
     def _training_params(self, validating=False):
         """Return the parameters that determine the trained weights and best epoch.
@@ -979,7 +750,7 @@ class PseudoLabelSED(BaseEstimator):
         params = self.get_params(deep=False)
         drop = POSTPROCESSING_PARAMS | {"memory"}
         if validating:
-            drop = drop - DECODING_PARAMS
+            drop = drop - {"decoder"}
         for name in drop:
             params.pop(name)
         return params
@@ -1028,9 +799,8 @@ class PseudoLabelSED(BaseEstimator):
         optimizer = self.optimizer
         if isinstance(optimizer, str):
             optimizer = getattr(torch.optim, OPTIMIZERS[optimizer])
-        optimizer_kwargs = self.optimizer_kwargs
-        if optimizer_kwargs is None:
-            optimizer_kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
+        optimizer_kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
+        schedule = self._schedule()
         # A net built to load weights into (not to train) is never compiled,
         # and says nothing about compiling.
         compile_ = train and self.compile and _compiles_safely(module, self.device)
@@ -1042,16 +812,14 @@ class PseudoLabelSED(BaseEstimator):
             # switching to dynamic shapes, where Inductor 2.13 fails on this
             # network ("cannot determine truth value of Relational").
             **({"compile__dynamic": False} if compile_ else {}),
-            "criterion__weighting": self.stage2_weighting,
+            "criterion__weighting": "paper" if schedule is None else schedule.weighting,
         }
-        if self.time_shift or self.freq_mask or self.mixup or self.filter_augment:
-            extra["iterator_train__collate_fn"] = SEDAugment(
-                time_shift=self.time_shift,
-                freq_mask=self.freq_mask,
-                mixup=self.mixup,
-                filter_augment=self.filter_augment,
-                pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_)),
+        if self.augment is not None:
+            collate = self.augment.collate(
+                pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_))
             )
+            if collate is not None:
+                extra["iterator_train__collate_fn"] = collate
         return make_sed_net(
             module,
             class_weight=self.class_weight_,
@@ -1083,8 +851,14 @@ class PseudoLabelSED(BaseEstimator):
         import joblib
 
         params = self._training_params(validating=val is not None)
-        for name in ("callbacks", "device", "accelerator", "teacher"):
-            params.pop(name, None)  # the teacher counts through its labels
+        for name in ("callbacks", "device", "accelerator"):
+            params.pop(name, None)
+        # Parameter objects by their fields; the teacher counts through its labels.
+        for name, value in params.items():
+            if hasattr(value, "get_params"):
+                fields = value.get_params(deep=False)
+                fields.pop("teacher", None)
+                params[name] = (type(value).__name__, fields)
         key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
         if val is not None:
             key += (_hash_rows(val[0]), val[1])
@@ -1092,8 +866,8 @@ class PseudoLabelSED(BaseEstimator):
             key += tuple(teacher_probs)
         return joblib.hash(key)
 
-    def _train(self, X, y, seed, val=None, teacher_probs=None, rows=None):
-        """Stage 1, then ``max_iter`` pseudo-label iterations, in one skorch fit.
+    def _train(self, X, y, seed, val=None, teacher_probs=None):
+        """Stage 1, then the pseudo-label iterations, in one skorch fit.
 
         The stages are the :class:`~sklearn_sed.training.callbacks.PseudoLabeling`
         callback; with ``checkpoint_dir`` a
@@ -1113,44 +887,25 @@ class PseudoLabelSED(BaseEstimator):
         torch.manual_seed(seed)
         n_strong = int((y["kind"] == KIND_STRONG).sum())
         n_weak = len(y["kind"]) - n_strong
+        schedule = self._schedule() or PseudoLabelSchedule(max_iter=0)
         stages = PseudoLabeling(
             X,
             y,
             stage1_epochs=self.max_epochs,
-            n_iter=self.max_iter if self.pseudo_label and n_weak > 0 else 0,
-            epochs_per_iter=self.epochs_per_iter,
-            delta=self.delta,
-            start=self.threshold_start,
-            floor=self.threshold_floor,
-            negatives=self.pseudo_negatives,
-            low_ratio=self.pseudo_low_ratio,
+            n_iter=schedule.max_iter if n_weak > 0 else 0,
+            delta=schedule.delta,
+            start=schedule.threshold_start,
+            floor=schedule.threshold_floor,
             batch_size=self.batch_size,
             teacher_probs=teacher_probs,
-            teacher_weight=self.teacher_weight,
-            rows=rows,
         )
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]
-        if self.lr_schedule == "cosine":
-            extra.append(
-                (
-                    "lr_schedule",
-                    WarmupCosineLR(
-                        total,
-                        self.warmup_epochs,
-                        restart_epoch=self.lr_restart_epoch,
-                        restart_scale=self.lr_restart_scale,
-                    ),
-                )
-            )
-        if self.ema_decay is not None:
-            extra.append(("weight_averaging", WeightAveraging(self.ema_decay)))
+        if self.lr_schedule is not None:
+            extra.append(("lr_schedule", self.lr_schedule.callback(total)))
         if val is not None:
             extra.append(
-                (
-                    "validation",
-                    ValidationScoring(*val, tune=self.tune_postprocessing),
-                )
+                ("validation", ValidationScoring(*val, tune=self._decoder().tune))
             )
             extra.append(("best_weights", BestWeights()))
         last = []
@@ -1205,8 +960,6 @@ class PseudoLabelSED(BaseEstimator):
             best = dict(net.callbacks_)["best_weights"]
             best.restore(net)
             best_epoch = best.best_epoch_ or None
-        elif self.ema_decay is not None:
-            load_module_state(net.module_, module_state(evaluation_module(net)))
         return net, stages.records_, best_epoch
 
     # -------------------------------------------------------------- predict
@@ -1289,28 +1042,22 @@ class PseudoLabelSED(BaseEstimator):
         thresholds, *_ = self.decoding_settings()
         return (clip_probs >= thresholds).astype(int)
 
-    def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
+    def decode(self, frame_probs, *, duration=None):
         """Post-process frame probabilities into events with this estimator's settings.
 
         The thresholds, median filters and hysteresis are the tuned ones
         (``threshold_``, ``median_filter_sec_``, ``low_threshold_``) when
-        ``tune_postprocessing`` chose them, else the ``threshold``,
-        ``median_filter_sec`` and ``low_threshold`` parameters: every
+        ``decoder.tune`` chose them, else the settings of ``decoder``: every
         prediction path decodes alike.
 
         Parameters
         ----------
         frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
             Frame probabilities, e.g. from :meth:`predict_frames`.
-        clip_probs : ndarray of shape (n_clips, n_classes), default=None
-            Clip probabilities, for ``clip_gating``.
         duration : float, default=None
             Seconds spanned by the ``n_frames`` frames; None is the clip
             ``duration`` (pass the recording's length for the stitched frames
             of a long file).
-        clip_gating : bool, default=None
-            Overrides the ``clip_gating`` parameter (a long recording has no
-            clip probability).
 
         Returns
         -------
@@ -1319,11 +1066,9 @@ class PseudoLabelSED(BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         decoding = self._decoding()
-        overrides = {"duration": duration, "clip_gating": clip_gating}
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(decoding, **overrides).decode(
-            frame_probs, clip_probs
-        )
+        if duration is not None:
+            decoding = dataclasses.replace(decoding, duration=duration)
+        return decoding.decode(frame_probs)
 
     def predict_events(self, X):
         """Detect events.
@@ -1339,8 +1084,7 @@ class PseudoLabelSED(BaseEstimator):
             Per clip, the events in seconds, after thresholding and median
             filtering.
         """
-        frame_probs, clip_probs = self._forward_all(X)
-        return self.decode(frame_probs, clip_probs)
+        return self.decode(self._forward_all(X)[0])
 
     def score(self, X, y_strong):
         """Event-based macro F1 (sed_eval, DCASE2019 settings).
@@ -1429,7 +1173,7 @@ def _compiles_safely(module, device):
     return False
 
 
-def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None, rows=None):
+def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None):
     """Training as a pure function of its inputs, for ``joblib.Memory``.
 
     ``params`` are the estimator's training parameters (post-processing ones
@@ -1441,6 +1185,4 @@ def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None, row
     est.classes_ = np.asarray(classes)
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
-    return est._train(
-        X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs, rows
-    )
+    return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs)

@@ -130,9 +130,7 @@ def decode_file_frames(sed, frame_probs, frame_sec, length_sec):
     events : list of (onset, offset, event_label)
         In seconds, within ``[0, length_sec]``, each at least 1 ms long.
     """
-    events = sed.decode(
-        frame_probs[None], duration=frame_sec * len(frame_probs), clip_gating=False
-    )[0]
+    events = sed.decode(frame_probs[None], duration=frame_sec * len(frame_probs))[0]
     # An event must keep a length once written with millisecond precision
     # (events TSV): one that the end of the recording cuts to less is none.
     return [

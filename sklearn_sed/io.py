@@ -43,7 +43,7 @@ from sklearn_sed.training.net import (
 __all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
 
 #: Version of the file layout written by :func:`save`.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Name of the JSON member of a model file.
 MANIFEST_NAME = "sklearn_sed.json"
 #: Namespaces whose classes (optimizer, module) a model file may name.
@@ -88,6 +88,37 @@ def _extractor_to_json(ext):
     }
 
 
+def _param_objects():
+    """Return the parameter objects a model file may hold, by class name.
+
+    The reader builds only these (an allow-list, as for classes).
+    """
+    from sklearn_sed.decoding.decode import Decoder
+    from sklearn_sed.training.augment import Augment
+    from sklearn_sed.training.callbacks import WarmupCosine
+    from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
+
+    return {
+        cls.__name__: cls
+        for cls in (Decoder, Augment, WarmupCosine, PseudoLabelSchedule)
+    }
+
+
+def _param_object_to_json(obj, name):
+    """Write a parameter object as ``{"object": class name, "params": {...}}``."""
+    if obj is None or isinstance(obj, str):
+        return obj
+    kind = type(obj).__name__
+    if _param_objects().get(kind) is not type(obj):
+        raise TypeError(
+            f"{name}={obj!r} cannot be saved in the safe format: only "
+            f"{sorted(_param_objects())} can. Consider joblib.dump."
+        )
+    fields = obj.get_params(deep=False)
+    fields.pop("teacher", None)  # a training-time object, never in a model file
+    return {"object": kind, "params": to_jsonable(fields)}
+
+
 def _sed_to_json(sed, weights_name):
     from sklearn.utils.validation import check_is_fitted
 
@@ -97,7 +128,8 @@ def _sed_to_json(sed, weights_name):
     params["optimizer"] = callable_to_json(params["optimizer"], "optimizer")
     params["callbacks"] = None  # training-time objects, not part of the model
     params["accelerator"] = None
-    params["teacher"] = None
+    for name in ("lr_schedule", "augment", "pseudo_labels", "decoder"):
+        params[name] = _param_object_to_json(params[name], name)
     for name in PATH_PARAMS:  # places on this machine, not part of the model
         params[name] = None
     params = to_jsonable(params)
@@ -274,12 +306,111 @@ def _check_weights(state, expected, name):
             )
 
 
-def _load_sed(entry, zf, device):
+#: Flat parameters of format version 1 and the parameter object (and field)
+#: that holds each since version 2.
+_V1_FIELDS = {
+    "max_iter": ("pseudo_labels", "max_iter"),
+    "delta": ("pseudo_labels", "delta"),
+    "threshold_start": ("pseudo_labels", "threshold_start"),
+    "threshold_floor": ("pseudo_labels", "threshold_floor"),
+    "stage2_weighting": ("pseudo_labels", "weighting"),
+    "time_shift": ("augment", "time_shift"),
+    "freq_mask": ("augment", "freq_mask"),
+    "filter_augment": ("augment", "filter_augment"),
+    "warmup_epochs": ("lr_schedule", "warmup_epochs"),
+    "threshold": ("decoder", "threshold"),
+    "median_filter_sec": ("decoder", "median_filter_sec"),
+    "low_threshold": ("decoder", "low_threshold"),
+    "postprocessing": ("decoder", "order"),
+    "tune_postprocessing": ("decoder", "tune"),
+}
+#: Training settings of format version 1 that no longer exist (levers that
+#: measured no gain, docs/benchmarks.md): they shaped the stored weights but
+#: play no part in prediction, so a file that set them loads without them.
+_V1_DROPPED = (
+    "optimizer_kwargs",
+    "teacher",
+    "teacher_weight",
+    "pseudo_negatives",
+    "pseudo_low_ratio",
+    "epochs_per_iter",
+    "mixup",
+    "ema_decay",
+    "lr_restart_epoch",
+    "lr_restart_scale",
+)
+
+
+def _params_from_v1(params, library_version):
+    """Turn the flat parameters of format version 1 into parameter objects."""
+    params = dict(params)
+    if params.pop("clip_gating", False):
+        raise ValueError(
+            f"the model was saved by sklearn-sed {library_version} with "
+            "clip_gating=True, which this version no longer has (it decoded "
+            "events only where the clip probability passed the threshold). Load "
+            f"it with sklearn-sed {library_version}, or retrain the model."
+        )
+    for name in _V1_DROPPED:
+        params.pop(name, None)
+    objects = {"pseudo_labels": {}, "augment": {}, "lr_schedule": {}, "decoder": {}}
+    for old, (obj, field) in _V1_FIELDS.items():
+        if old in params:
+            objects[obj][field] = params.pop(old)
+    pseudo_label = params.pop("pseudo_label", True)
+    lr_schedule = params.pop("lr_schedule", None)
+    aug = objects["augment"]
+    params["pseudo_labels"] = (
+        {"object": "PseudoLabelSchedule", "params": objects["pseudo_labels"]}
+        if pseudo_label
+        else None
+    )
+    params["augment"] = (
+        {"object": "Augment", "params": aug} if any(aug.values()) else None
+    )
+    params["lr_schedule"] = (
+        {"object": "WarmupCosine", "params": objects["lr_schedule"]}
+        if lr_schedule == "cosine"
+        else None
+    )
+    params["decoder"] = {"object": "Decoder", "params": objects["decoder"]}
+    return params
+
+
+def _param_object_from_json(spec, name):
+    """Build an allow-listed parameter object from its JSON (or keep a name)."""
+    if spec is None or isinstance(spec, str):  # a name; the estimator checks it
+        return spec
+    classes = _param_objects()
+    if (
+        not isinstance(spec, dict)
+        or spec.get("object") not in classes
+        or not isinstance(spec.get("params"), dict)
+    ):
+        raise ValueError(
+            f"{name} must be written as {{'object': one of {sorted(classes)}, "
+            f"'params': {{...}}}}; got {spec!r}."
+        )
+    cls = classes[spec["object"]]
+    fields = spec["params"]
+    unknown = set(fields) - set(cls().get_params(deep=False))
+    if unknown:
+        raise ValueError(f"{name}: {spec['object']} has no field {sorted(unknown)}.")
+    obj = cls(**fields)
+    obj._validate_params()
+    return obj
+
+
+def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
     from safetensors.torch import load as st_load
 
     from sklearn_sed.estimator import PseudoLabelSED
 
     params = dict(entry["params"])
+    if version < 2:
+        params = _params_from_v1(params, library_version)
+    for name in ("lr_schedule", "augment", "pseudo_labels", "decoder"):
+        params[name] = _param_object_from_json(params.get(name), name)
     params["module"] = _callable_from_json(params.get("module"), torch.nn.Module)
     params["optimizer"] = _callable_from_json(
         params.get("optimizer"), torch.optim.Optimizer
@@ -288,7 +419,6 @@ def _load_sed(entry, zf, device):
         params[name] = None
     params["callbacks"] = None
     params["accelerator"] = None
-    params["teacher"] = None  # a training-time object, never in a model file
     # Extra skorch settings (worker processes, ...) are the trainer's
     # business, never a model file's: a file could start any number of them.
     params["net_params"] = None
@@ -482,7 +612,7 @@ def _load_members(zf, path, device):
     if not isinstance(manifest, dict) or manifest.get("format") != "sklearn-sed":
         raise ValueError(f"{path!r} is not a sklearn-sed model file.")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(
             f"{path!r} was written in model format version {version!r} (by sklearn-sed "
             f"{manifest.get('library_version')}), but this sklearn-sed reads versions "
@@ -498,7 +628,14 @@ def _load_members(zf, path, device):
         if entry.get("type") == "LogMelExtractor":
             steps.append((entry["name"], _load_extractor(entry, device)))
         elif entry.get("type") == "PseudoLabelSED":
-            steps.append((entry["name"], _load_sed(entry, zf, device)))
+            steps.append(
+                (
+                    entry["name"],
+                    _load_sed(
+                        entry, zf, device, version, manifest.get("library_version")
+                    ),
+                )
+            )
         else:
             raise ValueError(
                 f"{path!r} holds an unknown step type {entry.get('type')!r}."

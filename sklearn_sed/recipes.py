@@ -17,9 +17,14 @@ recordings. Every setting can be overridden.
 import functools
 
 import torch
+from sklearn.base import clone
 
+from sklearn_sed.decoding.decode import Decoder
 from sklearn_sed.estimator import PseudoLabelSED
 from sklearn_sed.networks.crnn import CRNN
+from sklearn_sed.training.augment import Augment
+from sklearn_sed.training.callbacks import WarmupCosine
+from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
 
 __all__ = [
     "RECIPES",
@@ -29,7 +34,9 @@ __all__ = [
 ]
 
 RECIPES = {
-    "paper": {},
+    # The report as written, its parameter objects spelled out so that
+    # nested settings (``pseudo_labels__delta``) reach them.
+    "paper": {"pseudo_labels": PseudoLabelSchedule(), "decoder": Decoder()},
     "cpu": {
         "n_filters": 16,
         "n_blocks": 2,
@@ -37,23 +44,16 @@ RECIPES = {
         "lr": 2e-3,
         "batch_size": 16,
         "max_epochs": 10,
-        "max_iter": 4,
-        "delta": 0.1,
-        "lr_schedule": "cosine",
-        "warmup_epochs": 1,
-        "ema_decay": None,
-        "time_shift": 0.3,
-        "freq_mask": 8,
-        "filter_augment": 6.0,
+        "lr_schedule": WarmupCosine(warmup_epochs=1),
+        "augment": Augment(time_shift=0.3, freq_mask=8, filter_augment=6.0),
+        "pseudo_labels": PseudoLabelSchedule(max_iter=4, delta=0.1),
         # float32 and eager on every machine: bfloat16 autocast is 1.8x faster
         # on CPUs with AVX-512 BF16 but its effect on F1 is unmeasured, and
         # torch.compile aborts the interpreter on some CPUs (docs/recipe.md).
         "train_dtype": "float32",
         "compile": False,
         "validation_fraction": 0.15,
-        "tune_postprocessing": True,
-        "threshold": 0.3,
-        "median_filter_sec": 0.5,
+        "decoder": Decoder(threshold=0.3, median_filter_sec=0.5, tune=True),
     },
 }
 #: ``"cpu"`` with pseudo labels drawn by the recipe's CRNN (not the report):
@@ -62,13 +62,16 @@ RECIPES = {
 #: teacher's labels stop helping).
 RECIPES["cpu_teacher"] = {
     **RECIPES["cpu"],
-    "teacher": "crnn",
-    "stage2_weighting": "keep_strong",
-    "filter_augment": 0.0,
+    # The CRNN teacher is built by make_detector (teacher="crnn").
+    "pseudo_labels": PseudoLabelSchedule(
+        max_iter=4, delta=0.1, weighting="keep_strong", teacher="crnn"
+    ),
+    "augment": Augment(time_shift=0.3, freq_mask=8),
 }
 
 
-#: Parameters that a ``teacher="crnn"`` shorthand passes on to the teacher.
+#: Parameters that a ``teacher="crnn"`` shorthand passes on to the teacher
+#: (with the student's ``pseudo_labels.max_iter``, added to its epochs).
 TEACHER_SHARED_PARAMS = (
     "classes",
     "duration",
@@ -78,12 +81,13 @@ TEACHER_SHARED_PARAMS = (
     "train_dtype",
     "compile",
     "max_epochs",
-    "max_iter",
-    "time_shift",
-    "freq_mask",
-    "mixup",
-    "filter_augment",
+    "augment",
 )
+
+
+def _fresh(params):
+    """Copy a recipe's parameters: parameter objects are cloned, not shared."""
+    return {k: clone(v) if hasattr(v, "get_params") else v for k, v in params.items()}
 
 
 def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
@@ -92,7 +96,8 @@ def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
     The DCASE2019 baseline CRNN (32 filters, 64 GRU units per direction,
     64 mel bands in) trained with the recipe, without stage 2: the model
     whose probabilities draw the pseudo labels of
-    ``make_detector(recipe, teacher="crnn")`` (not in the report;
+    ``"cpu_teacher"`` (``PseudoLabelSchedule(teacher="crnn")`` given to
+    :func:`make_detector`; not in the report;
     ``docs/recipe.md`` gives what it measured).
 
     Parameters
@@ -107,39 +112,44 @@ def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
         classes, epochs, device, ...) are the teacher's too, below
         ``params``.
     **params
-        Estimator parameters that override the recipe's and the
-        student's. ``max_epochs`` is the teacher's whole training;
-        ``max_iter`` adds its epochs (those of the student's stage 2), so
-        that the teacher trains as many epochs as the student.
+        Estimator parameters that override the recipe's and the student's
+        (nested ones, such as ``augment__freq_mask``, too). The teacher
+        trains ``max_epochs`` plus the student's ``pseudo_labels.max_iter``
+        epochs: as many as the student.
 
     Returns
     -------
     teacher : PseudoLabelSED
-        An unfitted estimator with ``pseudo_label=False``.
+        An unfitted estimator with ``pseudo_labels=None``.
 
     Examples
     --------
     >>> from sklearn_sed.recipes import make_teacher
     >>> teacher = make_teacher("cpu")
-    >>> teacher.module.func.__name__, teacher.pseudo_label
-    ('CRNN', False)
+    >>> teacher.module.func.__name__, teacher.pseudo_labels
+    ('CRNN', None)
     """
-    defaults = PseudoLabelSED().get_params()
-    shared = {}
+    recipe = _check_recipe(recipe)
+    merged = _fresh(RECIPES[recipe])
     if student is not None:
         student_params = student.get_params(deep=False)
-        shared = {k: student_params[k] for k in TEACHER_SHARED_PARAMS}
-    merged = {**RECIPES[_check_recipe(recipe)], **shared, **params}
-    epochs = merged.get("max_epochs", defaults["max_epochs"]) + merged.pop(
-        "max_iter", defaults["max_iter"]
+        merged.update(_fresh({k: student_params[k] for k in TEACHER_SHARED_PARAMS}))
+        schedule = student_params["pseudo_labels"]
+    else:
+        schedule = merged.get("pseudo_labels")
+    max_iter = (
+        PseudoLabelSchedule().max_iter
+        if isinstance(schedule, str)
+        else getattr(schedule, "max_iter", 0)
     )
+    nested = {k: params.pop(k) for k in list(params) if "__" in k}
+    merged.update(params)
     merged.update(
         module=functools.partial(CRNN, n_filters=32, hidden_size=64, n_mels=n_mels),
-        max_epochs=epochs,
-        pseudo_label=False,
-        teacher=None,
+        max_epochs=merged.get("max_epochs", PseudoLabelSED().max_epochs) + max_iter,
+        pseudo_labels=None,
     )
-    return make_detector(recipe, **merged)
+    return PseudoLabelSED(**merged).set_params(**nested)
 
 
 def _check_recipe(recipe):
@@ -158,10 +168,13 @@ def make_detector(recipe="cpu", **params):
     recipe : {"cpu", "cpu_teacher", "paper"}, default="cpu"
         Name of a recipe in :data:`~sklearn_sed.recipes.RECIPES`.
     **params
-        Estimator parameters that override the recipe's. ``teacher="crnn"``
-        stands for :func:`~sklearn_sed.recipes.make_teacher` of the same
-        recipe, with the settings of
-        :data:`~sklearn_sed.recipes.TEACHER_SHARED_PARAMS` given here.
+        Estimator parameters that override the recipe's; nested ones
+        (``pseudo_labels__max_iter=2``, ``decoder__threshold=0.4``) set a
+        field of the recipe's parameter objects. A ``pseudo_labels`` whose
+        ``teacher`` is ``"crnn"`` (as in ``"cpu_teacher"``) gets
+        :func:`~sklearn_sed.recipes.make_teacher` of the same recipe, with
+        the settings of :data:`~sklearn_sed.recipes.TEACHER_SHARED_PARAMS`
+        given here.
 
     Returns
     -------
@@ -171,19 +184,22 @@ def make_detector(recipe="cpu", **params):
     Examples
     --------
     >>> from sklearn_sed.recipes import make_detector
-    >>> sed = make_detector("cpu", max_epochs=3)
-    >>> sed.n_filters, sed.max_epochs, sed.tune_postprocessing
-    (16, 3, True)
+    >>> sed = make_detector("cpu", max_epochs=3, decoder__threshold=0.4)
+    >>> sed.n_filters, sed.max_epochs, sed.decoder.threshold, sed.decoder.tune
+    (16, 3, 0.4, True)
     """
-    merged = {**RECIPES[_check_recipe(recipe)], **params}
-    teacher = merged.get("teacher")
-    if isinstance(teacher, str) and teacher != "crnn":
-        raise ValueError(
-            'teacher must be an estimator, None or "crnn" (the recipe\'s '
-            f"CRNN, make_teacher). Got {teacher!r} instead."
-        )
-    if teacher == "crnn":
-        merged["teacher"] = None
-        sed = PseudoLabelSED(**merged)
-        return sed.set_params(teacher=make_teacher(recipe, student=sed))
-    return PseudoLabelSED(**merged)
+    merged = _fresh(RECIPES[_check_recipe(recipe)])
+    nested = {k: params.pop(k) for k in list(params) if "__" in k}
+    merged.update(params)
+    sed = PseudoLabelSED(**merged).set_params(**nested)
+    schedule = sed.pseudo_labels
+    teacher = getattr(schedule, "teacher", None)
+    if isinstance(teacher, str):
+        if teacher != "crnn":
+            raise ValueError(
+                'pseudo_labels.teacher must be an estimator, None or "crnn" (the '
+                f"recipe's CRNN, make_teacher). Got {teacher!r} instead."
+            )
+        schedule.set_params(teacher=None)
+        schedule.set_params(teacher=make_teacher(recipe, student=sed))
+    return sed

@@ -16,6 +16,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 
 from sklearn_sed._validation import check_n_clips
+from sklearn_sed.decoding.decode import Decoder
 from sklearn_sed.decoding.tuning import (
     MEDIAN_FILTER_GRID,
     THRESHOLD_GRID,
@@ -47,14 +48,6 @@ def _all_classes(y_weak, y_strong):
     labels = {c for clip in y_weak if clip is not None for c in clip}
     labels |= {e[2] for clip in y_strong if clip is not None for e in clip}
     return sorted(labels)
-
-
-def _probabilities(estimator, X):
-    """Return frame and clip probabilities of a fitted detector or pipeline."""
-    return (
-        call_final(estimator, "predict_frames", X),
-        call_final(estimator, "predict_proba", X),
-    )
 
 
 def _estimator_has(attr):
@@ -89,8 +82,8 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : estimator
-        The refitted detector, with ``threshold``, ``median_filter_sec`` and
-        ``low_threshold`` set to the chosen per-class values.
+        The refitted detector, whose ``decoder`` holds the chosen per-class
+        ``threshold``, ``median_filter_sec`` and ``low_threshold``.
     threshold_ : ndarray of shape (n_classes,)
         Chosen threshold per class.
     median_filter_sec_ : ndarray of shape (n_classes,)
@@ -120,7 +113,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
     >>> y_weak = [["a"], ["b"]] * 4
     >>> y_strong = [[(0.0, 0.5, "a")], [(0.5, 1.0, "b")]] * 4
     >>> sed = PseudoLabelSED(n_filters=2, n_blocks=1, max_epochs=1,
-    ...                      pseudo_label=False, duration=1.0, random_state=0)
+    ...                      pseudo_labels=None, duration=1.0, random_state=0)
     >>> tuned = TunedPostprocessingCV(sed, cv=2, thresholds=(0.3, 0.5),
     ...                               median_filters=(0.0,))
     >>> tuned.fit(X, y_weak, y_strong).threshold_.shape
@@ -186,7 +179,7 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
         fold_params = {}
         if self.estimator.get_params().get(f"{prefix}classes") is None:
             fold_params[f"{prefix}classes"] = _all_classes(y_weak, y_strong)
-        frames, clips, refs = [], [], []
+        frames, refs = [], []
         last_fold = None
         for train, test in cv.split(np.zeros(n)):
             refs_test, keep = reference_events([y_strong[i] for i in test])
@@ -200,33 +193,33 @@ class TunedPostprocessingCV(MetaEstimatorMixin, BaseEstimator):
                 )
             )
             last_fold = est
-            f, c = _probabilities(est, take_clips(X, [test[k] for k in keep]))
-            frames.append(f)
-            clips.append(c)
+            X_test = take_clips(X, [test[k] for k in keep])
+            frames.append(call_final(est, "predict_frames", X_test))
             refs.extend(refs_test)
         last = final_estimator(last_fold)
         self.classes_ = np.asarray(last.classes_)
+        decoder = last.decoder if last.decoder is not None else Decoder()
         tuned = tune_postprocessing(
             np.concatenate(frames),
-            np.concatenate(clips),
             refs,
             classes=self.classes_,
             duration=last.duration,
             thresholds=self.thresholds,
             median_filters=self.median_filters,
             low_ratios=self.low_ratios,
-            order=last.postprocessing,
-            clip_gating=last.clip_gating,
+            order=decoder.order,
         )
         self.threshold_, self.median_filter_sec_, self.low_threshold_ = tuned[:3]
         self.class_f1_ = tuned[3]
         self.best_score_ = float(np.mean(self.class_f1_))
         chosen = {
             **fold_params,
-            f"{prefix}threshold": self.threshold_.tolist(),
-            f"{prefix}median_filter_sec": self.median_filter_sec_.tolist(),
-            f"{prefix}low_threshold": self.low_threshold_.tolist(),
-            f"{prefix}tune_postprocessing": False,
+            f"{prefix}decoder": Decoder(
+                threshold=self.threshold_.tolist(),
+                median_filter_sec=self.median_filter_sec_.tolist(),
+                low_threshold=self.low_threshold_.tolist(),
+                order=decoder.order,
+            ),
         }
         if self.refit:
             self.estimator_ = clone(self.estimator).set_params(**chosen)

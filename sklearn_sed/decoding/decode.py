@@ -1,4 +1,4 @@
-"""From frame probabilities to events: gating, thresholding, median filtering.
+"""From frame probabilities to events: thresholding and median filtering.
 
 Thresholding is single (a frame is active when its probability reaches the
 class threshold) or, with ``low_threshold``, by hysteresis: an event starts
@@ -9,25 +9,31 @@ sound whose probability dips below the threshold in one piece.
 Both orders in use are available: ``"threshold_first"`` binarizes the frame
 probabilities and median-filters the decisions (DCASE2019 baseline, and the
 NEC system), ``"filter_first"`` median-filters the probabilities and then
-binarizes (DESED baselines since 2021). Optional clip-level gating, the
-DCASE2019 winner's trick, zeroes the frame scores of classes whose clip
-probability is below the class threshold.
+binarizes (DESED baselines since 2021).
+
+:class:`Decoder` holds the settings a user gives (a parameter of
+:class:`~sklearn_sed.PseudoLabelSED`); :class:`Decoding` the per-class
+settings a fitted detector decodes with.
 """
 
 import dataclasses
+import numbers
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import label, median_filter
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn_sed._validation import check_per_class
 from sklearn_sed.labels import frames_to_events
-from sklearn_sed.training.pseudo_labels import hysteresis
 
 __all__ = [
     "POSTPROCESSING_ORDERS",
+    "Decoder",
     "Decoding",
     "binarize",
     "decode_events",
+    "hysteresis",
     "median_filter_frames",
 ]
 
@@ -109,14 +115,12 @@ def binarize(scores, threshold, low_threshold=None):
 
 def decode_events(
     frame_probs,
-    clip_probs=None,
     *,
     classes,
     duration,
     threshold=0.5,
     median_filter_sec=0.0,
     order="threshold_first",
-    clip_gating=False,
     low_threshold=None,
 ):
     """Turn frame probabilities into event lists, one per clip.
@@ -125,9 +129,6 @@ def decode_events(
     ----------
     frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
         Frame probabilities in [0, 1].
-    clip_probs : ndarray of shape (n_clips, n_classes), default=None
-        Clip probabilities; needed only for ``clip_gating``; the max over
-        frames when None.
     classes : array-like of shape (n_classes,)
         Class labels.
     duration : float
@@ -138,8 +139,6 @@ def decode_events(
         Median filter length in seconds, scalar or per class.
     order : {"threshold_first", "filter_first"}, default="threshold_first"
         Whether to binarize before or after median filtering.
-    clip_gating : bool, default=False
-        Zero the frames of classes whose clip probability is below threshold.
     low_threshold : float or ndarray of shape (n_classes,), default=None
         Hysteresis: an event starts at ``threshold`` and lasts while the
         probability stays at or above ``low_threshold`` (at most the
@@ -188,11 +187,6 @@ def decode_events(
         if np.array_equal(low_threshold, thresholds):
             low_threshold = None  # single thresholding, the fast way
     frame_sec = duration / n_frames
-    if clip_gating:
-        if clip_probs is None:
-            clip_probs = frame_probs.max(axis=1)
-        gate = np.asarray(clip_probs) >= thresholds
-        frame_probs = frame_probs * gate[:, None, :]
     events = []
     for scores in frame_probs:
         if order == "threshold_first":
@@ -227,8 +221,6 @@ class Decoding:
         Per-class settings, as :func:`decode_events` takes them.
     order : {"threshold_first", "filter_first"}, default="threshold_first"
         Post-processing order.
-    clip_gating : bool, default=False
-        Keep a class's frames only where its clip probability passes.
 
     Examples
     --------
@@ -246,17 +238,14 @@ class Decoding:
     median_filter_sec: object
     low_threshold: object
     order: str = "threshold_first"
-    clip_gating: bool = False
 
-    def decode(self, frame_probs, clip_probs=None):
+    def decode(self, frame_probs):
         """Decode ``(n_clips, n_frames, n_classes)`` probabilities into events.
 
         Parameters
         ----------
         frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
             Frame probabilities.
-        clip_probs : ndarray of shape (n_clips, n_classes), default=None
-            Clip probabilities, for ``clip_gating``.
 
         Returns
         -------
@@ -265,12 +254,163 @@ class Decoding:
         """
         return decode_events(
             frame_probs,
-            clip_probs,
             classes=self.classes,
             duration=self.duration,
             threshold=self.threshold,
             median_filter_sec=self.median_filter_sec,
             low_threshold=self.low_threshold,
             order=self.order,
-            clip_gating=self.clip_gating,
         )
+
+
+class Decoder(BaseEstimator):
+    """How events are decoded from frame probabilities: a parameter object.
+
+    The ``decoder`` of :class:`~sklearn_sed.PseudoLabelSED`; the estimator's
+    ``get_params``/``set_params`` reach its fields with the ``decoder__``
+    prefix, so that ``GridSearchCV`` tunes them without retraining
+    (``{"sed__decoder__threshold": [0.3, 0.5]}`` with ``memory``).
+
+    Parameters
+    ----------
+    threshold : float or array-like of shape (n_classes,), default=0.5
+        Decision threshold of ``predict`` and ``predict_events``.
+    median_filter_sec : float or array-like of shape (n_classes,), default=0.4
+        Median filter on frame decisions, in seconds.
+    low_threshold : float, array-like of shape (n_classes,) or None, default=None
+        Hysteresis thresholding: an event starts where the frame probability
+        reaches ``threshold`` and lasts while it stays at or above
+        ``low_threshold`` (at most the threshold of its class). None is
+        single thresholding at ``threshold``.
+    order : {"threshold_first", "filter_first"}, default="threshold_first"
+        Binarize then filter (DCASE2019), or filter the probabilities first.
+    tune : bool, default=False
+        With validation clips (``X_val``/``y_val`` or
+        ``validation_fraction`` of the estimator), choose a threshold and a
+        median-filter length per class that maximise the validation event F1
+        (the estimator's ``threshold_`` and ``median_filter_sec_``, used
+        instead of the fields above), and monitor every epoch at its tuned
+        setting. After training, the kept weights are tuned once more over a
+        wider grid: median filters up to 4 s
+        (:data:`~sklearn_sed.decoding.tuning.FINAL_MEDIAN_FILTER_GRID`) and
+        hysteresis (:data:`~sklearn_sed.decoding.tuning.LOW_RATIO_GRID`,
+        giving ``low_threshold_``).
+
+    Examples
+    --------
+    >>> from sklearn_sed.decoding.decode import Decoder
+    >>> Decoder(threshold=0.3).per_class(["a", "b"])[0].tolist()
+    [0.3, 0.3]
+    """
+
+    _parameter_constraints: dict = {
+        "threshold": [Interval(numbers.Real, 0, 1, closed="both"), "array-like"],
+        "median_filter_sec": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            "array-like",
+        ],
+        "low_threshold": [
+            Interval(numbers.Real, 0, 1, closed="both"),
+            "array-like",
+            None,
+        ],
+        "order": [StrOptions(set(POSTPROCESSING_ORDERS))],
+        "tune": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        threshold=0.5,
+        median_filter_sec=0.4,
+        low_threshold=None,
+        order="threshold_first",
+        tune=False,
+    ):
+        self.threshold = threshold
+        self.median_filter_sec = median_filter_sec
+        self.low_threshold = low_threshold
+        self.order = order
+        self.tune = tune
+
+    def per_class(self, classes):
+        """Per-class ``threshold``, ``median_filter_sec`` and ``low_threshold``.
+
+        Parameters
+        ----------
+        classes : array-like of shape (n_classes,)
+            The class labels, in column order.
+
+        Returns
+        -------
+        threshold, median_filter_sec, low_threshold : ndarray of shape (n_classes,)
+            The low threshold equals the threshold where ``low_threshold``
+            is None (single thresholding).
+
+        Raises
+        ------
+        ValueError
+            When a per-class setting has another length than ``classes``,
+            or a low threshold is above its class's threshold.
+        """
+        self._validate_params()
+        n_classes = len(classes)
+        threshold = check_per_class(
+            self.threshold, name="threshold", n_classes=n_classes, low=0.0, high=1.0
+        )
+        if self.low_threshold is None:
+            low = threshold.copy()
+        else:
+            low = check_per_class(
+                self.low_threshold,
+                name="low_threshold",
+                n_classes=n_classes,
+                low=0.0,
+                high=1.0,
+            )
+            if np.any(low > threshold):
+                raise ValueError(
+                    "low_threshold must be at most the threshold of its class. "
+                    f"Got low_threshold={self.low_threshold!r} for "
+                    f"threshold={self.threshold!r}; lower it, or set it to None "
+                    "for single thresholding."
+                )
+        median = check_per_class(
+            self.median_filter_sec, name="median_filter_sec", n_classes=n_classes
+        )
+        return threshold, median, low
+
+
+def hysteresis(high, low):
+    """Frames of the runs of ``low`` that hold a ``high`` frame, for many clips.
+
+    Parameters
+    ----------
+    high : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        Frames at or above the high threshold.
+    low : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        Frames at or above the low threshold (a superset of ``high``).
+
+    Returns
+    -------
+    active : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
+        The frames of every run of consecutive ``low`` frames (along axis 1,
+        within one clip and class) that holds at least one ``high`` frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.decoding.decode import hysteresis
+    >>> p = np.array([0.1, 0.6, 0.3, 0.35, 0.1, 0.3])[None, :, None]
+    >>> hysteresis(p >= 0.5, p >= 0.25)[0, :, 0].tolist()
+    [False, True, True, True, False, False]
+    """
+    high = np.asarray(high, dtype=bool)
+    low = np.asarray(low, dtype=bool) | high
+    # Runs along time only: frames of other clips or classes never connect.
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1, :, 1] = True
+    runs, _ = label(low, structure=structure)
+    keep = np.zeros(runs.max() + 1, dtype=bool)
+    keep[runs[high]] = True
+    keep[0] = False
+    return keep[runs]

@@ -36,7 +36,6 @@ LOW_RATIO_GRID = (1.0, 0.75, 0.5, 0.25)
 
 def tune_postprocessing(
     frame_probs,
-    clip_probs,
     y_true,
     *,
     classes,
@@ -44,7 +43,6 @@ def tune_postprocessing(
     thresholds=THRESHOLD_GRID,
     median_filters=MEDIAN_FILTER_GRID,
     order="threshold_first",
-    clip_gating=False,
     low_ratios=(1.0,),
 ):
     """Choose the event-F1-best threshold, median filter and hysteresis of every class.
@@ -53,8 +51,6 @@ def tune_postprocessing(
     ----------
     frame_probs : ndarray of shape (n_clips, n_frames_out, n_classes)
         Frame probabilities of the validation clips.
-    clip_probs : ndarray of shape (n_clips, n_classes)
-        Their clip probabilities (used by ``clip_gating``).
     y_true : sequence of sequence of (onset, offset, event_label)
         Reference events per clip, in seconds.
     classes : array-like of shape (n_classes,)
@@ -67,8 +63,6 @@ def tune_postprocessing(
         Median-filter lengths to try, in seconds.
     order : {"threshold_first", "filter_first"}, default="threshold_first"
         Post-processing order (see :func:`~sklearn_sed.decoding.decode.decode_events`).
-    clip_gating : bool, default=False
-        Gate frame decisions by the clip probability.
     low_ratios : sequence of float, default=(1.0,)
         Hysteresis to try: the low threshold as a fraction of the threshold,
         each in [0, 1] (1.0 is single thresholding; see
@@ -94,7 +88,7 @@ def tune_postprocessing(
     >>> from sklearn_sed.decoding.tuning import tune_postprocessing
     >>> frames = np.zeros((1, 10, 1)); frames[0, 2:6, 0] = 0.35
     >>> thr, med, low, f1 = tune_postprocessing(
-    ...     frames, frames.max(axis=1), [[(0.2, 0.6, "a")]], classes=["a"],
+    ...     frames, [[(0.2, 0.6, "a")]], classes=["a"],
     ...     duration=1.0, thresholds=(0.3, 0.5), median_filters=(0.0,))
     >>> float(thr[0]), float(f1[0])
     (0.3, 1.0)
@@ -125,13 +119,11 @@ def tune_postprocessing(
             for ratio in low_ratios:
                 events = decode_events(
                     frame_probs,
-                    clip_probs,
                     classes=names,
                     duration=duration,
                     threshold=thr,
                     median_filter_sec=med,
                     order=order,
-                    clip_gating=clip_gating,
                     low_threshold=None if ratio == 1.0 else ratio * thr,
                 )
                 with classes_without_events_quietly():

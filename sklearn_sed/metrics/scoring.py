@@ -590,7 +590,7 @@ class SEDScorer(StrongLabelScorer):
         if strong.size == 0:
             return float("nan")
         X = np.asarray(X)[strong]
-        frame_probs, clip_probs = (t.cpu().numpy() for t in net.forward(X))
+        frame_probs = net.forward(X)[0].cpu().numpy()
         refs = [
             frames_to_events(
                 np.asarray(y["frames"])[i],
@@ -599,7 +599,7 @@ class SEDScorer(StrongLabelScorer):
             )
             for i in strong
         ]
-        events = decoding.decode(frame_probs, clip_probs)
+        events = decoding.decode(frame_probs)
         return self.score_events(
             refs, events, classes=decoding.classes, duration=decoding.duration
         )

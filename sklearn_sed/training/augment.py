@@ -15,22 +15,23 @@ frame labels aligned with the features:
   clip (in log-mel, a gain is a sum). ``db_range`` says how many dB one
   unit of the features spans: 80 for the extractor's default (``top_db=80``
   floor, min-max scaled), so 6 dB adds at most 0.075. Labels are
-  unchanged: it imitates another room or microphone;
-* mixup (Zhang et al. 2018, as in the DESED baselines since 2021): with
-  probability ``mixup`` a batch is mixed with a permutation of itself,
-  ``X = lam X + (1 - lam) X[perm]`` and the same for the clip and frame
-  labels (soft labels), ``lam ~ Beta(mixup_alpha, mixup_alpha)``. Clips are
-  only mixed with clips of the same kind (strong with strong, weak with
-  weak, pseudo-labelled with pseudo-labelled), so that every partial loss of
-  eqs. 6-10 keeps its clips. The features are mixed as they are (min-max
-  scaled log-mel), not as powers.
+  unchanged: it imitates another room or microphone.
+
+:class:`Augment` is the parameter object of :class:`~sklearn_sed.PseudoLabelSED`
+(``augment=Augment(...)``); :class:`SEDAugment` is the collate function it
+builds for skorch's training iterator. Mixup was measured and left out
+(``docs/benchmarks.md``, levers).
 """
+
+import numbers
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from torch.utils.data import default_collate
 
-__all__ = ["SEDAugment", "collate_float32"]
+__all__ = ["Augment", "SEDAugment", "collate_float32"]
 
 
 def collate_float32(items):
@@ -56,10 +57,6 @@ class SEDAugment:
         Largest number of consecutive mel bins masked per clip.
     pooling : int, default=8
         Input frames per output frame of the network.
-    mixup : float, default=0.0
-        Probability that a batch is mixed (0 turns mixup off).
-    mixup_alpha : float, default=0.2
-        Parameter of the Beta distribution of the mixing weight.
     filter_augment : float, default=0.0
         Largest gain (dB) of the random filter of FilterAugment; 0 turns it
         off. The DESED baselines use 6.
@@ -86,8 +83,6 @@ class SEDAugment:
         time_shift=0.0,
         freq_mask=0,
         pooling=8,
-        mixup=0.0,
-        mixup_alpha=0.2,
         filter_augment=0.0,
         filter_bands=(3, 6),
         db_range=80.0,
@@ -95,8 +90,6 @@ class SEDAugment:
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.pooling = pooling
-        self.mixup = mixup
-        self.mixup_alpha = mixup_alpha
         self.filter_augment = filter_augment
         self.filter_bands = filter_bands
         self.db_range = db_range
@@ -124,8 +117,6 @@ class SEDAugment:
                 X[i] += self._filter(X.shape[2])
         if frames is not None:
             y = {**y, "frames": frames}
-        if self.mixup > 0 and float(torch.rand(())) < self.mixup:
-            X, y = self._mix(X, y)
         return X, y
 
     def _filter(self, n_bins):
@@ -147,22 +138,67 @@ class SEDAugment:
         filt = np.interp(np.arange(n_bins), edges.numpy(), gains.numpy())
         return torch.from_numpy(filt.astype(np.float32)) / self.db_range
 
-    def _mix(self, X, y):
-        """Mix each clip with another of its kind (soft labels)."""
-        if not isinstance(y, dict) or "kind" not in y:
-            raise ValueError(
-                "mixup needs targets with a 'kind' entry (the estimator's "
-                f"training targets). Got {type(y).__name__} instead."
-            )
-        alpha = torch.tensor(float(self.mixup_alpha))
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-        perm = torch.arange(X.shape[0])
-        kind = torch.as_tensor(y["kind"])
-        for k in torch.unique(kind):
-            idx = torch.nonzero(kind == k).flatten()
-            perm[idx] = idx[torch.randperm(len(idx))]
-        y = dict(y)
-        for key in ("weak", "frames"):
-            t = torch.as_tensor(y[key], dtype=torch.float32)
-            y[key] = lam * t + (1.0 - lam) * t[perm]
-        return lam * X + (1.0 - lam) * X[perm], y
+
+class Augment(BaseEstimator):
+    """Training augmentation (not in the report): a parameter object.
+
+    The ``augment`` of :class:`~sklearn_sed.PseudoLabelSED`; the estimator's
+    ``get_params``/``set_params`` reach its fields with the ``augment__``
+    prefix. Every transform keeps frame labels aligned with the features
+    (:class:`SEDAugment` applies them batch by batch).
+
+    Parameters
+    ----------
+    time_shift : float, default=0.0
+        Random circular time shift of up to this fraction of a clip, applied
+        to features and frame labels alike.
+    freq_mask : int, default=0
+        Mask up to this many consecutive mel bands per clip (SpecAugment).
+    filter_augment : float, default=0.0
+        FilterAugment (Nam et al. 2022): a random filter over the mel axis
+        with gains of up to this many dB, linear between 4 to 7 random
+        points, added to each clip's log-mel features (one feature unit is
+        taken as 80 dB, the extractor's default ``top_db``); 0 turns it
+        off. The DESED baselines use 6.
+
+    Examples
+    --------
+    >>> from sklearn_sed.training.augment import Augment
+    >>> Augment(time_shift=0.3, freq_mask=8).collate(pooling=8).time_shift
+    0.3
+    """
+
+    _parameter_constraints: dict = {
+        "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
+        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
+        "filter_augment": [Interval(numbers.Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, time_shift=0.0, freq_mask=0, filter_augment=0.0):
+        self.time_shift = time_shift
+        self.freq_mask = freq_mask
+        self.filter_augment = filter_augment
+
+    def collate(self, pooling):
+        """Return the collate function of these settings, or None if all are off.
+
+        Parameters
+        ----------
+        pooling : int
+            Input frames per output frame of the network.
+
+        Returns
+        -------
+        collate_fn : SEDAugment or None
+            None when no transform is on (the plain
+            :func:`collate_float32` then serves).
+        """
+        self._validate_params()
+        if not (self.time_shift or self.freq_mask or self.filter_augment):
+            return None
+        return SEDAugment(
+            time_shift=self.time_shift,
+            freq_mask=self.freq_mask,
+            filter_augment=self.filter_augment,
+            pooling=pooling,
+        )

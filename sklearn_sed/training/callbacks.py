@@ -15,14 +15,16 @@
 """
 
 import math
+import numbers
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.decoding.tuning import tune_postprocessing
-from sklearn_sed.labels import events_to_frames
 from sklearn_sed.metrics.scoring import (
     classes_without_events_quietly,
     event_f1_scorer,
@@ -39,9 +41,9 @@ from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_s
 
 __all__ = [
     "BestWeights",
-    "PseudoLabelQuality",
     "PseudoLabeling",
     "ValidationScoring",
+    "WarmupCosine",
     "WarmupCosineLR",
     "WeightAveraging",
     "evaluation_module",
@@ -184,40 +186,16 @@ class WarmupCosineLR(Callback):
         Epochs of linear warm-up from 0.
     base_lr : float or None, default=None
         Peak rate; None takes the net's ``lr``.
-    restart_epoch : int or None, default=None
-        A warm restart (Loshchilov and Hutter's SGDR): the first cosine
-        decays to 0 over the epochs up to ``restart_epoch``, and a second
-        one, from ``restart_scale`` times the peak rate to 0, spans the
-        epochs after it (stage 2, when ``restart_epoch`` is the number of
-        stage-1 epochs). None: one cosine over all epochs.
-    restart_scale : float, default=0.5
-        Peak of the second cosine as a fraction of the first's.
     """
 
-    def __init__(
-        self,
-        total_epochs,
-        warmup_epochs=0,
-        base_lr=None,
-        restart_epoch=None,
-        restart_scale=0.5,
-    ):
+    def __init__(self, total_epochs, warmup_epochs=0, base_lr=None):
         self.total_epochs = total_epochs
         self.warmup_epochs = warmup_epochs
         self.base_lr = base_lr
-        self.restart_epoch = restart_epoch
-        self.restart_scale = restart_scale
 
     @staticmethod
-    def factor(
-        progress, total_epochs, warmup_epochs, restart_epoch=None, restart_scale=0.5
-    ):
+    def factor(progress, total_epochs, warmup_epochs):
         """Multiplier of the peak rate at ``progress`` epochs (a float)."""
-        if restart_epoch is not None and 0 < restart_epoch < total_epochs:
-            if progress >= restart_epoch:
-                t = (progress - restart_epoch) / (total_epochs - restart_epoch)
-                return restart_scale * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-            total_epochs = restart_epoch
         if warmup_epochs > 0 and progress < warmup_epochs:
             return progress / warmup_epochs
         span = max(total_epochs - warmup_epochs, 1e-12)
@@ -237,11 +215,7 @@ class WarmupCosineLR(Callback):
         done = len(net.history) - 1  # the current epoch is already recorded
         progress = done + (self._batch + 0.5) / self._n_batches
         lr = (self.base_lr or net.lr) * self.factor(
-            progress,
-            self.total_epochs,
-            self.warmup_epochs,
-            self.restart_epoch,
-            self.restart_scale,
+            progress, self.total_epochs, self.warmup_epochs
         )
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
@@ -250,6 +224,40 @@ class WarmupCosineLR(Callback):
     def on_epoch_end(self, net, **kwargs):
         """Record the last rate of the epoch."""
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class WarmupCosine(BaseEstimator):
+    """A learning-rate schedule: linear warm-up, then cosine decay to 0.
+
+    The ``lr_schedule`` of :class:`~sklearn_sed.PseudoLabelSED` (not in the
+    report, which says nothing of a schedule); one cosine spans all epochs of
+    both stages, updated batch by batch (:class:`WarmupCosineLR`). The
+    estimator's ``get_params``/``set_params`` reach its field with the
+    ``lr_schedule__`` prefix.
+
+    Parameters
+    ----------
+    warmup_epochs : float, default=0
+        Epochs of linear warm-up from 0 to the estimator's ``lr``.
+
+    Examples
+    --------
+    >>> from sklearn_sed.training.callbacks import WarmupCosine
+    >>> WarmupCosine(warmup_epochs=1).callback(total_epochs=14).total_epochs
+    14
+    """
+
+    _parameter_constraints: dict = {
+        "warmup_epochs": [Interval(numbers.Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, warmup_epochs=0):
+        self.warmup_epochs = warmup_epochs
+
+    def callback(self, total_epochs):
+        """Return the skorch callback of this schedule over ``total_epochs``."""
+        self._validate_params()
+        return WarmupCosineLR(total_epochs, self.warmup_epochs)
 
 
 class ValidationScoring(DropsOnPickle, Callback):
@@ -309,25 +317,23 @@ class ValidationScoring(DropsOnPickle, Callback):
             return
         refs, keep = reference_events(self.y_valid)
         X = np.asarray(self.X_valid)[keep]
-        frame_probs, clip_probs = forward_probabilities(
+        frame_probs, _ = forward_probabilities(
             net, X, None, net.batch_size, module=evaluation_module(net)
         )
         if self.tune:
             thresholds, median_filters = self.tune_grid
             *_, f1 = tune_postprocessing(
                 frame_probs,
-                clip_probs,
                 refs,
                 classes=decoding.classes,
                 duration=decoding.duration,
                 thresholds=thresholds,
                 median_filters=median_filters,
                 order=decoding.order,
-                clip_gating=decoding.clip_gating,
             )
             score = float(np.mean(f1))
         else:
-            events = decoding.decode(frame_probs, clip_probs)
+            events = decoding.decode(frame_probs)
             with classes_without_events_quietly():
                 score = self.scoring.score_events(
                     refs,
@@ -386,109 +392,11 @@ class BestWeights(DropsOnPickle, Callback):
         return net
 
 
-class PseudoLabelQuality(Callback):
-    """Precision and recall of the class-frame pseudo labels against a truth.
-
-    For benchmarks whose weak clips were mixed, so that their frame labels
-    are known (and never trained on). :class:`~sklearn_sed.PseudoLabelSED`
-    calls :meth:`on_pseudo_labels` at every relabelling of stage 2.
-
-    Parameters
-    ----------
-    y_true_frames : ndarray of shape (n_clips, n_frames_out, n_classes), \
-            default=None
-        True frame labels of the training clips, in the order given to
-        ``fit`` (rows of clips without a known truth are ignored when NaN).
-    y_true_events : list of (list of (onset, offset, event_label) or None), \
-            default=None
-        The truth as events instead, one list per training clip in the order
-        given to ``fit`` (None where unknown), e.g. the ``events`` that
-        :func:`~sklearn_sed.datasets.make_domestic_soundscapes` returns with
-        ``return_events=True``. They are encoded at the pseudo labels' own
-        frame rate. Give exactly one of ``y_true_frames`` and
-        ``y_true_events``.
-    classes : sequence of str, default=None
-        The fitted classes in column order; required with ``y_true_events``.
-    duration : float, default=10.0
-        Clip length in seconds, for ``y_true_events``.
-
-    Attributes
-    ----------
-    records_ : list of dict
-        Per iteration: ``iteration``, ``threshold``, ``n_pseudo``,
-        ``precision`` and ``recall`` of the positive pseudo-labelled frames
-        (over the selected clips), and ``clip_precision``, the share of
-        selected clips whose clip labels equal the truth's.
-    """
-
-    def __init__(
-        self, y_true_frames=None, *, y_true_events=None, classes=None, duration=10.0
-    ):
-        self.y_true_frames = y_true_frames
-        self.y_true_events = y_true_events
-        self.classes = classes
-        self.duration = duration
-
-    def initialize(self):
-        """Check the truth and forget the records."""
-        if (self.y_true_frames is None) == (self.y_true_events is None):
-            raise ValueError(
-                "PseudoLabelQuality needs exactly one truth: y_true_frames (an "
-                "array of frame labels) or y_true_events (lists of events). Got "
-                f"{'both' if self.y_true_events is not None else 'neither'}."
-            )
-        if self.y_true_events is not None and self.classes is None:
-            raise ValueError(
-                "PseudoLabelQuality(y_true_events=...) needs classes=, the fitted "
-                "classes in column order, to encode the events. Got classes=None."
-            )
-        self.records_ = []
-        return self
-
-    def _truth(self, clip_index, n_frames):
-        if self.y_true_frames is not None:
-            return np.asarray(self.y_true_frames)[clip_index]
-        out = np.full(
-            (len(clip_index), n_frames, len(self.classes)), np.nan, np.float32
-        )
-        for k, i in enumerate(clip_index):
-            events = self.y_true_events[i]
-            if events is not None:
-                out[k] = events_to_frames(
-                    events,
-                    classes=self.classes,
-                    n_frames=n_frames,
-                    duration=self.duration,
-                )
-        return out
-
-    def on_pseudo_labels(self, net, *, iteration, threshold, clip_index, frame_labels):
-        """Compare the pseudo labels of the selected clips with the truth."""
-        truth = self._truth(np.asarray(clip_index), np.shape(frame_labels)[1])
-        known = ~np.isnan(truth).any(axis=(1, 2))
-        truth, pred = truth[known] > 0.5, np.asarray(frame_labels)[known] > 0.5
-        tp = float(np.sum(truth & pred))
-        self.records_.append(
-            {
-                "iteration": int(iteration),
-                "threshold": float(threshold),
-                "n_pseudo": len(clip_index),
-                "precision": tp / max(float(pred.sum()), 1.0),
-                "recall": tp / max(float(truth.sum()), 1.0),
-                "clip_precision": float(
-                    np.mean(np.all(truth.any(axis=1) == pred.any(axis=1), axis=1))
-                )
-                if len(truth)
-                else float("nan"),
-            }
-        )
-
-
 class PseudoLabeling(DropsOnPickle, Callback):
     """The two training stages of the NEC report inside one skorch fit.
 
     Epochs ``1 .. stage1_epochs`` are stage 1 (eq. 6). Then, before every
-    ``epochs_per_iter``-th epoch, pseudo-labelling iteration ``i`` draws
+    epoch, pseudo-labelling iteration ``i`` draws
     ``theta_i`` (eq. 5), selects the weak clips whose binarized clip
     prediction equals their weak label and gives them the binarized frame
     predictions as frame labels (eq. 4, section 3.4), renewing those of the
@@ -500,7 +408,8 @@ class PseudoLabeling(DropsOnPickle, Callback):
     net's ``fit`` (skorch's dataset indexes it batch by batch, so every batch
     after a relabelling sees the new labels). Other callbacks with an
     ``on_pseudo_labels(net, iteration, threshold, clip_index, frame_labels)``
-    method are told of every relabelling.
+    method are told of every relabelling (``clip_index``: positions in ``X``
+    of the selected clips).
 
     Parameters
     ----------
@@ -512,17 +421,9 @@ class PseudoLabeling(DropsOnPickle, Callback):
         Epochs of stage 1.
     n_iter : int
         Pseudo-labelling iterations (0: stage 1 only).
-    epochs_per_iter : int, default=1
-        Epochs between two relabellings.
     delta, start, floor : float, default=0.05, 0.75, 0.25
         The schedule of eq. 5
         (:func:`~sklearn_sed.training.pseudo_labels.threshold_schedule`).
-    negatives : {"all", "absent"}, default="all"
-        See :func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`.
-    low_ratio : float in (0, 1], default=1.0
-        Hysteresis of the frame labels: a frame in a run above ``low_ratio *
-        theta_i`` that holds a frame above ``theta_i`` is positive; 1.0 is
-        eq. 4 (:func:`~sklearn_sed.training.pseudo_labels.select_pseudo_labels`).
     batch_size : int, default=32
         Clips per forward pass of the relabelling.
     teacher_probs : tuple of ndarray or None, default=None
@@ -531,19 +432,6 @@ class PseudoLabeling(DropsOnPickle, Callback):
         order in ``y``: drawn once by another model (``PseudoLabelSED``'s
         ``teacher``), they replace the network's own predictions in every
         relabelling. None: the network labels the clips itself (eq. 4).
-    teacher_weight : float or "max", default=1.0
-        With ``teacher_probs``, the share of the teacher in the probabilities
-        that are selected and binarized: ``teacher_weight * teacher + (1 -
-        teacher_weight) * network``, clip and frame probabilities alike, the
-        network's drawn afresh in every relabelling. 1.0: the teacher's
-        alone. "max": the larger of the two, so that a frame or a clip is
-        above ``theta_i`` where either model puts it (the union of their
-        detections). Ignored without ``teacher_probs``.
-    rows : ndarray of shape (n_clips,) or None, default=None
-        Where each clip of ``X`` sits in the data given to the estimator's
-        ``fit`` (the clips left when validation clips were held out of
-        them): the ``clip_index`` given to ``on_pseudo_labels`` hooks is in
-        those positions. None: ``X`` is that data.
 
     Attributes
     ----------
@@ -560,31 +448,21 @@ class PseudoLabeling(DropsOnPickle, Callback):
         *,
         stage1_epochs,
         n_iter,
-        epochs_per_iter=1,
         delta=0.05,
         start=0.75,
         floor=0.25,
-        negatives="all",
-        low_ratio=1.0,
         batch_size=32,
         teacher_probs=None,
-        teacher_weight=1.0,
-        rows=None,
     ):
         self.X = X
         self.y = y
         self.stage1_epochs = stage1_epochs
         self.n_iter = n_iter
-        self.epochs_per_iter = epochs_per_iter
         self.delta = delta
         self.start = start
         self.floor = floor
-        self.negatives = negatives
-        self.low_ratio = low_ratio
         self.batch_size = batch_size
         self.teacher_probs = teacher_probs
-        self.teacher_weight = teacher_weight
-        self.rows = rows
 
     def initialize(self):
         """Forget the record."""
@@ -594,7 +472,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
     @property
     def total_epochs(self):
         """Epochs of both stages."""
-        return self.stage1_epochs + self.n_iter * self.epochs_per_iter
+        return self.stage1_epochs + self.n_iter
 
     def on_train_end(self, net, **kwargs):
         """Let go of the training data: a fitted model must not keep it alive."""
@@ -603,21 +481,18 @@ class PseudoLabeling(DropsOnPickle, Callback):
     def on_epoch_begin(self, net, **kwargs):
         """Relabel when an iteration starts; record the stage of this epoch."""
         k = len(net.history) - 1 - self.stage1_epochs  # the row is already new
-        if self.y is not None and 0 <= k < self.n_iter * self.epochs_per_iter:
-            if k % self.epochs_per_iter == 0:
-                self.relabel(net, k // self.epochs_per_iter)
+        if self.y is not None and 0 <= k < self.n_iter:
+            self.relabel(net, k)
         crit = net.criterion_
         net.history.record("stage", crit.stage)
         net.history.record("n_pseudo", crit.n_pseudo)
         net.history.record("pl_threshold", getattr(crit, "threshold", float("nan")))
 
     def _probabilities(self, net, weak_idx):
-        """Frame and clip probabilities of the weak clips that are labelled.
+        """Frame and clip probabilities of the weak clips.
 
-        The network's own (eq. 4), the teacher's, or their weighted mean
-        (``teacher_weight``).
+        The network's own (eq. 4), or the teacher's.
         """
-        w = self.teacher_weight
         if self.teacher_probs is not None:
             t_frames, t_clips = self.teacher_probs
             if len(t_clips) != len(weak_idx):
@@ -626,16 +501,10 @@ class PseudoLabeling(DropsOnPickle, Callback):
                     f"{len(weak_idx)} weak ones; give the teacher's "
                     "probabilities of exactly the weak clips, in their order."
                 )
-            if w != "max" and w >= 1.0:
-                return t_frames, t_clips
-        frames, clips = forward_probabilities(
+            return t_frames, t_clips
+        return forward_probabilities(
             net, self.X, weak_idx, self.batch_size, module=evaluation_module(net)
         )
-        if self.teacher_probs is None:
-            return frames, clips
-        if w == "max":
-            return np.maximum(t_frames, frames), np.maximum(t_clips, clips)
-        return w * t_frames + (1 - w) * frames, w * t_clips + (1 - w) * clips
 
     def relabel(self, net, iteration):
         """Pseudo-label the weak clips for ``iteration`` (eqs. 4-5, 3.4)."""
@@ -650,16 +519,12 @@ class PseudoLabeling(DropsOnPickle, Callback):
             frame_probs,
             y["weak"][weak_idx],
             threshold=theta,
-            negatives=self.negatives,
-            low_ratio=self.low_ratio,
         )
         # Renewed every iteration: clips not selected now lose old labels.
         y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
         y["frames"][weak_idx[selected]] = pseudo[selected]
         n_pseudo = int(selected.sum())
         clip_index = weak_idx[selected]
-        if self.rows is not None:
-            clip_index = np.asarray(self.rows)[clip_index]
         for _, cb in net.callbacks_:
             hook = getattr(cb, "on_pseudo_labels", None)
             if hook is not None:

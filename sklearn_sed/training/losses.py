@@ -15,13 +15,13 @@ from torch import nn
 
 # The kind codes live with the labels (numpy layer); re-exported here.
 from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
+from sklearn_sed.training.pseudo_labels import STAGE2_WEIGHTINGS
 
 __all__ = [
     "KIND_PSEUDO",
     "KIND_STRONG",
     "KIND_WEAK",
     "PseudoLabelLoss",
-    "STAGE2_WEIGHTINGS",
     "bce",
     "paper_class_weights",
     "stage1_loss",
@@ -149,9 +149,6 @@ def stage1_loss(L_w_v, L_s_v, L_s_m, *, n_weak, n_strong):
     L_v = n_weak / total * L_w_v + n_strong / total * L_s_v
     L_m = total / n_strong * L_s_m if n_strong else 0.0 * L_s_m
     return L_v + L_m
-
-
-STAGE2_WEIGHTINGS = ("paper", "keep_strong")
 
 
 def stage2_loss(

@@ -10,9 +10,18 @@ probabilities.
 import numbers
 
 import numpy as np
-from scipy.ndimage import label
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-__all__ = ["hysteresis", "select_pseudo_labels", "threshold_schedule"]
+__all__ = [
+    "STAGE2_WEIGHTINGS",
+    "PseudoLabelSchedule",
+    "select_pseudo_labels",
+    "threshold_schedule",
+]
+
+#: Frame-loss weightings of stage 2 (``PseudoLabelSchedule.weighting``).
+STAGE2_WEIGHTINGS = ("paper", "keep_strong")
 
 
 def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
@@ -54,9 +63,7 @@ def threshold_schedule(iteration, *, delta=0.05, start=0.75, floor=0.25):
     return round(float(max(start - delta * iteration, floor)), 12)
 
 
-def select_pseudo_labels(
-    clip_probs, frame_probs, weak_labels, *, threshold, negatives="all", low_ratio=1.0
-):
+def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
     """Select weak clips for pseudo labelling and make their frame labels.
 
     A clip is selected when ``clip_probs >= threshold`` equals its weak label
@@ -73,31 +80,14 @@ def select_pseudo_labels(
         Their 0/1 weak labels.
     threshold : float or ndarray of shape (n_classes,)
         ``theta_i`` of eq. 5.
-    negatives : {"all", "absent"}, default="all"
-        Which frames below ``threshold`` become negatives. ``"all"`` is eq. 4.
-        ``"absent"`` (not in the report) keeps as negatives only the frames of
-        classes that the weak label says are absent, which are certainly
-        negative, and marks the frames of present classes below the threshold
-        as unknown (NaN, left out of the loss): a high ``theta_i`` then no
-        longer teaches the network that the quieter part of an event is
-        silence.
-    low_ratio : float in (0, 1], default=1.0
-        Hysteresis of eq. 4 (not in the report). 1.0 is eq. 4: a frame is
-        positive when its probability is at or above ``threshold``. Below
-        1.0, a frame is positive when it lies in a run of consecutive frames
-        at or above ``low_ratio * threshold`` that holds a frame at or above
-        ``threshold``: an event that the network finds confidently somewhere
-        is labelled over its whole extent, not only at its peaks (the
-        decoder's hysteresis, :func:`~sklearn_sed.decoding.decode.binarize`,
-        applied to the pseudo labels). The selection of clips is unchanged.
 
     Returns
     -------
     selected : ndarray of shape (n_clips,), dtype bool
         Clips that get pseudo labels (their count is ``M_p``).
     pseudo_frames : ndarray of shape (n_clips, n_frames, n_classes), dtype float32
-        Eq. 4 for every clip (1, 0, or NaN for unknown with
-        ``negatives="absent"``); only the rows of selected clips are used.
+        Eq. 4 for every clip (1 or 0); only the rows of selected clips are
+        used.
 
     Examples
     --------
@@ -123,58 +113,109 @@ def select_pseudo_labels(
             f"(n_clips, n_frames, n_classes) = ({clip_probs.shape[0]}, n_frames, "
             f"{clip_probs.shape[1]})."
         )
-    if negatives not in ("all", "absent"):
-        raise ValueError(
-            f'negatives must be "all" (eq. 4) or "absent". Got {negatives!r} instead.'
-        )
-    if not (isinstance(low_ratio, numbers.Real) and 0 < low_ratio <= 1):
-        raise ValueError(
-            f"low_ratio must be a number in (0, 1] (1.0: eq. 4). Got {low_ratio!r} "
-            "instead."
-        )
     threshold = np.asarray(threshold, dtype=float)
     selected = np.all((clip_probs >= threshold) == weak_labels, axis=1)
-    above = frame_probs >= threshold
-    if low_ratio < 1:
-        above = hysteresis(above, frame_probs >= low_ratio * threshold)
-    pseudo_frames = above.astype(np.float32)
-    if negatives == "absent":
-        unknown = ~above & weak_labels[:, None, :]
-        pseudo_frames[unknown] = np.nan
+    pseudo_frames = (frame_probs >= threshold).astype(np.float32)
     return selected, pseudo_frames
 
 
-def hysteresis(high, low):
-    """Frames of the runs of ``low`` that hold a ``high`` frame, for many clips.
+class PseudoLabelSchedule(BaseEstimator):
+    """Stage 2 of the report: how often, from what and how pseudo labels are drawn.
+
+    A parameter object of :class:`~sklearn_sed.PseudoLabelSED`
+    (``pseudo_labels=PseudoLabelSchedule(...)``); ``get_params`` and
+    ``set_params`` of the estimator reach its fields with the
+    ``pseudo_labels__`` prefix, so that ``GridSearchCV`` tunes them
+    (``{"pseudo_labels__delta": [0.05, 0.1]}``).
 
     Parameters
     ----------
-    high : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
-        Frames at or above the high threshold.
-    low : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
-        Frames at or above the low threshold (a superset of ``high``).
-
-    Returns
-    -------
-    active : ndarray of shape (n_clips, n_frames, n_classes), dtype bool
-        The frames of every run of consecutive ``low`` frames (along axis 1,
-        within one clip and class) that holds at least one ``high`` frame.
+    max_iter : int, default=10
+        Pseudo-labelling iterations of stage 2, one training epoch each
+        (paper silent).
+    delta : float, default=0.05
+        Decrease of the threshold per iteration in eq. 5 (paper silent).
+    threshold_start, threshold_floor : float, default=0.75, 0.25
+        The 3/4 and 1/4 of eq. 5; ``threshold_floor <= threshold_start``.
+    weighting : {"paper", "keep_strong"}, default="paper"
+        Frame-loss weights of stage 2. "paper" is eq. 10, which shares one
+        weight between strong and pseudo-labelled clips, so the strong frames
+        weigh about a quarter of their stage-1 weight when ``M_p`` is close
+        to ``M_s``. "keep_strong" (not in the report) keeps eq. 8's weight on
+        the strong frames and adds eq. 10's pseudo term
+        (:func:`~sklearn_sed.training.losses.stage2_loss`).
+    teacher : estimator or None, default=None
+        Where the probabilities of eqs. 4-5 come from (not in the report).
+        None: the network labels the weak clips itself, as in the report.
+        An estimator with ``predict_frames`` and ``predict_proba`` (e.g. a
+        :class:`~sklearn_sed.PseudoLabelSED` with ``module=CRNN``): a clone of
+        it is fitted at the start of ``fit`` on the same training clips, with
+        the same validation clips, and its frame and clip probabilities of
+        the weak clips, drawn once, replace the network's in every iteration
+        (same ``theta_i``, same selection). Wrap a fitted one in
+        :class:`sklearn.frozen.FrozenEstimator` to use it as it is. Its
+        ``classes_`` must hold every class of the student; its frames are
+        resampled (nearest) to the student's output frames. The checkpoints
+        of the student's ``checkpoint_dir`` hold the student only: give the
+        teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
+        --teacher crnn`` does), or freeze it.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from sklearn_sed.training.pseudo_labels import hysteresis
-    >>> p = np.array([0.1, 0.6, 0.3, 0.35, 0.1, 0.3])[None, :, None]
-    >>> hysteresis(p >= 0.5, p >= 0.25)[0, :, 0].tolist()
-    [False, True, True, True, False, False]
+    >>> from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
+    >>> schedule = PseudoLabelSchedule(max_iter=4, delta=0.1)
+    >>> [schedule.threshold(i) for i in range(schedule.max_iter)]
+    [0.75, 0.65, 0.55, 0.45]
     """
-    high = np.asarray(high, dtype=bool)
-    low = np.asarray(low, dtype=bool) | high
-    # Runs along time only: frames of other clips or classes never connect.
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1, :, 1] = True
-    runs, _ = label(low, structure=structure)
-    keep = np.zeros(runs.max() + 1, dtype=bool)
-    keep[runs[high]] = True
-    keep[0] = False
-    return keep[runs]
+
+    _parameter_constraints: dict = {
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "delta": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
+        "weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
+        "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
+    }
+
+    def __init__(
+        self,
+        max_iter=10,
+        delta=0.05,
+        threshold_start=0.75,
+        threshold_floor=0.25,
+        weighting="paper",
+        teacher=None,
+    ):
+        self.max_iter = max_iter
+        self.delta = delta
+        self.threshold_start = threshold_start
+        self.threshold_floor = threshold_floor
+        self.weighting = weighting
+        self.teacher = teacher
+
+    def check(self):
+        """Validate the fields; return ``self``.
+
+        Raises
+        ------
+        ValueError
+            When a field is out of its range, or ``threshold_floor`` is above
+            ``threshold_start``.
+        """
+        self._validate_params()
+        if self.threshold_floor > self.threshold_start:
+            raise ValueError(
+                "threshold_floor must be <= threshold_start. Got "
+                f"threshold_floor={self.threshold_floor} and threshold_start="
+                f"{self.threshold_start} instead."
+            )
+        return self
+
+    def threshold(self, iteration):
+        """``theta_i`` of eq. 5 (:func:`threshold_schedule`) for ``iteration``."""
+        return threshold_schedule(
+            iteration,
+            delta=self.delta,
+            start=self.threshold_start,
+            floor=self.threshold_floor,
+        )
