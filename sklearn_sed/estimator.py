@@ -460,6 +460,9 @@ class PseudoLabelSED(BaseEstimator):
     def _fit(self, X, y_weak, y_strong, *, X_val, y_val):
         check_device(self.device, trains=True)
         schedule = self._schedule()
+        for obj in (self.lr_schedule, self.augment, self._decoder()):
+            if obj is not None:  # parameter objects are checked before any work
+                obj._validate_params()
         X = check_features(X)
         if y_strong is None and is_combined(y_weak):
             y_weak, y_strong = split_labels(y_weak)

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn_sed import Decoder, PseudoLabelSchedule
+
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
@@ -48,13 +50,12 @@ TINY_SED = dict(
     n_filters=8,
     n_blocks=1,
     max_epochs=15,
-    max_iter=3,
-    delta=0.1,
+    pseudo_labels=PseudoLabelSchedule(max_iter=3, delta=0.1),
     batch_size=16,
     duration=2.0,
     optimizer=torch.optim.Adam,
     lr=0.003,
-    median_filter_sec=0.2,
+    decoder=Decoder(median_filter_sec=0.2),
     random_state=0,
 )
 
@@ -63,11 +64,14 @@ FAST_SED = dict(
     n_filters=2,
     n_blocks=1,
     max_epochs=1,
-    max_iter=1,
+    pseudo_labels=PseudoLabelSchedule(max_iter=1),
     duration=2.0,
     random_state=0,
     batch_size=16,
 )
+# The parameter objects above are shared by every estimator built from these
+# dicts: tests replace them (``set_params(decoder=Decoder(...))``), never
+# set their fields in place.
 
 
 def make_tiny_dataset(n_train=64, n_test=24):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import PseudoLabelSchedule, PseudoLabelSED
 from tests.conftest import make_tiny_dataset
 
 #: Clips per process and per step; the global batch is this x processes.
@@ -52,7 +52,7 @@ def fit_detector(accelerator, batch_size, F, y_weak, y_strong):
         lr=0.5,
         batch_size=batch_size,
         max_epochs=3,
-        max_iter=2,
+        pseudo_labels=PseudoLabelSchedule(max_iter=2),
         delta=0.2,
         threshold_start=0.6,
         duration=2.0,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import Augment, PseudoLabelSED
 from sklearn_sed.training.augment import SEDAugment
 
 
@@ -87,65 +87,12 @@ def test_estimator_trains_with_augmentation(tiny_dataset):
     from tests.conftest import FAST_SED
 
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST_SED, time_shift=0.25, freq_mask=4, filter_augment=6)
+    augment = Augment(time_shift=0.25, freq_mask=4, filter_augment=6)
+    sed = PseudoLabelSED(**FAST_SED, augment=augment)
     sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
     collate = sed.net_.get_params()["iterator_train__collate_fn"]
     assert (collate.time_shift, collate.freq_mask) == (0.25, 4)
     assert collate.filter_augment == 6
-
-
-def _kind_items(kinds):
-    """Clips whose features and labels are their index, with the given kinds."""
-    items = []
-    for i, kind in enumerate(kinds):
-        X = np.full((8, 2), float(i), np.float32)
-        y = {
-            "weak": np.full(3, float(i), np.float32),
-            "frames": np.full((2, 3), float(i), np.float32),
-            "kind": np.int64(kind),
-        }
-        items.append((X, y))
-    return items
-
-
-def test_mixup_mixes_features_and_labels_alike_within_a_kind():
-    """Check mixup gives each clip lam*self + (1-lam)*other, labels the same,
-    and never mixes a strong clip with a weak one."""
-    torch.manual_seed(3)
-    kinds = [0, 0, 0, 1, 1, 1, 2, 2]
-    items = _kind_items(kinds)
-    X, y = SEDAugment(mixup=1.0, mixup_alpha=1.0)(items)
-    groups = {k: {i for i, kk in enumerate(kinds) if kk == k} for k in set(kinds)}
-    mixed = 0
-    for i, kind in enumerate(kinds):
-        value = float(X[i, 0, 0])
-        torch.testing.assert_close(X[i], torch.full((8, 2), value))
-        torch.testing.assert_close(y["weak"][i], torch.full((3,), value))
-        torch.testing.assert_close(y["frames"][i], torch.full((2, 3), value))
-        lo, hi = min(groups[kind]), max(groups[kind])
-        assert lo - 1e-5 <= value <= hi + 1e-5  # a mix of its own kind only
-        mixed += abs(value - i) > 1e-4
-    assert mixed > 0
-    assert torch.equal(torch.as_tensor(y["kind"]), torch.as_tensor(kinds))
-
-
-def test_mixup_zero_leaves_the_batch_alone():
-    """Check mixup=0 (the default) changes nothing."""
-    items = _kind_items([0, 0, 1, 1])
-    X, y = SEDAugment(mixup=0.0)(items)
-    torch.testing.assert_close(X[:, 0, 0], torch.arange(4.0))
-    torch.testing.assert_close(y["weak"][:, 0], torch.arange(4.0))
-
-
-def test_estimator_trains_with_mixup(tiny_dataset):
-    """Check PseudoLabelSED passes mixup to its collate function and trains."""
-    from tests.conftest import FAST_SED
-
-    d = tiny_dataset
-    sed = PseudoLabelSED(**FAST_SED, mixup=0.5)
-    sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
-    assert sed.net_.get_params()["iterator_train__collate_fn"].mixup == 0.5
-    assert np.isfinite(sed.net_.history[-1, "train_loss"])
 
 
 @pytest.mark.parametrize("gain", [-3.0, "6 dB"])
@@ -157,7 +104,7 @@ def test_filter_augment_that_is_not_a_gain_is_refused_before_training(
     from tests.conftest import FAST_SED
 
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST_SED, filter_augment=gain)
+    sed = PseudoLabelSED(**FAST_SED, augment=Augment(filter_augment=gain))
     with pytest.raises(ValueError, match=r"'filter_augment' parameter.*range \[0"):
         sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
     assert not hasattr(sed, "net_")

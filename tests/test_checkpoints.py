@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import Augment, PseudoLabelSchedule, PseudoLabelSED
 from tests.conftest import FAST_SED
 
 # FAST_SED with two stage-1 epochs, three pseudo-label iterations and the
@@ -18,11 +18,9 @@ from tests.conftest import FAST_SED
 PARAMS = dict(
     FAST_SED,
     max_epochs=2,
-    max_iter=3,
-    epochs_per_iter=1,
+    pseudo_labels=PseudoLabelSchedule(max_iter=3),
     batch_size=8,
-    time_shift=0.2,
-    freq_mask=2,
+    augment=Augment(time_shift=0.2, freq_mask=2),
 )
 
 
@@ -97,9 +95,10 @@ def test_checkpoint_from_other_training_is_refused(data, tmp_path):
     F = np.load(data / "F.npy")
     y_weak, y_strong = _labels(data)
     ckpt = str(tmp_path / "ckpt")
-    PseudoLabelSED(**{**PARAMS, "max_iter": 0}, checkpoint_dir=ckpt).fit(
-        F, y_weak, y_strong
-    )
+    PseudoLabelSED(
+        **{**PARAMS, "pseudo_labels": PseudoLabelSchedule(max_iter=0)},
+        checkpoint_dir=ckpt,
+    ).fit(F, y_weak, y_strong)
     with pytest.raises(ValueError, match="belongs to a training with other"):
         PseudoLabelSED(**{**PARAMS, "lr": 0.5}, checkpoint_dir=ckpt).fit(
             F, y_weak, y_strong
@@ -118,7 +117,12 @@ def test_checkpoint_of_changed_clip_is_refused_wherever_the_change(data, tmp_pat
         assert _hash_rows(changed) != _hash_rows(F), k
     y_weak, y_strong = _labels(data)
     ckpt = str(tmp_path / "ckpt")
-    params = {**PARAMS, "max_iter": 0, "max_epochs": 1, "checkpoint_dir": ckpt}
+    params = {
+        **PARAMS,
+        "pseudo_labels": PseudoLabelSchedule(max_iter=0),
+        "max_epochs": 1,
+        "checkpoint_dir": ckpt,
+    }
     PseudoLabelSED(**params).fit(F, y_weak, y_strong)
     changed = F.copy()
     changed[5, 100, 10] += 1e-3

@@ -7,6 +7,7 @@ import sed_eval
 import soundfile as sf
 
 import sklearn_sed
+from sklearn_sed import Decoder
 from sklearn_sed.cli.main import main
 from sklearn_sed.datasets import make_domestic_soundscapes, read_strong_tsv
 
@@ -22,7 +23,7 @@ SETS = [
     "n_filters=4",
     "n_blocks=1",
     "max_epochs=3",
-    "max_iter=1",
+    "pseudo_labels__max_iter=1",
     "batch_size=8",
     "lr=0.01",
     "random_state=0",
@@ -140,7 +141,7 @@ def test_train_with_a_crnn_teacher_trains_it_first_and_resumes_both(
     assert main([*argv, "--output", str(tmp_path / "again.sed")]) == 0
     assert modules == []
     model = sklearn_sed.load(tmp_path / "m.sed")
-    assert model[-1].teacher is None
+    assert model[-1].pseudo_labels.teacher is None
     assert not isinstance(model[-1].net_.module_, CRNN)
 
 
@@ -156,15 +157,16 @@ def test_train_recipe_sets_the_teacher_unless_teacher_says_otherwise(tmp_path):
         return _train_pipeline(build_parser().parse_args(argv))[-1]
 
     sed = sed_of("--recipe", "cpu_teacher", "--set", "random_state=4")
-    assert sed.teacher.module.func is CRNN
-    assert (sed.teacher.random_state, sed.teacher.max_epochs) == (4, 14)
-    assert sed.stage2_weighting == "keep_strong"
-    assert sed_of("--recipe", "cpu_teacher", "--teacher", "none").teacher is None
-    assert sed_of().teacher is None
-    assert sed_of("--teacher", "crnn").teacher.max_epochs == 14  # 10 + 4
-    mixed = sed_of("--recipe", "cpu_teacher", "--set", "teacher_weight=max")
-    assert (mixed.teacher_weight, mixed.teacher.teacher_weight) == ("max", 1.0)
-    assert sed_of("--set", "teacher_weight=0.5").teacher_weight == 0.5
+    teacher = sed.pseudo_labels.teacher
+    assert teacher.module.func is CRNN
+    assert (teacher.random_state, teacher.max_epochs) == (4, 14)
+    assert sed.pseudo_labels.weighting == "keep_strong"
+    off = sed_of("--recipe", "cpu_teacher", "--teacher", "none")
+    assert off.pseudo_labels.teacher is None
+    assert sed_of().pseudo_labels.teacher is None
+    assert sed_of("--teacher", "crnn").pseudo_labels.teacher.max_epochs == 14  # 10 + 4
+    longer = sed_of("--teacher", "crnn", "--set", "pseudo_labels__max_iter=6")
+    assert longer.pseudo_labels.teacher.max_epochs == 16
 
 
 def test_train_writes_a_model(trained_model, capsys):
@@ -387,7 +389,9 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     ext_names = set(LogMelExtractor().get_params())
     ext_params, sed_params = {}, {}
     for key, value in _parse_set(SETS).items():
-        step, _, name = key.rpartition("__")
+        step, _, name = key.partition("__")
+        if step not in ("logmelextractor", "pseudolabelsed"):
+            step, name = "", key
         if step == "logmelextractor" or (not step and name in ext_names):
             ext_params[name] = value
         if step == "pseudolabelsed" or (not step and name in sed_names):
@@ -453,7 +457,7 @@ class _EnvelopeDetector:
     """Stand-in detector whose frame probability is the envelope itself."""
 
     duration, n_frames_out_, classes_ = 2.0, 20, np.array(["tone"])
-    threshold, median_filter_sec, postprocessing = 0.5, 0.0, "threshold_first"
+    threshold, median_filter_sec, order = 0.5, 0.0, "threshold_first"
 
     def fit(self, X, y=None):
         return self
@@ -461,7 +465,7 @@ class _EnvelopeDetector:
     def predict_frames(self, X):
         return np.asarray(X)[:, :, None]
 
-    def decode(self, frame_probs, clip_probs=None, *, duration=None, clip_gating=None):
+    def decode(self, frame_probs, *, duration=None):
         from sklearn_sed.decoding.decode import decode_events
 
         return decode_events(
@@ -470,7 +474,7 @@ class _EnvelopeDetector:
             duration=duration,
             threshold=self.threshold,
             median_filter_sec=self.median_filter_sec,
-            order=self.postprocessing,
+            order=self.order,
         )
 
 
@@ -745,12 +749,13 @@ def test_file_prediction_decodes_with_the_tuned_settings(trained_model, desed_di
 
     pipe = sklearn_sed.load(trained_model)
     sed = pipe[-1]
-    assert sed.tune_postprocessing
+    assert sed.decoder.tune
     assert sed.validation_f1_ is not None
     sed.threshold_ = np.full(len(sed.classes_), 0.01)  # tuned: almost anything
     sed.median_filter_sec_ = np.zeros(len(sed.classes_))
     sed.low_threshold_ = sed.threshold_.copy()  # no hysteresis
-    sed.set_params(threshold=0.999)  # the parameter: almost nothing
+    # The parameter: almost nothing.
+    sed.set_params(decoder=Decoder(threshold=0.999, tune=True))
     wav = str(desed_dir / "clip0.wav")
     events = predict_file_events(pipe, wav)
     assert events
@@ -838,10 +843,7 @@ def test_predict_threshold_and_median_filter_overrides(
         # The model's tuned hysteresis stays, lowered to a threshold below it.
         low = np.minimum(sed.decoding_settings()[2], thr).tolist()
         expected_model[-1].set_params(
-            threshold=thr,
-            median_filter_sec=med,
-            low_threshold=low,
-            tune_postprocessing=False,
+            decoder=Decoder(threshold=thr, median_filter_sec=med, low_threshold=low)
         )
         got = read_strong_tsv(out, classes=None)
         n_events = 0
@@ -1116,7 +1118,7 @@ def test_very_short_files_get_no_zero_length_event(trained_model, tmp_path, caps
     """Check a file a few milliseconds long gets no event 0.000-0.000, which
     evaluate would refuse."""
     model = sklearn_sed.load(trained_model)
-    model[-1].set_params(threshold=0.0, tune_postprocessing=False)  # every frame on
+    model[-1].set_params(decoder=Decoder(threshold=0.0))  # every frame on
     sklearn_sed.save(model, tmp_path / "m.sed")
     wav = tmp_path / "tick.wav"
     sf.write(wav, np.full(4, 0.1, dtype=np.float32), 16000)  # 0.25 ms

@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import LogMelExtractor, PseudoLabelSchedule, PseudoLabelSED
 
 TINY_EXTRACTOR = dict(
     sr=8000,
@@ -20,7 +20,12 @@ TINY_EXTRACTOR = dict(
     fmax=4000,
 )
 TINY_SED = dict(
-    n_filters=2, n_blocks=1, max_epochs=1, max_iter=1, duration=1.0, random_state=0
+    n_filters=2,
+    n_blocks=1,
+    max_epochs=1,
+    pseudo_labels=PseudoLabelSchedule(max_iter=1),
+    duration=1.0,
+    random_state=0,
 )
 
 # PseudoLabelSED takes 3-D feature maps (n_clips, n_frames, n_mels) and a

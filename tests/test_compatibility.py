@@ -58,8 +58,10 @@ def test_a_model_file_of_the_flat_parameters_loads_into_parameter_objects(
     np.testing.assert_allclose(
         sed.predict_frames(data["F_test"]), reference["cpu_frames"], atol=ATOL
     )
-    assert sed.decoder.tune is True and sed.decoder.threshold == 0.3
-    assert sed.pseudo_labels.max_iter == 2 and sed.pseudo_labels.delta == 0.1
+    assert sed.decoder.tune is True
+    assert sed.decoder.threshold == 0.3
+    assert sed.pseudo_labels.max_iter == 2
+    assert sed.pseudo_labels.delta == 0.1
     assert sed.augment.filter_augment == 6.0
     assert sed.lr_schedule.warmup_epochs == 1
     np.testing.assert_allclose(sed.decoding_settings()[0], reference["cpu_threshold"])
@@ -71,7 +73,8 @@ def test_a_model_file_that_set_removed_training_levers_still_loads(reference, da
     np.testing.assert_allclose(
         sed.predict_frames(data["F_test"]), reference["levers_frames"], atol=ATOL
     )
-    assert "mixup" not in sed.get_params() and "ema_decay" not in sed.get_params()
+    assert "mixup" not in sed.get_params()
+    assert "ema_decay" not in sed.get_params()
 
 
 def test_a_model_file_that_decoded_with_clip_gating_is_refused_naming_the_version(
@@ -93,7 +96,9 @@ def test_a_model_file_that_decoded_with_clip_gating_is_refused_naming_the_versio
 
 
 def test_a_saved_model_round_trips_its_parameter_objects(tmp_path, data):
-    sed = make_detector("cpu", **{**TINY, "max_epochs": 1, "pseudo_labels__max_iter": 1})
+    sed = make_detector(
+        "cpu", **{**TINY, "max_epochs": 1, "pseudo_labels__max_iter": 1}
+    )
     sed.set_params(decoder__low_threshold=0.2)
     sed.fit(data["F"], data["y_weak"], data["y_strong"])
     sklearn_sed.save(sed, tmp_path / "m.sed")

@@ -7,7 +7,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import Decoder, PseudoLabelSchedule, PseudoLabelSED
 from tests.conftest import FAST_SED as FAST
 from tests.conftest import TINY_SED
 
@@ -99,9 +99,9 @@ def test_pseudo_label_history_records_threshold_and_count(fitted_sed):
 
 
 def test_pseudo_label_false_runs_stage_one_only(tiny_dataset):
-    """Check pseudo_label=False trains only stage 1 (no pseudo labels)."""
+    """Check pseudo_labels=None trains only stage 1 (no pseudo labels)."""
     d = tiny_dataset
-    sed = PseudoLabelSED(**{**FAST, "max_epochs": 2, "pseudo_label": False})
+    sed = PseudoLabelSED(**{**FAST, "max_epochs": 2, "pseudo_labels": None})
     sed.fit(d["F"], d["y_weak"], d["y_strong"])
     assert sed.n_iter_ == 0
     assert sed.pseudo_label_history_ == []
@@ -136,13 +136,14 @@ def test_not_fitted_error():
 
 def test_clone_get_set_params():
     """Check clone and get/set_params follow scikit-learn's contract."""
-    sed = PseudoLabelSED(n_filters=4, threshold=0.3)
+    sed = PseudoLabelSED(n_filters=4, decoder=Decoder(threshold=0.3))
     c = clone(sed)
-    assert c.get_params() == sed.get_params()
-    c.set_params(threshold=0.7, n_blocks=3)
-    assert c.threshold == 0.7
+    assert c.get_params()["decoder__threshold"] == 0.3
+    assert c.decoder is not sed.decoder  # a parameter object is cloned too
+    c.set_params(decoder__threshold=0.7, n_blocks=3)
+    assert c.decoder.threshold == 0.7
     assert c.n_blocks == 3
-    assert sed.threshold == 0.3
+    assert sed.decoder.threshold == 0.3
     assert "n_filters=4" in repr(sed)
 
 
@@ -190,7 +191,9 @@ def test_wrong_feature_shape_messages(fitted_sed):
 def test_invalid_parameter_message(tiny_dataset):
     """Check parameter validation names the parameter."""
     with pytest.raises(ValueError, match="'delta' parameter"):
-        PseudoLabelSED(delta=2.0).fit(tiny_dataset["F"][:2], [["a"], ["b"]])
+        PseudoLabelSED(pseudo_labels=PseudoLabelSchedule(delta=2.0)).fit(
+            tiny_dataset["F"][:2], [["a"], ["b"]]
+        )
 
 
 def test_custom_module_class_is_built_with_n_classes(tiny_dataset):
@@ -214,7 +217,7 @@ def test_tuned_params_in_training_config(tiny_dataset):
     d = tiny_dataset
     sed = PseudoLabelSED(**FAST).fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
     frames = sed.predict_frames(d["F"][:4])
-    sed.set_params(threshold=0.0)
+    sed.set_params(decoder=Decoder(threshold=0.0))
     assert all(len(clip) >= 1 for clip in sed.predict_events(d["F"][:4]))
     np.testing.assert_array_equal(frames, sed.predict_frames(d["F"][:4]))
 
@@ -224,20 +227,21 @@ def test_default_configuration_shapes_on_ten_second_clips():
     rng = np.random.default_rng(0)
     X = rng.random((2, 1024, 64), dtype=np.float32)
     sed = PseudoLabelSED(
-        n_filters=4, n_blocks=1, max_epochs=1, pseudo_label=False, random_state=0
+        n_filters=4, n_blocks=1, max_epochs=1, pseudo_labels=None, random_state=0
     )
     sed.fit(X, [["Dog"], ["Cat"]])
     assert sed.predict_frames(X).shape == (2, 128, 2)
 
 
-assert TINY_SED["max_iter"] == 3  # test_pseudo_label_history relies on it
+assert TINY_SED["pseudo_labels"].max_iter == 3  # test_pseudo_label_history relies on it
 
 
 def test_decoding_settings_are_the_parameters_per_class_until_tuned(fitted_sed):
     threshold, median, low = fitted_sed.decoding_settings()
     n = len(fitted_sed.classes_)
-    np.testing.assert_array_equal(threshold, np.full(n, fitted_sed.threshold))
-    np.testing.assert_array_equal(median, np.full(n, fitted_sed.median_filter_sec))
+    decoder = fitted_sed.decoder
+    np.testing.assert_array_equal(threshold, np.full(n, decoder.threshold))
+    np.testing.assert_array_equal(median, np.full(n, decoder.median_filter_sec))
     np.testing.assert_array_equal(low, threshold)  # single thresholding
     with pytest.raises(NotFittedError):
         PseudoLabelSED().decoding_settings()
@@ -247,7 +251,7 @@ def test_low_threshold_parameter_decodes_by_hysteresis(fitted_sed):
     """``low_threshold`` reaches decoding: an event whose probability dips
     below the threshold stays one event."""
     sed = copy.deepcopy(fitted_sed).set_params(
-        threshold=0.5, median_filter_sec=0.0, low_threshold=0.2
+        decoder=Decoder(threshold=0.5, median_filter_sec=0.0, low_threshold=0.2)
     )
     _threshold, _median, low = sed.decoding_settings()
     np.testing.assert_array_equal(low, np.full(len(sed.classes_), 0.2))
@@ -258,12 +262,14 @@ def test_low_threshold_parameter_decodes_by_hysteresis(fitted_sed):
     (events,) = sed.decode(p)
     frame = sed.duration / n_frames
     assert events == [(10 * frame, 30 * frame, sed.classes_[0])]
-    (single,) = sed.set_params(low_threshold=None).decode(p)
+    (single,) = sed.set_params(decoder__low_threshold=None).decode(p)
     assert len(single) == 2
 
 
 def test_low_threshold_above_the_threshold_is_refused(fitted_sed, tiny_dataset):
-    sed = copy.deepcopy(fitted_sed).set_params(threshold=0.5, low_threshold=0.7)
+    sed = copy.deepcopy(fitted_sed).set_params(
+        decoder=Decoder(threshold=0.5, low_threshold=0.7)
+    )
     with pytest.raises(ValueError, match="low_threshold must be at most"):
         sed.predict_events(tiny_dataset["F"][:1])
 
@@ -279,8 +285,9 @@ def test_memory_with_validation_trains_as_without_memory(tiny_dataset, tmp_path)
     params = {**FAST, "n_filters": 4, "max_epochs": 3, "validation_fraction": 0.25}
     best = []
     for threshold in (0.5, 0.3):  # best epochs 1 and 4 here
-        plain = PseudoLabelSED(**params, threshold=threshold).fit(F, y_weak, y_strong)
-        cached = PseudoLabelSED(**params, threshold=threshold, memory=str(tmp_path))
+        decoder = Decoder(threshold=threshold)
+        plain = PseudoLabelSED(**params, decoder=decoder).fit(F, y_weak, y_strong)
+        cached = PseudoLabelSED(**params, decoder=decoder, memory=str(tmp_path))
         cached.fit(F, y_weak, y_strong)
         best.append(plain.best_epoch_)
         assert cached.best_epoch_ == plain.best_epoch_

@@ -17,7 +17,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import KFold, cross_val_score
 
 import sklearn_sed
-from sklearn_sed import PseudoLabelSED, event_f1_scorer
+from sklearn_sed import Decoder, PseudoLabelSchedule, PseudoLabelSED, event_f1_scorer
 from sklearn_sed.cli.main import build_parser, main
 from sklearn_sed.decoding.cv import TunedPostprocessingCV
 from sklearn_sed.labels import combine_labels
@@ -83,7 +83,7 @@ from sklearn_sed import make_detector
 from tests.conftest import make_tiny_dataset
 d = make_tiny_dataset(n_train=16, n_test=4)
 sed = make_detector("cpu", n_filters={n_filters}, n_blocks=1, duration=2.0,
-                    max_epochs=1, max_iter=1, random_state=0)
+                    max_epochs=1, pseudo_labels__max_iter=1, random_state=0)
 sed.fit(d["F"], d["y_weak"], d["y_strong"])
 print("fitted", sed.compile, sed.train_dtype)
 """
@@ -164,8 +164,8 @@ def _fold_lacking_a_class():
     y_strong = [[(0.0, 0.5, w[0])] + [(0.5, 1.0, "c")] * ("c" in w) for w in y_weak]
     y_strong = [s if i % 2 == 0 else None for i, s in enumerate(y_strong)]
     sed = PseudoLabelSED(
-        n_filters=2, n_blocks=1, max_epochs=1, max_iter=1, duration=1.0,
-        batch_size=4, random_state=0,
+        n_filters=2, n_blocks=1, max_epochs=1, duration=1.0, batch_size=4,
+        pseudo_labels=PseudoLabelSchedule(max_iter=1), random_state=0,
     )  # fmt: skip
     return sed, X, y_weak, y_strong
 
@@ -241,8 +241,9 @@ def test_unseeded_fit_with_a_checkpoint_dir_resumes_on_rerun(tmp_path, tiny_data
     'belongs to a training with other parameters' error)."""
     d = tiny_dataset
     params = dict(
-        n_filters=2, n_blocks=1, max_epochs=1, max_iter=1, duration=2.0,
-        batch_size=16, checkpoint_dir=str(tmp_path), random_state=None,
+        n_filters=2, n_blocks=1, max_epochs=1, duration=2.0, batch_size=16,
+        pseudo_labels=PseudoLabelSchedule(max_iter=1),
+        checkpoint_dir=str(tmp_path), random_state=None,
     )  # fmt: skip
     first = PseudoLabelSED(**params).fit(
         d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
@@ -260,7 +261,7 @@ def test_events_of_a_short_recording_end_at_its_end(fitted_pipeline, tmp_path):
     """Check predict_events on a 1 s waveform and file (the model's clips are
     2 s) returns no event past 1 s."""
     fitted_pipeline = copy.deepcopy(fitted_pipeline)
-    fitted_pipeline[-1].set_params(threshold=0.0)  # every frame on
+    fitted_pipeline[-1].set_params(decoder=Decoder(threshold=0.0))  # every frame on
     sr = fitted_pipeline[0].sr
     y = (0.1 * np.random.default_rng(0).standard_normal(sr)).astype(np.float32)
     path = tmp_path / "short.wav"
@@ -278,7 +279,7 @@ def test_loading_a_model_trained_with_compile_says_nothing_of_compiling(tmp_path
     X = rng.random((4, 32, 8), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sed.set_params(max_epochs=1, pseudo_label=False).fit(
+        sed.set_params(max_epochs=1, pseudo_labels=None).fit(
             X, [["a"], ["b"]] * 2, [[(0.0, 0.5, "a")], [(0.5, 1.0, "b")]] * 2
         )
     save(sed, tmp_path / "m.sed")
@@ -291,7 +292,7 @@ def test_optimizer_by_name_works_in_python():
     rng = np.random.default_rng(0)
     X = rng.random((4, 32, 8), dtype=np.float32)
     sed = PseudoLabelSED(
-        n_filters=2, n_blocks=1, duration=1.0, max_epochs=1, pseudo_label=False,
+        n_filters=2, n_blocks=1, duration=1.0, max_epochs=1, pseudo_labels=None,
         optimizer="adam",
     )  # fmt: skip
     sed.fit(X, [["a"], ["b"]] * 2, [[(0.0, 0.5, "a")], [(0.5, 1.0, "b")]] * 2)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sklearn_sed
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import LogMelExtractor, PseudoLabelSchedule, PseudoLabelSED
 from tests.conftest import TINY_FEATURES, TINY_SED
 
 pytestmark = pytest.mark.gpu
@@ -94,7 +94,11 @@ def test_bfloat16_autocast_on_gpu_trains_and_predicts_close_to_float32(
     fp32 = gpu.predict_frames(F)
     d = tiny_dataset
     bf16 = PseudoLabelSED(
-        **{**TINY_SED, "max_epochs": 2, "max_iter": 1},
+        **{
+            **TINY_SED,
+            "max_epochs": 2,
+            "pseudo_labels": PseudoLabelSchedule(max_iter=1),
+        },
         device="cuda",
         train_dtype="bfloat16",
     ).fit(d["F"], d["y_weak"], d["y_strong"])

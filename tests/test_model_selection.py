@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline as SkPipeline
 
 from sklearn_sed import (
+    Decoder,
     LogMelExtractor,
     Pipeline,
     PseudoLabelSED,
@@ -37,8 +38,8 @@ def test_grid_search_with_routing_scores_every_fold_against_y_strong(features):
     F, y_weak, y_strong = features
     with sklearn.config_context(enable_metadata_routing=True):
         search = GridSearchCV(
-            PseudoLabelSED(**FAST_SED),
-            {"threshold": [0.3, 0.7]},
+            PseudoLabelSED(**FAST_SED, decoder=Decoder()),
+            {"decoder__threshold": [0.3, 0.7]},
             cv=KFold(2),
             scoring=event_f1_scorer,
         )
@@ -48,7 +49,8 @@ def test_grid_search_with_routing_scores_every_fold_against_y_strong(features):
     scores = search.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all()
     # The same score by hand on fold 2 (trained on fold 1).
-    sed = PseudoLabelSED(**FAST_SED, threshold=search.best_params_["threshold"])
+    threshold = search.best_params_["decoder__threshold"]
+    sed = PseudoLabelSED(**FAST_SED, decoder=Decoder(threshold=threshold))
     sed.fit(F[:8], y_weak[:8], y_strong[:8])
     by_hand = event_f1_scorer(sed, F[8:], y_strong[8:])
     best = search.best_index_
@@ -58,7 +60,6 @@ def test_grid_search_with_routing_scores_every_fold_against_y_strong(features):
 def test_routing_scores_equal_combined_label_scores(features):
     """Check the routed call and the combine_labels call give the same scores."""
     F, y_weak, y_strong = features
-    grid = {"threshold": [0.4]}
     plain = cross_val_score(
         PseudoLabelSED(**FAST_SED),
         F,
@@ -75,7 +76,6 @@ def test_routing_scores_equal_combined_label_scores(features):
             scoring=segment_f1_scorer,
             params={"y_strong": y_strong},
         )
-    assert grid
     np.testing.assert_allclose(routed, plain)
 
 
@@ -86,11 +86,12 @@ def test_grid_search_on_library_pipeline_with_routing(tiny_dataset):
     X, y_weak, y_strong = d["audio"][:N], d["y_weak"][:N], d["y_strong"][:N]
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = make_pipeline(
-            LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED)
+            LogMelExtractor(**TINY_FEATURES),
+            PseudoLabelSED(**FAST_SED, decoder=Decoder()),
         )
         search = GridSearchCV(
             pipe,
-            {"pseudolabelsed__threshold": [0.3, 0.5]},
+            {"pseudolabelsed__decoder__threshold": [0.3, 0.5]},
             cv=KFold(2),
             scoring=event_f1_scorer,
         )
@@ -111,8 +112,8 @@ def test_scorer_without_routing_refuses_weak_labels_with_the_fix(features):
     it)."""
     F, y_weak, y_strong = features
     search = GridSearchCV(
-        PseudoLabelSED(**FAST_SED),
-        {"threshold": [0.5]},
+        PseudoLabelSED(**FAST_SED, decoder=Decoder()),
+        {"decoder__threshold": [0.5]},
         cv=KFold(2),
         scoring=event_f1_scorer,
         error_score="raise",
@@ -180,18 +181,16 @@ def test_tuned_postprocessing_cv_matches_tuning_by_hand(features):
     tuned = TunedPostprocessingCV(_CountingSED(**FAST_SED), cv=KFold(2), **grid)
     tuned.fit(F, y_weak, y_strong)
     assert _CountingSED.fits == 3
-    frames, clips, refs = [], [], []
+    frames, refs = [], []
     for train, test in KFold(2).split(F):
         sed = PseudoLabelSED(**FAST_SED).fit(
             F[train], [y_weak[i] for i in train], [y_strong[i] for i in train]
         )
         keep = [i for i in test if y_strong[i] is not None]
         frames.append(sed.predict_frames(F[keep]))
-        clips.append(sed.predict_proba(F[keep]))
         refs += [y_strong[i] for i in keep]
     thr, med, _low, f1 = tune_postprocessing(
         np.concatenate(frames),
-        np.concatenate(clips),
         refs,
         classes=tuned.classes_,
         duration=FAST_SED["duration"],
@@ -201,9 +200,8 @@ def test_tuned_postprocessing_cv_matches_tuning_by_hand(features):
     np.testing.assert_array_equal(tuned.median_filter_sec_, med)
     assert tuned.best_score_ == pytest.approx(f1.mean())
     np.testing.assert_array_equal(tuned.estimator_.threshold_, thr)
-    by_hand = PseudoLabelSED(
-        **FAST_SED, threshold=thr.tolist(), median_filter_sec=med.tolist()
-    ).fit(F, y_weak, y_strong)
+    decoder = Decoder(threshold=thr.tolist(), median_filter_sec=med.tolist())
+    by_hand = PseudoLabelSED(**FAST_SED, decoder=decoder).fit(F, y_weak, y_strong)
     assert tuned.predict_events(F) == by_hand.predict_events(F)
 
 
@@ -219,7 +217,7 @@ def test_tuned_postprocessing_cv_on_a_pipeline_and_combined_labels(tiny_dataset)
         pipe, cv=2, thresholds=(0.3,), median_filters=(0.0,), refit=False
     ).fit(X, combine_labels(y_weak, y_strong))
     params = tuned.estimator_.get_params()
-    assert params["pseudolabelsed__threshold"] == [0.3] * len(tuned.classes_)
+    assert params["pseudolabelsed__decoder__threshold"] == [0.3] * len(tuned.classes_)
     assert len(tuned.predict_events(X[:2])) == 2
     with pytest.raises(ValueError, match="needs strong labels"):
         TunedPostprocessingCV(PseudoLabelSED(**FAST_SED)).fit(d["F"][:N], y_weak)

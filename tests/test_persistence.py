@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import sklearn_sed
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import Augment, LogMelExtractor, PseudoLabelSED
 from sklearn_sed.pipeline import make_pipeline
 from tests.conftest import FAST_SED, TINY_FEATURES
 
@@ -21,7 +21,8 @@ def fitted_pipe(tiny_dataset):
     """A fitted extractor + detector pipeline (do not mutate)."""
     d = tiny_dataset
     pipe = make_pipeline(
-        LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED, time_shift=0.1)
+        LogMelExtractor(**TINY_FEATURES),
+        PseudoLabelSED(**FAST_SED, augment=Augment(time_shift=0.1)),
     )
     return pipe.fit(d["audio"][:16], d["y_weak"][:16], d["y_strong"][:16])
 

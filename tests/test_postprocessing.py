@@ -50,18 +50,6 @@ def test_decode_events_per_class_threshold():
     assert events == [[(0.0, 4.0, "a")]]
 
 
-def test_decode_events_clip_gating_drops_classes():
-    """Check clip gating zeroes frames of classes below threshold at clip level."""
-    p = np.zeros((1, 4, 1))
-    p[0, 1, 0] = 0.9
-    assert decode_events(
-        p, np.array([[0.3]]), classes=["a"], duration=4.0, clip_gating=True
-    ) == [[]]
-    assert decode_events(
-        p, np.array([[0.95]]), classes=["a"], duration=4.0, clip_gating=True
-    ) == [[(1.0, 2.0, "a")]]
-
-
 def test_decode_events_bad_order_message():
     """Check the error names the allowed orders."""
     with pytest.raises(ValueError, match="order must be one of"):

@@ -64,10 +64,9 @@ def test_frame_encoding_is_order_invariant(evs):
     st.floats(0.05, 0.95),
     st.floats(0, 3),
     st.sampled_from(["threshold_first", "filter_first"]),
-    st.booleans(),
 )
 @settings(max_examples=200, deadline=None)
-def test_postprocessing_events_are_valid(values, threshold, filt, order, gating):
+def test_postprocessing_events_are_valid(values, threshold, filt, order):
     """Check post-processing never makes events outside the clip or with
     onset >= offset, whatever the scores and settings."""
     probs = np.asarray(values).reshape(1, 16, 3)
@@ -78,7 +77,6 @@ def test_postprocessing_events_are_valid(values, threshold, filt, order, gating)
         threshold=threshold,
         median_filter_sec=filt,
         order=order,
-        clip_gating=gating,
     )
     for onset, offset, label in evs:
         assert 0.0 <= onset < offset <= DURATION

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from sklearn_sed.decoding.decode import hysteresis
 from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_schedule
 
 
@@ -57,83 +58,10 @@ def test_select_pseudo_labels_checks_shapes():
         )
 
 
-def test_select_pseudo_labels_absent_negatives_leave_present_classes_unknown():
-    """Check negatives="absent": frames of a present class below theta are NaN."""
-    frames = np.array([[[0.9, 0.1], [0.2, 0.1]]])
-    sel, pl = select_pseudo_labels(
-        frames.max(1), frames, np.array([[1, 0]]), threshold=0.5, negatives="absent"
-    )
-    assert sel.tolist() == [True]
-    np.testing.assert_array_equal(pl[0, :, 0], [1.0, np.nan])  # present class
-    np.testing.assert_array_equal(pl[0, :, 1], [0.0, 0.0])  # absent: negatives
-    _, eq4 = select_pseudo_labels(
-        frames.max(1), frames, np.array([[1, 0]]), threshold=0.5
-    )
-    assert eq4[0, 1, 0] == 0.0
-
-
-def test_select_pseudo_labels_rejects_unknown_negatives_rule():
-    frames = np.zeros((1, 2, 2))
-    with pytest.raises(ValueError, match='negatives must be "all"'):
-        select_pseudo_labels(
-            frames.max(1), frames, np.zeros((1, 2)), threshold=0.5, negatives="some"
-        )
-
-
-def test_low_ratio_extends_pseudo_labels_over_the_run_of_a_confident_frame():
-    """Check the hysteresis of the pseudo labels: frames in a run above
-    low_ratio * theta that holds a frame above theta become positive, other
-    runs above low_ratio * theta do not, and the clip selection is eq. 4's."""
-    p = np.array([0.1, 0.3, 0.8, 0.5, 0.3, 0.1, 0.4, 0.1])
-    frames = np.stack([p, np.full(8, 0.05)], axis=1)[None]
-    weak = np.array([[1, 0]])
-    sel4, eq4 = select_pseudo_labels(frames.max(1), frames, weak, threshold=0.75)
-    sel, hyst = select_pseudo_labels(
-        frames.max(1), frames, weak, threshold=0.75, low_ratio=0.25
-    )
-    assert sel.tolist() == sel4.tolist() == [True]
-    np.testing.assert_array_equal(eq4[0, :, 0], [0, 0, 1, 0, 0, 0, 0, 0])
-    # 0.75 * 0.25 = 0.1875: the run 0.3, 0.8, 0.5, 0.3 holds the peak; the
-    # lone 0.4 is above the low threshold but in a run without a peak.
-    np.testing.assert_array_equal(hyst[0, :, 0], [0, 1, 1, 1, 1, 0, 0, 0])
-    np.testing.assert_array_equal(hyst[0, :, 1], np.zeros(8))
-
-
-def test_low_ratio_of_one_is_eq4():
-    rng = np.random.default_rng(0)
-    frames = rng.random((6, 20, 3))
-    weak = (frames.max(1) >= 0.6).astype(int)
-    _, eq4 = select_pseudo_labels(frames.max(1), frames, weak, threshold=0.6)
-    _, same = select_pseudo_labels(
-        frames.max(1), frames, weak, threshold=0.6, low_ratio=1.0
-    )
-    np.testing.assert_array_equal(eq4, same)
-
-
-def test_low_ratio_with_absent_negatives_leaves_the_rest_unknown():
-    """Check that with negatives="absent" only the frames outside the
-    hysteresis runs of a present class are unknown (NaN)."""
-    frames = np.array([[[0.9], [0.5], [0.1]]])
-    _, pl = select_pseudo_labels(
-        frames.max(1), frames, [[1]], threshold=0.75, negatives="absent", low_ratio=0.5
-    )
-    np.testing.assert_array_equal(pl[0, :, 0], [1.0, 1.0, np.nan])
-
-
-@pytest.mark.parametrize("ratio", [0.0, -0.5, 1.5, "half"])
-def test_select_pseudo_labels_rejects_bad_low_ratio(ratio):
-    frames = np.zeros((1, 2, 2))
-    with pytest.raises(ValueError, match=r"low_ratio must be a number in \(0, 1\]"):
-        select_pseudo_labels(
-            frames.max(1), frames, np.zeros((1, 2)), threshold=0.5, low_ratio=ratio
-        )
-
-
 def test_hysteresis_keeps_the_runs_that_hold_a_high_frame():
     """Check the vectorised hysteresis (also the decoder's, through
     binarize) against a frame-by-frame walk, and that it never joins frames
     of other clips or classes."""
-    from sklearn_sed.training.pseudo_labels import hysteresis
 
     rng = np.random.default_rng(1)
     p = rng.random((7, 30, 4))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn_sed import PseudoLabelSchedule
 from sklearn_sed.networks.resnet import ResNetSED
 
 
@@ -60,7 +61,13 @@ def test_crnn_shapes_and_training_with_estimator():
     assert tuple(clips.shape) == (2, 4)
     small = functools.partial(CRNN, n_filters=4, hidden_size=4)
     X = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
-    sed = PseudoLabelSED(small, max_epochs=1, max_iter=1, duration=1.0, random_state=0)
+    sed = PseudoLabelSED(
+        small,
+        max_epochs=1,
+        pseudo_labels=PseudoLabelSchedule(max_iter=1),
+        duration=1.0,
+        random_state=0,
+    )
     sed.fit(X, [["a"], ["b"], [], ["a"]], [[(0.0, 0.5, "a")], None, [], None])
     assert sed.predict_frames(X).shape == (4, 8, 2)
 
@@ -101,7 +108,7 @@ def test_module_contract_is_checked_at_fit_with_the_fix(fault, error, match):
     sed = PseudoLabelSED(
         module=functools.partial(_Logits, fault=fault),
         max_epochs=1,
-        pseudo_label=False,
+        pseudo_labels=None,
         duration=1.0,
     )
     with pytest.raises(error, match=match) as info:

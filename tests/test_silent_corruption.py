@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import Decoder, LogMelExtractor, PseudoLabelSED
 from sklearn_sed.audio.features import audio_info, load_audio
 from sklearn_sed.labels import combine_labels, encode_weak_labels
 from sklearn_sed.pipeline import make_pipeline
@@ -155,7 +155,7 @@ def test_fit_leaves_the_callers_torch_random_state_alone(tiny_dataset):
 
 def test_wrong_length_threshold_fails_at_fit(tiny_dataset):
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST_SED, threshold=[0.5, 0.5, 0.5])
+    sed = PseudoLabelSED(**FAST_SED, decoder=Decoder(threshold=[0.5, 0.5, 0.5]))
     with pytest.raises(ValueError, match="threshold"):
         sed.fit(d["F"][:8], d["y_weak"][:8], d["y_strong"][:8])
 

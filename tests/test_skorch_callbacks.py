@@ -18,10 +18,16 @@ from skorch.callbacks import (
     ProgressBar,
 )
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import Decoder, PseudoLabelSchedule, PseudoLabelSED
 from tests.conftest import FAST_SED
 
-PARAMS = dict(FAST_SED, n_filters=2, max_epochs=3, max_iter=2, batch_size=8)
+PARAMS = dict(
+    FAST_SED,
+    n_filters=2,
+    max_epochs=3,
+    pseudo_labels=PseudoLabelSchedule(max_iter=2),
+    batch_size=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def test_checkpoint_and_load_init_state_continue_a_fit(data, tmp_path):
     assert first.net_.history[best - 1, "event_cp"] is True
     saved = torch.load(tmp_path / "cp" / "params.pt", weights_only=True)
     resumed = PseudoLabelSED(
-        **{**PARAMS, "max_epochs": 1, "max_iter": 0},
+        **{**PARAMS, "max_epochs": 1, "pseudo_labels": PseudoLabelSchedule(max_iter=0)},
         callbacks=[LoadInitState(cp)],
     ).fit(*data)
     assert len(resumed.net_.history) == best + 1  # the best epoch's history + 1
@@ -174,7 +180,7 @@ def test_the_nets_decoding_is_the_one_the_fit_tuned(data):
     """Check net.decoding_ after a fit that tunes its post-processing holds the
     tuned per-class settings, not the parameters it was built with."""
     sed = PseudoLabelSED(
-        **PARAMS, validation_fraction=0.5, tune_postprocessing=True
+        **PARAMS, validation_fraction=0.5, decoder=Decoder(tune=True)
     ).fit(*data)
     decoding = sed.net_.decoding_
     threshold, median, low = sed.decoding_settings()

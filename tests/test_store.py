@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import Decoder, LogMelExtractor, PseudoLabelSED
 from sklearn_sed.audio.store import FeatureView, extract_to_store, open_store
 from sklearn_sed.labels import combine_labels
 from sklearn_sed.metrics.scoring import event_f1_scorer
@@ -59,8 +59,8 @@ def test_grid_search_folds_stay_on_disk(tiny_dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(PseudoLabelSED, "fit", spy)
     GridSearchCV(
-        PseudoLabelSED(**FAST_SED),
-        {"threshold": [0.3, 0.6]},
+        PseudoLabelSED(**FAST_SED, decoder=Decoder()),
+        {"decoder__threshold": [0.3, 0.6]},
         cv=KFold(2),
         scoring=event_f1_scorer,
         refit=False,
@@ -108,7 +108,7 @@ PEAK = textwrap.dedent("""
             peak.append(anon()); time.sleep(0.005)
     t = threading.Thread(target=watch); t.start()
     tracemalloc.start()  # traces every NumPy array allocation exactly
-    PseudoLabelSED(n_filters=1, n_blocks=1, max_epochs=1, pseudo_label=False,
+    PseudoLabelSED(n_filters=1, n_blocks=1, max_epochs=1, pseudo_labels=None,
                    batch_size=32, random_state=0, duration=1.0).fit(X, y_weak)
     numpy_peak = tracemalloc.get_traced_memory()[1]
     done.append(1); t.join()

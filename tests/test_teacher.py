@@ -1,4 +1,4 @@
-"""Pseudo labels drawn by another model: ``PseudoLabelSED(teacher=...)``."""
+"""Pseudo labels drawn by another model: ``PseudoLabelSchedule(teacher=...)``."""
 
 import functools
 
@@ -8,15 +8,23 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.frozen import FrozenEstimator
 from skorch.callbacks import Callback
 
-from sklearn_sed import PseudoLabelSED, load, save
+from sklearn_sed import PseudoLabelSchedule, PseudoLabelSED, load, save
 from sklearn_sed.labels import weak_labels_of
 from sklearn_sed.networks.crnn import CRNN
-from sklearn_sed.training.callbacks import evaluation_module
-from sklearn_sed.training.net import forward_probabilities
 from sklearn_sed.training.pseudo_labels import select_pseudo_labels
 from tests.conftest import FAST_SED
 
-FAST = dict(FAST_SED, max_iter=2, delta=0.2)
+FAST = dict(FAST_SED, pseudo_labels=PseudoLabelSchedule(max_iter=2, delta=0.2))
+
+
+def _taught(teacher, **schedule):
+    """FAST whose pseudo labels ``teacher`` draws (``schedule``: other fields)."""
+    return dict(
+        FAST,
+        pseudo_labels=PseudoLabelSchedule(
+            max_iter=2, delta=0.2, teacher=teacher, **schedule
+        ),
+    )
 
 
 class GridTeacher(BaseEstimator):
@@ -107,7 +115,7 @@ def test_teacher_probabilities_make_every_iterations_pseudo_labels(tiny_dataset)
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     spy = _Spy()
-    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(), callbacks=[spy])
+    sed = PseudoLabelSED(**_taught(GridTeacher()), callbacks=[spy])
     sed.fit(X, y_weak, y_strong)
     weak = _weak_rows(d, 16)
     teacher = sed.teacher_
@@ -118,69 +126,13 @@ def test_teacher_probabilities_make_every_iterations_pseudo_labels(tiny_dataset)
     assert all(len(clip_index) for _, clip_index, _ in spy.calls)
 
 
-class _MixSpy(_Spy):
-    """Also records the network's own probabilities of the given clips at
-    every relabelling (the weights are those the relabelling saw)."""
-
-    def __init__(self, X, rows):
-        super().__init__()
-        self.X, self.rows, self.own = X, rows, []
-
-    def on_pseudo_labels(self, net, **kw):
-        super().on_pseudo_labels(net, **kw)
-        self.own.append(
-            forward_probabilities(
-                net, self.X, self.rows, 8, module=evaluation_module(net)
-            )
-        )
-
-
-def _combine(weight, teacher, own):
-    if weight == "max":
-        return np.maximum(teacher, own)
-    return weight * teacher + (1 - weight) * own
-
-
-@pytest.mark.parametrize("weight", [0.5, 0.0, "max"])
-def test_teacher_weight_mixes_teacher_and_network_probabilities(tiny_dataset, weight):
-    """Check that with ``teacher_weight`` the pseudo labels are eqs. 4-5
-    applied to ``w * teacher + (1 - w) * network`` (or the larger of the
-    two with "max"), clip and frame probabilities alike, the network's drawn
-    at each iteration."""
-    d = tiny_dataset
-    X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
-    weak = _weak_rows(d, 16)
-    spy = _MixSpy(X, weak)
-    sed = PseudoLabelSED(
-        **FAST, teacher=GridTeacher(), teacher_weight=weight, callbacks=[spy]
-    )
-    sed.fit(X, y_weak, y_strong)
-    t_frames = _nearest(sed.teacher_.predict_frames(X[weak]), sed.n_frames_out_)
-    mixed = [
-        (
-            _combine(weight, t_frames.max(axis=1), clips),
-            _combine(weight, t_frames, frames),
-        )
-        for frames, clips in spy.own
-    ]
-    _assert_labels_are_eq4_of(mixed, spy, sed, y_weak, weak)
-
-
-@pytest.mark.parametrize("weight", [1.5, -0.1, "min"])
-def test_teacher_weight_out_of_range_is_refused(tiny_dataset, weight):
-    d = tiny_dataset
-    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(), teacher_weight=weight)
-    with pytest.raises(ValueError, match="teacher_weight"):
-        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
-
-
 def test_teacher_is_cloned_and_fitted_on_the_training_clips_only(tiny_dataset):
     """Check the teacher given is left unfitted, and its clone trains on the
     clips that the network trains on and validates on the same clips."""
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     given = GridTeacher()
-    sed = PseudoLabelSED(**FAST, teacher=given, validation_fraction=0.25)
+    sed = PseudoLabelSED(**_taught(given), validation_fraction=0.25)
     sed.fit(X, y_weak, y_strong)
     assert not hasattr(given, "classes_")
     n_strong = sum(s is not None for s in y_strong)
@@ -202,7 +154,7 @@ def test_frozen_teacher_is_used_as_it_is(tiny_dataset):
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     fitted = GridTeacher().fit(X[:3], y_weak, y_strong)
-    sed = PseudoLabelSED(**FAST, teacher=FrozenEstimator(fitted))
+    sed = PseudoLabelSED(**_taught(FrozenEstimator(fitted)))
     sed.fit(X, y_weak, y_strong)
     assert sed.teacher_.estimator is fitted
     assert fitted.n_fit_ == 3
@@ -214,7 +166,7 @@ def test_teacher_frames_are_resampled_to_the_networks(tiny_dataset):
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     spy = _Spy()
-    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(n_frames=3), callbacks=[spy])
+    sed = PseudoLabelSED(**_taught(GridTeacher(n_frames=3)), callbacks=[spy])
     sed.fit(X, y_weak, y_strong)
     n_out = sed.n_frames_out_
     assert n_out != 3
@@ -231,14 +183,14 @@ def test_teacher_without_a_class_is_refused_with_the_fix(tiny_dataset):
     d = tiny_dataset
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     classes = sorted({c for labels in y_weak for c in labels})
-    sed = PseudoLabelSED(**FAST, teacher=GridTeacher(classes=classes[:1]))
+    sed = PseudoLabelSED(**_taught(GridTeacher(classes=classes[:1])))
     with pytest.raises(ValueError, match=r"not \[.*\].*Consider passing classes="):
         sed.fit(X, y_weak, y_strong)
 
 
 def test_teacher_must_predict_frames(tiny_dataset):
     d = tiny_dataset
-    sed = PseudoLabelSED(**FAST, teacher=object())
+    sed = PseudoLabelSED(**_taught(object()))
     with pytest.raises(ValueError, match="teacher"):
         sed.fit(d["F"][:4], d["y_weak"][:4], d["y_strong"][:4])
 
@@ -246,7 +198,7 @@ def test_teacher_must_predict_frames(tiny_dataset):
 def test_no_teacher_is_fitted_without_stage_two(tiny_dataset):
     d = tiny_dataset
     given = GridTeacher()
-    sed = PseudoLabelSED(**FAST, teacher=given, pseudo_label=False)
+    sed = PseudoLabelSED(**dict(_taught(given), pseudo_labels=None))
     sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
     assert sed.teacher_ is None
 
@@ -259,10 +211,12 @@ def test_crnn_teacher_trains_a_resnet_that_saves_and_loads(tiny_dataset, tmp_pat
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     crnn = PseudoLabelSED(
         functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
-        **dict(FAST, pseudo_label=False),
+        **dict(FAST, pseudo_labels=None),
     )
-    sed = clone(PseudoLabelSED(**FAST, teacher=crnn)).set_params(teacher__lr=0.01)
-    assert sed.get_params()["teacher__lr"] == 0.01
+    sed = clone(PseudoLabelSED(**_taught(crnn)))
+    sed.set_params(pseudo_labels__teacher__lr=0.01)
+    assert sed.get_params()["pseudo_labels__teacher__lr"] == 0.01
+    assert crnn.lr != 0.01  # clone copied the teacher, deep
     sed.fit(X, y_weak, y_strong)
     assert sed.teacher_.lr == 0.01
     assert isinstance(sed.teacher_.net_.module_, CRNN)
@@ -270,7 +224,7 @@ def test_crnn_teacher_trains_a_resnet_that_saves_and_loads(tiny_dataset, tmp_pat
     path = tmp_path / "student.sed"
     save(sed, path)
     loaded = load(path)
-    assert loaded.teacher is None
+    assert loaded.pseudo_labels.teacher is None
     np.testing.assert_allclose(
         loaded.predict_frames(X[:2]), sed.predict_frames(X[:2]), atol=1e-6
     )
@@ -284,7 +238,7 @@ def test_library_teacher_labels_come_from_one_forward_pass(tiny_dataset):
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     fitted = PseudoLabelSED(
         functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
-        **dict(FAST, pseudo_label=False),
+        **dict(FAST, pseudo_labels=None),
     ).fit(X, y_weak, y_strong)
     passes = []
     forward = fitted._forward_all
@@ -300,8 +254,9 @@ def test_library_teacher_labels_come_from_one_forward_pass(tiny_dataset):
     fitted._forward_all = counting
     spy = _Spy()
     sed = PseudoLabelSED(
-        **dict(FAST, threshold_start=theta, threshold_floor=theta),
-        teacher=FrozenEstimator(fitted),
+        **_taught(
+            FrozenEstimator(fitted), threshold_start=theta, threshold_floor=theta
+        ),
         callbacks=[spy],
     )
     sed.fit(X, y_weak, y_strong)
@@ -340,7 +295,7 @@ def test_teacher_whose_estimator_attribute_is_unfitted_labels_through_its_method
     X, y_weak, y_strong = d["F"][:16], d["y_weak"][:16], d["y_strong"][:16]
     crnn = PseudoLabelSED(
         functools.partial(CRNN, n_filters=4, hidden_size=4, n_mels=X.shape[2]),
-        **dict(FAST, pseudo_label=False),
+        **dict(FAST, pseudo_labels=None),
     )
     weak = _weak_rows(d, 16)
     alike = clone(crnn).fit(X, y_weak, y_strong)  # what the teacher will predict
@@ -348,8 +303,7 @@ def test_teacher_whose_estimator_attribute_is_unfitted_labels_through_its_method
     theta = _selecting_threshold(alike.predict_proba(X[weak]), Y)
     spy = _Spy()
     sed = PseudoLabelSED(
-        **dict(FAST, threshold_start=theta, threshold_floor=theta),
-        teacher=_FitsACopy(crnn),
+        **_taught(_FitsACopy(crnn), threshold_start=theta, threshold_floor=theta),
         callbacks=[spy],
     )
     sed.fit(X, y_weak, y_strong)

@@ -73,29 +73,31 @@ def _parse_set(pairs):
 def _apply_set(pipe, params):
     """Route ``--set`` keys to the steps that own them, then validate them.
 
-    A bare name goes to every step that has it (``duration`` and ``sr`` are
-    shared by the extractor and the detector, and must agree); a
-    step-prefixed name (``pseudolabelsed__lr``) is used as it is.
+    A name goes to every step that has it (``duration`` and ``sr`` are
+    shared by the extractor and the detector, and must agree), a field of a
+    parameter object too (``decoder__threshold``); a step-prefixed name
+    (``pseudolabelsed__lr``) is used as it is.
     """
     valid = pipe.get_params()
     routed = {}
     for key, value in params.items():
-        if "__" in key:
-            if key not in valid:
-                raise CLIError(f"--set {key}=...: unknown parameter.")
-            routed[key] = value
-            continue
         owners = [f"{s}__{key}" for s, _ in pipe.steps if f"{s}__{key}" in valid]
+        if key in valid:
+            owners = [key]
         if not owners:
             raise CLIError(
                 f"--set {key}=...: unknown parameter. Parameters of PseudoLabelSED "
-                "and LogMelExtractor are accepted, e.g. --set max_epochs=5."
+                "and LogMelExtractor are accepted, e.g. --set max_epochs=5, and "
+                "fields of its parameter objects, e.g. --set decoder__threshold=0.4."
             )
         routed.update(dict.fromkeys(owners, value))
     pipe.set_params(**routed)
     for name, step in pipe.steps:
+        objects = [v for v in step.get_params(deep=False).values()]
+        objects = [v for v in objects if hasattr(v, "_validate_params")]
         try:
-            step._validate_params()
+            for obj in (step, *objects):
+                obj._validate_params()
         except (ValueError, TypeError) as exc:
             raise CLIError(f"--set: {name}: {exc}") from None
     _check_device(pipe[-1].device)
@@ -307,18 +309,24 @@ def _train_pipeline(args):
     # An epoch table always; a bar over each epoch's batches on a terminal.
     verbose = 2 if sys.stderr.isatty() else 1
     # The teacher is built after --set, from the student's settings.
-    student = make_detector(args.recipe, verbose=verbose, teacher=None)
+    recipe_teacher = getattr(RECIPES[args.recipe].get("pseudo_labels"), "teacher", None)
+    student = make_detector(args.recipe, verbose=verbose, pseudo_labels__teacher=None)
     pipe = make_pipeline(LogMelExtractor(verbose=1), student)
     _apply_set(pipe, _parse_set(args.set))
     extractor, sed = pipe[0], pipe[-1]
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
-    if (args.teacher or RECIPES[args.recipe].get("teacher", "none")) == "crnn":
+    if (args.teacher or recipe_teacher or "none") == "crnn":
+        if sed.pseudo_labels is None:
+            raise CLIError(
+                "--teacher crnn draws the pseudo labels of stage 2, but "
+                "pseudo_labels=None skips stage 2. Drop one of the two."
+            )
         own = {}
         if args.checkpoint_dir:  # its own checkpoints, beside the student's
             own["checkpoint_dir"] = os.path.join(args.checkpoint_dir, "teacher")
         teacher = make_teacher(args.recipe, n_mels=extractor.n_mels, student=sed, **own)
-        sed.set_params(teacher=teacher)
+        sed.set_params(pseudo_labels__teacher=teacher)
     return pipe
 
 
@@ -361,7 +369,7 @@ def _cmd_train(args):
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
     sed.fit(features, y_weak, y_strong, **validation)
     if sed.validation_f1_ is not None:
-        how = "tuned per class" if sed.tune_postprocessing else "as set"
+        how = "tuned per class" if getattr(sed.decoder, "tune", False) else "as set"
         print(
             f"validation event-based F1: {100 * sed.validation_f1_:.1f} % "
             f"(epoch {sed.best_epoch_} kept, post-processing {how})"
@@ -507,12 +515,17 @@ def _override_decoding(sed, args):
                 f"--median-filter {args.median_filter}: lengths must be numbers of "
                 f"seconds in [0, {_MAX_MEDIAN_FILTER_SEC:g}]."
             )
+    from sklearn_sed.decoding.decode import Decoder
+
+    decoder = sed.decoder if sed.decoder is not None else Decoder()
     sed.set_params(
-        threshold=threshold.tolist(),
-        median_filter_sec=median.tolist(),
-        # The tuned hysteresis stays, lowered where a new threshold is below it.
-        low_threshold=np.minimum(low, threshold).tolist(),
-        tune_postprocessing=False,
+        decoder=Decoder(
+            threshold=threshold.tolist(),
+            median_filter_sec=median.tolist(),
+            # The tuned hysteresis stays, lowered where a new threshold is below it.
+            low_threshold=np.minimum(low, threshold).tolist(),
+            order=decoder.order,
+        )
     )
 
 

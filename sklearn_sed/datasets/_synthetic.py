@@ -151,7 +151,7 @@ def make_domestic_soundscapes(
         If True, also return the events of every clip, the weak-only
         clips' included, as :func:`sklearn.datasets.make_blobs` returns its
         centers: the truth against which pseudo labels are measured
-        (:class:`~sklearn_sed.training.callbacks.PseudoLabelQuality`). Never train
+        (``benchmarks.quality.PseudoLabelQuality``). Never train
         on the hidden ones.
 
     Returns
