@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The accelerator run of the GPU issue, as one command (under 8 minutes on an
-# H100). Prepare here first:
-#   python benchmarks/gpu_table1.py pack --data /tmp/sed_bench   # .gpu/
+# Table 1 at the report's size on an accelerator, as one command. Prepare here:
+#   python -m benchmarks.data --data /tmp/sed_bench --pack .gpu
 # then, through the device tool: command "bash benchmarks/gpu_run.sh",
 # carry [".gpu"]. Every step writes under $OUT (at most 8 files come back):
 #   pytest_gpu.log  the GPU tests (tests/test_gpu.py and the gpu-marked ones)
-#   speed.json      gpu_speed.py: matmul peak, forward TFLOP/s, clips/s, RTF
-#   results.json    gpu_table1.py train: events and histories of each run
-#   frames.npz      the frame probabilities of the validation soundscapes
+#   speed.json      benchmarks.gpu_speed: matmul peak, forward, clips/s, RTF
+#   table1/         benchmarks.table1 run: one record per run
 #   run.log         everything printed
+# Extra arguments go to `benchmarks.table1 run` (e.g. --seeds 0 1 2).
 # A step that fails or overruns its own timeout leaves the others running.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
@@ -32,10 +31,11 @@ timeout 150 $PY -m pytest -m gpu -p no:cacheprovider -q -rs \
     tests/test_gpu.py tests/test_persistence.py 2>&1 | tee "$OUT/pytest_gpu.log"
 echo "== GPU tests: $((SECONDS - start)) s"
 start=$SECONDS
-timeout ${SPEED_TIMEOUT:-120} $PY benchmarks/gpu_speed.py --out "$OUT/speed.json"
+timeout ${SPEED_TIMEOUT:-120} $PY -m benchmarks.gpu_speed --out "$OUT/speed.json"
 echo "== speed: $((SECONDS - start)) s"
 start=$SECONDS
-timeout ${TRAIN_TIMEOUT:-260} $PY benchmarks/gpu_table1.py train --pack .gpu \
-    --out "$OUT" --budget ${TRAIN_BUDGET:-150} "$@"
+timeout ${TRAIN_TIMEOUT:-260} $PY -m benchmarks.table1 run --pack .gpu \
+    --out "$OUT/table1" --device cuda --train-dtype bfloat16 \
+    --n-filters 64 --crnn-filters 64 --budget ${TRAIN_BUDGET:-150} "$@"
 echo "== Table 1 training: $((SECONDS - start)) s"
-ls -la "$OUT"
+ls -la "$OUT" "$OUT/table1"

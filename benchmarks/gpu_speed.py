@@ -15,7 +15,7 @@ Device work is timed with CUDA events or after ``torch.cuda.synchronize``,
 after warm-up, median of repeats. Writes a JSON file (``--out``) that
 ``gpu_table1.py score`` puts into ``docs/benchmarks.md``.
 
-    python benchmarks/gpu_speed.py --out $OUT/speed.json      # there
+    python -m benchmarks.gpu_speed --out $OUT/speed.json      # there
 """
 
 import argparse
@@ -27,9 +27,9 @@ import time
 
 import numpy as np
 import torch
-from _common import machine, now, write_json
-from throughput import clips_per_second
 
+from benchmarks.common import machine, now, write_json
+from benchmarks.throughput import clips_per_second
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.networks.resnet import ResNetSED
 from sklearn_sed.pipeline import Pipeline
@@ -118,7 +118,7 @@ def fitted_paper_size(dtype, width):
         n_filters=width,
         n_blocks=2,
         max_epochs=1,
-        pseudo_label=False,
+        pseudo_labels=None,
         device=DEVICE,
         train_dtype=dtype,
         inference_dtype=dtype,

@@ -24,7 +24,7 @@ validation disjoint by the manifest's ``group`` column:
 Writes a DESED layout: ``OUT/audio/{strong,weak,validation}/*.wav`` and
 ``OUT/metadata/{strong,weak,validation}.tsv``.
 
-    python benchmarks/make_data.py --data ../shared/data --output /tmp/sed_bench
+    python -m benchmarks.make_data --data ../shared/data --output /tmp/sed_bench
 """
 
 import argparse
@@ -36,8 +36,8 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from _common import DEFAULT_SHARED, require
 
+from benchmarks.common import DEFAULT_SHARED, require
 from sklearn_sed.datasets import make_soundscapes, read_strong_tsv, write_events_tsv
 
 

@@ -7,7 +7,7 @@ are page cache and not counted). What grows with the clip count is the data
 path (store, batches, labels), not the network, so the narrowest network will
 do.
 
-    python benchmarks/memory.py --n-clips 200 2000 20000 --folder /tmp/sed_stores
+    python -m benchmarks.memory --n-clips 200 2000 20000 --folder /tmp/sed_stores
 """
 
 import argparse
@@ -19,6 +19,8 @@ import threading
 import time
 
 import numpy as np
+
+from benchmarks.common import ROOT
 
 
 def anon():
@@ -63,7 +65,7 @@ def one(n, folder):
         n_filters=1,
         n_blocks=1,
         max_epochs=1,
-        pseudo_label=False,
+        pseudo_labels=None,
         batch_size=32,
         random_state=0,
     ).fit(X, y_weak)
@@ -86,13 +88,15 @@ def main(argv=None):
         out = subprocess.run(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.memory",
                 "--n-clips",
                 str(n),
                 "--folder",
                 args.folder,
                 "--json",
             ],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,

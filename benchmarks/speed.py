@@ -10,7 +10,7 @@ Every figure is measured in this one run on this machine (medians of repeats):
 5. post-processing grid search (9 points) against one fit;
 6. peak memory of training from a feature store as the clip count grows.
 
-    python benchmarks/speed.py --data /tmp/sed_bench
+    python -m benchmarks.speed --data /tmp/sed_bench
 """
 
 import argparse
@@ -26,9 +26,15 @@ import librosa
 import numpy as np
 import soundfile as sf
 import torch
-from _common import ROOT, machine, now, replace_section, require, write_json
 
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from benchmarks.common import ROOT, machine, now, replace_section, require, write_json
+from sklearn_sed import (
+    Augment,
+    Decoder,
+    LogMelExtractor,
+    PseudoLabelSchedule,
+    PseudoLabelSED,
+)
 from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.labels import combine_labels
 from sklearn_sed.metrics.scoring import event_f1_scorer
@@ -170,7 +176,7 @@ def bench_training(F, y_strong, n_filters=8, epochs=2, batch_size=16):
         n_filters=n_filters,
         n_blocks=1,
         max_epochs=epochs,
-        pseudo_label=False,
+        pseudo_labels=None,
         optimizer=torch.optim.Adam,
         lr=lr,
         batch_size=batch_size,
@@ -219,7 +225,7 @@ def bench_inference(paths, F_fit):
             PseudoLabelSED(
                 **kw,
                 max_epochs=0,
-                pseudo_label=False,
+                pseudo_labels=None,
                 batch_size=8,
                 random_state=0,
                 classes=DESED_CLASSES,
@@ -252,22 +258,21 @@ def bench_bf16_accuracy(F, y_weak, y_strong, F_valid, y_valid, epochs=8):
         n_filters=8,
         n_blocks=1,
         max_epochs=epochs,
-        pseudo_label=False,
+        pseudo_labels=None,
         optimizer=torch.optim.Adam,
         lr=2e-3,
         batch_size=16,
-        time_shift=0.3,
-        freq_mask=8,
-        median_filter_sec=0.5,
+        augment=Augment(time_shift=0.3, freq_mask=8),
+        decoder=Decoder(median_filter_sec=0.5),
         classes=DESED_CLASSES,
         random_state=0,
     ).fit(F, y_weak, y_strong)
     scores = {
-        thr: est.set_params(threshold=thr).score(F_valid, y_valid)
+        thr: est.set_params(decoder__threshold=thr).score(F_valid, y_valid)
         for thr in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
     }
     threshold = max(scores, key=scores.get)
-    est.set_params(threshold=threshold)
+    est.set_params(decoder__threshold=threshold)
     out = {
         "n_train": len(F),
         "n_valid": len(F_valid),
@@ -325,7 +330,7 @@ def bench_grid(F, y_weak, y_strong, cache):
         n_filters=8,
         n_blocks=1,
         max_epochs=2,
-        max_iter=1,
+        pseudo_labels=PseudoLabelSchedule(max_iter=1),
         optimizer=torch.optim.Adam,
         lr=1e-3,
         batch_size=16,
@@ -339,8 +344,8 @@ def bench_grid(F, y_weak, y_strong, cache):
         repeats=1,
     )
     grid = GridSearchCV(
-        PseudoLabelSED(**params, memory=cache),
-        {"threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]},
+        PseudoLabelSED(**params, decoder=Decoder(), memory=cache),
+        {"decoder__threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]},
         cv=split,
         scoring=event_f1_scorer,
         refit=False,
@@ -349,14 +354,15 @@ def bench_grid(F, y_weak, y_strong, cache):
     return {"one_fit_s": t_fit, "grid_9_points_s": t_grid, "ratio": t_grid / t_fit}
 
 
-MEMORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memory.py")
-
-
 def bench_memory(counts, folder):
     out = {}
     for n in counts:
         res = subprocess.run(
-            [sys.executable, MEMORY, "--n-clips", str(n), "--folder", folder, "--json"],
+            [
+                *(sys.executable, "-m", "benchmarks.memory", "--n-clips", str(n)),
+                *("--folder", folder, "--json"),
+            ],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
@@ -421,7 +427,7 @@ def main(argv=None):
     acc = r["bf16_accuracy"]
     text = f"""### Speed, side by side
 
-Command: `python benchmarks/speed.py {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
+Command: `python -m benchmarks.speed {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
 Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Extraction: medians of 7 alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each); training: medians of 5 alternating runs (0.5 s pause); other figures: medians of 3 runs.
 Figures: `benchmarks/speed.json` (not kept in git).
 

@@ -10,7 +10,7 @@ Inductor's compiled backward does on some CPUs) is recorded as such instead
 of ending the benchmark. Writes the throughput section of
 ``docs/benchmarks.md``.
 
-    python benchmarks/throughput.py [--repeats 3]
+    python -m benchmarks.throughput [--repeats 3]
 """
 
 import argparse
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from _common import ROOT, commit, machine, now, replace_section
+from benchmarks.common import ROOT, commit, machine, now, replace_section
 
 SIZES = {
     # name: (n_filters, n_blocks, batch_size, n_clips)
@@ -56,7 +56,7 @@ def clips_per_second(
         lr=1e-3,
         batch_size=batch_size,
         max_epochs=2,
-        pseudo_label=False,
+        pseudo_labels=None,
         train_dtype=dtype,
         compile=compile,
         random_state=0,
@@ -72,7 +72,8 @@ def measure_in_child(size, setup, timeout=900):
     dtype, compile = SETUPS[setup]
     args = json.dumps([n_filters, dtype, n_clips, batch_size, n_blocks, compile])
     proc = subprocess.run(
-        [sys.executable, __file__, "--one", args],
+        [sys.executable, "-m", "benchmarks.throughput", "--one", args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -146,7 +147,7 @@ def main(argv=None):
         [
             "### Training throughput (`benchmarks/throughput.py`)",
             "",
-            f"Command: `python benchmarks/throughput.py --repeats {args.repeats}`. "
+            f"Command: `python -m benchmarks.throughput --repeats {args.repeats}`. "
             f"Commit: {commit()}. Machine: {machine()}. Date: {now()}. "
             "`PseudoLabelSED.fit` "
             "(stage 1, Adam), clips per second of the second epoch, median of "

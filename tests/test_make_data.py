@@ -1,20 +1,12 @@
-"""The helpers of ``benchmarks/make_data.py``: extra strong clips, weak groups."""
+"""The helpers of ``benchmarks.make_data``: extra strong clips, weak groups."""
 
 import os
-import sys
 
 import numpy as np
 import soundfile as sf
 
+from benchmarks import make_data
 from sklearn_sed.datasets import read_strong_tsv
-
-sys.path.insert(
-    0,
-    os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"
-    ),
-)
-import make_data
 
 
 def test_balanced_sources_draw_every_class_equally_often():

@@ -59,39 +59,6 @@ def machine():
     )
 
 
-def bfloat16_is_fast(device="cpu"):
-    """Whether bfloat16 autocast is native on ``device`` (a CUDA device with
-    bfloat16, or a CPU with AVX-512 BF16 or AMX-BF16): what the settings'
-    ``train_dtype="auto"`` of the records means."""
-    import torch
-
-    if str(device).startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if not os.path.exists("/proc/cpuinfo"):
-        return False
-    with open("/proc/cpuinfo") as f:
-        flags = set(f.read().split())
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def resolve_auto(params):
-    """The estimator parameters of a benchmark's settings, ``"auto"`` resolved.
-
-    The library has no ``"auto"``: its recipes train in float32, eagerly.
-    Records written before keep ``train_dtype="auto"`` (bfloat16 where it is
-    native) and ``compile="auto"`` (compiled wherever ``torch.compile``
-    builds kernels, which aborts the interpreter on some CPUs); a run with
-    those settings resolves them here, as they were resolved then.
-    """
-    params = dict(params)
-    device = params.get("device") or "cpu"
-    if params.get("train_dtype") == "auto":
-        params["train_dtype"] = "bfloat16" if bfloat16_is_fast(device) else "float32"
-    if params.get("compile") == "auto":
-        params["compile"] = True
-    return params
-
-
 def commit():
     """The checked-out commit, marked ``+changes`` when the tree differs."""
 
@@ -131,14 +98,3 @@ def replace_section(md_path, marker, text):
         body = body.rstrip() + "\n\n" + block + "\n"
     with open(md_path, "w") as f:
         f.write(body)
-
-
-def save_dev_f1_figure(fig, ax, xlabel, title, path):
-    """Label, lay out and save a figure of development event F1 curves (the
-    stall figures of ``reproduce_table1.py`` and ``gpu_sweep.py``)."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("dev event-based F1 (%), tuned per class")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)

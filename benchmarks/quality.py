@@ -1,0 +1,83 @@
+"""Precision and recall of pseudo labels against a truth never trained on."""
+
+import numpy as np
+from skorch.callbacks import Callback
+
+from sklearn_sed.labels import events_to_frames
+
+__all__ = ["PseudoLabelQuality"]
+
+
+class PseudoLabelQuality(Callback):
+    """Precision and recall of the class-frame pseudo labels against a truth.
+
+    For benchmarks whose weak (or unlabelled) clips were mixed, so that their
+    frame labels are known and kept aside. :class:`~sklearn_sed.PseudoLabelSED`
+    calls :meth:`on_pseudo_labels` at every relabelling of stage 2, with the
+    positions of the selected clips in the training data it was given (give
+    ``fit`` explicit ``X_val``/``y_val``, so that those positions are yours).
+
+    Parameters
+    ----------
+    y_true_events : list of (list of (onset, offset, event_label) or None)
+        The truth, one list per training clip in the order given to ``fit``
+        (None where unknown), encoded at the pseudo labels' frame rate.
+    classes : sequence of str
+        The fitted classes in column order.
+    duration : float, default=10.0
+        Clip length in seconds.
+
+    Attributes
+    ----------
+    records_ : list of dict
+        Per iteration: ``iteration``, ``threshold``, ``n_pseudo``,
+        ``precision`` and ``recall`` of the positive pseudo-labelled frames
+        (over the selected clips with a truth), and ``clip_precision``, the
+        share of those clips whose clip labels equal the truth's.
+    """
+
+    def __init__(self, y_true_events, *, classes, duration=10.0):
+        self.y_true_events = y_true_events
+        self.classes = classes
+        self.duration = duration
+
+    def initialize(self):
+        """Forget the records."""
+        self.records_ = []
+        return self
+
+    def _truth(self, clip_index, n_frames):
+        out = np.full(
+            (len(clip_index), n_frames, len(self.classes)), np.nan, np.float32
+        )
+        for k, i in enumerate(clip_index):
+            events = self.y_true_events[i]
+            if events is not None:
+                out[k] = events_to_frames(
+                    events,
+                    classes=self.classes,
+                    n_frames=n_frames,
+                    duration=self.duration,
+                )
+        return out
+
+    def on_pseudo_labels(self, net, *, iteration, threshold, clip_index, frame_labels):
+        """Compare the pseudo labels of the selected clips with the truth."""
+        truth = self._truth(np.asarray(clip_index), np.shape(frame_labels)[1])
+        known = ~np.isnan(truth).any(axis=(1, 2))
+        truth, pred = truth[known] > 0.5, np.asarray(frame_labels)[known] > 0.5
+        tp = float(np.sum(truth & pred))
+        self.records_.append(
+            {
+                "iteration": int(iteration),
+                "threshold": float(threshold),
+                "n_pseudo": len(clip_index),
+                "precision": tp / max(float(pred.sum()), 1.0),
+                "recall": tp / max(float(truth.sum()), 1.0),
+                "clip_precision": float(
+                    np.mean(np.all(truth.any(axis=1) == pred.any(axis=1), axis=1))
+                )
+                if len(truth)
+                else float("nan"),
+            }
+        )

@@ -1,0 +1,139 @@
+"""The settings of a Table 1 run: one dataclass, its command line and its detector.
+
+Every script that trains a Table 1 variant takes its settings here, so that
+a record holds all of them (:class:`benchmarks.records.Record`) and two runs
+compare field by field. The defaults are the ``"cpu"`` recipe's.
+"""
+
+import argparse
+import dataclasses
+import functools
+
+from sklearn_sed import Augment, PseudoLabelSchedule, make_detector
+from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.networks.crnn import CRNN
+from sklearn_sed.recipes import RECIPES
+
+__all__ = ["VARIANTS", "Settings"]
+
+#: Table 1's rows: name -> label in the tables.
+VARIANTS = {
+    "crnn": "DCASE2019 baseline CRNN (no pseudo label)",
+    "resnet": "ResNet without pseudo label",
+    "resnet_pl": "ResNet with pseudo label (proposed)",
+}
+
+_CPU = RECIPES["cpu"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a Table 1 run trains: variant, seed, sizes, schedule, augmentation.
+
+    ``epochs`` counts both stages: the pseudo-label variant trains
+    ``epochs - max_iter`` epochs of stage 1 and ``max_iter`` of stage 2, the
+    others ``epochs`` epochs, so that every variant trains as long.
+    """
+
+    variant: str = "resnet_pl"
+    seed: int = 0
+    n_filters: int = _CPU["n_filters"]
+    n_blocks: int = _CPU["n_blocks"]
+    crnn_filters: int = 32
+    lr: float = _CPU["lr"]
+    batch_size: int = _CPU["batch_size"]
+    epochs: int = _CPU["max_epochs"] + _CPU["pseudo_labels"].max_iter
+    max_iter: int = _CPU["pseudo_labels"].max_iter
+    delta: float = _CPU["pseudo_labels"].delta
+    weighting: str = "paper"
+    teacher: str = "none"
+    time_shift: float = _CPU["augment"].time_shift
+    freq_mask: int = _CPU["augment"].freq_mask
+    filter_augment: float = _CPU["augment"].filter_augment
+    train_dtype: str = "float32"
+    compile: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(
+                f"variant must be one of {sorted(VARIANTS)}; got {self.variant!r}."
+            )
+        if self.teacher not in ("none", "crnn"):
+            raise ValueError(f'teacher must be "none" or "crnn"; got {self.teacher!r}.')
+
+    def as_dict(self):
+        """The settings as a plain dict (what a record holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Settings from a record's dict; unknown fields are refused by name."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; known: {sorted(names)}.")
+        return cls(**values)
+
+    @classmethod
+    def add_arguments(cls, parser, skip=("variant", "seed")):
+        """Add a ``--field`` option per field (default: the field's default)."""
+        for field in dataclasses.fields(cls):
+            if field.name in skip:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            if field.type in (bool, "bool"):
+                parser.add_argument(
+                    flag, action=argparse.BooleanOptionalAction, default=field.default
+                )
+            else:
+                kind = {"int": int, "float": float, "str": str}.get(
+                    field.type if isinstance(field.type, str) else field.type.__name__
+                )
+                parser.add_argument(flag, type=kind, default=field.default)
+        return parser
+
+    @classmethod
+    def from_args(cls, args, **fixed):
+        """Settings from parsed options, with ``fixed`` fields (variant, seed)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in vars(args).items() if k in names}
+        return cls(**{**values, **fixed})
+
+    def estimator(self, verbose=0, callbacks=()):
+        """The unfitted detector of these settings (the ``"cpu"`` recipe's)."""
+        pseudo = self.variant == "resnet_pl"
+        params = dict(
+            classes=list(DESED_CLASSES),
+            n_filters=self.n_filters,
+            n_blocks=self.n_blocks,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            max_epochs=self.epochs - self.max_iter if pseudo else self.epochs,
+            augment=Augment(
+                time_shift=self.time_shift,
+                freq_mask=self.freq_mask,
+                filter_augment=self.filter_augment,
+            ),
+            pseudo_labels=PseudoLabelSchedule(
+                max_iter=self.max_iter, delta=self.delta, weighting=self.weighting
+            )
+            if pseudo
+            else None,
+            train_dtype=self.train_dtype,
+            compile=self.compile,
+            device=self.device,
+            random_state=self.seed,
+            verbose=verbose,
+            callbacks=list(callbacks),
+        )
+        if self.variant == "crnn":
+            params["module"] = functools.partial(
+                CRNN, n_filters=self.crnn_filters, hidden_size=64
+            )
+        sed = make_detector("cpu", **params)
+        if pseudo and self.teacher == "crnn":
+            # The CRNN row of the same seed, fitted inside this fit.
+            crnn = dataclasses.replace(self, variant="crnn", teacher="none")
+            sed.pseudo_labels.set_params(teacher=crnn.estimator(verbose))
+        return sed

@@ -1,0 +1,196 @@
+"""Table 1 of the NEC report on real recordings: train, score, record, report.
+
+``run`` trains each variant (the DCASE2019 baseline CRNN, the ResNet, the
+ResNet with pseudo labels) for each seed with the same data, epochs,
+augmentation and post-processing tuning, scores the validation soundscapes
+with sed_eval (DCASE2019 settings) and writes one record per run
+(:class:`benchmarks.records.Record`). ``report`` merges records and prints
+the table (mean ± spread over seeds), or writes it into
+``docs/benchmarks.md``::
+
+    python -m benchmarks.make_data --output /tmp/sed_bench
+    python -m benchmarks.table1 run --data /tmp/sed_bench --seeds 0 1 2
+    python -m benchmarks.table1 report benchmarks/results/table1
+
+On an accelerator, the data travel as a pack (``python -m benchmarks.data
+--data /tmp/sed_bench --pack .gpu``) and ``run --pack .gpu --device cuda``
+reads it (``benchmarks/gpu_run.sh``).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from benchmarks.common import ROOT, replace_section, require
+from benchmarks.data import dev_split, extract, load_pack
+from benchmarks.quality import PseudoLabelQuality
+from benchmarks.records import Record, merge, read_records, summarise
+from benchmarks.settings import VARIANTS, Settings
+from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.metrics.scoring import sed_eval_results
+from sklearn_sed.training.net import history_to_rows
+
+DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "table1")
+
+
+def load_data(args):
+    """Training and validation data of ``--data`` (a make_data folder) or ``--pack``."""
+    if args.pack:
+        _meta, train, valid = load_pack(args.pack, tiny=args.tiny)
+        return {"train": train, "valid": valid, "weak_truth": None}
+    require(
+        os.path.join(args.data, "metadata", "strong.tsv"),
+        "benchmark data (python -m benchmarks.make_data --output DIR)",
+    )
+    return extract(args.data, os.path.join(args.data, "cache"))
+
+
+def run_one(settings, data, verbose=0):
+    """Train and score one run; return its results (a record's ``results``)."""
+    F, y_weak, y_strong = data["train"]
+    train, dev = dev_split(y_strong)
+    callbacks, quality = [], None
+    truth = data.get("weak_truth")
+    if settings.variant == "resnet_pl" and truth and any(t is not None for t in truth):
+        quality = PseudoLabelQuality(
+            [truth[i] for i in train], classes=list(DESED_CLASSES)
+        )
+        callbacks.append(quality)
+    sed = settings.estimator(verbose=verbose, callbacks=callbacks)
+    t0 = time.perf_counter()
+    sed.fit(
+        F[train],
+        [y_weak[i] for i in train],
+        [y_strong[i] for i in train],
+        X_val=F[dev],
+        y_val=[y_strong[i] for i in dev],
+    )
+    fit_seconds = time.perf_counter() - t0
+    F_valid, y_valid = data["valid"]
+    events = sed.predict_events(F_valid)
+    classes = [str(c) for c in sed.classes_]
+    ev = sed_eval_results(y_valid, events, metric="event", classes=classes)
+    seg = sed_eval_results(
+        y_valid, events, metric="segment", classes=classes, duration=10.0
+    )
+    results = {
+        "event_f1": ev["class_wise_average"]["f_measure"]["f_measure"],
+        "segment_f1": seg["class_wise_average"]["f_measure"]["f_measure"],
+        "per_class_event_f1": {
+            c: ev["class_wise"][c]["f_measure"]["f_measure"] for c in classes
+        },
+        "fit_seconds": fit_seconds,
+        "best_epoch": sed.best_epoch_,
+        "dev_event_f1": sed.validation_f1_,
+        "pseudo_label_history": sed.pseudo_label_history_,
+        "pseudo_label_quality": quality.records_ if quality is not None else [],
+        "history": history_to_rows(sed.net_.history),
+        "decoding": {
+            "threshold": [float(x) for x in sed.threshold_],
+            "median_filter_sec": [float(x) for x in sed.median_filter_sec_],
+            "low_threshold": [float(x) for x in sed.low_threshold_],
+        },
+        "n_train_clips": len(train),
+    }
+    if sed.teacher_ is not None:
+        t_events = sed.teacher_.predict_events(F_valid)
+        t_ev = sed_eval_results(y_valid, t_events, metric="event", classes=classes)
+        results["teacher_event_f1"] = t_ev["class_wise_average"]["f_measure"][
+            "f_measure"
+        ]
+    return results
+
+
+def run(args):
+    data = load_data(args)
+    fixed = {}
+    if args.tiny:  # a one-minute check of the whole path
+        fixed = dict(n_filters=2, n_blocks=1, crnn_filters=4, epochs=2, max_iter=1)
+    t_start = time.perf_counter()
+    for seed in args.seeds:
+        for variant in args.variants:
+            if args.budget and time.perf_counter() - t_start > args.budget:
+                print(f"budget of {args.budget:.0f} s spent: {variant} s{seed} skipped")
+                continue
+            settings = Settings.from_args(args, variant=variant, seed=seed, **fixed)
+            results = run_one(settings, data, verbose=args.verbose)
+            path = Record.new("table1", settings.as_dict(), results).write(args.out)
+            print(
+                f"{variant} s{seed}: event F1 {100 * results['event_f1']:.1f} %, "
+                f"segment F1 {100 * results['segment_f1']:.1f} %, "
+                f"{results['fit_seconds'] / 60:.1f} min -> {path}",
+                flush=True,
+            )
+    return 0
+
+
+def table(records):
+    """Markdown of Table 1: one row per group of runs (equal settings but seed)."""
+    lines = [
+        "| system | event-based F1 (%) | segment-based F1 (%) | training minutes "
+        "| seeds | settings | commit, machine |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = merge(records)
+    base = Settings().as_dict()
+    for shared, runs in groups:
+        name = VARIANTS.get(shared.get("variant"), shared.get("variant"))
+        res = [r.results for r in runs]
+        differs = {
+            k: v for k, v in shared.items() if k != "variant" and base.get(k) != v
+        }
+        origin = sorted({f"{r.commit}, {r.machine}" for r in runs})
+        lines.append(
+            f"| {name} "
+            f"| {summarise(100 * r['event_f1'] for r in res)} "
+            f"| {summarise(100 * r['segment_f1'] for r in res)} "
+            f"| {summarise(r['fit_seconds'] / 60 for r in res)} "
+            f"| {', '.join(str(r.settings['seed']) for r in runs)} "
+            f"| {', '.join(f'{k}={v}' for k, v in differs.items()) or 'defaults'} "
+            f"| {'; '.join(origin)} |"
+        )
+    return "\n".join(lines)
+
+
+def report(args):
+    records = read_records(args.records, experiment="table1")
+    if not records:
+        sys.exit("error: no table1 record in " + ", ".join(args.records))
+    text = table(records)
+    print(text)
+    if args.docs:
+        replace_section(args.docs, args.section, text)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.table1", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and score variants x seeds; write records")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="a benchmarks.make_data folder")
+    where.add_argument("--pack", help="a pack of benchmarks.data (accelerators)")
+    r.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--out", default=DEFAULT_OUT, help="folder of the records")
+    r.add_argument("--budget", type=float, default=None, help="seconds; then stop")
+    r.add_argument("--tiny", action="store_true", help="a one-minute check")
+    r.add_argument("--verbose", type=int, default=0)
+    Settings.add_arguments(r)
+    p = sub.add_parser("report", help="merge records into the table")
+    p.add_argument("records", nargs="+", help="record files or folders")
+    p.add_argument("--docs", default=None, help="write the table into this page")
+    p.add_argument("--section", default="table1", help="its marked section")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

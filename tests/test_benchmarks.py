@@ -1,0 +1,181 @@
+"""The benchmarks package: its records, settings, pseudo-label quality, and
+one tiny Table 1 run from a pack (as on an accelerator) on the CPU."""
+
+import ast
+import json
+import lzma
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.quality import PseudoLabelQuality
+from benchmarks.records import Record, merge, read_records, summarise
+from benchmarks.settings import Settings
+from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.labels import events_to_frames
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_the_library_never_imports_the_benchmarks():
+    for path in pathlib.Path(ROOT, "sklearn_sed").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            assert not any(n.split(".")[0] == "benchmarks" for n in names), path
+
+
+def test_settings_round_trip_through_a_record_and_refuse_unknown_fields():
+    s = Settings(variant="resnet", seed=3, n_filters=8)
+    assert Settings.from_dict(s.as_dict()) == s
+    with pytest.raises(ValueError, match=r"unknown settings \['mixup'\]"):
+        Settings.from_dict({**s.as_dict(), "mixup": 0.5})
+    with pytest.raises(ValueError, match="variant must be one of"):
+        Settings(variant="transformer")
+
+
+def test_settings_build_the_detector_of_each_variant():
+    pl = Settings(variant="resnet_pl", epochs=14, max_iter=4).estimator()
+    assert (pl.max_epochs, pl.pseudo_labels.max_iter) == (10, 4)
+    plain = Settings(variant="resnet", epochs=14).estimator()
+    assert (plain.max_epochs, plain.pseudo_labels) == (14, None)
+    crnn = Settings(variant="crnn", crnn_filters=16).estimator()
+    assert crnn.module.keywords["n_filters"] == 16
+    taught = Settings(variant="resnet_pl", teacher="crnn", seed=2).estimator()
+    assert taught.pseudo_labels.teacher.random_state == 2
+
+
+def _record(variant, seed, f1, date, **settings):
+    s = Settings(variant=variant, seed=seed, **settings).as_dict()
+    return Record("table1", s, {"event_f1": f1}, "abc", "here", date)
+
+
+def test_merge_groups_seeds_of_equal_settings_and_keeps_the_latest_rerun(tmp_path):
+    records = [
+        _record("resnet", 0, 0.1, "1"),
+        _record("resnet", 1, 0.2, "2"),
+        _record("resnet", 0, 0.3, "3"),  # seed 0 again, later
+        _record("resnet", 0, 0.5, "4", n_filters=8),  # other settings
+    ]
+    for r in records[:2]:
+        r.write(tmp_path / "a")
+    assert len(read_records([str(tmp_path / "a")], experiment="table1")) == 2
+    groups = merge(records)
+    assert [len(runs) for _, runs in groups] == [2, 1]
+    first = groups[0][1]
+    assert sorted(r.results["event_f1"] for r in first) == [0.2, 0.3]
+    assert summarise([1.0, 3.0]) == "2.0 ± 1.0"
+
+
+def test_a_file_that_is_not_a_record_is_refused_by_name(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"variant": "crnn"}))
+    with pytest.raises(SystemExit, match="is not a record"):
+        read_records([str(path)])
+
+
+def test_pseudo_label_quality_counts_frames_against_the_truth():
+    """Precision, recall and clip agreement on a hand-made case; clips with an
+    unknown truth (None) are left out."""
+    classes = ["a", "b"]
+    events = [[(0.0, 5.0, "a")], [(2.5, 10.0, "b")], None]
+    truth = [
+        events_to_frames(e, classes=classes, n_frames=4, duration=10.0)
+        for e in events[:2]
+    ]
+    assert truth[0][:, 0].tolist() == [1, 1, 0, 0]
+    pseudo = np.zeros((3, 4, 2), np.float32)
+    pseudo[0, 1:3, 0] = 1  # 1 of 2 frames right, 1 wrong
+    pseudo[1, 1:4, 1] = 1  # all 3 true frames of clip 1
+    pseudo[2] = 1  # ignored: no truth
+    quality = PseudoLabelQuality(events, classes=classes, duration=10.0).initialize()
+    quality.on_pseudo_labels(
+        None, iteration=0, threshold=0.5, clip_index=[0, 1, 2], frame_labels=pseudo
+    )
+    (rec,) = quality.records_
+    assert rec["n_pseudo"] == 3
+    assert rec["precision"] == pytest.approx(4 / 5)
+    assert rec["recall"] == pytest.approx(4 / 5)
+    assert rec["clip_precision"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    """A pack as ``gpu_table1.py pack`` writes it, of 48 + 8 random maps."""
+    folder = tmp_path_factory.mktemp("pack")
+    rng = np.random.default_rng(0)
+    n_train, n_valid = 48, 8
+
+    def events(k):
+        c = DESED_CLASSES[k % len(DESED_CLASSES)]
+        return [[1.0 + k % 3, 4.0 + k % 4, c]]
+
+    y_strong = [events(k) if k % 2 == 0 else None for k in range(n_train)]
+    y_weak = [[DESED_CLASSES[k % len(DESED_CLASSES)]] for k in range(n_train)]
+    meta = {
+        "y_weak": y_weak,
+        "y_strong": y_strong,
+        "y_valid": [events(k) for k in range(n_valid)],
+        "max_quantisation_error": 0.002,
+    }
+    with open(folder / "meta.json", "w") as f:
+        json.dump(meta, f)
+    q = {
+        "train": rng.integers(0, 256, (n_train, 1024, 64), dtype=np.uint8),
+        "valid": rng.integers(0, 256, (n_valid, 1024, 64), dtype=np.uint8),
+    }
+    with lzma.open(folder / "features.npz.xz", "wb", preset=0) as f:
+        np.savez(f, **q)
+    return folder
+
+
+@pytest.mark.slow
+def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
+    """``table1 run --pack --tiny`` trains and scores every variant and writes
+    one record each; ``report`` merges them into the page's section."""
+    out = tmp_path / "records"
+    _run(
+        "-m", "benchmarks.table1", "run", "--pack", str(pack), "--out", str(out),
+        "--tiny", "--seeds", "0",
+    )  # fmt: skip
+    records = read_records([str(out)], experiment="table1")
+    assert sorted(r.settings["variant"] for r in records) == [
+        "crnn",
+        "resnet",
+        "resnet_pl",
+    ]
+    for r in records:
+        assert 0.0 <= r.results["event_f1"] <= 1.0
+        assert all((r.commit, r.machine, r.date))
+        assert r.results["history"]
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- table1 start -->\n<!-- table1 end -->\nafter\n")
+    _run("-m", "benchmarks.table1", "report", str(out), "--docs", str(page))
+    text = page.read_text()
+    assert "ResNet with pseudo label (proposed)" in text
+    assert text.endswith("after\n")
+
+
+@pytest.mark.slow
+def test_accelerator_speed_script_runs_its_check_on_the_cpu(tmp_path):
+    out = tmp_path / "speed.json"
+    _run("-m", "benchmarks.gpu_speed", "--check", "--out", str(out))
+    record = json.loads(out.read_text())
+    for key in ("bf16_matmul_tflops", "forward", "train_clips_per_s", "inference"):
+        assert "error" not in str(record[key]), record[key]
