@@ -547,7 +547,7 @@ def load(path, *, device="cpu"):
     Notes
     -----
     Parameters that name places on disk
-    (:data:`~sklearn_sed.io_write.PATH_PARAMS`: ``memory``,
+    (:data:`~sklearn_sed.io.PATH_PARAMS`: ``memory``,
     ``checkpoint_dir``) are never restored: the loaded model has them None.
     """
     if device is not None:

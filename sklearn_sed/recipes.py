@@ -97,7 +97,7 @@ def make_teacher(recipe="cpu", *, n_mels=64, student=None, **params):
     64 mel bands in) trained with the recipe, without stage 2: the model
     whose probabilities draw the pseudo labels of
     ``"cpu_teacher"`` (``PseudoLabelSchedule(teacher="crnn")`` given to
-    :func:`make_detector`; not in the report;
+    :func:`~sklearn_sed.make_detector`; not in the report;
     ``docs/recipe.md`` gives what it measured).
 
     Parameters

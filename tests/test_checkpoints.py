@@ -52,7 +52,7 @@ def test_sigkill_in_stage_two_then_resume_gives_same_predictions(data, tmp_path)
         import json, os, signal
         import numpy as np
         from skorch.callbacks import Callback
-        from sklearn_sed import PseudoLabelSED
+        from sklearn_sed import Augment, PseudoLabelSED, PseudoLabelSchedule
 
         class KillInStageTwo(Callback):
             def on_epoch_end(self, net, **kwargs):

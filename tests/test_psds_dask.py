@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, KFold
 
-from sklearn_sed import PseudoLabelSED
+from sklearn_sed import Decoder, PseudoLabelSED
 from sklearn_sed.labels import combine_labels, events_to_frames
 from sklearn_sed.metrics.psds import psds_score, psds_scorer
 from sklearn_sed.metrics.scoring import event_f1_scorer
@@ -54,8 +54,8 @@ def test_grid_search_on_dask_local_cluster(tiny_dataset):
     ):
         with joblib.parallel_config(backend="dask"):
             search = GridSearchCV(
-                PseudoLabelSED(**FAST),
-                {"threshold": [0.3, 0.6]},
+                PseudoLabelSED(**FAST, decoder=Decoder()),
+                {"decoder__threshold": [0.3, 0.6]},
                 cv=KFold(2),
                 scoring=event_f1_scorer,
                 n_jobs=-1,

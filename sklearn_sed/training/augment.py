@@ -145,7 +145,7 @@ class Augment(BaseEstimator):
     The ``augment`` of :class:`~sklearn_sed.PseudoLabelSED`; the estimator's
     ``get_params``/``set_params`` reach its fields with the ``augment__``
     prefix. Every transform keeps frame labels aligned with the features
-    (:class:`SEDAugment` applies them batch by batch).
+    (:class:`~sklearn_sed.training.augment.SEDAugment` applies them batch by batch).
 
     Parameters
     ----------
@@ -191,7 +191,7 @@ class Augment(BaseEstimator):
         -------
         collate_fn : SEDAugment or None
             None when no transform is on (the plain
-            :func:`collate_float32` then serves).
+            ``collate_float32`` then serves).
         """
         self._validate_params()
         if not (self.time_shift or self.freq_mask or self.filter_augment):

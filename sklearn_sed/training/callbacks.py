@@ -231,7 +231,8 @@ class WarmupCosine(BaseEstimator):
 
     The ``lr_schedule`` of :class:`~sklearn_sed.PseudoLabelSED` (not in the
     report, which says nothing of a schedule); one cosine spans all epochs of
-    both stages, updated batch by batch (:class:`WarmupCosineLR`). The
+    both stages, updated batch by batch
+    (:class:`~sklearn_sed.training.callbacks.WarmupCosineLR`). The
     estimator's ``get_params``/``set_params`` reach its field with the
     ``lr_schedule__`` prefix.
 

@@ -212,7 +212,10 @@ class PseudoLabelSchedule(BaseEstimator):
         return self
 
     def threshold(self, iteration):
-        """``theta_i`` of eq. 5 (:func:`threshold_schedule`) for ``iteration``."""
+        """Return ``theta_i`` of eq. 5 for ``iteration``.
+
+        See :func:`~sklearn_sed.training.pseudo_labels.threshold_schedule`.
+        """
         return threshold_schedule(
             iteration,
             delta=self.delta,
