@@ -9,7 +9,6 @@ Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
 """
 
 import dataclasses
-import hashlib
 import numbers
 import os
 import warnings
@@ -21,7 +20,6 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
-from skorch.callbacks import ProgressBar
 
 from sklearn_sed._device import check_device
 from sklearn_sed._validation import check_features, check_n_clips, check_per_class
@@ -46,8 +44,16 @@ from sklearn_sed.metrics.scoring import (
     event_f1_scorer,
     segment_f1_scorer,
 )
-from sklearn_sed.networks import ResNetSED, check_module_output
-from sklearn_sed.training.augment import Augment, collate_float32
+from sklearn_sed.networks import check_module_output
+from sklearn_sed.training.augment import Augment
+from sklearn_sed.training.build import (
+    MAX_BLOCKS,
+    MAX_FILTERS,
+    OPTIMIZERS,
+    build_module,
+    hash_rows,
+    make_training_net,
+)
 from sklearn_sed.training.callbacks import (
     BestWeights,
     PseudoLabeling,
@@ -59,7 +65,6 @@ from sklearn_sed.training.net import (
     bare_module,
     device_type,
     drop_compiled,
-    make_sed_net,
     module_state,
 )
 from sklearn_sed.training.net import forward_probabilities as _forward
@@ -73,29 +78,6 @@ __all__ = ["POSTPROCESSING_PARAMS", "PseudoLabelSED"]
 POSTPROCESSING_PARAMS = frozenset(
     {"decoder", "verbose", "checkpoint_dir", "inference_dtype", "predict_batch_size"}
 )
-
-
-def _hash_rows(X, chunk=256):
-    """Hash every clip of ``X`` (array or memory map), ``chunk`` clips at a time.
-
-    A checkpoint must never resume on changed data: every byte is hashed,
-    in bounded memory (BLAKE2 runs at about 1 GB/s).
-    """
-    h = hashlib.blake2b(digest_size=16)
-    for start in range(0, len(X), chunk):
-        rows = np.ascontiguousarray(np.asarray(X[start : start + chunk]))
-        h.update(str(rows.dtype).encode())
-        h.update(rows.data)
-    return h.hexdigest()
-
-
-#: Largest ``n_filters`` and ``n_blocks`` (per stage); the clip ``duration``
-#: shares the extractor's bound (``features.MAX_DURATION_SEC``).
-MAX_FILTERS, MAX_BLOCKS = 1024, 16
-
-
-#: Optimizer names that ``optimizer`` accepts, and their ``torch.optim`` classes.
-OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 
 
 class PseudoLabelSED(BaseEstimator):
@@ -769,84 +751,44 @@ class PseudoLabelSED(BaseEstimator):
         )
 
     def _build_module(self, n_classes):
-        """Build a fresh module: the ResNet, a copy, or ``module(n_classes=...)``."""
-        if self.module is None:
-            blocks = self.n_blocks
-            if isinstance(blocks, tuple) and not (
-                len(blocks) == 4
-                and all(
-                    isinstance(b, numbers.Integral) and 1 <= b <= MAX_BLOCKS
-                    for b in blocks
-                )
-            ):
-                raise ValueError(
-                    f"n_blocks must be an int or a tuple of 4 ints in [1, "
-                    f"{MAX_BLOCKS}] (one per stage). Got {blocks!r} instead."
-                )
-            return ResNetSED(n_classes, n_filters=self.n_filters, n_blocks=blocks)
-        if isinstance(self.module, torch.nn.Module):
-            import copy
-
-            return copy.deepcopy(self.module)
-        return self.module(n_classes=n_classes)  # a class or a factory
-
-    def _probe_output_frames(self, X, n_classes):
-        return check_module_output(
-            self._build_module(n_classes), np.asarray(X[:1]), n_classes
+        """Build a fresh module (:func:`~sklearn_sed.training.build.build_module`)."""
+        return build_module(
+            self.module, n_classes, n_filters=self.n_filters, n_blocks=self.n_blocks
         )
 
     def _make_net(
         self, n_weak, n_strong, extra_callbacks=(), last_callbacks=(), *, train=True
     ):
-        module = self._build_module(len(self.classes_))
-        optimizer = self.optimizer
-        if isinstance(optimizer, str):
-            optimizer = getattr(torch.optim, OPTIMIZERS[optimizer])
-        optimizer_kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
+        """Return the skorch net of these settings (``train=False``: to load into)."""
         schedule = self._schedule()
-        # A net built to load weights into (not to train) is never compiled,
-        # and says nothing about compiling.
-        compile_ = train and self.compile and _compiles_safely(module, self.device)
-        extra = {
-            "iterator_train__collate_fn": collate_float32,
-            "train_dtype": self.train_dtype,
-            "compile": compile_,
-            # Static shapes: a new input shape compiles anew instead of
-            # switching to dynamic shapes, where Inductor 2.13 fails on this
-            # network ("cannot determine truth value of Relational").
-            **({"compile__dynamic": False} if compile_ else {}),
-            "criterion__weighting": "paper" if schedule is None else schedule.weighting,
-        }
+        collate = None
         if self.augment is not None:
             collate = self.augment.collate(
                 pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_))
             )
-            if collate is not None:
-                extra["iterator_train__collate_fn"] = collate
-        return make_sed_net(
-            module,
+        return make_training_net(
+            self._build_module(len(self.classes_)),
             class_weight=self.class_weight_,
             n_weak=n_weak,
             n_strong=n_strong,
-            optimizer=optimizer,
+            optimizer=self.optimizer,
             lr=self.lr,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             device=self.device,
             verbose=self.verbose,
-            callbacks=[
-                *extra_callbacks,
-                *list(self.callbacks or []),
-                *last_callbacks,
-                *(
-                    [("progress_bar", ProgressBar(batches_per_epoch="auto"))]
-                    if self.verbose >= 2
-                    else []
-                ),
-            ],
+            train_dtype=self.train_dtype,
+            compile=train and self.compile,
+            weighting="paper" if schedule is None else schedule.weighting,
+            collate_fn=collate,
+            callbacks=[*extra_callbacks, *list(self.callbacks or []), *last_callbacks],
             accelerator=self.accelerator,
-            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
-            **{**extra, **(self.net_params or {})},
+            net_params=self.net_params,
+        )
+
+    def _probe_output_frames(self, X, n_classes):
+        return check_module_output(
+            self._build_module(n_classes), np.asarray(X[:1]), n_classes
         )
 
     def _fingerprint(self, X, y, seed, val=None, teacher_probs=None):
@@ -862,9 +804,9 @@ class PseudoLabelSED(BaseEstimator):
                 fields = value.get_params(deep=False)
                 fields.pop("teacher", None)
                 params[name] = (type(value).__name__, fields)
-        key = (params, X.shape, _hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
+        key = (params, X.shape, hash_rows(X), y["weak"], y["frames"], y["kind"], seed)
         if val is not None:
-            key += (_hash_rows(val[0]), val[1])
+            key += (hash_rows(val[0]), val[1])
         if teacher_probs is not None:
             key += tuple(teacher_probs)
         return joblib.hash(key)
@@ -1140,40 +1082,6 @@ def _forward_cached(weights_key, X, batch_size, dtype, device, net):
     For ``joblib.Memory``: ``net`` is not hashed, ``weights_key`` stands for it.
     """
     return _forward(net, X, None, batch_size, dtype=dtype)
-
-
-#: Fewest output channels of a convolution that ``torch.compile`` trains on a CPU.
-MIN_COMPILED_CPU_CHANNELS = 8
-
-
-def _compiles_safely(module, device):
-    """Whether ``compile=True`` may train ``module`` on ``device``.
-
-    On CPUs, Inductor's fused kernels of the backward pass of a convolution
-    with fewer than 8 output channels corrupted the heap (``free(): invalid
-    next size``, ``double free or corruption``: the interpreter aborts) with
-    torch 2.13 on an AVX2 CPU, for ``n_filters`` of 2, 4 and 6; 8, 12 and 16
-    trained (``docs/recipe.md``). Such networks train eagerly, with a
-    warning, instead of killing the process.
-    """
-    if torch.device(device or "cpu").type != "cpu":
-        return True
-    widths = [
-        m.out_channels for m in module.modules() if isinstance(m, torch.nn.Conv2d)
-    ]
-    if not widths or min(widths) >= MIN_COMPILED_CPU_CHANNELS:
-        return True
-    warnings.warn(
-        f"compile=True trains eagerly here: the network has a convolution of "
-        f"{min(widths)} output channels, and torch.compile's CPU kernels for "
-        f"fewer than {MIN_COMPILED_CPU_CHANNELS} crash the interpreter (heap "
-        "corruption, measured with torch 2.13). Use n_filters >= "
-        f"{MIN_COMPILED_CPU_CHANNELS} to compile, or compile=False to silence "
-        "this warning.",
-        UserWarning,
-        stacklevel=7,
-    )
-    return False
 
 
 def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None):

@@ -108,13 +108,13 @@ def test_checkpoint_from_other_training_is_refused(data, tmp_path):
 def test_checkpoint_of_changed_clip_is_refused_wherever_the_change(data, tmp_path):
     """Check the fingerprint hashes every clip: a change in any one clip (not
     only the clips a sample would hit) refuses the old checkpoint."""
-    from sklearn_sed.estimator import _hash_rows
+    from sklearn_sed.training.build import hash_rows
 
     F = np.load(data / "F.npy")
     for k in range(len(F)):
         changed = F.copy()
         changed[k, 7, 3] += 1e-3
-        assert _hash_rows(changed) != _hash_rows(F), k
+        assert hash_rows(changed) != hash_rows(F), k
     y_weak, y_strong = _labels(data)
     ckpt = str(tmp_path / "ckpt")
     params = {

@@ -43,6 +43,7 @@ LAYERS = {
     "training.net": 3,
     "training.callbacks": 3,
     "training.checkpoints": 3,
+    "training.build": 3,
     "estimator": 4,
     "recipes": 5,
     "plotting": 5,

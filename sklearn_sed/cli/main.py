@@ -43,7 +43,7 @@ def _literal(key, value):
 def _parse_set(pairs):
     import torch
 
-    from sklearn_sed.estimator import OPTIMIZERS as _OPTIMIZERS
+    from sklearn_sed.training.build import OPTIMIZERS as _OPTIMIZERS
 
     params = {}
     for pair in pairs or []:
