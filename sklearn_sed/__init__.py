@@ -22,7 +22,7 @@ from sklearn_sed.networks import ResNetSED
 from sklearn_sed.pipeline import Pipeline, make_pipeline
 from sklearn_sed.recipes import make_detector
 from sklearn_sed.training.augment import Augment
-from sklearn_sed.training.callbacks import WarmupCosine
+from sklearn_sed.training.callbacks import MeanTeacher, WarmupCosine
 from sklearn_sed.training.net import SEDNet, make_sed_net
 from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
 
@@ -31,6 +31,7 @@ __all__ = [
     "Decoder",
     "EventEncoder",
     "LogMelExtractor",
+    "MeanTeacher",
     "Pipeline",
     "PseudoLabelSED",
     "PseudoLabelSchedule",

@@ -32,6 +32,8 @@ from sklearn_sed.decoding.tuning import (
     tune_postprocessing,
 )
 from sklearn_sed.labels import (
+    KIND_UNLABELED,
+    KIND_WEAK,
     check_events,
     encode_targets,
     encode_weak_labels,
@@ -56,15 +58,18 @@ from sklearn_sed.training.build import (
 )
 from sklearn_sed.training.callbacks import (
     BestWeights,
+    MeanTeacher,
     PseudoLabeling,
     ValidationScoring,
     WarmupCosine,
+    evaluation_module,
 )
 from sklearn_sed.training.losses import KIND_STRONG, paper_class_weights
 from sklearn_sed.training.net import (
     bare_module,
     device_type,
     drop_compiled,
+    load_module_state,
     module_state,
 )
 from sklearn_sed.training.net import forward_probabilities as _forward
@@ -120,6 +125,12 @@ class PseudoLabelSED(BaseEstimator):
         Training augmentation (not in the report): time shift, frequency
         masks and FilterAugment, label-consistent
         (:class:`~sklearn_sed.training.augment.Augment`); None: none.
+    mean_teacher : MeanTeacher or None, default=None
+        The DCASE2019 baseline's mean teacher (not in the NEC report;
+        :class:`~sklearn_sed.training.callbacks.MeanTeacher`): an exponential
+        moving average of the weights, a consistency cost between it and the
+        network on every clip (unlabelled ones included), and the average as
+        the model that predicts. None: plain training, as in the report.
     pseudo_labels : PseudoLabelSchedule, "paper" or None, default="paper"
         Stage 2 (:class:`~sklearn_sed.training.pseudo_labels.PseudoLabelSchedule`:
         iterations, the threshold schedule of eq. 5, the weighting of eq. 10,
@@ -231,6 +242,8 @@ class PseudoLabelSED(BaseEstimator):
         (M_p, weak clips that got pseudo labels) out of ``n_weak``.
     n_strong_, n_weak_ : int
         ``M_s`` and ``M_w``.
+    n_unlabeled_ : int
+        Training clips without any label (``y_weak`` of ``-1``).
     best_epoch_ : int or None
         With validation data, the epoch (1-based, over both stages) whose
         weights were kept (best validation event F1); None otherwise.
@@ -280,6 +293,7 @@ class PseudoLabelSED(BaseEstimator):
         "pseudo_label_history_",
         "n_strong_",
         "n_weak_",
+        "n_unlabeled_",
         "best_epoch_",
         "threshold_",
         "median_filter_sec_",
@@ -307,6 +321,7 @@ class PseudoLabelSED(BaseEstimator):
         "lr_schedule": [WarmupCosine, None],
         "augment": [Augment, None],
         "pseudo_labels": [PseudoLabelSchedule, StrOptions({"paper"}), None],
+        "mean_teacher": [MeanTeacher, None],
         "train_dtype": [StrOptions({"float32", "bfloat16"})],
         "compile": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
@@ -342,6 +357,7 @@ class PseudoLabelSED(BaseEstimator):
         lr_schedule=None,
         augment=None,
         pseudo_labels="paper",
+        mean_teacher=None,
         train_dtype="float32",
         compile=False,
         validation_fraction=None,
@@ -370,6 +386,7 @@ class PseudoLabelSED(BaseEstimator):
         self.lr_schedule = lr_schedule
         self.augment = augment
         self.pseudo_labels = pseudo_labels
+        self.mean_teacher = mean_teacher
         self.train_dtype = train_dtype
         self.compile = compile
         self.validation_fraction = validation_fraction
@@ -442,7 +459,7 @@ class PseudoLabelSED(BaseEstimator):
     def _fit(self, X, y_weak, y_strong, *, X_val, y_val):
         check_device(self.device, trains=True)
         schedule = self._schedule()
-        for obj in (self.lr_schedule, self.augment, self._decoder()):
+        for obj in (self.lr_schedule, self.augment, self._decoder(), self.mean_teacher):
             if obj is not None:  # parameter objects are checked before any work
                 obj._validate_params()
         X = check_features(X)
@@ -501,16 +518,18 @@ class PseudoLabelSED(BaseEstimator):
                 stacklevel=4,
             )
         X, y, val, y_strong = self._validation_split(X, y, y_strong, X_val, y_val, seed)
-        self.class_weight_ = self._class_weight(y["weak"])
+        self.n_unlabeled_ = int((y["kind"] == KIND_UNLABELED).sum())
+        self._check_unlabeled(schedule)
+        self.class_weight_ = self._class_weight(y["weak"][y["kind"] != KIND_UNLABELED])
         self.n_strong_ = int((y["kind"] == KIND_STRONG).sum())
-        self.n_weak_ = int(len(y["kind"]) - self.n_strong_)
+        self.n_weak_ = int((y["kind"] == KIND_WEAK).sum())
         self.teacher_ = None
         teacher_probs = None
         if (
             schedule is not None
             and schedule.teacher is not None
             and schedule.max_iter > 0
-            and self.n_weak_ > 0
+            and self.n_weak_ + self.n_unlabeled_ > 0
         ):
             self.teacher_, teacher_probs = self._fit_teacher(
                 schedule.teacher, X, y, y_strong, val
@@ -537,6 +556,23 @@ class PseudoLabelSED(BaseEstimator):
         # After the tuning: the decoding that this fit chose.
         net.decoding_ = self._decoding()
         return self
+
+    def _check_unlabeled(self, schedule):
+        """Refuse unlabelled clips that no part of the training would use."""
+        if not self.n_unlabeled_ or self.mean_teacher is not None:
+            return
+        if schedule is None or schedule.unlabeled_confidence is None:
+            what = (
+                "pseudo_labels=None"
+                if schedule is None
+                else "pseudo_labels.unlabeled_confidence=None"
+            )
+            raise ValueError(
+                f"{self.n_unlabeled_} training clip(s) have no label (-1), but "
+                f"{what} and mean_teacher=None leave them unused. Use a "
+                "PseudoLabelSchedule with unlabeled_confidence, or "
+                "mean_teacher=MeanTeacher(), or drop the unlabelled clips."
+            )
 
     def _validation_split(self, X, y, y_strong, X_val, y_val, seed):
         """Split off the validation clips: given, held out of the strong ones, or none.
@@ -595,9 +631,18 @@ class PseudoLabelSED(BaseEstimator):
         ``classes_`` and at ``n_frames_out_`` frames.
         """
         teacher = clone(teacher)
-        y_weak = [list(self.classes_[row > 0]) for row in y["weak"]]
+        # The teacher trains on the labelled clips; it labels the others.
+        keep = np.flatnonzero(y["kind"] != KIND_UNLABELED)
+        y_weak = [list(self.classes_[y["weak"][i] > 0]) for i in keep]
+        if y_strong is not None:
+            y_strong = (
+                y_strong[keep]
+                if isinstance(y_strong, np.ndarray)
+                else [y_strong[i] for i in keep]
+            )
         kwargs = {} if val is None else {"X_val": val[0], "y_val": val[1]}
-        teacher.fit(X, y_weak, y_strong, **kwargs)
+        X_fit = X if len(keep) == len(X) else X[keep]
+        teacher.fit(X_fit, y_weak, y_strong, **kwargs)
         t_classes = [str(c) for c in getattr(teacher, "classes_", ())]
         missing = [str(c) for c in self.classes_ if str(c) not in t_classes]
         if missing:
@@ -831,23 +876,29 @@ class PseudoLabelSED(BaseEstimator):
 
         torch.manual_seed(seed)
         n_strong = int((y["kind"] == KIND_STRONG).sum())
-        n_weak = len(y["kind"]) - n_strong
+        n_weak = int((y["kind"] == KIND_WEAK).sum())
+        n_unlabeled = int((y["kind"] == KIND_UNLABELED).sum())
         schedule = self._schedule() or PseudoLabelSchedule(max_iter=0)
+        labels_unlabeled = schedule.unlabeled_confidence is not None
+        n_to_label = n_weak + (n_unlabeled if labels_unlabeled else 0)
         stages = PseudoLabeling(
             X,
             y,
             stage1_epochs=self.max_epochs,
-            n_iter=schedule.max_iter if n_weak > 0 else 0,
+            n_iter=schedule.max_iter if n_to_label > 0 else 0,
             delta=schedule.delta,
             start=schedule.threshold_start,
             floor=schedule.threshold_floor,
             batch_size=self.batch_size,
             teacher_probs=teacher_probs,
+            unlabeled_confidence=schedule.unlabeled_confidence,
         )
         total = stages.total_epochs
         extra = [("pseudo_labeling", stages)]
         if self.lr_schedule is not None:
             extra.append(("lr_schedule", self.lr_schedule.callback(total)))
+        if self.mean_teacher is not None:
+            extra.append(("mean_teacher", self.mean_teacher.callback(total)))
         if val is not None:
             extra.append(
                 ("validation", ValidationScoring(*val, tune=self._decoder().tune))
@@ -905,6 +956,8 @@ class PseudoLabelSED(BaseEstimator):
             best = dict(net.callbacks_)["best_weights"]
             best.restore(net)
             best_epoch = best.best_epoch_ or None
+        elif self.mean_teacher is not None:  # the teacher is the model
+            load_module_state(net.module_, module_state(evaluation_module(net)))
         return net, stages.records_, best_epoch
 
     # -------------------------------------------------------------- predict

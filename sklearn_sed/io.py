@@ -88,6 +88,10 @@ def _extractor_to_json(ext):
     }
 
 
+#: The estimator's parameters that hold parameter objects.
+PARAM_OBJECTS = ("lr_schedule", "augment", "pseudo_labels", "mean_teacher", "decoder")
+
+
 def _param_objects():
     """Return the parameter objects a model file may hold, by class name.
 
@@ -95,12 +99,12 @@ def _param_objects():
     """
     from sklearn_sed.decoding.decode import Decoder
     from sklearn_sed.training.augment import Augment
-    from sklearn_sed.training.callbacks import WarmupCosine
+    from sklearn_sed.training.callbacks import MeanTeacher, WarmupCosine
     from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
 
     return {
         cls.__name__: cls
-        for cls in (Decoder, Augment, WarmupCosine, PseudoLabelSchedule)
+        for cls in (Decoder, Augment, WarmupCosine, PseudoLabelSchedule, MeanTeacher)
     }
 
 
@@ -128,7 +132,7 @@ def _sed_to_json(sed, weights_name):
     params["optimizer"] = callable_to_json(params["optimizer"], "optimizer")
     params["callbacks"] = None  # training-time objects, not part of the model
     params["accelerator"] = None
-    for name in ("lr_schedule", "augment", "pseudo_labels", "decoder"):
+    for name in PARAM_OBJECTS:
         params[name] = _param_object_to_json(params[name], name)
     for name in PATH_PARAMS:  # places on this machine, not part of the model
         params[name] = None
@@ -409,7 +413,7 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
     params = dict(entry["params"])
     if version < 2:
         params = _params_from_v1(params, library_version)
-    for name in ("lr_schedule", "augment", "pseudo_labels", "decoder"):
+    for name in PARAM_OBJECTS:
         params[name] = _param_object_from_json(params.get(name), name)
     params["module"] = _callable_from_json(params.get("module"), torch.nn.Module)
     params["optimizer"] = _callable_from_json(

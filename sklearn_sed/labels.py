@@ -4,6 +4,12 @@ A clip's *weak* label is the set of classes it contains; its *strong* label is
 a list of events ``(onset, offset, event_label)`` in seconds; the network is
 trained on *frame* labels, a 0/1 matrix of shape (n_frames, n_classes). This
 module turns each form into the others (numpy only, no torch).
+
+A clip without any label (DESED's ``unlabel_in_domain``) is marked with
+:data:`UNLABELED` (``-1``), as scikit-learn's semi-supervised estimators mark
+unlabelled samples: ``-1`` in place of the clip's label collection, or a row
+of ``-1`` in an indicator matrix. ``None`` is refused (it is ambiguous: an
+unlabelled clip, or a missing label), and ``[]`` is a clip with no event.
 """
 
 import math
@@ -17,7 +23,10 @@ from sklearn.preprocessing import MultiLabelBinarizer
 __all__ = [
     "KIND_PSEUDO",
     "KIND_STRONG",
+    "KIND_UNLABELED",
     "KIND_WEAK",
+    "UNLABELED",
+    "is_unlabeled",
     "ClipLabels",
     "EventEncoder",
     "combine_labels",
@@ -32,8 +41,19 @@ __all__ = [
 ]
 
 #: Codes of a training target's ``y["kind"]``: a clip's kind of label (weak
-#: only, strong, or weak with class-frame pseudo labels).
-KIND_WEAK, KIND_STRONG, KIND_PSEUDO = 0, 1, 2
+#: only, strong, with class-frame pseudo labels, or none at all).
+KIND_WEAK, KIND_STRONG, KIND_PSEUDO, KIND_UNLABELED = 0, 1, 2, 3
+#: The mark of a clip without any label, in ``y_weak`` (scikit-learn's ``-1``).
+UNLABELED = -1
+
+
+def is_unlabeled(labels):
+    """Whether one clip's weak label is the :data:`UNLABELED` mark (``-1``)."""
+    return (
+        isinstance(labels, numbers.Integral)
+        and not isinstance(labels, bool)
+        and labels == UNLABELED
+    )
 
 
 def _unique_classes(classes):
@@ -55,7 +75,8 @@ def encode_weak_labels(y_weak, classes=None):
     y_weak : array-like of shape (n_clips, n_classes) or sequence of collections
         Either a 0/1 indicator matrix, or one collection of class labels
         (strings or ints) per clip; a string is split on commas as in DESED's
-        ``weak.tsv`` (``"Dog,Speech"``).
+        ``weak.tsv`` (``"Dog,Speech"``). An unlabelled clip is
+        :data:`UNLABELED` (``-1``), or a row of ``-1`` in a matrix.
     classes : array-like of shape (n_classes,), default=None
         Fixed class list. When None, the classes are the sorted labels seen
         (or ``0 .. n_classes - 1`` for an indicator matrix).
@@ -63,7 +84,7 @@ def encode_weak_labels(y_weak, classes=None):
     Returns
     -------
     Y : ndarray of shape (n_clips, n_classes), dtype float32
-        Indicator matrix.
+        Indicator matrix; the rows of unlabelled clips are ``-1``.
     classes : ndarray of shape (n_classes,)
         The classes, in column order of ``Y``.
     """
@@ -73,10 +94,12 @@ def encode_weak_labels(y_weak, classes=None):
         and y_weak.dtype.kind in "biuf"
     ):
         Y = y_weak
-        if not np.all(np.isin(Y, (0, 1))):
+        unlabeled_rows = np.all(Y == UNLABELED, axis=1)
+        if not np.all(np.isin(Y[~unlabeled_rows], (0, 1))):
             raise ValueError(
-                "y_weak must hold only 0 and 1 when given as an indicator matrix. "
-                f"Got values {np.unique(Y)[:5].tolist()} instead."
+                "y_weak must hold only 0 and 1 when given as an indicator matrix, "
+                "and rows of -1 for unlabelled clips. Got values "
+                f"{np.unique(Y[~unlabeled_rows])[:5].tolist()} instead."
             )
         if classes is None:
             classes = np.arange(Y.shape[1])
@@ -87,14 +110,18 @@ def encode_weak_labels(y_weak, classes=None):
                 "entries. They must match."
             )
         return Y.astype(np.float32), classes
-    rows = []
+    rows, unlabeled = [], []
     for i, labels in enumerate(y_weak):
         if labels is None:
             raise ValueError(
-                f"y_weak[{i}] is None: an unlabelled clip. The NEC method trains on "
-                "strongly and weakly labelled clips only; consider dropping "
-                "unlabelled clips, or give [] for a clip with no event."
+                f"y_weak[{i}] is None, which is ambiguous. Mark an unlabelled "
+                "clip with -1 (sklearn_sed.labels.UNLABELED), or give [] for a "
+                "clip with no event."
             )
+        if is_unlabeled(labels):
+            unlabeled.append(i)
+            rows.append([])
+            continue
         if isinstance(labels, str):
             labels = [s.strip() for s in labels.split(",") if s.strip()]
         elif not isinstance(labels, (list, tuple, set, frozenset, np.ndarray)):
@@ -115,7 +142,9 @@ def encode_weak_labels(y_weak, classes=None):
             f"y_weak holds labels not in classes: {unknown[0]}. Consider adding "
             "them to `classes` or fixing the labels."
         )
-    return Y.astype(np.float32), np.asarray(binarizer.classes_)
+    Y = Y.astype(np.float32)
+    Y[unlabeled] = UNLABELED
+    return Y, np.asarray(binarizer.classes_)
 
 
 def check_events(events, *, duration, classes, name="y_strong[0]"):
@@ -315,13 +344,14 @@ class ClipLabels(NamedTuple):
 
     Parameters
     ----------
-    weak : tuple of labels
-        Classes present in the clip.
+    weak : tuple of labels or int
+        Classes present in the clip, or :data:`UNLABELED` (``-1``) for a
+        clip without any label.
     events : list of (onset, offset, event_label) or None
-        Strong label, or None for a weak-only clip.
+        Strong label, or None for a weak-only or unlabelled clip.
     """
 
-    weak: tuple
+    weak: tuple | int
     events: list | None
 
 
@@ -392,8 +422,8 @@ def encode_targets(Y_weak, y_strong, *, classes, n_frames, duration):
     targets : dict
         ``"weak"`` (n_clips, n_classes) float32, ``"frames"`` (n_clips,
         n_frames, n_classes) float32 (zeros for weak-only clips) and
-        ``"kind"`` (n_clips,) int64, :data:`KIND_STRONG` or
-        :data:`KIND_WEAK`.
+        ``"kind"`` (n_clips,) int64, :data:`KIND_STRONG`, :data:`KIND_WEAK`
+        or :data:`KIND_UNLABELED` (a row of ``-1`` in ``Y_weak``).
 
     Raises
     ------
@@ -410,6 +440,15 @@ def encode_targets(Y_weak, y_strong, *, classes, n_frames, duration):
         n_frames=n_frames,
         duration=duration,
     )
+    unlabeled = np.all(Y_weak == UNLABELED, axis=1)
+    both = np.flatnonzero(strong & unlabeled)
+    if both.size:
+        i = int(both[0])
+        raise ValueError(
+            f"clip {i} is marked unlabelled in y_weak (-1) but has events in "
+            f"y_strong ({both.size} clip(s)). A clip is unlabelled or labelled, "
+            "not both: give its weak label, or None as its strong label."
+        )
     implied = frames.max(axis=1)
     bad = np.flatnonzero(strong & np.any(implied != Y_weak, axis=1))
     if bad.size:
@@ -422,6 +461,7 @@ def encode_targets(Y_weak, y_strong, *, classes, n_frames, duration):
             "event classes."
         )
     kind = np.where(strong, KIND_STRONG, KIND_WEAK).astype(np.int64)
+    kind[unlabeled] = KIND_UNLABELED
     return {"weak": Y_weak, "frames": frames, "kind": kind}
 
 
@@ -474,8 +514,8 @@ def combine_labels(y_weak, y_strong=None, *, classes=None):
     Raises
     ------
     ValueError
-        If a clip has neither a weak nor a strong label (an unlabelled clip
-        is not a clip without events), or the lengths differ.
+        If a clip has neither a weak nor a strong label (mark an unlabelled
+        clip with -1: it is not a clip without events), or the lengths differ.
 
     See Also
     --------
@@ -519,9 +559,18 @@ def combine_labels(y_weak, y_strong=None, *, classes=None):
     for i, (weak, events) in enumerate(zip(y_weak, y_strong, strict=True)):
         if weak is None and events is None:
             raise ValueError(
-                f"clip {i} has neither a weak nor a strong label. An unlabelled "
-                "clip is not a clip without events ([]): drop it, or label it."
+                f"clip {i} has neither a weak nor a strong label. Mark an "
+                "unlabelled clip with -1 (sklearn_sed.labels.UNLABELED); a clip "
+                "without events is []."
             )
+        if is_unlabeled(weak):
+            if events is not None:
+                raise ValueError(
+                    f"clip {i} is marked unlabelled (-1) but has strong labels. "
+                    "A clip is unlabelled or labelled, not both."
+                )
+            out.append(ClipLabels(UNLABELED, None))
+            continue
         if isinstance(weak, str):
             weak = [s.strip() for s in weak.split(",") if s.strip()]
         if weak is None:
@@ -548,12 +597,13 @@ def split_labels(y):
 
     Returns
     -------
-    y_weak : list of list
-        Weak labels.
+    y_weak : list of (list or int)
+        Weak labels (:data:`UNLABELED` for an unlabelled clip).
     y_strong : list of (list or None)
         Strong labels.
     """
-    return [list(c.weak) for c in y], [c.events for c in y]
+    weak = [c.weak if is_unlabeled(c.weak) else list(c.weak) for c in y]
+    return weak, [c.events for c in y]
 
 
 def merge_overlapping_events(events):

@@ -25,6 +25,7 @@ from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
 from sklearn_sed.decoding.tuning import tune_postprocessing
+from sklearn_sed.labels import KIND_UNLABELED, UNLABELED
 from sklearn_sed.metrics.scoring import (
     classes_without_events_quietly,
     event_f1_scorer,
@@ -37,10 +38,16 @@ from sklearn_sed.training.net import (
     load_module_state,
     module_state,
 )
-from sklearn_sed.training.pseudo_labels import select_pseudo_labels, threshold_schedule
+from sklearn_sed.training.pseudo_labels import (
+    select_pseudo_labels,
+    select_unlabeled,
+    threshold_schedule,
+)
 
 __all__ = [
     "BestWeights",
+    "MeanTeacher",
+    "MeanTeacherCallback",
     "PseudoLabeling",
     "ValidationScoring",
     "WarmupCosine",
@@ -169,6 +176,150 @@ class WeightAveraging(DropsOnPickle, Callback):
             return
         self.averaged_ = self._new_average(net)
         self.averaged_.load_state_dict(state)
+
+
+def sigmoid_rampup(progress, length):
+    """Return the consistency ramp-up ``exp(-5 (1 - t)^2)``, ``t = progress / length``.
+
+    Laine and Aila's ramp-up, used by the DCASE2019 baseline's mean teacher
+    (``baseline/utils/ramps.py``); 1 from ``length`` on (and at once when
+    ``length`` is 0).
+    """
+    if length <= 0:
+        return 1.0
+    t = min(max(progress / length, 0.0), 1.0)
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))
+
+
+class MeanTeacherCallback(WeightAveraging):
+    """The mean teacher of the DCASE2019 baseline, as a skorch callback.
+
+    The teacher is an exponential moving average of the student's weights
+    (:class:`WeightAveraging`, updated after every batch); the net adds, to
+    every training batch's loss, the consistency cost
+    ``weight * (MSE(student frames, teacher frames) + MSE(student clips,
+    teacher clips))`` over all the clips of the batch, unlabelled ones
+    included, with ``weight = consistency * sigmoid_rampup(epochs,
+    rampup_epochs)`` (:meth:`consistency_loss`, called by
+    :meth:`~sklearn_sed.training.net.SEDNet.get_loss`). The teacher runs in
+    evaluation mode, without gradients. Validation, pseudo labelling and the
+    fitted model use the teacher (:func:`evaluation_module`). Records
+    ``consistency`` (the mean cost of the epoch's batches) and
+    ``consistency_weight`` in the history.
+
+    Parameters
+    ----------
+    decay : float, default=0.999
+        EMA decay per batch (ramped up as ``1 - 1 / (n + 1)`` at first).
+    consistency : float, default=2.0
+        Largest weight of the consistency cost.
+    rampup_epochs : float, default=0.0
+        Epochs of the sigmoid ramp-up of the weight.
+    """
+
+    _dropped_on_pickle = ("averaged_",)
+
+    def __init__(self, decay=0.999, consistency=2.0, rampup_epochs=0.0):
+        super().__init__(decay)
+        self.consistency = consistency
+        self.rampup_epochs = rampup_epochs
+
+    def initialize(self):
+        """Forget the average and the epoch's costs."""
+        super().initialize()
+        self._costs, self._batch, self._n_batches = [], 0, 1
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        """Count the batches of this epoch (for the ramp-up)."""
+        self._costs, self._batch = [], 0
+        n = len(dataset_train) if dataset_train is not None else 0
+        self._n_batches = max(1, math.ceil(n / net.batch_size))
+
+    def weight(self, net):
+        """Return the consistency weight of the current batch."""
+        done = len(net.history) - 1  # the current epoch is already recorded
+        progress = done + (self._batch + 0.5) / self._n_batches
+        return self.consistency * sigmoid_rampup(progress, self.rampup_epochs)
+
+    def consistency_loss(self, net, X, y_pred):
+        """Return the weighted consistency cost of a training batch (a scalar)."""
+        if self.averaged_ is None:  # the first batch: the teacher is the student
+            self.averaged_ = self._new_average(net)
+        teacher = self.averaged_.module
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            t_frames, t_clips = teacher(X)
+        teacher.train(was_training)
+        frames, clips = y_pred
+        cost = torch.nn.functional.mse_loss(frames, t_frames.float()) + (
+            torch.nn.functional.mse_loss(clips, t_clips.float())
+        )
+        self._costs.append(float(cost.detach()))
+        return self.weight(net) * cost
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Update the teacher after a training batch."""
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if training:
+            self._batch += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        """Record the epoch's mean consistency cost and the last weight."""
+        net.history.record(
+            "consistency", float(np.mean(self._costs)) if self._costs else 0.0
+        )
+        net.history.record("consistency_weight", self.weight(net))
+
+
+class MeanTeacher(BaseEstimator):
+    """The DCASE2019 baseline's mean teacher: a parameter object.
+
+    The ``mean_teacher`` of :class:`~sklearn_sed.PseudoLabelSED` (not in the
+    NEC report): a teacher whose weights are an exponential moving average of
+    the student's, a consistency cost between their frame and clip
+    probabilities on every clip (unlabelled ones included) added to the
+    supervised cost, and the teacher as the model that predicts
+    (:class:`MeanTeacherCallback`). The defaults are the DCASE2019 Task 4
+    baseline's (``turpaultn/DCASE2019_task4``, ``baseline/main.py`` and
+    ``config.py``): EMA decay 0.999, a largest consistency weight of 2
+    (``max_consistency_cost``), a sigmoid ramp-up over the first half of the
+    training (``rampup_length = len(train_loader) * n_epoch // 2``).
+
+    Parameters
+    ----------
+    ema_decay : float in [0, 1), default=0.999
+        EMA decay per batch.
+    consistency : float, default=2.0
+        Largest weight of the consistency cost.
+    rampup : float in [0, 1], default=0.5
+        Share of all epochs (both stages) over which the weight ramps up.
+
+    Examples
+    --------
+    >>> from sklearn_sed.training.callbacks import MeanTeacher
+    >>> MeanTeacher().callback(total_epochs=20).rampup_epochs
+    10.0
+    """
+
+    _parameter_constraints: dict = {
+        "ema_decay": [Interval(numbers.Real, 0, 1, closed="left")],
+        "consistency": [Interval(numbers.Real, 0, None, closed="left")],
+        "rampup": [Interval(numbers.Real, 0, 1, closed="both")],
+    }
+
+    def __init__(self, ema_decay=0.999, consistency=2.0, rampup=0.5):
+        self.ema_decay = ema_decay
+        self.consistency = consistency
+        self.rampup = rampup
+
+    def callback(self, total_epochs):
+        """Return the skorch callback of these settings over ``total_epochs``."""
+        self._validate_params()
+        return MeanTeacherCallback(
+            self.ema_decay, self.consistency, self.rampup * total_epochs
+        )
 
 
 class WarmupCosineLR(Callback):
@@ -440,7 +591,7 @@ class PseudoLabeling(DropsOnPickle, Callback):
         Per iteration: ``iteration``, ``threshold``, ``n_pseudo``, ``n_weak``.
     """
 
-    _dropped_on_pickle = ("X", "y", "teacher_probs")
+    _dropped_on_pickle = ("X", "y", "teacher_probs", "unlabeled_")
 
     def __init__(
         self,
@@ -454,9 +605,11 @@ class PseudoLabeling(DropsOnPickle, Callback):
         floor=0.25,
         batch_size=32,
         teacher_probs=None,
+        unlabeled_confidence=0.75,
     ):
         self.X = X
         self.y = y
+        self.unlabeled_confidence = unlabeled_confidence
         self.stage1_epochs = stage1_epochs
         self.n_iter = n_iter
         self.delta = delta
@@ -464,6 +617,9 @@ class PseudoLabeling(DropsOnPickle, Callback):
         self.floor = floor
         self.batch_size = batch_size
         self.teacher_probs = teacher_probs
+        # The clips given without any label, before any relabelling turns
+        # some of them into pseudo-labelled ones.
+        self.unlabeled_ = None if y is None else y["kind"] == KIND_UNLABELED
 
     def initialize(self):
         """Forget the record."""
@@ -508,21 +664,52 @@ class PseudoLabeling(DropsOnPickle, Callback):
         )
 
     def relabel(self, net, iteration):
-        """Pseudo-label the weak clips for ``iteration`` (eqs. 4-5, 3.4)."""
+        """Pseudo-label the weak clips for ``iteration`` (eqs. 4-5, 3.4).
+
+        Clips without any label get pseudo clip and frame labels too when
+        the network is confident of every class
+        (:func:`~sklearn_sed.training.pseudo_labels.select_unlabeled`; not in
+        the report), unless ``unlabeled_confidence`` is None.
+        """
         y = self.y
         theta = threshold_schedule(
             iteration, delta=self.delta, start=self.start, floor=self.floor
         )
+        unlabeled = self.unlabeled_
+        if unlabeled is None or len(unlabeled) != len(y["kind"]):
+            unlabeled = np.zeros(len(y["kind"]), dtype=bool)
+        # Weak and unlabelled clips, in their order in y (the teacher's too).
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
         frame_probs, clip_probs = self._probabilities(net, weak_idx)
-        selected, pseudo = select_pseudo_labels(
-            clip_probs,
-            frame_probs,
-            y["weak"][weak_idx],
+        is_unl = unlabeled[weak_idx]
+        selected = np.zeros(len(weak_idx), dtype=bool)
+        pseudo = np.zeros_like(np.asarray(frame_probs), dtype=np.float32)
+        labelled = ~is_unl
+        selected[labelled], pseudo[labelled] = select_pseudo_labels(
+            clip_probs[labelled],
+            frame_probs[labelled],
+            y["weak"][weak_idx[labelled]],
             threshold=theta,
         )
+        if is_unl.any():
+            unl_idx = weak_idx[is_unl]
+            if self.unlabeled_confidence is None:
+                sel_u = np.zeros(len(unl_idx), dtype=bool)
+                clip_u = np.full((len(unl_idx), y["weak"].shape[1]), UNLABELED)
+            else:
+                sel_u, clip_u, pseudo[is_unl] = select_unlabeled(
+                    clip_probs[is_unl],
+                    frame_probs[is_unl],
+                    threshold=theta,
+                    confidence=self.unlabeled_confidence,
+                )
+            selected[is_unl] = sel_u
+            # A pseudo clip label while selected, the unlabelled mark otherwise.
+            y["weak"][unl_idx] = np.where(sel_u[:, None], clip_u, UNLABELED)
         # Renewed every iteration: clips not selected now lose old labels.
-        y["kind"][weak_idx] = np.where(selected, KIND_PSEUDO, KIND_WEAK)
+        y["kind"][weak_idx] = np.where(
+            selected, KIND_PSEUDO, np.where(is_unl, KIND_UNLABELED, KIND_WEAK)
+        )
         y["frames"][weak_idx[selected]] = pseudo[selected]
         n_pseudo = int(selected.sum())
         clip_index = weak_idx[selected]
@@ -543,6 +730,8 @@ class PseudoLabeling(DropsOnPickle, Callback):
                 "iteration": iteration,
                 "threshold": theta,
                 "n_pseudo": n_pseudo,
-                "n_weak": len(weak_idx),
+                "n_weak": int((~is_unl).sum()),
+                "n_unlabeled": int(is_unl.sum()),
+                "n_pseudo_unlabeled": int(selected[is_unl].sum()),
             }
         )

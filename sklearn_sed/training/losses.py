@@ -243,7 +243,8 @@ class PseudoLabelLoss(nn.Module):
     ``forward(y_pred, y_true)`` takes ``y_pred = (frame_probs, clip_probs)``
     and ``y_true`` a dict with ``"weak"`` (batch, n_classes), ``"frames"``
     (batch, n_frames, n_classes) and ``"kind"`` (batch,), one of
-    :data:`KIND_WEAK`, :data:`KIND_STRONG`, :data:`KIND_PSEUDO`.
+    :data:`KIND_WEAK`, :data:`KIND_STRONG`, :data:`KIND_PSEUDO`,
+    :data:`KIND_UNLABELED` (no supervised loss).
     """
 
     def __init__(
@@ -277,7 +278,9 @@ class PseudoLabelLoss(nn.Module):
         w = self.class_weight.to(clip_probs.device)
         strong = kind == KIND_STRONG
         pseudo = kind == KIND_PSEUDO
-        not_strong = ~strong  # weak clips keep their clip loss when pseudo labelled
+        # Weak clips keep their clip loss when pseudo labelled; a clip without
+        # any label has one only while it holds a pseudo clip label.
+        not_strong = (kind == KIND_WEAK) | pseudo
         n_frames = frame_probs.shape[1]
         n = _batch_counts(
             [

@@ -193,9 +193,11 @@ class SEDNet(NeuralNet):
         y_true : dict of Tensor
             ``"weak"``, ``"frames"`` and ``"kind"`` for the batch.
         X : Tensor, default=None
-            The batch input (unused).
+            The batch input, for the consistency cost of a mean teacher.
         training : bool, default=False
-            Whether in training mode (unused).
+            Whether in training mode: then callbacks with a
+            ``consistency_loss(net, X, y_pred)`` method (the mean teacher's)
+            add their term.
 
         Returns
         -------
@@ -203,7 +205,13 @@ class SEDNet(NeuralNet):
             Scalar loss of the current stage.
         """
         y_true = to_tensor(y_true, device=self.device)
-        return self.criterion_(y_pred, y_true)
+        loss = self.criterion_(y_pred, y_true)
+        if training:
+            for _, cb in self.callbacks_:
+                term = getattr(cb, "consistency_loss", None)
+                if term is not None:
+                    loss = loss + term(self, to_tensor(X, device=self.device), y_pred)
+        return loss
 
 
 def device_type(net):

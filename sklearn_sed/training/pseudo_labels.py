@@ -17,6 +17,7 @@ __all__ = [
     "STAGE2_WEIGHTINGS",
     "PseudoLabelSchedule",
     "select_pseudo_labels",
+    "select_unlabeled",
     "threshold_schedule",
 ]
 
@@ -119,6 +120,62 @@ def select_pseudo_labels(clip_probs, frame_probs, weak_labels, *, threshold):
     return selected, pseudo_frames
 
 
+def select_unlabeled(clip_probs, frame_probs, *, threshold, confidence=0.75):
+    """Pseudo-label clips without any label (an extension, not in the report).
+
+    A clip without a weak label has none to compare its prediction with
+    (section 3.4), so it is selected when the network is confident of every
+    class: each clip probability is at least ``confidence`` (present) or
+    below ``1 - confidence`` (absent). Its pseudo clip label is the classes
+    present; its frame labels are eq. 4 at ``threshold`` (``theta_i``) for
+    those classes, and 0 for the others.
+
+    Parameters
+    ----------
+    clip_probs : ndarray of shape (n_clips, n_classes)
+        Predicted clip probabilities of the unlabelled clips.
+    frame_probs : ndarray of shape (n_clips, n_frames, n_classes)
+        Their frame probabilities.
+    threshold : float
+        ``theta_i`` of eq. 5, for the frames.
+    confidence : float in (0.5, 1], default=0.75
+        How sure the clip prediction must be, both ways (0.75 is eq. 5's
+        starting threshold).
+
+    Returns
+    -------
+    selected : ndarray of shape (n_clips,), dtype bool
+        Clips that get pseudo labels.
+    clip_labels : ndarray of shape (n_clips, n_classes), dtype float32
+        Their pseudo clip labels (0/1).
+    pseudo_frames : ndarray of shape (n_clips, n_frames, n_classes), dtype float32
+        Their frame labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_sed.training.pseudo_labels import select_unlabeled
+    >>> frames = np.array([[[0.9, 0.1], [0.2, 0.1]], [[0.5, 0.1], [0.1, 0.1]]])
+    >>> sel, clip, pl = select_unlabeled(frames.max(1), frames, threshold=0.5)
+    >>> sel.tolist(), clip[0].tolist(), pl[0, :, 0].tolist()
+    ([True, False], [1.0, 0.0], [1.0, 0.0])
+    """
+    clip_probs = np.asarray(clip_probs)
+    frame_probs = np.asarray(frame_probs)
+    if frame_probs.ndim != 3 or frame_probs.shape[::2] != clip_probs.shape:
+        raise ValueError(
+            f"frame_probs has shape {frame_probs.shape} but must be "
+            f"(n_clips, n_frames, n_classes) = ({clip_probs.shape[0]}, n_frames, "
+            f"{clip_probs.shape[1]})."
+        )
+    if not 0.5 < confidence <= 1.0:
+        raise ValueError(f"confidence must be in (0.5, 1]. Got {confidence!r}.")
+    present = clip_probs >= confidence
+    selected = np.all(present | (clip_probs < 1.0 - confidence), axis=1)
+    pseudo_frames = (frame_probs >= threshold) & present[:, None, :]
+    return selected, present.astype(np.float32), pseudo_frames.astype(np.float32)
+
+
 class PseudoLabelSchedule(BaseEstimator):
     """Stage 2 of the report: how often, from what and how pseudo labels are drawn.
 
@@ -159,6 +216,11 @@ class PseudoLabelSchedule(BaseEstimator):
         of the student's ``checkpoint_dir`` hold the student only: give the
         teacher a ``checkpoint_dir`` of its own (``sklearn-sed train
         --teacher crnn`` does), or freeze it.
+    unlabeled_confidence : float in (0.5, 1] or None, default=0.75
+        Clips without any label (``y_weak`` of ``-1``; an extension, not in
+        the report) are pseudo-labelled when every class's clip probability
+        is at least this or below ``1 - unlabeled_confidence``
+        (:func:`select_unlabeled`); None leaves them out of stage 2.
 
     Examples
     --------
@@ -175,6 +237,7 @@ class PseudoLabelSchedule(BaseEstimator):
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
         "weighting": [StrOptions(set(STAGE2_WEIGHTINGS))],
         "teacher": [HasMethods(["fit", "predict_frames", "predict_proba"]), None],
+        "unlabeled_confidence": [Interval(numbers.Real, 0.5, 1, closed="right"), None],
     }
 
     def __init__(
@@ -185,6 +248,7 @@ class PseudoLabelSchedule(BaseEstimator):
         threshold_floor=0.25,
         weighting="paper",
         teacher=None,
+        unlabeled_confidence=0.75,
     ):
         self.max_iter = max_iter
         self.delta = delta
@@ -192,6 +256,7 @@ class PseudoLabelSchedule(BaseEstimator):
         self.threshold_floor = threshold_floor
         self.weighting = weighting
         self.teacher = teacher
+        self.unlabeled_confidence = unlabeled_confidence
 
     def check(self):
         """Validate the fields; return ``self``.
