@@ -6,8 +6,8 @@ trained on *frame* labels, a 0/1 matrix of shape (n_frames, n_classes). This
 module turns each form into the others (numpy only, no torch).
 
 A clip without any label (DESED's ``unlabel_in_domain``) is marked with
-:data:`UNLABELED` (``-1``), as scikit-learn's semi-supervised estimators mark
-unlabelled samples: ``-1`` in place of the clip's label collection, or a row
+:data:`~sklearn_sed.labels.UNLABELED` (``-1``), as scikit-learn's
+semi-supervised estimators mark unlabelled samples: ``-1`` in place of the clip's label collection, or a row
 of ``-1`` in an indicator matrix. ``None`` is refused (it is ambiguous: an
 unlabelled clip, or a missing label), and ``[]`` is a clip with no event.
 """
@@ -48,7 +48,10 @@ UNLABELED = -1
 
 
 def is_unlabeled(labels):
-    """Whether one clip's weak label is the :data:`UNLABELED` mark (``-1``)."""
+    """Return whether one clip's weak label is the unlabelled mark (``-1``).
+
+    See :data:`~sklearn_sed.labels.UNLABELED`.
+    """
     return (
         isinstance(labels, numbers.Integral)
         and not isinstance(labels, bool)
@@ -76,7 +79,7 @@ def encode_weak_labels(y_weak, classes=None):
         Either a 0/1 indicator matrix, or one collection of class labels
         (strings or ints) per clip; a string is split on commas as in DESED's
         ``weak.tsv`` (``"Dog,Speech"``). An unlabelled clip is
-        :data:`UNLABELED` (``-1``), or a row of ``-1`` in a matrix.
+        :data:`~sklearn_sed.labels.UNLABELED` (``-1``), or a row of ``-1`` in a matrix.
     classes : array-like of shape (n_classes,), default=None
         Fixed class list. When None, the classes are the sorted labels seen
         (or ``0 .. n_classes - 1`` for an indicator matrix).
@@ -345,8 +348,8 @@ class ClipLabels(NamedTuple):
     Parameters
     ----------
     weak : tuple of labels or int
-        Classes present in the clip, or :data:`UNLABELED` (``-1``) for a
-        clip without any label.
+        Classes present in the clip, or
+        :data:`~sklearn_sed.labels.UNLABELED` (``-1``) for a clip without any label.
     events : list of (onset, offset, event_label) or None
         Strong label, or None for a weak-only or unlabelled clip.
     """
@@ -598,7 +601,7 @@ def split_labels(y):
     Returns
     -------
     y_weak : list of (list or int)
-        Weak labels (:data:`UNLABELED` for an unlabelled clip).
+        Weak labels (:data:`~sklearn_sed.labels.UNLABELED` for an unlabelled clip).
     y_strong : list of (list or None)
         Strong labels.
     """

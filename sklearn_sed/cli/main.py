@@ -31,13 +31,47 @@ class CLIError(Exception):
 _NOT_SETTABLE = ("callbacks", "module", "memory")
 
 
+def _parameter_objects():
+    """Return the parameter objects that ``--set`` may build, by class name."""
+    import sklearn_sed
+
+    names = ("Augment", "Decoder", "MeanTeacher", "PseudoLabelSchedule", "WarmupCosine")
+    return {name: getattr(sklearn_sed, name) for name in names}
+
+
 def _literal(key, value):
+    """Parse a ``--set`` value.
+
+    A Python literal, a parameter object such as ``MeanTeacher(consistency=1)``
+    (literal arguments only, from an allow-list), or the text itself.
+    """
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError, TypeError):
-        return value
+        pass
     except (RecursionError, MemoryError):
         raise CLIError(f"--set {key}=...: the value is too deeply nested.") from None
+    try:
+        node = ast.parse(value.strip(), mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return value
+    objects = _parameter_objects()
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in objects
+    ):
+        return value
+    if node.args:
+        raise CLIError(
+            f"--set {key}={value}: give {node.func.id}'s fields by name, e.g. "
+            f"{node.func.id}(field=...)."
+        )
+    try:
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        return objects[node.func.id](**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--set {key}={value}: {exc}") from None
 
 
 def _parse_set(pairs):
@@ -334,18 +368,26 @@ def _cmd_train(args):
     folders = _train_folders(args)  # checked before any work
     _check_output(
         args.output,
-        [args.strong_tsv, args.weak_tsv, args.valid_tsv, *folders.values()],
+        [
+            args.strong_tsv,
+            args.weak_tsv,
+            args.unlabeled_tsv,
+            args.valid_tsv,
+            *folders.values(),
+        ],
         kind="model",
     )
     _check_folder("--checkpoint-dir", args.checkpoint_dir)
     pipe = _train_pipeline(args)  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
     X, y_weak, y_strong = _load_listed(
-        {"strong": "strong", "weak": "weak"},
+        {"strong": "strong", "weak": "weak", "unlabeled": "unlabeled"},
         strong_tsv=args.strong_tsv,
         weak_tsv=args.weak_tsv,
+        unlabeled_tsv=args.unlabeled_tsv,
         strong_audio_dir=folders.get("strong"),
         weak_audio_dir=folders.get("weak"),
+        unlabeled_audio_dir=folders.get("unlabeled"),
     )
     if not X:
         raise CLIError("the TSV files list no clip.")
@@ -384,6 +426,7 @@ def _train_folders(args):
     for kind, tsv, own in (
         ("strong", args.strong_tsv, args.strong_audio_dir),
         ("weak", args.weak_tsv, args.weak_audio_dir),
+        ("unlabeled", args.unlabeled_tsv, args.unlabeled_audio_dir),
         ("valid", args.valid_tsv, args.valid_audio_dir),
     ):
         if tsv is None:
@@ -886,6 +929,12 @@ def build_parser():
     train.add_argument("--strong-tsv", help="strong labels (DESED strong TSV)")
     train.add_argument("--weak-tsv", help="weak labels (DESED weak TSV)")
     train.add_argument(
+        "--unlabeled-tsv",
+        help="clips without labels (DESED's unlabel_in_domain TSV, a 'filename' "
+        "column): pseudo-labelled when the network is confident of every class, "
+        "and seen by the consistency cost with --set mean_teacher=...",
+    )
+    train.add_argument(
         "--valid-tsv",
         help="strong labels of validation clips: the best epoch is kept and, "
         "with the cpu recipe, thresholds and median filters are tuned per "
@@ -895,6 +944,7 @@ def build_parser():
         "--strong-audio-dir", help="audio folder of --strong-tsv (DESED layout)"
     )
     train.add_argument("--weak-audio-dir", help="audio folder of --weak-tsv")
+    train.add_argument("--unlabeled-audio-dir", help="audio folder of --unlabeled-tsv")
     train.add_argument("--valid-audio-dir", help="audio folder of --valid-tsv")
     train.add_argument(
         "--recipe",
@@ -930,8 +980,9 @@ def build_parser():
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="estimator parameter, e.g. max_epochs=5 or "
-        "pseudolabelsed__lr=0.01 (repeatable)",
+        help="estimator parameter, e.g. max_epochs=5, pseudolabelsed__lr=0.01, "
+        "decoder__threshold=0.4 or 'mean_teacher=MeanTeacher()' (a parameter "
+        "object, literal fields only); repeatable",
     )
     train.set_defaults(func=_cmd_train)
 

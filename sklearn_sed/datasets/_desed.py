@@ -17,7 +17,7 @@ import os
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed.datasets._synthetic import DESED_CLASSES
-from sklearn_sed.labels import weak_labels_of
+from sklearn_sed.labels import UNLABELED, weak_labels_of
 
 __all__ = [
     "MissingAudioError",
@@ -304,9 +304,10 @@ default=None
     -------
     X : list of str
         Audio file paths, strong clips first, then weak, then unlabelled.
-    y_weak : list of (list of str or None)
-        Weak labels (derived from the events for strong clips; None for
-        unlabelled clips).
+    y_weak : list of (list of str or int)
+        Weak labels (derived from the events for strong clips;
+        :data:`~sklearn_sed.labels.UNLABELED`, ``-1``, for unlabelled
+        clips, as ``fit`` takes them).
     y_strong : list of (list of (onset, offset, event_label) or None)
         Events of strong clips, None otherwise.
     """
@@ -343,7 +344,7 @@ default=None
     if unlabeled_tsv is not None:
         for name in read_unlabeled_tsv(unlabeled_tsv):
             sources.append((name, "unlabeled", folders["unlabeled"]))
-            y_weak.append(None)
+            y_weak.append(UNLABELED)
             y_strong.append(None)
     paths = [os.path.join(os.fspath(folder), name) for name, _, folder in sources]
     seen = {}

@@ -22,7 +22,7 @@ from sklearn_sed.decoding.tuning import (
     THRESHOLD_GRID,
     tune_postprocessing,
 )
-from sklearn_sed.labels import is_combined, split_labels
+from sklearn_sed.labels import is_combined, is_unlabeled, split_labels
 from sklearn_sed.metrics.scoring import (
     call_final,
     final_estimator,
@@ -45,7 +45,12 @@ def _all_classes(y_weak, y_strong):
     """
     if hasattr(y_weak, "shape") and np.ndim(y_weak) == 2:
         return None
-    labels = {c for clip in y_weak if clip is not None for c in clip}
+    labels = {
+        c
+        for clip in y_weak
+        if clip is not None and not is_unlabeled(clip)
+        for c in clip
+    }
     labels |= {e[2] for clip in y_strong if clip is not None for e in clip}
     return sorted(labels)
 

@@ -201,7 +201,7 @@ class MeanTeacherCallback(WeightAveraging):
     teacher clips))`` over all the clips of the batch, unlabelled ones
     included, with ``weight = consistency * sigmoid_rampup(epochs,
     rampup_epochs)`` (:meth:`consistency_loss`, called by
-    :meth:`~sklearn_sed.training.net.SEDNet.get_loss`). The teacher runs in
+    ``SEDNet.get_loss``). The teacher runs in
     evaluation mode, without gradients. Validation, pseudo labelling and the
     fitted model use the teacher (:func:`evaluation_module`). Records
     ``consistency`` (the mean cost of the epoch's batches) and
@@ -281,8 +281,8 @@ class MeanTeacher(BaseEstimator):
     the student's, a consistency cost between their frame and clip
     probabilities on every clip (unlabelled ones included) added to the
     supervised cost, and the teacher as the model that predicts
-    (:class:`MeanTeacherCallback`). The defaults are the DCASE2019 Task 4
-    baseline's (``turpaultn/DCASE2019_task4``, ``baseline/main.py`` and
+    (:class:`~sklearn_sed.training.callbacks.MeanTeacherCallback`). The
+    defaults are the DCASE2019 Task 4 baseline's (``turpaultn/DCASE2019_task4``, ``baseline/main.py`` and
     ``config.py``): EMA decay 0.999, a largest consistency weight of 2
     (``max_consistency_cost``), a sigmoid ramp-up over the first half of the
     training (``rampup_length = len(train_loader) * n_epoch // 2``).

@@ -19,7 +19,7 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_sed._atomic import atomic_path
-from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_WEAK
+from sklearn_sed.labels import KIND_PSEUDO, KIND_STRONG, KIND_UNLABELED, KIND_WEAK
 from sklearn_sed.training.callbacks import BestWeights, DropsOnPickle, WeightAveraging
 from sklearn_sed.training.net import (
     history_from_rows,
@@ -150,6 +150,8 @@ def save_checkpoint(directory, *, fingerprint, epochs_done, net, y, pl_history):
         },
         "kind": torch.as_tensor(y["kind"]),
         "frames": torch.as_tensor(y["frames"]),
+        # Clip labels: those of unlabelled clips are pseudo labels in stage 2.
+        "weak": torch.as_tensor(y["weak"]),
         "history": _history_json(net.history),
         "pl_history": json.dumps(pl_history),
         "rng": torch.get_rng_state(),
@@ -292,8 +294,16 @@ def _check_state(state, path, y=None, total_epochs=None):
                 f"frames has shape {tuple(frames.shape)}, the training "
                 f"{y['frames'].shape}"
             )
-        if not set(kind.unique().tolist()) <= {KIND_WEAK, KIND_STRONG, KIND_PSEUDO}:
+        kinds = {KIND_WEAK, KIND_STRONG, KIND_PSEUDO, KIND_UNLABELED}
+        if not set(kind.unique().tolist()) <= kinds:
             refuse("kind holds codes that are not clip kinds")
+        weak = state.get("weak")  # absent from checkpoints of older versions
+        if weak is not None and (
+            not isinstance(weak, torch.Tensor)
+            or tuple(weak.shape) != tuple(y["weak"].shape)
+            or not set(weak.unique().tolist()) <= {-1.0, 0.0, 1.0}
+        ):
+            refuse("weak is not the clip labels of this training")
         if not torch.isfinite(frames).all() or frames.min() < 0 or frames.max() > 1:
             refuse("frames hold values outside [0, 1]")
     criterion = state["criterion"]
@@ -379,6 +389,8 @@ def _restore(net, state, y):
     crit.threshold = state["criterion"]["threshold"]
     y["kind"][:] = state["kind"].numpy()
     y["frames"][:] = state["frames"].numpy().astype(np.float32)
+    if state.get("weak") is not None:
+        y["weak"][:] = state["weak"].numpy().astype(np.float32)
     net.history = history_from_rows(json.loads(state["history"]))
     torch.set_rng_state(state["rng"])
     _restore_callbacks(net, state.get("callbacks", {}))

@@ -244,7 +244,7 @@ class PseudoLabelLoss(nn.Module):
     and ``y_true`` a dict with ``"weak"`` (batch, n_classes), ``"frames"``
     (batch, n_frames, n_classes) and ``"kind"`` (batch,), one of
     :data:`KIND_WEAK`, :data:`KIND_STRONG`, :data:`KIND_PSEUDO`,
-    :data:`KIND_UNLABELED` (no supervised loss).
+    ``KIND_UNLABELED`` (no supervised loss).
     """
 
     def __init__(

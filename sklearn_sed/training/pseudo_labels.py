@@ -220,7 +220,8 @@ class PseudoLabelSchedule(BaseEstimator):
         Clips without any label (``y_weak`` of ``-1``; an extension, not in
         the report) are pseudo-labelled when every class's clip probability
         is at least this or below ``1 - unlabeled_confidence``
-        (:func:`select_unlabeled`); None leaves them out of stage 2.
+        (:func:`~sklearn_sed.training.pseudo_labels.select_unlabeled`); None
+        leaves them out of stage 2.
 
     Examples
     --------
