@@ -7,9 +7,10 @@ module turns each form into the others (numpy only, no torch).
 
 A clip without any label (DESED's ``unlabel_in_domain``) is marked with
 :data:`~sklearn_sed.labels.UNLABELED` (``-1``), as scikit-learn's
-semi-supervised estimators mark unlabelled samples: ``-1`` in place of the clip's label collection, or a row
-of ``-1`` in an indicator matrix. ``None`` is refused (it is ambiguous: an
-unlabelled clip, or a missing label), and ``[]`` is a clip with no event.
+semi-supervised estimators mark unlabelled samples: ``-1`` in place of the
+clip's label collection, or a row of ``-1`` in an indicator matrix.
+``None`` is refused (it is ambiguous: an unlabelled clip, or a missing
+label), and ``[]`` is a clip with no event.
 """
 
 import math
