@@ -283,7 +283,8 @@ class MeanTeacher(BaseEstimator):
     supervised cost, and the teacher as the model that predicts
     (:class:`~sklearn_sed.training.callbacks.MeanTeacherCallback`). The
     defaults are the DCASE2019 Task 4 baseline's
-    (``turpaultn/DCASE2019_task4``, ``baseline/main.py`` and ``config.py``): EMA decay 0.999, a largest consistency weight of 2
+    (``turpaultn/DCASE2019_task4``, ``baseline/main.py`` and ``config.py``):
+    EMA decay 0.999, a largest consistency weight of 2
     (``max_consistency_cost``), a sigmoid ramp-up over the first half of the
     training (``rampup_length = len(train_loader) * n_epoch // 2``).
 
