@@ -52,7 +52,13 @@ PLATFORMS = (
 
 # -- pack (here) -----------------------------------------------------------
 def extract(data, cache):
-    """Features of every split, extracted once (cached on disk)."""
+    """Features of every split, extracted once (cached on disk).
+
+    Returns ``{"train": (F, y_weak, y_strong), "valid": (F, y_valid),
+    "weak_truth": [...], "unlabeled": (F, truth) or None}``: the unlabelled
+    clips (``benchmarks.make_data --n-unlabeled``) are kept apart, so that a
+    run adds them only when its settings say so.
+    """
     ext = LogMelExtractor()
     split = {}
     X_s, w_s, s_s = load_desed(
@@ -72,12 +78,28 @@ def extract(data, cache):
     split["train"] = (F_train, w_s + w_w, s_s + s_w)
     split["valid"] = (F_valid, s_v)
     # True events of the weak clips (kept aside, never trained on).
-    truth_path = os.path.join(data, "weak_truth.tsv")
-    truth = read_strong_tsv(truth_path) if os.path.exists(truth_path) else {}
-    split["weak_truth"] = [None] * len(X_s) + [
-        truth.get(os.path.basename(path)) for path in X_w
-    ]
+    split["weak_truth"] = [None] * len(X_s) + _truth(data, "weak_truth.tsv", X_w)
+    split["unlabeled"] = None
+    unlabeled_tsv = os.path.join(data, "metadata", "unlabeled.tsv")
+    if os.path.exists(unlabeled_tsv):
+        X_u, _, _ = load_desed(
+            os.path.join(data, "audio", "unlabeled"), unlabeled_tsv=unlabeled_tsv
+        )
+        F_u = Memory(cache, verbose=0).cache(_transform)(ext, X_s + X_w, X_u)
+        split["unlabeled"] = (F_u, _truth(data, "unlabeled_truth.tsv", X_u))
     return split
+
+
+def _truth(data, name, paths):
+    """The events kept aside for ``paths`` (None where unknown)."""
+    path = os.path.join(data, name)
+    truth = read_strong_tsv(path) if os.path.exists(path) else {}
+    return [truth.get(os.path.basename(p)) for p in paths]
+
+
+def _transform(ext, X_fit, X):
+    """Features of ``X`` with the scaling fitted on the training clips."""
+    return ext.fit(X_fit).transform(X)
 
 
 def _features(ext, X_train, X_valid):
@@ -175,7 +197,8 @@ def pack(args):
     # features compress to about 41 KiB per clip (measured on these maps).
     tree = _tree_bytes()  # .gpu/ is ignored by git: counted on its own
     # lzma keeps 0.65 of the uint8 bytes of these maps (measured).
-    est_features = (len(F) + len(F_valid)) * F.shape[1] * F.shape[2] * 0.65
+    n_unl = args.n_unlabeled if split["unlabeled"] is not None else 0
+    est_features = (len(F) + len(F_valid) + n_unl) * F.shape[1] * F.shape[2] * 0.65
     existing_wheels = _dir_bytes(wheels) if os.path.isdir(wheels) else 6.5 * 2**20
     total = tree + est_features + existing_wheels
     print(
@@ -195,6 +218,10 @@ def pack(args):
         return 0
     os.makedirs(wheels, exist_ok=True)
     q = {"train": quantise(F), "valid": quantise(F_valid)}
+    if args.n_unlabeled and split["unlabeled"] is not None:
+        F_u, truth_u = split["unlabeled"]
+        q["unlabeled"] = quantise(F_u[: args.n_unlabeled])
+        meta["unlabeled_truth"] = [_events(s) for s in truth_u[: args.n_unlabeled]]
     err = max(
         float(np.abs(dequantise(q["train"]) - F).max()),
         float(np.abs(dequantise(q["valid"]) - F_valid).max()),
@@ -248,6 +275,12 @@ def load_pack(path, tiny=False):
     with lzma.open(os.path.join(path, "features.npz.xz"), "rb") as f:
         q = np.load(f)
         F, F_valid = dequantise(q["train"]), dequantise(q["valid"])
+        if "unlabeled" in q.files:
+            truth = meta.get("unlabeled_truth") or []
+            meta["unlabeled"] = (
+                dequantise(q["unlabeled"]),
+                [None if s is None else [tuple(e) for e in s] for s in truth],
+            )
     y_weak = meta["y_weak"]
     y_strong = [None if s is None else [tuple(e) for e in s] for s in meta["y_strong"]]
     y_valid = [[tuple(e) for e in s] for s in meta["y_valid"]]
@@ -258,6 +291,9 @@ def load_pack(path, tiny=False):
         F, y_weak = F[keep], [y_weak[i] for i in keep]
         y_strong = [y_strong[i] for i in keep]
         F_valid, y_valid = F_valid[:8], y_valid[:8]
+        if meta.get("unlabeled") is not None:
+            F_u, truth_u = meta["unlabeled"]
+            meta["unlabeled"] = (F_u[:8], truth_u[:8])
     return meta, (F, y_weak, y_strong), (F_valid, y_valid)
 
 
@@ -270,6 +306,12 @@ def main(argv=None):
     parser.add_argument("--pack", default=os.path.join(ROOT, ".gpu"))
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would travel"
+    )
+    parser.add_argument(
+        "--n-unlabeled",
+        type=int,
+        default=0,
+        help="unlabelled clips to pack too (about 41 KiB each)",
     )
     return pack(parser.parse_args(argv))
 

@@ -155,6 +155,13 @@ def main(argv=None):
     p.add_argument("--n-strong", type=int, default=500)
     p.add_argument("--n-weak", type=int, default=500)
     p.add_argument("--n-valid", type=int, default=150)
+    p.add_argument(
+        "--n-unlabeled",
+        type=int,
+        default=1000,
+        help="in-domain clips without labels, mixed as the weak ones (their "
+        "events kept aside in unlabeled_truth.tsv, never trained on)",
+    )
     p.add_argument("--valid-fraction", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -295,6 +302,30 @@ def main(argv=None):
             labels = ",".join(sorted({e[2] for e in events_i}))
             f.write(f"soundscape_{i:04d}.wav\t{labels}\n")
     print(f"weak: {args.n_weak} clips ({time.perf_counter() - t0:.0f} s)")
+    if args.n_unlabeled:
+        # Unlabelled in-domain clips: mixed as the weak ones, from the same
+        # training recordings, with a random state of their own, so that the
+        # clips above stay the same file for file.
+        make_soundscapes(
+            weak_fg,
+            pick({"background"}, False),
+            n_clips=args.n_unlabeled,
+            duration=10.0,
+            sr=44100,
+            events_per_clip=(1, 2),
+            snr_db=(6, 30),
+            random_state=np.random.RandomState(args.seed + 5),
+            output_dir=os.path.join(args.output, "audio", "unlabeled"),
+        )
+        os.replace(
+            os.path.join(args.output, "audio", "unlabeled", "soundscapes.tsv"),
+            os.path.join(args.output, "unlabeled_truth.tsv"),
+        )
+        with open(os.path.join(args.output, "metadata", "unlabeled.tsv"), "w") as f:
+            f.write("filename\n")
+            for i in range(args.n_unlabeled):
+                f.write(f"soundscape_{i:04d}.wav\n")
+        print(f"unlabeled: {args.n_unlabeled} clips ({time.perf_counter() - t0:.0f} s)")
     if args.n_extra_strong:
         fg = balanced_sources(
             augmented_sources(

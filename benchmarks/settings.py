@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import functools
 
-from sklearn_sed import Augment, PseudoLabelSchedule, make_detector
+from sklearn_sed import Augment, MeanTeacher, PseudoLabelSchedule, make_detector
 from sklearn_sed.datasets import DESED_CLASSES
 from sklearn_sed.networks.crnn import CRNN
 from sklearn_sed.recipes import RECIPES
@@ -33,7 +33,22 @@ class Settings:
     ``epochs`` counts both stages: the pseudo-label variant trains
     ``epochs - max_iter`` epochs of stage 1 and ``max_iter`` of stage 2, the
     others ``epochs`` epochs, so that every variant trains as long.
+    ``unlabeled`` adds the unlabelled in-domain clips to the training data;
+    ``mean_teacher`` trains with the DCASE2019 baseline's mean teacher
+    (:class:`sklearn_sed.MeanTeacher`, its defaults).
     """
+
+    def label(self):
+        """The row's name in Table 1."""
+        extra = [
+            name
+            for name, on in (
+                ("mean teacher", self.mean_teacher),
+                ("unlabelled clips", self.unlabeled),
+            )
+            if on
+        ]
+        return VARIANTS[self.variant] + "".join(f", {e}" for e in extra)
 
     variant: str = "resnet_pl"
     seed: int = 0
@@ -50,6 +65,8 @@ class Settings:
     time_shift: float = _CPU["augment"].time_shift
     freq_mask: int = _CPU["augment"].freq_mask
     filter_augment: float = _CPU["augment"].filter_augment
+    unlabeled: bool = False
+    mean_teacher: bool = False
     train_dtype: str = "float32"
     compile: bool = False
     device: str = "cpu"
@@ -61,6 +78,11 @@ class Settings:
             )
         if self.teacher not in ("none", "crnn"):
             raise ValueError(f'teacher must be "none" or "crnn"; got {self.teacher!r}.')
+        if self.unlabeled and not (self.mean_teacher or self.variant == "resnet_pl"):
+            raise ValueError(
+                "unlabeled clips need pseudo labels (variant resnet_pl) or the "
+                "mean teacher (mean_teacher=True)."
+            )
 
     def as_dict(self):
         """The settings as a plain dict (what a record holds)."""
@@ -120,6 +142,7 @@ class Settings:
             )
             if pseudo
             else None,
+            mean_teacher=MeanTeacher() if self.mean_teacher else None,
             train_dtype=self.train_dtype,
             compile=self.compile,
             device=self.device,

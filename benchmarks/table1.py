@@ -22,12 +22,15 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from benchmarks.common import ROOT, replace_section, require
 from benchmarks.data import dev_split, extract, load_pack
 from benchmarks.quality import PseudoLabelQuality
 from benchmarks.records import Record, merge, read_records, summarise
 from benchmarks.settings import VARIANTS, Settings
 from sklearn_sed.datasets import DESED_CLASSES
+from sklearn_sed.labels import UNLABELED
 from sklearn_sed.metrics.scoring import sed_eval_results
 from sklearn_sed.training.net import history_to_rows
 
@@ -37,8 +40,13 @@ DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "table1")
 def load_data(args):
     """Training and validation data of ``--data`` (a make_data folder) or ``--pack``."""
     if args.pack:
-        _meta, train, valid = load_pack(args.pack, tiny=args.tiny)
-        return {"train": train, "valid": valid, "weak_truth": None}
+        meta, train, valid = load_pack(args.pack, tiny=args.tiny)
+        return {
+            "train": train,
+            "valid": valid,
+            "weak_truth": None,
+            "unlabeled": meta.get("unlabeled"),
+        }
     require(
         os.path.join(args.data, "metadata", "strong.tsv"),
         "benchmark data (python -m benchmarks.make_data --output DIR)",
@@ -50,19 +58,31 @@ def run_one(settings, data, verbose=0):
     """Train and score one run; return its results (a record's ``results``)."""
     F, y_weak, y_strong = data["train"]
     train, dev = dev_split(y_strong)
+    X_fit = F[train]
+    y_weak_fit = [y_weak[i] for i in train]
+    y_strong_fit = [y_strong[i] for i in train]
+    truth = [(data.get("weak_truth") or [None] * len(F))[i] for i in train]
+    if settings.unlabeled:
+        if not data.get("unlabeled"):
+            raise SystemExit(
+                "error: unlabeled=True but the data hold no unlabelled clips "
+                "(python -m benchmarks.make_data --n-unlabeled N)."
+            )
+        F_u, truth_u = data["unlabeled"]
+        X_fit = np.concatenate([X_fit, F_u])
+        y_weak_fit += [UNLABELED] * len(F_u)
+        y_strong_fit += [None] * len(F_u)
+        truth += list(truth_u)
     callbacks, quality = [], None
-    truth = data.get("weak_truth")
-    if settings.variant == "resnet_pl" and truth and any(t is not None for t in truth):
-        quality = PseudoLabelQuality(
-            [truth[i] for i in train], classes=list(DESED_CLASSES)
-        )
+    if settings.variant == "resnet_pl" and any(t is not None for t in truth):
+        quality = PseudoLabelQuality(truth, classes=list(DESED_CLASSES))
         callbacks.append(quality)
     sed = settings.estimator(verbose=verbose, callbacks=callbacks)
     t0 = time.perf_counter()
     sed.fit(
-        F[train],
-        [y_weak[i] for i in train],
-        [y_strong[i] for i in train],
+        X_fit,
+        y_weak_fit,
+        y_strong_fit,
         X_val=F[dev],
         y_val=[y_strong[i] for i in dev],
     )
@@ -91,7 +111,8 @@ def run_one(settings, data, verbose=0):
             "median_filter_sec": [float(x) for x in sed.median_filter_sec_],
             "low_threshold": [float(x) for x in sed.low_threshold_],
         },
-        "n_train_clips": len(train),
+        "n_train_clips": len(X_fit),
+        "n_unlabeled_clips": int(sed.n_unlabeled_),
     }
     if sed.teacher_ is not None:
         t_events = sed.teacher_.predict_events(F_valid)
@@ -135,10 +156,12 @@ def table(records):
     groups = merge(records)
     base = Settings().as_dict()
     for shared, runs in groups:
-        name = VARIANTS.get(shared.get("variant"), shared.get("variant"))
+        name = Settings.from_dict({**shared, "seed": 0}).label()
         res = [r.results for r in runs]
         differs = {
-            k: v for k, v in shared.items() if k != "variant" and base.get(k) != v
+            k: v
+            for k, v in shared.items()
+            if k not in ("variant", "unlabeled", "mean_teacher") and base.get(k) != v
         }
         origin = sorted({f"{r.commit}, {r.machine}" for r in runs})
         lines.append(

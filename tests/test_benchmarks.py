@@ -139,6 +139,7 @@ def pack(tmp_path_factory):
     q = {
         "train": rng.integers(0, 256, (n_train, 1024, 64), dtype=np.uint8),
         "valid": rng.integers(0, 256, (n_valid, 1024, 64), dtype=np.uint8),
+        "unlabeled": rng.integers(0, 256, (8, 1024, 64), dtype=np.uint8),
     }
     with lzma.open(folder / "features.npz.xz", "wb", preset=0) as f:
         np.savez(f, **q)
@@ -170,6 +171,21 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
     text = page.read_text()
     assert "ResNet with pseudo label (proposed)" in text
     assert text.endswith("after\n")
+    # The rows of unlabelled clips: the CRNN mean teacher, the ResNet + PL.
+    for variant, flag in (("crnn", "--mean-teacher"), ("resnet_pl", "--unlabeled")):
+        _run(
+            "-m", "benchmarks.table1", "run", "--pack", str(pack), "--out",
+            str(out), "--tiny", "--seeds", "0", "--variants", variant, flag,
+            *(["--unlabeled"] if flag == "--mean-teacher" else []),
+        )  # fmt: skip
+    records = read_records([str(out)], experiment="table1")
+    unl = [r for r in records if r.settings["unlabeled"]]
+    assert sorted(r.settings["variant"] for r in unl) == ["crnn", "resnet_pl"]
+    assert all(r.results["n_unlabeled_clips"] == 8 for r in unl)
+    crnn_mt = next(r for r in unl if r.settings["mean_teacher"])
+    assert any("consistency" in row for row in crnn_mt.results["history"])
+    text = _run("-m", "benchmarks.table1", "report", str(out))
+    assert "DCASE2019 baseline CRNN (no pseudo label), mean teacher" in text
 
 
 @pytest.mark.slow
