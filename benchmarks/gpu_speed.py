@@ -19,6 +19,8 @@ after warm-up, median of repeats. Writes a JSON file (``--out``) that
 """
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -28,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.common import machine, now, write_json
+from benchmarks.records import Record
 from benchmarks.throughput import clips_per_second
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed.networks.resnet import ResNetSED
@@ -192,7 +194,8 @@ def main(argv=None):
     else:
         torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
-    result = {"machine": machine(), "device": name, "date": now()}
+    result = {"device": name}
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
 
     def record(key, fn):
         t0 = time.perf_counter()
@@ -201,7 +204,9 @@ def main(argv=None):
         except Exception as exc:  # one failed measurement keeps the others
             result[key] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"{key} ({time.perf_counter() - t0:.0f} s): {result[key]}", flush=True)
-        write_json(args.out, result)
+        # One record, rewritten after each measurement (a timeout keeps the rest).
+        with open(args.out, "w") as f:
+            json.dump(dataclasses.asdict(Record.new("gpu_speed", settings, result)), f)
 
     record("bf16_matmul_tflops", lambda: matmul_peak(args.matmul))
     record("forward", lambda: forward_tflops(args.batch, args.width))

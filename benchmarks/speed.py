@@ -27,7 +27,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.common import ROOT, machine, now, replace_section, require, write_json
+from benchmarks.common import ROOT, machine, now, replace_section, require
+from benchmarks.records import Record
 from sklearn_sed import (
     Augment,
     Decoder,
@@ -418,7 +419,9 @@ def main(argv=None):
         args.memory_clips, os.path.join(args.data, "stores")
     )
     print("memory", results["memory_peak_bytes"], flush=True)
-    write_json(os.path.join(ROOT, "benchmarks", "speed.json"), results)
+    Record.new(
+        "speed", {"data": args.data, "memory_clips": args.memory_clips}, results
+    ).write(os.path.join(ROOT, "benchmarks", "results", "speed"))
     r = results
     mem = ", ".join(
         f"{n} clips: {v / 2**20:.0f} MiB" for n, v in r["memory_peak_bytes"].items()

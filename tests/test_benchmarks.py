@@ -192,6 +192,8 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
 def test_accelerator_speed_script_runs_its_check_on_the_cpu(tmp_path):
     out = tmp_path / "speed.json"
     _run("-m", "benchmarks.gpu_speed", "--check", "--out", str(out))
-    record = json.loads(out.read_text())
+    (record,) = read_records([str(out)])
+    assert record.experiment == "gpu_speed"
+    record = record.results
     for key in ("bf16_matmul_tflops", "forward", "train_clips_per_s", "inference"):
         assert "error" not in str(record[key]), record[key]
