@@ -104,9 +104,9 @@ def test_no_weak_clip_skips_stage_two(tiny_dataset):
     assert sed.n_iter_ == 0
 
 
-def test_unlabelled_clip_is_refused(tiny_dataset):
-    """Check a None weak label (unlabelled clip) is refused with the remedy."""
-    with pytest.raises(ValueError, match="unlabelled clip"):
+def test_a_none_weak_label_is_refused_as_ambiguous(tiny_dataset):
+    """Check a None weak label is refused, naming -1 (unlabelled) and []."""
+    with pytest.raises(ValueError, match=r"is None, which is ambiguous.*-1"):
         PseudoLabelSED(**FAST_SED).fit(tiny_dataset["F"][:2], [["a"], None])
 
 
