@@ -9,6 +9,7 @@ other settings form groups of their own.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import statistics
@@ -49,12 +50,22 @@ class Record:
         )
 
     def write(self, folder):
-        """Write the record as ``<folder>/<experiment>-<name>.json``; return the path."""
+        """Write the record into ``folder``; return the path.
+
+        The name holds the experiment, the variant and seed when the
+        settings have them, and a hash of all the settings, so that runs of
+        other settings never replace each other's records; a rerun of the
+        same settings replaces its own.
+        """
         os.makedirs(folder, exist_ok=True)
         name = "-".join(
             f"{k}{self.settings[k]}" for k in ("variant", "seed") if k in self.settings
         )
-        path = os.path.join(folder, f"{self.experiment}-{name or 'run'}.json")
+        digest = hashlib.blake2b(
+            json.dumps(self.settings, sort_keys=True, default=str).encode(),
+            digest_size=4,
+        ).hexdigest()
+        path = os.path.join(folder, f"{self.experiment}-{name or 'run'}-{digest}.json")
         with open(path, "w") as f:
             json.dump(dataclasses.asdict(self), f, indent=1, default=float)
         return path
