@@ -178,6 +178,21 @@ class WeightAveraging(DropsOnPickle, Callback):
         self.averaged_.load_state_dict(state)
 
 
+def _batches_in_epoch(net, dataset_train):
+    """Training batches of the epoch that begins (at least 1)."""
+    n = len(dataset_train) if dataset_train is not None else 0
+    return max(1, math.ceil(n / net.batch_size))
+
+
+def _progress(net, batch, n_batches):
+    """Epochs done at the middle of training batch ``batch`` of this epoch.
+
+    A pure function of the history (whose row of the current epoch is
+    already recorded), so that a resumed fit continues the same schedule.
+    """
+    return len(net.history) - 1 + (batch + 0.5) / n_batches
+
+
 def sigmoid_rampup(progress, length):
     """Return the consistency ramp-up ``exp(-5 (1 - t)^2)``, ``t = progress / length``.
 
@@ -233,13 +248,11 @@ class MeanTeacherCallback(WeightAveraging):
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         """Count the batches of this epoch (for the ramp-up)."""
         self._costs, self._batch = [], 0
-        n = len(dataset_train) if dataset_train is not None else 0
-        self._n_batches = max(1, math.ceil(n / net.batch_size))
+        self._n_batches = _batches_in_epoch(net, dataset_train)
 
     def weight(self, net):
         """Return the consistency weight of the current batch."""
-        done = len(net.history) - 1  # the current epoch is already recorded
-        progress = done + (self._batch + 0.5) / self._n_batches
+        progress = _progress(net, self._batch, self._n_batches)
         return self.consistency * sigmoid_rampup(progress, self.rampup_epochs)
 
     def consistency_loss(self, net, X, y_pred):
@@ -357,17 +370,16 @@ class WarmupCosineLR(Callback):
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         """Count the batches of this epoch."""
         self._batch = 0
-        n = len(dataset_train) if dataset_train is not None else 0
-        self._n_batches = max(1, math.ceil(n / net.batch_size))
+        self._n_batches = _batches_in_epoch(net, dataset_train)
 
     def on_batch_begin(self, net, training=False, **kwargs):
         """Set the rate of this batch."""
         if not training:
             return
-        done = len(net.history) - 1  # the current epoch is already recorded
-        progress = done + (self._batch + 0.5) / self._n_batches
         lr = (self.base_lr or net.lr) * self.factor(
-            progress, self.total_epochs, self.warmup_epochs
+            _progress(net, self._batch, self._n_batches),
+            self.total_epochs,
+            self.warmup_epochs,
         )
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
