@@ -40,7 +40,13 @@ from sklearn_sed.training.net import (
     module_state,
 )
 
-__all__ = ["FORMAT_VERSION", "MAX_MEMBER_BYTES", "load", "save"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_MEMBER_BYTES",
+    "load",
+    "parameter_object_classes",
+    "save",
+]
 
 #: Version of the file layout written by :func:`save`.
 FORMAT_VERSION = 2
@@ -92,10 +98,11 @@ def _extractor_to_json(ext):
 PARAM_OBJECTS = ("lr_schedule", "augment", "pseudo_labels", "mean_teacher", "decoder")
 
 
-def _param_objects():
+def parameter_object_classes():
     """Return the parameter objects a model file may hold, by class name.
 
-    The reader builds only these (an allow-list, as for classes).
+    The reader builds only these (an allow-list, as for classes), and the
+    command line's ``--set`` too.
     """
     from sklearn_sed.decoding.decode import Decoder
     from sklearn_sed.training.augment import Augment
@@ -113,10 +120,10 @@ def _param_object_to_json(obj, name):
     if obj is None or isinstance(obj, str):
         return obj
     kind = type(obj).__name__
-    if _param_objects().get(kind) is not type(obj):
+    if parameter_object_classes().get(kind) is not type(obj):
         raise TypeError(
             f"{name}={obj!r} cannot be saved in the safe format: only "
-            f"{sorted(_param_objects())} can. Consider joblib.dump."
+            f"{sorted(parameter_object_classes())} can. Consider joblib.dump."
         )
     fields = obj.get_params(deep=False)
     fields.pop("teacher", None)  # a training-time object, never in a model file
@@ -385,7 +392,7 @@ def _param_object_from_json(spec, name):
     """Build an allow-listed parameter object from its JSON (or keep a name)."""
     if spec is None or isinstance(spec, str):  # a name; the estimator checks it
         return spec
-    classes = _param_objects()
+    classes = parameter_object_classes()
     if (
         not isinstance(spec, dict)
         or spec.get("object") not in classes

@@ -31,14 +31,6 @@ class CLIError(Exception):
 _NOT_SETTABLE = ("callbacks", "module", "memory")
 
 
-def _parameter_objects():
-    """Return the parameter objects that ``--set`` may build, by class name."""
-    import sklearn_sed
-
-    names = ("Augment", "Decoder", "MeanTeacher", "PseudoLabelSchedule", "WarmupCosine")
-    return {name: getattr(sklearn_sed, name) for name in names}
-
-
 def _literal(key, value):
     """Parse a ``--set`` value.
 
@@ -55,7 +47,9 @@ def _literal(key, value):
         node = ast.parse(value.strip(), mode="eval").body
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return value
-    objects = _parameter_objects()
+    from sklearn_sed.io import parameter_object_classes
+
+    objects = parameter_object_classes()
     if not (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
