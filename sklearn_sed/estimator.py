@@ -45,6 +45,7 @@ from sklearn_sed.metrics.scoring import (
     classes_without_events_quietly,
     event_f1_scorer,
     segment_f1_scorer,
+    take_clips,
 )
 from sklearn_sed.networks import check_module_output
 from sklearn_sed.training.augment import Augment
@@ -617,10 +618,7 @@ class PseudoLabelSED(BaseEstimator):
         refs = [list(y_strong[i]) for i in val_idx]
         # Indexing keeps a feature store's rows on disk (a lazy FeatureView).
         y = {k: v[train_idx] for k, v in y.items()}
-        if isinstance(y_strong, np.ndarray):  # frame labels
-            y_strong = y_strong[train_idx]
-        else:
-            y_strong = [y_strong[i] for i in train_idx]
+        y_strong = take_clips(y_strong, train_idx)  # events or frame labels
         return X[train_idx], y, (np.asarray(X[val_idx]), refs), y_strong
 
     def _fit_teacher(self, teacher, X, y, y_strong, val):
@@ -635,11 +633,7 @@ class PseudoLabelSED(BaseEstimator):
         keep = np.flatnonzero(y["kind"] != KIND_UNLABELED)
         y_weak = [list(self.classes_[y["weak"][i] > 0]) for i in keep]
         if y_strong is not None:
-            y_strong = (
-                y_strong[keep]
-                if isinstance(y_strong, np.ndarray)
-                else [y_strong[i] for i in keep]
-            )
+            y_strong = take_clips(y_strong, keep)
         kwargs = {} if val is None else {"X_val": val[0], "y_val": val[1]}
         X_fit = X if len(keep) == len(X) else X[keep]
         teacher.fit(X_fit, y_weak, y_strong, **kwargs)
