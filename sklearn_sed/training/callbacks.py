@@ -688,13 +688,10 @@ class PseudoLabeling(DropsOnPickle, Callback):
         theta = threshold_schedule(
             iteration, delta=self.delta, start=self.start, floor=self.floor
         )
-        unlabeled = self.unlabeled_
-        if unlabeled is None or len(unlabeled) != len(y["kind"]):
-            unlabeled = np.zeros(len(y["kind"]), dtype=bool)
         # Weak and unlabelled clips, in their order in y (the teacher's too).
         weak_idx = np.flatnonzero(y["kind"] != KIND_STRONG)
         frame_probs, clip_probs = self._probabilities(net, weak_idx)
-        is_unl = unlabeled[weak_idx]
+        is_unl = self.unlabeled_[weak_idx]
         selected = np.zeros(len(weak_idx), dtype=bool)
         pseudo = np.zeros_like(np.asarray(frame_probs), dtype=np.float32)
         labelled = ~is_unl
