@@ -73,20 +73,22 @@ def extract(data, cache):
         os.path.join(data, "audio", "validation"),
         strong_tsv=os.path.join(data, "metadata", "validation.tsv"),
     )
-    fit_transform = Memory(cache, verbose=0).cache(_features)
-    F_train, F_valid = fit_transform(ext, X_s + X_w, X_v)
-    split["train"] = (F_train, w_s + w_w, s_s + s_w)
-    split["valid"] = (F_valid, s_v)
-    # True events of the weak clips (kept aside, never trained on).
-    split["weak_truth"] = [None] * len(X_s) + _truth(data, "weak_truth.tsv", X_w)
-    split["unlabeled"] = None
     unlabeled_tsv = os.path.join(data, "metadata", "unlabeled.tsv")
+    X_u = []
     if os.path.exists(unlabeled_tsv):
         X_u, _, _ = load_desed(
             os.path.join(data, "audio", "unlabeled"), unlabeled_tsv=unlabeled_tsv
         )
-        F_u = Memory(cache, verbose=0).cache(_transform)(ext, X_s + X_w, X_u)
-        split["unlabeled"] = (F_u, _truth(data, "unlabeled_truth.tsv", X_u))
+    # One fit of the scaling, on the training clips; the others transformed.
+    features = Memory(cache, verbose=0).cache(_features)
+    F_train, F_valid, F_u = features(ext, X_s + X_w, X_v, X_u)
+    split["train"] = (F_train, w_s + w_w, s_s + s_w)
+    split["valid"] = (F_valid, s_v)
+    # True events of the weak clips (kept aside, never trained on).
+    split["weak_truth"] = [None] * len(X_s) + _truth(data, "weak_truth.tsv", X_w)
+    split["unlabeled"] = (
+        (F_u, _truth(data, "unlabeled_truth.tsv", X_u)) if X_u else None
+    )
     return split
 
 
@@ -97,13 +99,10 @@ def _truth(data, name, paths):
     return [truth.get(os.path.basename(p)) for p in paths]
 
 
-def _transform(ext, X_fit, X):
-    """Features of ``X`` with the scaling fitted on the training clips."""
-    return ext.fit(X_fit).transform(X)
-
-
-def _features(ext, X_train, X_valid):
-    return ext.fit_transform(X_train), ext.transform(X_valid)
+def _features(ext, X_train, X_valid, X_unlabeled):
+    F_train = ext.fit_transform(X_train)
+    F_unlabeled = ext.transform(X_unlabeled) if X_unlabeled else None
+    return F_train, ext.transform(X_valid), F_unlabeled
 
 
 def dev_split(y_strong):
