@@ -278,24 +278,34 @@ def main(argv=None):
             np.random.RandomState(args.seed + 4),
         )
         print(f"weak clips from {len(weak_fg)} other recordings")
-    # Weak: whole recordings (no active-region cut), 1-2 per clip, clip labels only.
-    _X, y = make_soundscapes(
-        weak_fg,
-        pick({"background"}, False),
-        n_clips=args.n_weak,
-        duration=10.0,
-        sr=44100,
-        events_per_clip=(1, 2),
-        snr_db=(6, 30),
-        random_state=rng,
-        output_dir=os.path.join(args.output, "audio", "weak"),
-    )
-    # The true events of the weak clips (extent of each mixed recording) are
-    # kept aside, never trained on: they measure the pseudo labels.
-    os.replace(
-        os.path.join(args.output, "audio", "weak", "soundscapes.tsv"),
-        os.path.join(args.output, "weak_truth.tsv"),
-    )
+
+    def mix_whole(split, n, random_state):
+        """Clips of whole training recordings (no active-region cut), 1-2 per
+        clip over a background, as DCASE's weak and unlabelled clips.
+
+        Their true events (the extent of each mixed recording) are kept
+        aside in ``<split>_truth.tsv``, never trained on: they measure the
+        pseudo labels. Returns the events per clip.
+        """
+        _X, y = make_soundscapes(
+            weak_fg,
+            pick({"background"}, False),
+            n_clips=n,
+            duration=10.0,
+            sr=44100,
+            events_per_clip=(1, 2),
+            snr_db=(6, 30),
+            random_state=random_state,
+            output_dir=os.path.join(args.output, "audio", split),
+        )
+        os.replace(
+            os.path.join(args.output, "audio", split, "soundscapes.tsv"),
+            os.path.join(args.output, f"{split}_truth.tsv"),
+        )
+        return y
+
+    # Weak: clip labels only.
+    y = mix_whole("weak", args.n_weak, rng)
     with open(os.path.join(args.output, "metadata", "weak.tsv"), "w") as f:
         f.write("filename\tevent_labels\n")
         for i, events_i in enumerate(y):
@@ -303,24 +313,10 @@ def main(argv=None):
             f.write(f"soundscape_{i:04d}.wav\t{labels}\n")
     print(f"weak: {args.n_weak} clips ({time.perf_counter() - t0:.0f} s)")
     if args.n_unlabeled:
-        # Unlabelled in-domain clips: mixed as the weak ones, from the same
-        # training recordings, with a random state of their own, so that the
-        # clips above stay the same file for file.
-        make_soundscapes(
-            weak_fg,
-            pick({"background"}, False),
-            n_clips=args.n_unlabeled,
-            duration=10.0,
-            sr=44100,
-            events_per_clip=(1, 2),
-            snr_db=(6, 30),
-            random_state=np.random.RandomState(args.seed + 5),
-            output_dir=os.path.join(args.output, "audio", "unlabeled"),
-        )
-        os.replace(
-            os.path.join(args.output, "audio", "unlabeled", "soundscapes.tsv"),
-            os.path.join(args.output, "unlabeled_truth.tsv"),
-        )
+        # Unlabelled in-domain clips: mixed as the weak ones, with a random
+        # state of their own, so that the clips above stay the same file for
+        # file.
+        mix_whole("unlabeled", args.n_unlabeled, np.random.RandomState(args.seed + 5))
         with open(os.path.join(args.output, "metadata", "unlabeled.tsv"), "w") as f:
             f.write("filename\n")
             for i in range(args.n_unlabeled):
