@@ -335,3 +335,22 @@ def test_set_builds_only_allowed_parameter_objects(desed_with_unlabeled, tmp_pat
         "mean_teacher=os.system('true')"
     )
     assert main(argv) != 0
+
+
+def test_the_fitted_model_is_the_mean_teacher_not_the_last_student(data):
+    """Without validation clips, fit leaves the teacher's (averaged) weights:
+    the net predicts what the callback's average predicts (with a decay of
+    0.9 the last student weights differ from it)."""
+    from sklearn_sed.training.net import forward_probabilities
+
+    sed = PseudoLabelSED(
+        **{**FAST_SED, "max_epochs": 3, "pseudo_labels": None},
+        mean_teacher=MeanTeacher(ema_decay=0.9),
+    ).fit(data["F"], data["y_weak"], data["y_strong"])
+    callback = dict(sed.net_.callbacks_)["mean_teacher"]
+    teacher = callback.averaged_.module
+    frames = sed.predict_frames(data["F_test"])
+    expected, _ = forward_probabilities(
+        sed.net_, data["F_test"], None, 8, module=teacher
+    )
+    np.testing.assert_allclose(frames, expected, atol=1e-6)
