@@ -35,7 +35,7 @@ class Settings:
     others ``epochs`` epochs, so that every variant trains as long.
     ``unlabeled`` adds the unlabelled in-domain clips to the training data;
     ``mean_teacher`` trains with the DCASE2019 baseline's mean teacher
-    (:class:`sklearn_sed.MeanTeacher`, its defaults).
+    (:class:`sklearn_sed.MeanTeacher`, its defaults but ``ema_decay``).
     """
 
     def label(self):
@@ -67,6 +67,7 @@ class Settings:
     filter_augment: float = _CPU["augment"].filter_augment
     unlabeled: bool = False
     mean_teacher: bool = False
+    ema_decay: float = MeanTeacher().ema_decay
     train_dtype: str = "float32"
     compile: bool = False
     device: str = "cpu"
@@ -142,7 +143,9 @@ class Settings:
             )
             if pseudo
             else None,
-            mean_teacher=MeanTeacher() if self.mean_teacher else None,
+            mean_teacher=MeanTeacher(ema_decay=self.ema_decay)
+            if self.mean_teacher
+            else None,
             train_dtype=self.train_dtype,
             compile=self.compile,
             device=self.device,
