@@ -9,6 +9,7 @@ Modelled on :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
 """
 
 import dataclasses
+import math
 import numbers
 import os
 import warnings
@@ -892,7 +893,8 @@ class PseudoLabelSED(BaseEstimator):
         if self.lr_schedule is not None:
             extra.append(("lr_schedule", self.lr_schedule.callback(total)))
         if self.mean_teacher is not None:
-            extra.append(("mean_teacher", self.mean_teacher.callback(total)))
+            per_epoch = math.ceil(len(X) / self.batch_size)
+            extra.append(("mean_teacher", self.mean_teacher.callback(total, per_epoch)))
         if val is not None:
             extra.append(
                 ("validation", ValidationScoring(*val, tune=self._decoder().tune))

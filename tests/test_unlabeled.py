@@ -147,7 +147,8 @@ def test_mean_teacher_adds_a_ramped_consistency_cost_and_is_the_fitted_model(dat
     maximum; with no cost and no averaging the fit is the plain fit."""
     params = {**FAST_SED, "max_epochs": 4, "pseudo_labels": None}
     args = (data["F"], data["y_weak"], data["y_strong"])
-    sed = PseudoLabelSED(**params, mean_teacher=MeanTeacher()).fit(*args)
+    with pytest.warns(UserWarning, match="ema_decay=0.999 averages the teacher"):
+        sed = PseudoLabelSED(**params, mean_teacher=MeanTeacher()).fit(*args)
     weights = sed.net_.history[:, "consistency_weight"]
     assert weights[0] < weights[1] <= weights[-1] == pytest.approx(2.0)
     assert all(c > 0 for c in sed.net_.history[:, "consistency"])
@@ -172,6 +173,25 @@ def test_mean_teacher_adds_a_ramped_consistency_cost_and_is_the_fitted_model(dat
         inert.predict_frames(data["F_test"]),
         atol=1e-6,
     )
+
+
+def test_a_mean_teacher_too_slow_for_the_fit_warns_with_a_decay_that_fits():
+    """The baseline's 0.999 spans 1.3 % of its 75,000 batches: no warning;
+    over 2,000 batches it would average mostly untrained weights: a warning
+    whose suggested decay passes the same check."""
+    import re
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MeanTeacher().check_horizon(75_000)
+    with pytest.warns(UserWarning, match="50 % of this fit's 2000") as record:
+        assert not MeanTeacher().check_horizon(2_000)
+    suggested = float(re.search(r"ema_decay=([0-9.]+)\) or", str(record[0].message))[1])
+    assert suggested < 0.999
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MeanTeacher(ema_decay=suggested).check_horizon(2_000)
 
 
 def test_a_mean_teacher_with_no_cost_and_no_averaging_trains_as_without_one(data):
