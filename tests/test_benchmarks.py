@@ -186,7 +186,7 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
     crnn_mt = next(r for r in unl if r.settings["mean_teacher"])
     assert any("consistency" in row for row in crnn_mt.results["history"])
     text = _run("-m", "benchmarks.table1", "report", str(out))
-    assert "DCASE2019 baseline CRNN (no pseudo label), mean teacher" in text
+    assert "DCASE2019 baseline: CRNN mean teacher, unlabelled clips" in text
 
 
 @pytest.mark.slow

@@ -302,6 +302,11 @@ class MeanTeacher(BaseEstimator):
     (``max_consistency_cost``), a sigmoid ramp-up over the first half of the
     training (``rampup_length = len(train_loader) * n_epoch // 2``).
 
+    The baseline's decay suits its ~75,000 batches; a fit of a few thousand
+    batches needs a faster one (0.99 at the ``"cpu"`` recipe's size), and
+    ``fit`` warns, naming one, when the teacher would average over more than
+    a tenth of the fit (:meth:`check_horizon`).
+
     Parameters
     ----------
     ema_decay : float in [0, 1), default=0.999
