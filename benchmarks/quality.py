@@ -4,8 +4,9 @@ import numpy as np
 from skorch.callbacks import Callback
 
 from sklearn_sed.labels import events_to_frames
+from sklearn_sed.training.pseudo_labels import select_unlabeled
 
-__all__ = ["PseudoLabelQuality"]
+__all__ = ["PseudoLabelQuality", "unlabeled_rule_quality"]
 
 
 class PseudoLabelQuality(Callback):
@@ -81,3 +82,54 @@ class PseudoLabelQuality(Callback):
                 else float("nan"),
             }
         )
+
+
+def unlabeled_rule_quality(
+    sed, F_u, truth_u, *, confidences=(0.6, 0.75, 0.9), thresholds=(0.75, 0.45)
+):
+    """How good the confidence rule's pseudo labels of unlabelled clips are.
+
+    Applies :func:`sklearn_sed.training.pseudo_labels.select_unlabeled` with
+    a fitted detector's predictions to clips whose true events are kept
+    aside, for each confidence and frame threshold (``theta`` of eq. 5; the
+    ``"cpu"`` recipe's schedule runs from 0.75 down to 0.45).
+
+    Parameters
+    ----------
+    sed : PseudoLabelSED
+        A fitted detector.
+    F_u : ndarray of shape (n_clips, n_frames, n_mels)
+        Features of the unlabelled clips.
+    truth_u : list of (list of (onset, offset, event_label) or None)
+        Their true events (None where unknown).
+    confidences, thresholds : sequence of float
+        The rule's confidences and eq. 4's frame thresholds to try.
+
+    Returns
+    -------
+    rows : list of dict
+        Per pair: ``confidence``, ``threshold``, ``selected`` (the share of
+        clips selected) and :class:`PseudoLabelQuality`'s ``n_pseudo``,
+        ``precision``, ``recall`` and ``clip_precision``.
+    """
+    frames = sed.predict_frames(F_u)
+    clips = sed.predict_proba(F_u)
+    quality = PseudoLabelQuality(truth_u, classes=[str(c) for c in sed.classes_])
+    quality.initialize()
+    rows = []
+    for confidence in confidences:
+        for threshold in thresholds:
+            selected, _, pseudo = select_unlabeled(
+                clips, frames, threshold=threshold, confidence=confidence
+            )
+            index = np.flatnonzero(selected)
+            quality.on_pseudo_labels(
+                None,
+                iteration=len(rows),
+                threshold=threshold,
+                clip_index=index,
+                frame_labels=pseudo[index],
+            )
+            row = {"confidence": float(confidence), "selected": float(selected.mean())}
+            rows.append({**row, **quality.records_[-1]})
+    return rows

@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.common import ROOT, replace_section, require
 from benchmarks.data import dev_split, extract, load_pack
-from benchmarks.quality import PseudoLabelQuality
+from benchmarks.quality import PseudoLabelQuality, unlabeled_rule_quality
 from benchmarks.records import Record, merge, read_records, summarise
 from benchmarks.settings import VARIANTS, Settings
 from sklearn_sed.datasets import DESED_CLASSES
@@ -121,6 +121,9 @@ def run_one(settings, data, verbose=0):
         "n_train_clips": len(X_fit),
         "n_unlabeled_clips": int(sed.n_unlabeled_),
     }
+    if data.get("unlabeled") and data["unlabeled"][1] is not None:
+        # The confidence rule of unlabelled clips, with this run's model.
+        results["unlabeled_rule"] = unlabeled_rule_quality(sed, *data["unlabeled"])
     if sed.teacher_ is not None:
         t_events = sed.teacher_.predict_events(F_valid)
         t_ev = sed_eval_results(y_valid, t_events, metric="event", classes=classes)

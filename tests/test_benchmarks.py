@@ -185,6 +185,12 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
     assert all(r.results["n_unlabeled_clips"] == 8 for r in unl)
     crnn_mt = next(r for r in unl if r.settings["mean_teacher"])
     assert any("consistency" in row for row in crnn_mt.results["history"])
+    # Every run measures the confidence rule on the unlabelled clips' truth.
+    rule = crnn_mt.results["unlabeled_rule"]
+    assert {(r["confidence"], r["threshold"]) for r in rule} == {
+        (c, t) for c in (0.6, 0.75, 0.9) for t in (0.75, 0.45)
+    }
+    assert all(0.0 <= r["selected"] <= 1.0 for r in rule)
     text = _run("-m", "benchmarks.table1", "report", str(out))
     assert "DCASE2019 baseline: CRNN mean teacher, unlabelled clips" in text
 
