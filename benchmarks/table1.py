@@ -160,7 +160,7 @@ def table(records):
     """Markdown of Table 1: one row per group of runs (equal settings but seed)."""
     lines = [
         "| system | event-based F1 (%) | segment-based F1 (%) | training minutes "
-        "| seeds | settings | commit, machine |",
+        "| seeds: event F1 (%) | settings | commit, machine |",
         "|---|---|---|---|---|---|---|",
     ]
     groups = merge(records)
@@ -179,11 +179,70 @@ def table(records):
             f"| {summarise(100 * r['event_f1'] for r in res)} "
             f"| {summarise(100 * r['segment_f1'] for r in res)} "
             f"| {summarise(r['fit_seconds'] / 60 for r in res)} "
-            f"| {', '.join(str(r.settings['seed']) for r in runs)} "
+            f"| {', '.join(_seed_f1(r) for r in runs)} "
             f"| {', '.join(f'{k}={v}' for k, v in differs.items()) or 'defaults'} "
             f"| {'; '.join(origin)} |"
         )
+    lines += _mean_teacher_epochs(groups) + _unlabeled_rule(groups)
     return "\n".join(lines)
+
+
+def _seed_f1(record):
+    return f"{record.settings['seed']}: {100 * record.results['event_f1']:.1f}"
+
+
+def _mean_teacher_epochs(groups):
+    """Per epoch of every mean-teacher run: consistency cost, weight, dev F1."""
+    lines = []
+    for shared, runs in groups:
+        if not shared.get("mean_teacher"):
+            continue
+        if not lines:
+            lines = ["", "Mean teacher, per epoch: consistency cost (x 1000) / "
+                     "its weight / teacher's dev event F1 at threshold 0.5 (%):", ""]  # fmt: skip
+        name = Settings.from_dict({**shared, "seed": 0}).label()
+        for r in runs:
+            cells = [
+                f"{1000 * h['consistency']:.0f} / {h['consistency_weight']:.2f} / "
+                f"{100 * h.get('valid_event_f1', float('nan')):.0f}"
+                for h in r.results["history"]
+            ]
+            lines.append(f"- {name}, seed {r.settings['seed']}: " + "; ".join(cells))
+    return lines
+
+
+def _unlabeled_rule(groups):
+    """The confidence rule on the unlabelled clips, mean over each group's runs."""
+    lines = []
+    for shared, runs in groups:
+        rules = [
+            r.results["unlabeled_rule"] for r in runs if "unlabeled_rule" in r.results
+        ]
+        if not rules:
+            continue
+        if not lines:
+            lines = [
+                "",
+                "Pseudo labels of the unlabelled clips by the confidence rule "
+                "(`select_unlabeled`), with each run's fitted model, against "
+                "their kept-aside events (mean over seeds, %):",
+                "",
+                "| model | confidence | theta | clips selected | clip labels "
+                "right | frame precision | frame recall | seeds |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+        name = Settings.from_dict({**shared, "seed": 0}).label()
+        for k, row in enumerate(rules[0]):
+            cells = [
+                np.mean([100 * rule[k][key] for rule in rules])
+                for key in ("selected", "clip_precision", "precision", "recall")
+            ]
+            lines.append(
+                f"| {name} | {row['confidence']} | {row['threshold']} | "
+                + " | ".join(f"{c:.1f}" for c in cells)
+                + f" | {len(rules)} |"
+            )
+    return lines
 
 
 def report(args):
