@@ -43,10 +43,20 @@ class Record:
     date: str = ""
 
     @classmethod
-    def new(cls, experiment, settings, results):
-        """A record of a run made now, on this machine, at this commit."""
+    def new(cls, experiment, settings, results, at_commit=None):
+        """A record of a run made now, on this machine.
+
+        ``at_commit`` is the commit the run started from (taken when it
+        started, as commits may land while it runs); None takes the current
+        one.
+        """
         return cls(
-            experiment, dict(settings), dict(results), commit(), machine(), now()
+            experiment,
+            dict(settings),
+            dict(results),
+            at_commit or commit(),
+            machine(),
+            now(),
         )
 
     def write(self, folder):

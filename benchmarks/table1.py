@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import ROOT, replace_section, require
+from benchmarks.common import ROOT, commit, replace_section, require
 from benchmarks.data import dev_split, extract, load_pack
 from benchmarks.quality import PseudoLabelQuality, unlabeled_rule_quality
 from benchmarks.records import Record, merge, read_records, summarise
@@ -145,8 +145,10 @@ def run(args):
                 print(f"budget of {args.budget:.0f} s spent: {variant} s{seed} skipped")
                 continue
             settings = Settings.from_args(args, variant=variant, seed=seed, **fixed)
+            started_at = commit()
             results = run_one(settings, data, verbose=args.verbose)
-            path = Record.new("table1", settings.as_dict(), results).write(args.out)
+            record = Record.new("table1", settings.as_dict(), results, started_at)
+            path = record.write(args.out)
             print(
                 f"{variant} s{seed}: event F1 {100 * results['event_f1']:.1f} %, "
                 f"segment F1 {100 * results['segment_f1']:.1f} %, "
