@@ -3,6 +3,8 @@ the mean teacher's consistency cost; in fit, Pipeline, model selection, the
 feature store, model files and the command line."""
 
 import os
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -179,9 +181,6 @@ def test_a_mean_teacher_too_slow_for_the_fit_warns_with_a_decay_that_fits():
     """The baseline's 0.999 spans 1.3 % of its 75,000 batches: no warning;
     over 2,000 batches it would average mostly untrained weights: a warning
     whose suggested decay passes the same check."""
-    import re
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert MeanTeacher().check_horizon(75_000)
