@@ -46,11 +46,14 @@ class Settings:
         with.
         """
         if self.variant == "crnn" and self.mean_teacher and self.unlabeled:
-            return "DCASE2019 baseline: CRNN mean teacher, unlabelled clips"
+            return (
+                f"DCASE2019 baseline: CRNN mean teacher (EMA {self.ema_decay}), "
+                "unlabelled clips"
+            )
         extra = [
             name
             for name, on in (
-                ("mean teacher", self.mean_teacher),
+                (f"mean teacher (EMA {self.ema_decay})", self.mean_teacher),
                 ("unlabelled clips", self.unlabeled),
             )
             if on

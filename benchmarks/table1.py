@@ -166,15 +166,10 @@ def table(records):
         "|---|---|---|---|---|---|---|",
     ]
     groups = merge(records)
-    base = Settings().as_dict()
     for shared, runs in groups:
         name = Settings.from_dict({**shared, "seed": 0}).label()
         res = [r.results for r in runs]
-        differs = {
-            k: v
-            for k, v in shared.items()
-            if k not in ("variant", "unlabeled", "mean_teacher") and base.get(k) != v
-        }
+        differs = _differs(shared)
         origin = sorted({f"{r.commit}, {r.machine}" for r in runs})
         lines.append(
             f"| {name} "
@@ -187,6 +182,13 @@ def table(records):
         )
     lines += _mean_teacher_epochs(groups) + _unlabeled_rule(groups)
     return "\n".join(lines)
+
+
+def _differs(shared):
+    """The settings of a group that differ from the defaults, but its row's own."""
+    base = Settings().as_dict()
+    own = ("variant", "seed", "unlabeled", "mean_teacher", "ema_decay")
+    return {k: v for k, v in shared.items() if k not in own and base.get(k) != v}
 
 
 def _seed_f1(record):
@@ -203,6 +205,8 @@ def _mean_teacher_epochs(groups):
             lines = ["", "Mean teacher, per epoch: consistency cost (x 1000) / "
                      "its weight / teacher's dev event F1 at threshold 0.5 (%):", ""]  # fmt: skip
         name = Settings.from_dict({**shared, "seed": 0}).label()
+        differs = ", ".join(f"{k}={v}" for k, v in _differs(shared).items())
+        name += f" ({differs})" if differs else ""
         for r in runs:
             cells = [
                 f"{1000 * h['consistency']:.0f} / {h['consistency_weight']:.2f} / "
