@@ -368,7 +368,8 @@ class MeanTeacher(BaseEstimator):
         DCASE2019 baseline's 0.999 spans about 1,000 of its ~75,000
         batches (1.3 %); in a fit of 2,000 batches the same decay makes a
         teacher that averages mostly early, untrained weights (measured in
-        ``docs/benchmarks.md``: the teacher's dev F1 stayed at 3-12 % for 14 epochs).
+        ``docs/benchmarks.md``: the teacher's dev F1 stayed at 3-12 % for
+        14 epochs).
 
         Parameters
         ----------
