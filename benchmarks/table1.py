@@ -25,6 +25,7 @@ reads it (``benchmarks/gpu_run.sh``).
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -255,6 +256,11 @@ def report(args):
     records = read_records(args.records, experiment="table1")
     if not records:
         sys.exit("error: no table1 record in " + ", ".join(args.records))
+    # A record made before a setting existed ran with its default.
+    records = [
+        dataclasses.replace(r, settings=Settings.from_dict(r.settings).as_dict())
+        for r in records
+    ]
     text = table(records)
     print(text)
     if args.docs:
