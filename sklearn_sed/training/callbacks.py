@@ -343,9 +343,8 @@ class MeanTeacher(BaseEstimator):
             Epochs of the whole fit (both stages).
         batches_per_epoch : int, default=None
             Training batches per epoch. When given, warns if the teacher
-            would average over more than a tenth of the fit's batches
-            (and over 20)
-            (:meth:`check_horizon`).
+            would average over more than a tenth of the fit's batches, and
+            over 20 (:meth:`check_horizon`).
 
         Returns
         -------
