@@ -112,8 +112,9 @@ def unlabeled_rule_quality(
         clips selected) and :class:`PseudoLabelQuality`'s ``n_pseudo``,
         ``precision``, ``recall`` and ``clip_precision``.
     """
-    frames = sed.predict_frames(F_u)
-    clips = sed.predict_proba(F_u)
+    # One forward pass for both outputs (predict_frames and predict_proba
+    # would each run one; the CRNN's clip output is not the frames' max).
+    frames, clips = sed._forward_all(F_u)
     quality = PseudoLabelQuality(truth_u, classes=[str(c) for c in sed.classes_])
     quality.initialize()
     rows = []
