@@ -168,7 +168,7 @@ def table(records):
     ]
     groups = merge(records)
     for shared, runs in groups:
-        name = Settings.from_dict({**shared, "seed": 0}).label()
+        name = _label(shared)
         res = [r.results for r in runs]
         differs = _differs(shared)
         origin = sorted({f"{r.commit}, {r.machine}" for r in runs})
@@ -183,6 +183,11 @@ def table(records):
         )
     lines += _mean_teacher_epochs(groups) + _unlabeled_rule(groups)
     return "\n".join(lines)
+
+
+def _label(shared):
+    """The row name of a group of runs (their settings but the seed)."""
+    return Settings.from_dict({**shared, "seed": 0}).label()
 
 
 def _differs(shared):
@@ -205,7 +210,7 @@ def _mean_teacher_epochs(groups):
         if not lines:
             lines = ["", "Mean teacher, per epoch: consistency cost (x 1000) / "
                      "its weight / teacher's dev event F1 at threshold 0.5 (%):", ""]  # fmt: skip
-        name = Settings.from_dict({**shared, "seed": 0}).label()
+        name = _label(shared)
         differs = ", ".join(f"{k}={v}" for k, v in _differs(shared).items())
         name += f" ({differs})" if differs else ""
         for r in runs:
@@ -238,7 +243,7 @@ def _unlabeled_rule(groups):
                 "right | frame precision | frame recall | seeds |",
                 "|---|---|---|---|---|---|---|---|",
             ]
-        name = Settings.from_dict({**shared, "seed": 0}).label()
+        name = _label(shared)
         for k, row in enumerate(rules[0]):
             cells = [
                 np.mean([100 * rule[k][key] for rule in rules])
