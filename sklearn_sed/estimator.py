@@ -138,28 +138,36 @@ class PseudoLabelSED(BaseEstimator):
         iterations, the threshold schedule of eq. 5, the weighting of eq. 10,
         an optional teacher). "paper" is ``PseudoLabelSchedule()``; None
         skips stage 2: the report's "ResNet without pseudo label".
-    train_dtype : {"float32", "bfloat16"}, default="float32"
+    train_dtype : {"float32", "bfloat16", "auto"}, default="float32"
         Precision of the training forward pass: "bfloat16" trains under
         ``torch.autocast`` (weights, optimizer and loss stay float32): 1.9x
         to 2.4x the clips/s of float32 on a CPU with AVX-512 BF16
         (``docs/benchmarks.md``), and faster on recent GPUs; emulated, hence
-        slower, on CPUs without bfloat16 instructions. Its effect on F1 has
-        not been measured side by side, so no recipe sets it. Pseudo
+        slower, on CPUs without bfloat16 instructions. "auto" trains
+        bfloat16 where the device computes it natively and the training
+        probe finds it faster and in agreement with float32 (see
+        ``compile``), else float32. Its effect on F1 has not been measured
+        side by side, so no recipe sets "bfloat16" or "auto". Pseudo
         labelling and validation always run in float32.
-    compile : bool, default=False
+    compile : bool or "auto", default=False
         Train the network through ``torch.compile`` (skorch's ``compile``,
         static shapes; the loss is not compiled): 2.2x the clips/s of eager
-        float32 at width 16 on a 2-core AMD EPYC (``benchmarks/throughput.py``),
-        after a one-off compilation of about 40 s per batch shape. Needs a
-        C++ compiler on CPUs (Inductor). **It can abort the interpreter**:
-        Inductor's compiled backward corrupted the heap on an AMD EPYC with
-        AVX-512 BF16 at 8 and 12 filters, and on one with AVX2 only at 2 to
-        6 filters (torch 2.13), so no recipe sets it; check a compiled fit
-        in a child process on your machine first. On a CPU, a network with a
-        convolution of fewer than 8 channels trains eagerly with a warning.
-        Prediction, pseudo labelling and validation run the network as it
-        is, and the fitted estimator keeps the plain network (model files
-        and pickles are those of an uncompiled fit).
+        float32 at width 16 on a 2-core AMD EPYC (``benchmarks/throughput.py``).
+        Needs a C++ compiler on CPUs (Inductor). Only full training batches
+        run compiled; a partial last batch, prediction, pseudo labelling and
+        validation run the plain network, and the fitted estimator keeps it
+        (model files and pickles are those of an uncompiled fit).
+        "auto" (the recipes' default) compiles only where the training probe
+        (:mod:`~sklearn_sed.training.fast_path`) ran this network's exact
+        training step compiled in a child process, found its losses and
+        gradients equal to eager float32's within tolerance, and faster;
+        an abort, a time-out or a mismatch there trains eagerly, with a
+        warning naming it. The verdict is cached per machine and shape.
+        True compiles without a probe: **it can abort the interpreter**
+        (Inductor's compiled backward corrupted the heap on AMD EPYC CPUs at
+        2 to 12 filters with torch 2.13, PyTorch issue 181618); on a CPU, a
+        network with a convolution of fewer than 8 channels then trains
+        eagerly with a warning.
     validation_fraction : float or None, default=None
         Fraction of the strongly labelled clips held out as validation data
         when ``fit`` gets no ``X_val``; None holds out nothing.
@@ -244,6 +252,11 @@ class PseudoLabelSED(BaseEstimator):
         (M_p, weak clips that got pseudo labels) out of ``n_weak``.
     n_strong_, n_weak_ : int
         ``M_s`` and ``M_w``.
+    training_path_ : TrainingPath
+        The training set-up the fit used (``train_dtype``, ``compile``) and
+        why: "set explicitly", or what the probe of ``"auto"`` found
+        (:class:`~sklearn_sed.training.fast_path.TrainingPath`). Not kept in
+        model files.
     n_unlabeled_ : int
         Training clips without any label (``y_weak`` of ``-1``).
     best_epoch_ : int or None
@@ -324,8 +337,8 @@ class PseudoLabelSED(BaseEstimator):
         "augment": [Augment, None],
         "pseudo_labels": [PseudoLabelSchedule, StrOptions({"paper"}), None],
         "mean_teacher": [MeanTeacher, None],
-        "train_dtype": [StrOptions({"float32", "bfloat16"})],
-        "compile": ["boolean"],
+        "train_dtype": [StrOptions({"float32", "bfloat16", "auto"})],
+        "compile": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "decoder": [Decoder, None],
         "duration": [Interval(numbers.Real, 0, MAX_DURATION_SEC, closed="right")],
@@ -806,8 +819,13 @@ class PseudoLabelSED(BaseEstimator):
             collate = self.augment.collate(
                 pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_))
             )
+        module = self._build_module(len(self.classes_))
+        train_dtype, compile_ = self.train_dtype, train and self.compile
+        if train:
+            path = self._training_path(module)
+            train_dtype, compile_ = path.train_dtype, path.compile
         return make_training_net(
-            self._build_module(len(self.classes_)),
+            module,
             class_weight=self.class_weight_,
             n_weak=n_weak,
             n_strong=n_strong,
@@ -817,14 +835,60 @@ class PseudoLabelSED(BaseEstimator):
             max_epochs=self.max_epochs,
             device=self.device,
             verbose=self.verbose,
-            train_dtype=self.train_dtype,
-            compile=train and self.compile,
+            train_dtype=train_dtype if train else "float32",
+            compile=compile_,
+            probed=train and self.compile == "auto",
             weighting="paper" if schedule is None else schedule.weighting,
             collate_fn=collate,
             callbacks=[*extra_callbacks, *list(self.callbacks or []), *last_callbacks],
             accelerator=self.accelerator,
             net_params=self.net_params,
         )
+
+    def _training_path(self, module):
+        """Resolve ``"auto"`` (:func:`~sklearn_sed.training.fast_path.choose_training_path`).
+
+        Sets ``training_path_``; a fallback after a failed probe warns once
+        per fit, and ``verbose`` prints the set-up chosen.
+        """
+        from sklearn_sed.training.fast_path import (
+            TrainingPath,
+            choose_training_path,
+        )
+
+        if self.compile != "auto" and self.train_dtype != "auto":
+            path = TrainingPath(self.train_dtype, bool(self.compile), "set explicitly")
+        elif self.accelerator is not None:
+            path = TrainingPath(
+                "float32" if self.train_dtype == "auto" else self.train_dtype,
+                False if self.compile == "auto" else bool(self.compile),
+                "eager: the probe does not run under an accelerator",
+            )
+        else:
+            path = choose_training_path(
+                module,
+                compile=self.compile,
+                train_dtype=self.train_dtype,
+                input_shape=(self.n_frames_in_, self.n_mels_in_),
+                batch_size=self.batch_size,
+                device=self.device,
+            )
+        failed = [
+            p
+            for p in path.probes
+            if p["outcome"] in ("aborted", "timeout", "mismatch", "failed")
+        ]
+        if failed:
+            warnings.warn(
+                f"Training {path.train_dtype}, "
+                f"{'compiled' if path.compile else 'eager'}: {path.reason}.",
+                UserWarning,
+                stacklevel=6,
+            )
+        elif self.verbose:
+            print(f"Training set-up: {path.reason}", flush=True)
+        self.training_path_ = path
+        return path
 
     def _probe_output_frames(self, X, n_classes):
         return check_module_output(
@@ -945,7 +1009,7 @@ class PseudoLabelSED(BaseEstimator):
             )
         # Also when a finished checkpoint resumed.
         stages.X = stages.y = stages.teacher_probs = None
-        if self.compile:
+        if net.compile:
             drop_compiled(net)
         best_epoch = None
         if val is not None:

@@ -1,8 +1,21 @@
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
 
 from sklearn_sed import Decoder, PseudoLabelSchedule
+
+
+# The recipes train with compile="auto": the training probe would compile each
+# tiny test network in a child process. Tests of the probe switch it on with a
+# cache folder of their own (tests/test_fast_path.py); everywhere else "auto"
+# trains float32 and eager, and no test writes to the user's cache folder.
+os.environ["SKLEARN_SED_PROBE"] = "off"
+os.environ.setdefault(
+    "SKLEARN_SED_CACHE_DIR", tempfile.mkdtemp(prefix="sklearn-sed-test-cache-")
+)
 
 
 def pytest_addoption(parser):

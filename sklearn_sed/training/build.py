@@ -104,6 +104,7 @@ def make_training_net(
     verbose,
     train_dtype="float32",
     compile=False,
+    probed=False,
     weighting="paper",
     collate_fn=None,
     callbacks=(),
@@ -115,7 +116,8 @@ def make_training_net(
     ``optimizer`` is a ``torch.optim`` class or a name of :data:`OPTIMIZERS`
     (SGD gets a momentum of 0.9 unless ``net_params`` sets
     ``optimizer__momentum``); ``compile`` is honoured only where
-    :func:`compiles_safely`; ``collate_fn`` None is
+    :func:`compiles_safely`, unless ``probed`` (the training probe of
+    :mod:`~sklearn_sed.training.fast_path` ran it safely); ``collate_fn`` None is
     :func:`~sklearn_sed.training.augment.collate_float32`; ``verbose >= 2``
     adds a progress bar; ``net_params`` override everything else.
 
@@ -129,7 +131,11 @@ def make_training_net(
     optimizer_kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
     # A net built to load weights into (not to train) is never compiled,
     # and says nothing about compiling.
-    compile_ = compile and compiles_safely(module, device)
+    compile_ = compile and (probed or compiles_safely(module, device))
+    if compile_:
+        from sklearn_sed.training.fast_path import use_one_compile_thread
+
+        use_one_compile_thread()
     extra = {
         "iterator_train__collate_fn": collate_fn or collate_float32,
         "train_dtype": train_dtype,

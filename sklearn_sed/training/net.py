@@ -177,11 +177,30 @@ class SEDNet(NeuralNet):
         dtype = self.train_dtype if self.module_.training else self.inference_dtype
         enabled = dtype == "bfloat16"
         kind = device_type(self)
+        x = to_tensor(x, device=self.device)
+        module = self._module_for(x)
         with torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled):
-            out = super().infer(x, **fit_params)
+            out = module(x, **fit_params)
         if enabled:
             out = tuple(o.float() for o in out)
         return out
+
+    def _module_for(self, x):
+        """The compiled network for full training batches, else the plain one.
+
+        A compiled fit compiles one graph: the training step at the batch
+        size that was probed (:mod:`~sklearn_sed.training.fast_path`). A
+        partial last batch and every forward pass outside training (validation,
+        pseudo labels, prediction) run the plain network, so that no other
+        shape or mode is compiled, unprobed, in this process.
+        """
+        module = self.module_
+        plain = getattr(module, "_orig_mod", None)
+        if plain is None:
+            return module
+        if module.training and len(x) == self.batch_size:
+            return module
+        return plain
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss of one batch.
