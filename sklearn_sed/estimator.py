@@ -846,7 +846,9 @@ class PseudoLabelSED(BaseEstimator):
         )
 
     def _training_path(self, module):
-        """Resolve ``"auto"`` (:func:`~sklearn_sed.training.fast_path.choose_training_path`).
+        """Resolve ``"auto"`` settings to a concrete training set-up.
+
+        :func:`~sklearn_sed.training.fast_path.choose_training_path` decides.
 
         Sets ``training_path_``; a fallback after a failed probe warns once
         per fit, and ``verbose`` prints the set-up chosen.

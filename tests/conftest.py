@@ -7,7 +7,6 @@ import torch
 
 from sklearn_sed import Decoder, PseudoLabelSchedule
 
-
 # The recipes train with compile="auto": the training probe would compile each
 # tiny test network in a child process. Tests of the probe switch it on with a
 # cache folder of their own (tests/test_fast_path.py); everywhere else "auto"

@@ -224,7 +224,8 @@ def test_a_fit_compiles_only_the_probed_training_batches(
     sed = PseudoLabelSED(**{**FAST_SED, "batch_size": 12}, compile="auto")
     sed.fit(d["F"][:32], d["y_weak"][:32], d["y_strong"][:32])  # 12 + 12 + 8
     assert sed.training_path_.compile is True
-    assert calls and all(training and n == 12 for training, n in calls)
+    assert calls
+    assert all(training and n == 12 for training, n in calls)
     assert not hasattr(sed.net_.module_, "_orig_mod")  # the plain network kept
     sed.predict_frames(d["F"][:3])
     assert all(n == 12 for _, n in calls)

@@ -67,7 +67,9 @@ def main():
     losses, grad, seconds = _steps(
         module, x, spec["dtype"], spec["compile"], spec["steps"], device.type
     )
-    loss_diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses, ref_losses))
+    loss_diff = max(
+        abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses, ref_losses, strict=True)
+    )
     grad_diff = float((grad - ref_grad).norm() / ref_grad.norm().clamp_min(1e-12))
     print(
         json.dumps(

@@ -331,7 +331,7 @@ def probe_candidate(module, candidate, *, input_shape, batch_size, device, timeo
 
 
 def _child_command():
-    """The probe's child: this interpreter, on :mod:`._probe_child`."""
+    """Return the command of the probe's child (this interpreter)."""
     return [sys.executable, "-m", "sklearn_sed.training._probe_child"]
 
 
@@ -431,7 +431,7 @@ def choose_training_path(
 
 
 def _decide(verdicts, fallback):
-    """The fastest working candidate, else the fallback, and one line why."""
+    """Pick the fastest working candidate, else the fallback; say why."""
     working = [v for v in verdicts if v["outcome"] == "works"]
     fallback_seconds = None
     for v in verdicts:

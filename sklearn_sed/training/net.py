@@ -186,7 +186,7 @@ class SEDNet(NeuralNet):
         return out
 
     def _module_for(self, x):
-        """The compiled network for full training batches, else the plain one.
+        """Return the compiled network for full training batches, else the plain one.
 
         A compiled fit compiles one graph: the training step at the batch
         size that was probed (:mod:`~sklearn_sed.training.fast_path`). A
