@@ -1,24 +1,32 @@
 """Training throughput of PseudoLabelSED: float32 or bfloat16 autocast, eager
-or through ``torch.compile``, at the demo's and the ``"cpu"`` recipe's sizes.
+or through ``torch.compile``, and the recipes' default (``compile="auto"``,
+the training probe's choice), at the demo's and the ``"cpu"`` recipe's sizes,
+against the machine's measured matmul peaks.
 
 Measures the clips per second of ``PseudoLabelSED.fit`` (stage 1, Adam, the
 library's own loop) on random 10 s feature maps (1024 x 64), side by side in
-one run (the four set-ups alternate, median of the repeats). The second epoch
+one run (the set-ups alternate, median of the repeats). The second epoch
 is timed, so the one-off compilation of the first is not counted. Each fit
 runs in a child process, so that a set-up that aborts the interpreter (as
 Inductor's compiled backward does on some CPUs) is recorded as such instead
-of ending the benchmark. Writes the throughput section of
-``docs/benchmarks.md``.
+of ending the benchmark. The ``"auto"`` set-ups share one fresh probe cache
+per network: the first repeat pays the probe (its one-time cost is
+reported), the others read its verdict. GFLOP per training clip are counted
+by ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward);
+the float32 and bfloat16 peaks are those of a 2048 x 2048 ``torch.matmul``
+in the same run. Writes the throughput section of ``docs/benchmarks.md``.
 
     python -m benchmarks.throughput [--repeats 3]
 """
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchmarks.common import ROOT, commit, machine, now, replace_section
@@ -33,7 +41,11 @@ SETUPS = {
     "bfloat16": ("bfloat16", False),
     "float32 + compile": ("float32", True),
     "bfloat16 + compile": ("bfloat16", True),
+    # The recipes' default, and the fastest set-up the probe may choose.
+    "default (float32, compile=auto)": ("float32", "auto"),
+    "auto (dtype and compile)": ("auto", "auto"),
 }
+AUTO = [name for name, (d, c) in SETUPS.items() if "auto" in (d, c)]
 
 
 def clips_per_second(
@@ -63,14 +75,58 @@ def clips_per_second(
         device=device,
     )
     sed.fit(X, y_weak, y_strong)
-    return n_clips / sed.net_.history[-1, "dur"]
+    path = sed.training_path_
+    probe_seconds = sum(
+        v.get("probe_seconds", 0.0) for v in path.probes if not v.get("cached")
+    )
+    return {
+        "clips_per_second": n_clips / sed.net_.history[-1, "dur"],
+        "chose": f"{path.train_dtype}{' + compile' if path.compile else ''}",
+        "probe_seconds": probe_seconds,
+    }
 
 
-def measure_in_child(size, setup, timeout=900):
-    """Run one fit in a child process; clips/s, or why it gave none."""
+def matmul_peaks(n=2048, repeats=7):
+    """GFLOP/s of a square ``torch.matmul`` in float32 and bfloat16 (median)."""
+    import torch
+
+    peaks = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a = torch.rand(n, n, dtype=dtype)
+        b = torch.rand(n, n, dtype=dtype)
+        torch.matmul(a, b)  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.matmul(a, b)
+            times.append(time.perf_counter() - started)
+        peaks[name] = 2 * n**3 / statistics.median(times) / 1e9
+    return peaks
+
+
+def gflop_per_clip(n_filters, n_blocks):
+    """GFLOP of one training clip (forward and backward), 1024 x 64 input."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sklearn_sed.networks import ResNetSED
+
+    module = ResNetSED(10, n_filters=n_filters, n_blocks=n_blocks).train()
+    x = torch.rand(1, 1024, 64)
+    with FlopCounterMode(display=False) as counter:
+        frames, clips = module(x)
+        (frames.mean() + clips.mean()).backward()
+    return counter.get_total_flops() / 1e9
+
+
+def measure_in_child(size, setup, timeout=1800, cache=None):
+    """Run one fit in a child process; its result, or why it gave none."""
     n_filters, n_blocks, batch_size, n_clips = SIZES[size]
     dtype, compile = SETUPS[setup]
     args = json.dumps([n_filters, dtype, n_clips, batch_size, n_blocks, compile])
+    env = {**os.environ, "SKLEARN_SED_PROBE": "on"}
+    if cache is not None:
+        env["SKLEARN_SED_CACHE_DIR"] = cache
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.throughput", "--one", args],
         cwd=ROOT,
@@ -78,9 +134,10 @@ def measure_in_child(size, setup, timeout=900):
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
     if proc.returncode == 0:
-        return float(proc.stdout.strip().splitlines()[-1])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
     if proc.returncode < 0:
         return f"killed by {signal.Signals(-proc.returncode).name}"
     last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:80]
@@ -95,33 +152,33 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.one:
         n_filters, dtype, n_clips, batch_size, n_blocks, compile = json.loads(args.one)
-        print(
-            clips_per_second(
-                n_filters,
-                dtype,
-                n_clips,
-                batch_size,
-                n_blocks=n_blocks,
-                compile=compile,
-            )
+        result = clips_per_second(
+            n_filters, dtype, n_clips, batch_size, n_blocks=n_blocks, compile=compile
         )
+        print(json.dumps(result))
         return 0
+    peaks = matmul_peaks()
+    print(f"matmul peaks: {peaks}", flush=True)
     header = " | ".join(f"{s} clips/s" for s in SETUPS)
     rows = [
-        f"| network | batch | {header} | bfloat16 / float32 | compile / eager "
-        "(float32) |",
-        "|---|---|" + "---|" * (len(SETUPS) + 2),
+        f"| network | batch | GFLOP / clip | {header} | default chose | "
+        "probe, once (s) | default / float32 | best / float32 | default "
+        "GFLOP/s (% of float32 / bf16 matmul peak) |",
+        "|---|---|---|" + "---|" * (len(SETUPS) + 5),
     ]
     for size in SIZES:
         results = {name: [] for name in SETUPS}
+        cache = tempfile.mkdtemp(prefix="throughput-probe-")
         for _ in range(args.repeats):
             for name in SETUPS:
                 time.sleep(0.5)
-                results[name].append(measure_in_child(size, name))
+                results[name].append(
+                    measure_in_child(size, name, cache=cache if name in AUTO else None)
+                )
         cells, medians = [], {}
         for name, values in results.items():
-            numbers = [v for v in values if isinstance(v, float)]
-            failures = sorted({v for v in values if not isinstance(v, float)})
+            numbers = [v["clips_per_second"] for v in values if isinstance(v, dict)]
+            failures = sorted({v for v in values if not isinstance(v, dict)})
             if numbers and not failures:
                 medians[name] = statistics.median(numbers)
                 cells.append(f"{medians[name]:.2f}")
@@ -130,22 +187,41 @@ def main(argv=None):
                     f"{len(values) - len(numbers)} of {len(values)} runs "
                     + "; ".join(failures)
                 )
+        default = next(iter(AUTO))
+        done = [v for v in results[default] if isinstance(v, dict)]
+        chose = sorted({v["chose"] for v in done}) or ["n/a"]
+        probe = sum(
+            v["probe_seconds"]
+            for name in AUTO
+            for v in results[name]
+            if isinstance(v, dict)
+        )
 
         def ratio(a, b, medians=medians):
             if a in medians and b in medians:
                 return f"{medians[a] / medians[b]:.2f}x"
             return "n/a"
 
+        best = max(medians, key=medians.get) if medians else None
+        flops = gflop_per_clip(*SIZES[size][:2])
+        speed = "n/a"
+        if default in medians:
+            rate = medians[default] * flops
+            speed = (
+                f"{rate:.0f} ({100 * rate / peaks['float32']:.0f} % / "
+                f"{100 * rate / peaks['bfloat16']:.0f} %)"
+            )
         batch = SIZES[size][2]
         rows.append(
-            f"| {size} | {batch} | {' | '.join(cells)} | "
-            f"{ratio('bfloat16', 'float32')} | "
-            f"{ratio('float32 + compile', 'float32')} |"
+            f"| {size} | {batch} | {flops:.2f} | {' | '.join(cells)} | "
+            f"{', '.join(chose)} | {probe:.0f} | "
+            f"{ratio(default, 'float32')} | "
+            f"{ratio(best, 'float32') if best else 'n/a'} ({best}) | {speed} |"
         )
         print(rows[-1], flush=True)
     text = "\n".join(
         [
-            "### Training throughput (`benchmarks/throughput.py`)",
+            "### Training throughput (`benchmarks.throughput`)",
             "",
             f"Command: `python -m benchmarks.throughput --repeats {args.repeats}`. "
             f"Commit: {commit()}. Machine: {machine()}. Date: {now()}. "
@@ -153,7 +229,12 @@ def main(argv=None):
             "(stage 1, Adam), clips per second of the second epoch, median of "
             f"{args.repeats} alternating runs, each in a child process, nothing "
             "else running. A cell that names a signal is a set-up that killed "
-            "the interpreter.",
+            'the interpreter. "default" is the recipes\' set-up '
+            '(`compile="auto"`, float32): what the training probe chose, '
+            "and its one-time cost on this machine (every `auto` probe of the "
+            'network, summed); "auto" also lets the probe choose bfloat16. '
+            f"Matmul peaks in the same run: {peaks['float32']:.0f} GFLOP/s "
+            f"float32, {peaks['bfloat16']:.0f} GFLOP/s bfloat16.",
             "",
             *rows,
         ]
