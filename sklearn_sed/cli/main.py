@@ -945,10 +945,14 @@ def build_parser():
         choices=("cpu", "cpu_teacher", "paper"),
         default="cpu",
         help="named settings (sklearn_sed.recipes): 'cpu' (default) trains "
-        "a width-16 ResNet in float32 in about 30 minutes per 1,000 clips on "
-        "2 cores (--set train_dtype=bfloat16 trains about 2x faster on CPUs "
-        "with AVX-512 BF16; --set compile=True faster still where "
-        "torch.compile does not abort); 'cpu_teacher' is 'cpu' with pseudo "
+        "a width-16 ResNet in float32, compiled where a one-time probe in a "
+        "child process proves torch.compile safe and faster on this machine "
+        "(docs/recipe.md; SKLEARN_SED_PROBE=off trains eagerly); "
+        "--set train_dtype=auto also lets the probe choose bfloat16 on CPUs "
+        "with AVX-512 BF16 or AMX (F1 not yet measured against float32). "
+        "Measured per 1,000 clips x 10 epochs on 2 cores: see "
+        "docs/benchmarks.md, 'Training throughput'. 'cpu_teacher' is 'cpu' "
+        "with pseudo "
         "labels from a "
         "CRNN trained first (not the report; about twice the time); "
         "'paper' is the report as written (64 filters, SGD: a GPU job)",
