@@ -6,7 +6,11 @@
   TFLOP/s in float32 (TF32 convolutions, torch's default) and under bfloat16
   autocast, against that peak;
 - training clips/s of ``PseudoLabelSED.fit`` at paper size (the second
-  epoch, as ``benchmarks/throughput.py``), float32 and bfloat16;
+  epoch, as ``benchmarks/throughput.py``): float32 and bfloat16 eager,
+  bfloat16 compiled at batches 64 and 128, and what the training probe
+  chooses (``compile="auto"``, ``train_dtype="auto"``), each with its share
+  of the bfloat16 matmul peak (GFLOP per training clip counted by
+  ``FlopCounterMode``, forward and backward);
 - inference real-time factor end to end: ``predict_events`` from feature
   maps, and a fitted ``Pipeline`` from 10 s WAV files with the log-mel
   extractor on the GPU (``LogMelExtractor(device="cuda")``) and on the CPU.
@@ -79,6 +83,17 @@ def matmul_peak(n):
     b = torch.randn(n, n, device=DEVICE, dtype=torch.bfloat16)
     ms = _median_ms(lambda: a @ b)
     return 2 * n**3 / (ms / 1e3) / 1e12
+
+
+def train_gflop_per_clip(width):
+    """GFLOP of one training clip (forward and backward) at paper size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = ResNetSED(n_classes=10, n_filters=width, n_blocks=2).train()
+    with FlopCounterMode(display=False) as fc:
+        frames, clips = net(torch.rand(1, 1024, 64))
+        (frames.mean() + clips.mean()).backward()
+    return fc.get_total_flops() / 1e9
 
 
 def forward_tflops(batch, width):
@@ -210,16 +225,45 @@ def main(argv=None):
 
     record("bf16_matmul_tflops", lambda: matmul_peak(args.matmul))
     record("forward", lambda: forward_tflops(args.batch, args.width))
-    record(
-        "train_clips_per_s",
-        lambda: {
-            f"{dtype}_batch{batch}": clips_per_second(
-                args.width, dtype, args.train_clips, batch, device=DEVICE
-            )
-            for batch in (16, 64)
-            for dtype in ("float32", "bfloat16")
-        },
-    )
+    #: (train_dtype, compile, batch): the float32 and bfloat16 baselines, then
+    #: compiled bfloat16 at growing batches, then what the probe chooses.
+    setups = [
+        ("float32", False, 16),
+        ("float32", False, 64),
+        ("bfloat16", False, 64),
+        ("bfloat16", True, 64),
+        ("bfloat16", True, 128),
+        ("auto", "auto", 64),
+    ]
+    if args.check:  # eager and tiny: a check of the script, not of Inductor
+        setups = [("float32", False, 2), ("bfloat16", False, 2)]
+
+    def training():
+        gflop = train_gflop_per_clip(args.width)
+        peak = result.get("bf16_matmul_tflops")
+        out = {"train_gflop_per_clip": gflop}
+        for dtype, compiled, batch in setups:
+            key = f"{dtype}{'_compiled' if compiled else ''}_batch{batch}"
+            try:
+                got = clips_per_second(
+                    args.width,
+                    dtype,
+                    max(args.train_clips, 2 * batch),
+                    batch,
+                    compile=compiled,
+                    device=DEVICE,
+                )
+            except Exception as exc:  # one set-up failing keeps the others
+                out[key] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            if isinstance(peak, float):
+                tflops = got["clips_per_second"] * gflop / 1e3
+                got["percent_of_bf16_peak"] = 100 * tflops / peak
+            out[key] = got
+            print(f"  {key}: {got}", flush=True)
+        return out
+
+    record("train_clips_per_s", training)
     record("inference", lambda: inference_rtf(args.clips, args.files, args.width))
     return 0
 
