@@ -139,6 +139,12 @@ class SEDAugment:
         return torch.from_numpy(filt.astype(np.float32)) / self.db_range
 
 
+#: Largest ``freq_mask`` (mel bands): larger than any mel axis.
+MAX_FREQ_MASK = 1024
+#: Largest ``filter_augment`` gain (dB): the features' whole range (top_db).
+MAX_FILTER_AUGMENT_DB = 80.0
+
+
 class Augment(BaseEstimator):
     """Training augmentation (not in the report): a parameter object.
 
@@ -170,8 +176,12 @@ class Augment(BaseEstimator):
 
     _parameter_constraints: dict = {
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
-        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
-        "filter_augment": [Interval(numbers.Real, 0, None, closed="left")],
+        # Bounds: no mel axis has more than MAX_FREQ_MASK bands, and the
+        # features span top_db = 80 dB (one feature unit).
+        "freq_mask": [Interval(numbers.Integral, 0, MAX_FREQ_MASK, closed="both")],
+        "filter_augment": [
+            Interval(numbers.Real, 0, MAX_FILTER_AUGMENT_DB, closed="both")
+        ],
     }
 
     def __init__(self, time_shift=0.0, freq_mask=0, filter_augment=0.0):
