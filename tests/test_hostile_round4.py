@@ -403,3 +403,17 @@ def test_any_set_literals_are_applied_checked_or_are_a_cli_error(pairs):
     for obj in sed.get_params(deep=False).values():
         if hasattr(obj, "_validate_params"):
             obj._validate_params()
+
+
+def test_a_frequency_mask_wider_than_the_mel_axis_masks_it_whole():
+    """Check freq_mask beyond the mel bands (16 here) trains instead of
+    ending in torch's internal error from randint."""
+    import torch
+
+    from sklearn_sed.training.augment import SEDAugment
+
+    collate = SEDAugment(freq_mask=1000, pooling=8)
+    items = [(np.ones((64, 16), np.float32), {"frames": np.zeros((8, 2))})] * 4
+    X, _ = collate(items)
+    assert X.shape == (4, 64, 16)
+    assert torch.isfinite(X).all()

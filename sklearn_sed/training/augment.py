@@ -40,7 +40,8 @@ def collate_float32(items):
     The features are stacked into a new array, so read-only memory maps are
     never handed to torch as they are.
     """
-    X = np.stack([np.asarray(item[0]) for item in items]).astype(np.float32)
+    # One copy: stacked straight into float32 (not stacked, then cast).
+    X = np.stack([np.asarray(item[0]) for item in items], dtype=np.float32)
     y = default_collate([item[1] for item in items])
     return torch.from_numpy(X), y
 
@@ -96,8 +97,7 @@ class SEDAugment:
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
-        X, y = collate_float32(items)
-        X = X.clone()
+        X, y = collate_float32(items)  # a new array: augmented in place
         frames = y["frames"].clone() if isinstance(y, dict) else None
         n_out = frames.shape[1] if frames is not None else X.shape[1] // self.pooling
         max_k = int(self.time_shift * n_out)
@@ -110,6 +110,7 @@ class SEDAugment:
                         frames[i] = torch.roll(frames[i], k, dims=0)
             if self.freq_mask > 0:
                 width = int(torch.randint(0, self.freq_mask + 1, ()).item())
+                width = min(width, X.shape[2])  # a mask wider than the mel axis
                 if width:
                     start = int(torch.randint(0, X.shape[2] - width + 1, ()).item())
                     X[i, :, start : start + width] = 0.0
