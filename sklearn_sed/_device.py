@@ -48,6 +48,18 @@ def check_device(device, *, name="device", trains=False):
             f"{name}={device!r} but torch sees no CUDA device here. Use "
             f"{name}='cpu', or install a CUDA build of torch."
         )
+    index = torch.device(device).index
+    if kind == "cpu" and index not in (None, 0):
+        raise ValueError(
+            f"{name}={device!r} names CPU number {index}, but torch has one CPU "
+            f"device. Use {name}='cpu'."
+        )
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ValueError(
+            f"{name}={device!r} but torch sees {torch.cuda.device_count()} CUDA "
+            f"device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1}). "
+            "Use an index among them."
+        )
     if trains and kind not in ("cpu", "cuda", "mps", "xpu"):
         raise ValueError(
             f"{name}={device!r} cannot train or predict. Use 'cpu' or 'cuda'."

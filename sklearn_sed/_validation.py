@@ -10,6 +10,11 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_CLASS_NAME_LENGTH",
+    "MAX_EPOCHS",
+    "MAX_LR",
+    "check_class_names",
     "check_features",
     "check_finite",
     "check_n_clips",
@@ -38,6 +43,58 @@ def check_finite(array, *, name):
             f"{name} must hold finite values only. Got {n_bad} NaN or infinite "
             "value(s) instead. Consider removing or repairing those clips."
         )
+
+
+#: Bounds of the training loop's sizes: each sizes an allocation or a loop.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+#: Largest learning rate accepted: no optimizer here trains beyond it.
+MAX_LR = 10.0
+#: Longest class name accepted (DESED's longest is 26 characters).
+MAX_CLASS_NAME_LENGTH = 200
+
+
+def check_class_names(classes, *, name="classes"):
+    """Raise unless every class is a printable name an event table can hold.
+
+    A class name is written into every event table the model predicts
+    (``onset offset event_label`` TSV lines read by sed_eval and DESED's
+    tools): a tab, newline or carriage return in it would inject rows or
+    columns. Names are non-empty strings of printable characters (spaces
+    allowed) without tab, newline or carriage return, at most
+    :data:`MAX_CLASS_NAME_LENGTH` long, or integers (the columns of an
+    indicator matrix); booleans and anything else are refused.
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        The class names, from ``fit``'s labels or from a model file.
+    name : str, default="classes"
+        Name of the input, used in the message.
+
+    Raises
+    ------
+    ValueError
+        If a class name is not such a string or integer.
+    """
+    for i, c in enumerate(np.asarray(classes, dtype=object).ravel().tolist()):
+        if isinstance(c, numbers.Integral) and not isinstance(c, bool):
+            continue
+        ok = (
+            isinstance(c, str)
+            and 0 < len(c) <= MAX_CLASS_NAME_LENGTH
+            and c.isprintable()  # no tab, newline, CR or other control
+        )
+        if not ok:
+            shown = repr(c)[:80]
+            raise ValueError(
+                f"{name}[{i}] must be a class name: a non-empty string of at "
+                f"most {MAX_CLASS_NAME_LENGTH} printable characters without "
+                "tab, newline or carriage return, or an "
+                f"integer. Got {type(c).__name__} {shown} instead. Event "
+                "tables write class names verbatim; rename the class (or, for "
+                "a model file, it was damaged or altered: retrain or restore it)."
+            )
 
 
 def check_features(X, *, n_mels=None, estimator="PseudoLabelSED"):

@@ -23,7 +23,15 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from sklearn_sed._device import check_device
-from sklearn_sed._validation import check_features, check_n_clips, check_per_class
+from sklearn_sed._validation import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_LR,
+    check_class_names,
+    check_features,
+    check_n_clips,
+    check_per_class,
+)
 from sklearn_sed.audio.features import MAX_DURATION_SEC
 from sklearn_sed.decoding.decode import Decoder, Decoding
 from sklearn_sed.decoding.tuning import (
@@ -330,9 +338,10 @@ class PseudoLabelSED(BaseEstimator):
         "classes": ["array-like", None],
         "class_weight": [StrOptions({"paper"}), "array-like", None],
         "optimizer": [callable, StrOptions(set(OPTIMIZERS))],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        # Beyond 10 no optimizer here trains (SGD at 0.05 is the report's).
+        "lr": [Interval(numbers.Real, 0, MAX_LR, closed="right")],
+        "batch_size": [Interval(numbers.Integral, 1, MAX_BATCH_SIZE, closed="both")],
+        "max_epochs": [Interval(numbers.Integral, 0, MAX_EPOCHS, closed="both")],
         "lr_schedule": [WarmupCosine, None],
         "augment": [Augment, None],
         "pseudo_labels": [PseudoLabelSchedule, StrOptions({"paper"}), None],
@@ -491,6 +500,7 @@ class PseudoLabelSED(BaseEstimator):
         if y_strong is not None:
             check_n_clips(X, y_strong, name="y_strong")
         Y_weak, self.classes_ = encode_weak_labels(y_weak, self.classes)
+        check_class_names(self.classes_, name="the classes of y_weak")
         n_classes = Y_weak.shape[1]
         if n_classes == 0:
             raise ValueError(

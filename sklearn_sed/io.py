@@ -31,6 +31,7 @@ import torch
 
 from sklearn_sed._atomic import atomic_path
 from sklearn_sed._json import to_jsonable
+from sklearn_sed._validation import check_class_names
 from sklearn_sed._version import __version__
 from sklearn_sed.training.net import (
     drop_compiled,
@@ -58,6 +59,85 @@ ALLOWED_PREFIXES = ("torch.optim.", "sklearn_sed.")
 #: model file (a file that set ``memory`` would make ``predict`` unpickle the
 #: cache entries of that folder).
 PATH_PARAMS = ("memory", "checkpoint_dir")
+#: The step kinds of a pipeline that the safe format writes and reads.
+PIPELINE_SHAPES = (
+    ["LogMelExtractor", "PseudoLabelSED"],
+    ["PseudoLabelSED"],
+    ["LogMelExtractor"],
+)
+_STEP_KINDS = ("LogMelExtractor", "PseudoLabelSED")
+#: Most classes a model file may declare (DESED has 10, AudioSet 527).
+MAX_MODEL_CLASSES = 10_000
+#: Most epochs of training history, and of pseudo-label iterations, a model
+#: file may hold.
+MAX_HISTORY_ROWS = 100_000
+#: Fitted per-class decoding settings: (low, high) bounds of each value.
+_DECODING_BOUNDS = {
+    "threshold_": (0.0, 1.0),
+    "low_threshold_": (0.0, 1.0),
+    "median_filter_sec_": (0.0, 3600.0),
+}
+
+
+def _check_fitted(fitted):
+    """Raise unless a model file's fitted attributes are what ``fit`` makes.
+
+    Counts are non-negative integers, per-class settings lists of one
+    finite value per class within their range, scores finite.
+    """
+    n_classes = len(fitted["classes_"])
+
+    def bad(name, expected):
+        shown = repr(fitted[name])[:80]
+        return ValueError(f"{name} must be {expected}. Got {shown} instead.")
+
+    for name in ("n_mels_in_", "n_frames_in_", "n_frames_out_", "n_iter_"):
+        v = fitted.get(name)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**7):
+            raise bad(name, "an integer in [0, 10**7]")
+    for name in ("n_strong_", "n_weak_", "n_unlabeled_", "best_epoch_"):
+        v = fitted.get(name)
+        if v is not None and not (
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**9
+        ):
+            raise bad(name, "None or an integer in [0, 10**9]")
+    f1 = fitted.get("validation_f1_")
+    if f1 is not None and not (
+        isinstance(f1, (int, float)) and not isinstance(f1, bool) and 0 <= f1 <= 1
+    ):
+        raise bad("validation_f1_", "None or a number in [0, 1]")
+    weights = fitted.get("class_weight_")
+    if not (
+        isinstance(weights, list)
+        and len(weights) == n_classes
+        and all(_is_number(w) and 0 <= w < float("inf") for w in weights)
+    ):
+        raise bad("class_weight_", f"a list of {n_classes} finite numbers >= 0")
+    for name, (low, high) in _DECODING_BOUNDS.items():
+        v = fitted.get(name)
+        if v is None:
+            continue
+        if not (
+            isinstance(v, list)
+            and len(v) == n_classes
+            and all(_is_number(x) and low <= x <= high for x in v)
+        ):
+            raise bad(name, f"None or a list of {n_classes} numbers in [{low}, {high}]")
+    records = fitted.get("pseudo_label_history_")
+    if records is not None and not (
+        isinstance(records, list)
+        and len(records) <= MAX_HISTORY_ROWS
+        and all(isinstance(r, dict) for r in records)
+    ):
+        raise bad(
+            "pseudo_label_history_",
+            f"a list of at most {MAX_HISTORY_ROWS} records (objects)",
+        )
+
+
+def _is_number(x):
+    """Return whether ``x`` is a real number from JSON (bool excluded)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def qualname(obj):
@@ -177,6 +257,13 @@ def save(obj, path):
     from safetensors.torch import save as st_save
 
     steps = obj.steps if hasattr(obj, "steps") else [("model", obj)]
+    kinds = [type(step).__name__ for _, step in steps]
+    if hasattr(obj, "steps") and all(k in _STEP_KINDS for k in kinds):
+        if kinds not in PIPELINE_SHAPES:
+            raise ValueError(
+                f"A pipeline of {kinds} cannot predict: the safe format holds "
+                f"one of {PIPELINE_SHAPES} (the extractor first, the detector last)."
+            )
     manifest = {
         "format": "sklearn-sed",
         "format_version": FORMAT_VERSION,
@@ -442,11 +529,23 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
     fitted = entry["fitted"]
     if not isinstance(fitted, dict):
         raise ValueError("the fitted attributes must be an object.")
+    classes = fitted.get("classes_")
+    if not isinstance(classes, list) or not 0 < len(classes) <= MAX_MODEL_CLASSES:
+        raise ValueError(
+            f"classes_ must be a list of 1 to {MAX_MODEL_CLASSES} class names. "
+            f"Got {type(classes).__name__} instead."
+        )
+    check_class_names(classes, name="classes_")
+    unknown = sorted(str(k)[:40] for k in fitted if k not in sed.FITTED_ATTRIBUTES)
+    if unknown:
+        raise ValueError(
+            f"{unknown[:3]} are not fitted attributes of PseudoLabelSED (it "
+            f"has {list(sed.FITTED_ATTRIBUTES)})."
+        )
+    _check_fitted(fitted)
     for k, v in fitted.items():
-        if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_")):
-            raise ValueError(f"{k!r} is not a fitted attribute.")
         setattr(sed, k, v)
-    sed.classes_ = np.asarray(fitted["classes_"])
+    sed.classes_ = np.asarray(classes)
     sed.class_weight_ = np.asarray(fitted["class_weight_"], dtype=float)
     if sed.classes_.ndim != 1 or sed.class_weight_.shape != sed.classes_.shape:
         raise ValueError(
@@ -454,8 +553,12 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
             f"({sed.class_weight_.shape}) must be 1-D and of one length."
         )
     for k in ("threshold_", "median_filter_sec_", "low_threshold_"):
-        if k in fitted:
+        if fitted.get(k) is not None:
             setattr(sed, k, np.asarray(fitted[k], dtype=float))
+    for obj in (sed.lr_schedule, sed.augment, sed.decoder, sed.mean_teacher):
+        if obj is not None:  # every field as fit would check it
+            obj._validate_params()
+    sed._parameter_decoding()  # per-class lists: one finite value per class
     # The declared architecture against the stored tensors, before any
     # allocation: the module is built on torch's "meta" device (shapes only).
     stored = _safetensors_shapes(zf, entry["weights"])
@@ -486,7 +589,14 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
         sed._make_net(sed.n_weak_, sed.n_strong_, train=False).initialize()
     )
     load_module_state(net.module_, state)
-    net.history = history_from_rows(entry.get("history", []))
+    history = entry.get("history", [])
+    if not isinstance(history, list) or len(history) > MAX_HISTORY_ROWS:
+        raise ValueError(
+            f"the training history must be a list of at most {MAX_HISTORY_ROWS} "
+            f"epochs. Got {type(history).__name__} of "
+            f"{len(history) if isinstance(history, list) else '?'} instead."
+        )
+    net.history = history_from_rows(history)
     sed.net_ = net
     net.decoding_ = sed._decoding()
     return sed
@@ -654,6 +764,13 @@ def _load_members(zf, path, device):
     if manifest.get("pipeline"):
         from sklearn_sed.pipeline import Pipeline
 
+        kinds = [type(step).__name__ for _, step in steps]
+        if kinds not in PIPELINE_SHAPES:
+            raise ValueError(
+                f"{path!r} holds a pipeline of {kinds}, but a saved pipeline is "
+                f"one of {PIPELINE_SHAPES} (the extractor first, the detector "
+                "last). The file was damaged or altered."
+            )
         return Pipeline(steps)
     if len(steps) != 1:
         raise ValueError(f"{path!r} holds {len(steps)} steps but no pipeline.")

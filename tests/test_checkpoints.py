@@ -247,6 +247,11 @@ def _altered(path, change):
         (lambda s: s.update(epochs_done=10**6), "epochs_done=1000000"),
         (lambda s: next(iter(s["module"].values())).fill_(float("nan")), "non-finite"),
         (lambda s: s.pop("criterion"), r"lacks \['criterion'\]"),
+        (lambda s: s.update(callbacks=7), "damaged or was altered: callbacks"),
+        (
+            lambda s: s.update(callbacks={"best_weights": 7}),
+            "damaged or was altered: callbacks",
+        ),
     ],
     ids=[
         "frames-spread",
@@ -255,6 +260,8 @@ def _altered(path, change):
         "too-many-epochs",
         "nan-weights",
         "missing-key",
+        "callbacks-int",
+        "callback-state-int",
     ],
 )
 def test_altered_checkpoint_fields_are_refused(finished_checkpoint, change, match):
@@ -262,6 +269,14 @@ def test_altered_checkpoint_fields_are_refused(finished_checkpoint, change, matc
     _altered(path, change)
     with pytest.raises(ValueError, match=match):
         fit()
+
+
+def test_a_seed_record_that_is_a_folder_is_refused_as_damaged(tmp_path):
+    from sklearn_sed.training.checkpoints import SEED_NAME, training_seed
+
+    (tmp_path / SEED_NAME).mkdir()
+    with pytest.raises(ValueError, match=r"damaged or was altered.*Delete it"):
+        training_seed(str(tmp_path))
 
 
 def test_a_checkpoint_without_integrity_hash_is_refused(finished_checkpoint):

@@ -155,7 +155,39 @@ def audio_info(path):
         )
     if info.frames <= 0:
         raise ValueError(f"Audio file {path!r} holds no samples.")
+    check_sample_rate(info.samplerate, what=f"Audio file {path!r}")
     return info
+
+
+#: Sample rates the extractor resamples from meaningfully (Hz): below, no
+#: domestic event is audible; above, no recorder writes.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+
+
+def check_sample_rate(rate, *, what):
+    """Raise unless ``rate`` (Hz) is one audio can meaningfully be read at.
+
+    Parameters
+    ----------
+    rate : float
+        Sample rate a file header or a ``(waveform, rate)`` pair states.
+    what : str
+        The input, for the message.
+
+    Raises
+    ------
+    ValueError
+        If ``rate`` is not finite or outside
+        [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`].
+    """
+    if not (np.isfinite(rate) and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        raise ValueError(
+            f"{what} states a sample rate of {rate!r} Hz; the extractor reads "
+            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz. The header is wrong or "
+            "the audio is not a recording: convert it (e.g. sox in.wav -r 44100 "
+            "out.wav) or leave it out."
+        )
 
 
 def load_audio(path, *, sr=44100, offset=0.0, duration=None):
@@ -447,6 +479,7 @@ def _to_waveform(item, *, index, sr, sr_in, max_seconds=None):
                 f"X[{index}] is a (waveform, rate) pair with rate {item_sr!r}; the "
                 "rate must be a positive number of Hz."
             )
+        check_sample_rate(item_sr, what=f"X[{index}], a (waveform, rate) pair,")
     y = np.asarray(item)
     if y.dtype.kind not in "fiu":
         raise TypeError(

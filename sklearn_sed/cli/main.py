@@ -107,7 +107,7 @@ def _apply_set(pipe, params):
     (``pseudolabelsed__lr``) is used as it is.
     """
     valid = pipe.get_params()
-    routed = {}
+    routed, typed = {}, {}  # routed key: value, and the key as typed
     for key, value in params.items():
         owners = [f"{s}__{key}" for s, _ in pipe.steps if f"{s}__{key}" in valid]
         if key in valid:
@@ -119,6 +119,15 @@ def _apply_set(pipe, params):
                 "fields of its parameter objects, e.g. --set decoder__threshold=0.4."
             )
         routed.update(dict.fromkeys(owners, value))
+        typed.update(dict.fromkeys(owners, key))
+    for key, value in routed.items():
+        fields = [k for k in routed if k.startswith(f"{key}__")]
+        if value is None and fields:
+            raise CLIError(
+                f"--set {typed[key]}=None removes the parameter object that "
+                f"--set {typed[fields[0]]}=... sets a field of: the two settings "
+                "conflict. Drop one of them."
+            )
     pipe.set_params(**routed)
     for name, step in pipe.steps:
         objects = [v for v in step.get_params(deep=False).values()]
@@ -241,10 +250,21 @@ def _positive_int(flag):
     return parse
 
 
-def _check_folder(flag, path):
-    """Refuse a folder option that names an existing file (None passes)."""
+def _check_folder(flag, path, *, parent_must_exist=False):
+    """Refuse a folder option that names an existing file (None passes).
+
+    With ``parent_must_exist``, also one whose parent folder does not exist:
+    the folder itself is created, never a chain of them from a typo (as
+    ``--output`` refuses a missing folder).
+    """
     if path and os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"{flag} {path!r} is a file, not a folder.")
+    parent = os.path.dirname(os.path.abspath(path)) if path else None
+    if parent_must_exist and path and not os.path.isdir(parent):
+        raise CLIError(
+            f"{flag} {path!r}: its parent folder {parent!r} does not exist. "
+            "Create it first, or check the path."
+        )
 
 
 def _save_model(pipe, path):
@@ -636,7 +656,7 @@ def _cmd_predict(args):
     _check_output(
         args.output, [args.model, *args.audio, *(p for _, p in files)], kind="events"
     )
-    _check_folder("--scores-dir", args.scores_dir)
+    _check_folder("--scores-dir", args.scores_dir, parent_must_exist=True)
     if args.scores_dir:
         _check_scores_targets(args, files)
     model = _load_model(args.model, allow_pickle=args.allow_pickle)

@@ -349,7 +349,9 @@ default=None
     paths = [os.path.join(os.fspath(folder), name) for name, _, folder in sources]
     seen = {}
     for (name, kind, _), p in zip(sources, paths, strict=True):
-        key = os.path.normpath(os.path.abspath(p))
+        # realpath: a folder or file that is a symlink to a listed one is
+        # the same clip (--unlabeled-audio-dir linked to the labelled folder).
+        key = os.path.realpath(p)
         if key in seen:
             raise ValueError(
                 f"{name!r} is listed in {os.fspath(tsvs[seen[key]])} ({seen[key]}) "

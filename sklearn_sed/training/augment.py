@@ -40,7 +40,8 @@ def collate_float32(items):
     The features are stacked into a new array, so read-only memory maps are
     never handed to torch as they are.
     """
-    X = np.stack([np.asarray(item[0]) for item in items]).astype(np.float32)
+    # One copy: stacked straight into float32 (not stacked, then cast).
+    X = np.stack([np.asarray(item[0]) for item in items], dtype=np.float32)
     y = default_collate([item[1] for item in items])
     return torch.from_numpy(X), y
 
@@ -96,8 +97,7 @@ class SEDAugment:
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
-        X, y = collate_float32(items)
-        X = X.clone()
+        X, y = collate_float32(items)  # a new array: augmented in place
         frames = y["frames"].clone() if isinstance(y, dict) else None
         n_out = frames.shape[1] if frames is not None else X.shape[1] // self.pooling
         max_k = int(self.time_shift * n_out)
@@ -110,6 +110,7 @@ class SEDAugment:
                         frames[i] = torch.roll(frames[i], k, dims=0)
             if self.freq_mask > 0:
                 width = int(torch.randint(0, self.freq_mask + 1, ()).item())
+                width = min(width, X.shape[2])  # a mask wider than the mel axis
                 if width:
                     start = int(torch.randint(0, X.shape[2] - width + 1, ()).item())
                     X[i, :, start : start + width] = 0.0
@@ -137,6 +138,12 @@ class SEDAugment:
         gains = (torch.rand(n + 1) * 2.0 - 1.0) * self.filter_augment
         filt = np.interp(np.arange(n_bins), edges.numpy(), gains.numpy())
         return torch.from_numpy(filt.astype(np.float32)) / self.db_range
+
+
+#: Largest ``freq_mask`` (mel bands): larger than any mel axis.
+MAX_FREQ_MASK = 1024
+#: Largest ``filter_augment`` gain (dB): the features' whole range (top_db).
+MAX_FILTER_AUGMENT_DB = 80.0
 
 
 class Augment(BaseEstimator):
@@ -170,8 +177,12 @@ class Augment(BaseEstimator):
 
     _parameter_constraints: dict = {
         "time_shift": [Interval(numbers.Real, 0, 1, closed="both")],
-        "freq_mask": [Interval(numbers.Integral, 0, None, closed="left")],
-        "filter_augment": [Interval(numbers.Real, 0, None, closed="left")],
+        # Bounds: no mel axis has more than MAX_FREQ_MASK bands, and the
+        # features span top_db = 80 dB (one feature unit).
+        "freq_mask": [Interval(numbers.Integral, 0, MAX_FREQ_MASK, closed="both")],
+        "filter_augment": [
+            Interval(numbers.Real, 0, MAX_FILTER_AUGMENT_DB, closed="both")
+        ],
     }
 
     def __init__(self, time_shift=0.0, freq_mask=0, filter_augment=0.0):

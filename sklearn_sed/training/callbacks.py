@@ -25,6 +25,7 @@ from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel
 
+from sklearn_sed._validation import MAX_EPOCHS
 from sklearn_sed.decoding.tuning import tune_postprocessing
 from sklearn_sed.labels import KIND_UNLABELED, UNLABELED
 from sklearn_sed.metrics.scoring import (
@@ -325,7 +326,9 @@ class MeanTeacher(BaseEstimator):
 
     _parameter_constraints: dict = {
         "ema_decay": [Interval(numbers.Real, 0, 1, closed="left")],
-        "consistency": [Interval(numbers.Real, 0, None, closed="left")],
+        # 1000x the baseline's 2: beyond it the consistency term swamps the
+        # classification loss entirely.
+        "consistency": [Interval(numbers.Real, 0, 1000, closed="both")],
         "rampup": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
@@ -476,7 +479,7 @@ class WarmupCosine(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "warmup_epochs": [Interval(numbers.Real, 0, None, closed="left")],
+        "warmup_epochs": [Interval(numbers.Real, 0, MAX_EPOCHS, closed="both")],
     }
 
     def __init__(self, warmup_epochs=0):

@@ -65,6 +65,11 @@ def training_seed(directory):
         If the recorded seed is not such an integer.
     """
     path = os.path.join(directory, SEED_NAME)
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise ValueError(
+            f"{path!r} is damaged or was altered: it is not a file holding a "
+            "recorded seed. Delete it to start an unseeded training over."
+        )
     if os.path.isfile(path):
         try:
             with open(path) as f:
@@ -268,6 +273,14 @@ def _check_state(state, path, y=None, total_epochs=None):
             refuse(f"{key} is a {type(state[key]).__name__}, not a {kind.__name__}")
     if not all(isinstance(t, torch.Tensor) for t in state["module"].values()):
         refuse("the weights are not all tensors")
+    callbacks = state.get("callbacks", {})  # absent from older versions
+    if not (
+        isinstance(callbacks, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in callbacks.items()
+        )
+    ):
+        refuse("callbacks is not a dict of callback names to their states")
     for key in ("history", "pl_history"):
         try:
             json.loads(state[key])
@@ -373,7 +386,7 @@ def restore(net, state, y, path="the checkpoint"):
     """
     try:
         return _restore(net, state, y)
-    except (KeyError, TypeError, RuntimeError, IndexError) as exc:
+    except (KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
         raise ValueError(
             f"Checkpoint {path!r} does not fit this training ({type(exc).__name__}: "
             f"{exc}). Delete it to train from scratch."

@@ -230,6 +230,16 @@ class SEDNet(NeuralNet):
                 term = getattr(cb, "consistency_loss", None)
                 if term is not None:
                     loss = loss + term(self, to_tensor(X, device=self.device), y_pred)
+            # skorch reads the loss of every batch (.item()) anyway: no extra
+            # synchronisation. A model of NaN weights is never trained on.
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"Training diverged in epoch {len(self.history)}: the loss "
+                    f"is {float(loss)}. The weights are no longer usable, so the "
+                    "fit stops here. Consider a lower lr (now "
+                    f"{self.lr:g}), or smaller augmentation or consistency "
+                    "settings."
+                )
         return loss
 
 

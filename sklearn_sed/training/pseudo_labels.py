@@ -176,6 +176,10 @@ def select_unlabeled(clip_probs, frame_probs, *, threshold, confidence=0.75):
     return selected, present.astype(np.float32), pseudo_frames.astype(np.float32)
 
 
+#: Most pseudo-labelling iterations (the report used 10; each is an epoch).
+MAX_PSEUDO_LABEL_ITER = 1000
+
+
 class PseudoLabelSchedule(BaseEstimator):
     """Stage 2 of the report: how often, from what and how pseudo labels are drawn.
 
@@ -232,7 +236,10 @@ class PseudoLabelSchedule(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        # Each iteration is at least one epoch over the training clips.
+        "max_iter": [
+            Interval(numbers.Integral, 0, MAX_PSEUDO_LABEL_ITER, closed="both")
+        ],
         "delta": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_start": [Interval(numbers.Real, 0, 1, closed="both")],
         "threshold_floor": [Interval(numbers.Real, 0, 1, closed="both")],
