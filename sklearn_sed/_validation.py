@@ -222,8 +222,12 @@ def check_per_class(value, *, name, n_classes, low=0.0, high=None):
                 f"{name} must be a number or one value per class ({n_classes} "
                 f"values). Got shape {values.shape} instead."
             )
-    if (low is not None and np.any(values < low)) or (
-        high is not None and np.any(values > high)
+    if (
+        not np.all(np.isfinite(values))
+        or (low is not None and np.any(values < low))
+        or (high is not None and np.any(values > high))
     ):
-        raise ValueError(f"{name} must lie in [{low}, {high}]. Got {value!r} instead.")
+        raise ValueError(
+            f"{name} must be finite and lie in [{low}, {high}]. Got {value!r} instead."
+        )
     return values

@@ -104,7 +104,10 @@ def test_a_per_class_decoder_threshold_of_the_wrong_length_or_nan_is_refused(
     members, tmp_path, threshold
 ):
     def change(entry):
-        entry["params"]["decoder"]["params"]["threshold"] = threshold
+        entry["params"]["decoder"] = {
+            "object": "Decoder",
+            "params": {"threshold": threshold},
+        }
 
     with pytest.raises(ValueError, match="threshold"):
         sklearn_sed.load(_altered(members, tmp_path, change))
@@ -132,16 +135,28 @@ def test_a_cpu_index_other_than_0_is_refused(device):
     check_device("cpu:0")
 
 
+def _fresh_pipe(**params):
+    """A pipeline whose parameter objects are its own (cloned): ``--set``
+    changes fields in place, and FAST_SED's objects are shared."""
+    from sklearn.base import clone
+
+    return clone(
+        make_pipeline(
+            LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**{**FAST_SED, **params})
+        )
+    )
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"pseudo_labels__max_iter": 1, "pseudo_labels": None},
         {"pseudo_labels": None, "pseudo_labels__max_iter": 1},
-        {"decoder": None, "decoder__threshold": 0.4},
+        {"pseudo_labels": 0, "pseudo_labels__delta": 0.1},
     ],
 )
 def test_set_of_an_object_to_none_and_of_its_field_names_both(params):
-    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe = _fresh_pipe()
     keys = list(params)
     with pytest.raises(CLIError, match="conflict") as info:
         _apply_set(pipe, params)
@@ -151,7 +166,7 @@ def test_set_of_an_object_to_none_and_of_its_field_names_both(params):
 def test_set_of_an_object_and_of_its_field_still_works():
     from sklearn_sed import PseudoLabelSchedule
 
-    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe = _fresh_pipe()
     _apply_set(
         pipe,
         {"pseudo_labels": PseudoLabelSchedule(), "pseudo_labels__max_iter": 2},
@@ -208,30 +223,36 @@ def test_a_field_that_sizes_a_loop_or_cannot_train_is_refused_by_its_bound(
 ):
     from sklearn_sed import Augment, MeanTeacher, PseudoLabelSchedule, WarmupCosine
 
-    pipe = make_pipeline(
-        LogMelExtractor(**TINY_FEATURES),
-        PseudoLabelSED(
-            **{
-                **FAST_SED,
-                "augment": Augment(),
-                "lr_schedule": WarmupCosine(),
-                "mean_teacher": MeanTeacher(),
-                "pseudo_labels": PseudoLabelSchedule(),
-            }
-        ),
+    pipe = _fresh_pipe(
+        augment=Augment(),
+        lr_schedule=WarmupCosine(),
+        mean_teacher=MeanTeacher(),
+        pseudo_labels=PseudoLabelSchedule(),
     )
     with pytest.raises(CLIError, match=name):
         _apply_set(pipe, params)
 
 
-def test_a_diverging_loss_stops_the_fit_with_a_clear_message(tiny_dataset):
+def test_a_diverging_loss_stops_the_fit_with_a_clear_message(
+    tiny_dataset, monkeypatch, tmp_path
+):
+    """Check a loss that is no longer finite (as a diverging lr makes it)
+    stops the fit at that batch, naming the epoch and the lr, and that no
+    model is left behind."""
+    import torch
+
+    from sklearn_sed.training.losses import PseudoLabelLoss
+
+    monkeypatch.setattr(
+        PseudoLabelLoss,
+        "forward",
+        lambda self, y_pred, y_true: torch.tensor(float("nan"), requires_grad=True),
+    )
     d = tiny_dataset
-    sed = PseudoLabelSED(**{**FAST_SED, "lr": 10.0, "max_epochs": 3})
-    sed.set_params(optimizer=__import__("torch").optim.SGD)
-    X = d["F"][:16].copy()
-    X[0] *= 1e30  # features far outside [0, 1]: the loss overflows
-    with pytest.raises(FloatingPointError, match="Training diverged in epoch 1"):
-        sed.fit(X, d["y_weak"][:16], d["y_strong"][:16])
+    sed = PseudoLabelSED(**{**FAST_SED, "max_epochs": 3})
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1.*lr"):
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+    assert not hasattr(sed, "net_")
 
 
 @pytest.mark.parametrize("rate", [1, 2**31 - 1])
@@ -393,7 +414,7 @@ def test_any_set_literals_are_applied_checked_or_are_a_cli_error(pairs):
     parameter passes its constraints (nothing half-applied reaches fit)."""
     from sklearn_sed.cli.main import _parse_set
 
-    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe = _fresh_pipe()
     try:
         _apply_set(pipe, _parse_set([f"{k}={v}" for k, v in pairs]))
     except CLIError:

@@ -122,11 +122,11 @@ def _apply_set(pipe, params):
         typed.update(dict.fromkeys(owners, key))
     for key, value in routed.items():
         fields = [k for k in routed if k.startswith(f"{key}__")]
-        if value is None and fields:
+        if fields and not hasattr(value, "set_params"):
             raise CLIError(
-                f"--set {typed[key]}=None removes the parameter object that "
-                f"--set {typed[fields[0]]}=... sets a field of: the two settings "
-                "conflict. Drop one of them."
+                f"--set {typed[key]}={value!r} is not a parameter object, but "
+                f"--set {typed[fields[0]]}=... sets a field of one: the two "
+                "settings conflict. Drop one of them."
             )
     pipe.set_params(**routed)
     for name, step in pipe.steps:
