@@ -112,14 +112,6 @@ class ResNetSED(nn.Module):
                 f"n_blocks={n_blocks!r}, strides={strides!r} instead."
             )
         self.n_classes = n_classes
-        # Channels-last (NHWC) activations from the first convolution on,
-        # oneDNN's and cuDNN's fast layout; the weights keep theirs (model
-        # files). Measured on a 2-core AMD EPYC with AVX-512 BF16 (eager,
-        # docs/benchmarks.md): training 1.66x the clips/s at width 16 in
-        # float32 and bfloat16, 1.23x at width 64; inference of one clip
-        # 1.13-1.19x at widths 8 and 16 but 0.92x at width 64, where it is
-        # left off.
-        self._channels_last_inference = n_filters <= 32
         self.time_pooling = math.prod(int(s) for s in strides)
         self.conv_block = nn.Sequential(
             _conv3x3(1, n_filters), nn.BatchNorm2d(n_filters), nn.ReLU(inplace=True)
@@ -163,8 +155,6 @@ class ResNetSED(nn.Module):
             Clip probabilities, the max of ``frame_probs`` over time.
         """
         x = self.conv_block(X.unsqueeze(1))
-        if self.training or self._channels_last_inference:
-            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stages(x)  # (batch, channels, T', F')
         x = self.relu(x.mean(dim=3)).transpose(1, 2)  # (batch, T', channels)
         # The sigmoid in float32 even under autocast: eqs. 1-3 take log(1 - p).
