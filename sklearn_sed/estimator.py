@@ -166,8 +166,9 @@ class PseudoLabelSED(BaseEstimator):
         validation run the plain network, and the fitted estimator keeps it
         (model files and pickles are those of an uncompiled fit).
         "auto" (the recipes' default) compiles only where the training probe
-        (:mod:`~sklearn_sed.training.fast_path`) ran this network's exact
-        training step compiled in a child process, found its losses and
+        (:func:`~sklearn_sed.training.fast_path.choose_training_path`) ran
+        this network's exact training step compiled in a child process,
+        found its losses and
         gradients equal to eager float32's within tolerance, and faster;
         an abort, a time-out or a mismatch there trains eagerly, with a
         warning naming it. The verdict is cached per machine and shape.

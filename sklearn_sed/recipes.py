@@ -14,8 +14,9 @@ the strong frames: the pseudo-label recipe that measured best on real
 recordings. Every setting can be overridden.
 
 Every recipe trains with ``compile="auto"``: through ``torch.compile`` only
-where the training probe (:mod:`~sklearn_sed.training.fast_path`) ran the
-fit's exact training step compiled in a child process, in agreement with
+where the training probe
+(:func:`~sklearn_sed.training.fast_path.choose_training_path`) ran the fit's
+exact training step compiled in a child process, in agreement with
 eager float32 and faster; eagerly everywhere else.
 """
 

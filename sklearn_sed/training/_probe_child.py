@@ -1,4 +1,6 @@
-"""The child process of the training probe (:mod:`~sklearn_sed.training.fast_path`).
+"""The child process of the training probe.
+
+See :func:`~sklearn_sed.training.fast_path.choose_training_path`.
 
 Reads a JSON spec on standard input, runs a few optimizer steps of the
 network in eager float32 and in the candidate set-up from the same weights

@@ -116,8 +116,9 @@ def make_training_net(
     ``optimizer`` is a ``torch.optim`` class or a name of :data:`OPTIMIZERS`
     (SGD gets a momentum of 0.9 unless ``net_params`` sets
     ``optimizer__momentum``); ``compile`` is honoured only where
-    :func:`compiles_safely`, unless ``probed`` (the training probe of
-    :mod:`~sklearn_sed.training.fast_path` ran it safely); ``collate_fn`` None is
+    :func:`compiles_safely`, unless ``probed`` (the training probe,
+    :func:`~sklearn_sed.training.fast_path.choose_training_path`, ran it
+    safely); ``collate_fn`` None is
     :func:`~sklearn_sed.training.augment.collate_float32`; ``verbose >= 2``
     adds a progress bar; ``net_params`` override everything else.
 

@@ -189,7 +189,8 @@ class SEDNet(NeuralNet):
         """Return the compiled network for full training batches, else the plain one.
 
         A compiled fit compiles one graph: the training step at the batch
-        size that was probed (:mod:`~sklearn_sed.training.fast_path`). A
+        size that was probed
+        (:func:`~sklearn_sed.training.fast_path.choose_training_path`). A
         partial last batch and every forward pass outside training (validation,
         pseudo labels, prediction) run the plain network, so that no other
         shape or mode is compiled, unprobed, in this process.
