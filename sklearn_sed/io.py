@@ -526,6 +526,8 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
         params["device"] = device
     sed = PseudoLabelSED(**params)
     sed._validate_params()
+    if sed.classes is not None:  # written verbatim into event tables too
+        check_class_names(sed.classes, name="classes")
     fitted = entry["fitted"]
     if not isinstance(fitted, dict):
         raise ValueError("the fitted attributes must be an object.")

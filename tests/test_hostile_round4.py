@@ -438,3 +438,11 @@ def test_a_frequency_mask_wider_than_the_mel_axis_masks_it_whole():
     X, _ = collate(items)
     assert X.shape == (4, 64, 16)
     assert torch.isfinite(X).all()
+
+
+def test_a_class_list_parameter_with_a_newline_is_refused_at_load(members, tmp_path):
+    def change(entry):
+        entry["params"]["classes"] = ["a\nb", "c"]
+
+    with pytest.raises(ValueError, match=r"classes\[0\] must be a class name"):
+        sklearn_sed.load(_altered(members, tmp_path, change))

@@ -40,6 +40,8 @@ LAYERS = {
     "networks.resnet": 2,
     "training.losses": 2,
     "training.augment": 2,
+    "training.fast_path": 2,  # the training probe: torch and the standard library
+    "training._probe_child": 2,
     "training.net": 3,
     "training.callbacks": 3,
     "training.checkpoints": 3,

@@ -194,13 +194,14 @@ def test_make_detector_merges_recipe_and_overrides():
     assert sed.n_filters == 4
     assert sed.optimizer is torch.optim.Adam
     assert sed.train_dtype == "float32"
-    assert sed.compile is False
+    assert sed.compile == "auto"  # only where the training probe proves it
     paper = make_detector("paper").get_params(deep=False)
     default = PseudoLabelSED().get_params(deep=False)
     assert paper.pop("pseudo_labels").get_params() == PseudoLabelSchedule().get_params()
     assert paper.pop("decoder").get_params() == Decoder().get_params()
     assert default.pop("pseudo_labels") == "paper"
     assert default.pop("decoder") is None
+    assert (paper.pop("compile"), default.pop("compile")) == ("auto", False)
     assert paper == default
     # Every detector gets parameter objects of its own.
     assert make_detector("cpu").decoder is not make_detector("cpu").decoder

@@ -128,7 +128,10 @@ def _apply_set(pipe, params):
                 f"--set {typed[fields[0]]}=... sets a field of one: the two "
                 "settings conflict. Drop one of them."
             )
-    pipe.set_params(**routed)
+    try:
+        pipe.set_params(**routed)
+    except (ValueError, TypeError) as exc:  # a field the new object lacks
+        raise CLIError(f"--set: {exc}") from None
     for name, step in pipe.steps:
         objects = [v for v in step.get_params(deep=False).values()]
         objects = [v for v in objects if hasattr(v, "_validate_params")]
