@@ -893,8 +893,10 @@ class PseudoLabelSED(BaseEstimator):
         ]
         if failed:
             warnings.warn(
-                f"Training {path.train_dtype}, "
-                f"{'compiled' if path.compile else 'eager'}: {path.reason}.",
+                'The training probe of compile/train_dtype="auto" ran each '
+                "faster set-up in a child process; this fit trains "
+                f"{path.reason}. (Cached per machine and shape; "
+                "SKLEARN_SED_PROBE=off skips the probe.)",
                 UserWarning,
                 stacklevel=6,
             )
