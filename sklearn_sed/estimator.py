@@ -565,7 +565,7 @@ class PseudoLabelSED(BaseEstimator):
             net, history, best_epoch = self._train(X, y, seed, val, teacher_probs)
         else:
             train = check_memory(self.memory).cache(_train_cached)
-            net, history, best_epoch = train(
+            net, history, best_epoch, self.training_path_ = train(
                 self._training_params(validating=val is not None),
                 self.classes_,
                 X,
@@ -831,10 +831,12 @@ class PseudoLabelSED(BaseEstimator):
                 pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_))
             )
         module = self._build_module(len(self.classes_))
-        train_dtype, compile_ = self.train_dtype, train and self.compile
         if train:
             path = self._training_path(module)
             train_dtype, compile_ = path.train_dtype, path.compile
+        else:  # a net to load weights into: never compiled
+            train_dtype = "float32" if self.train_dtype == "auto" else self.train_dtype
+            compile_ = False
         return make_training_net(
             module,
             class_weight=self.class_weight_,
@@ -846,7 +848,7 @@ class PseudoLabelSED(BaseEstimator):
             max_epochs=self.max_epochs,
             device=self.device,
             verbose=self.verbose,
-            train_dtype=train_dtype if train else "float32",
+            train_dtype=train_dtype,
             compile=compile_,
             probed=train and self.compile == "auto",
             weighting="paper" if schedule is None else schedule.weighting,
@@ -869,9 +871,7 @@ class PseudoLabelSED(BaseEstimator):
             choose_training_path,
         )
 
-        if self.compile != "auto" and self.train_dtype != "auto":
-            path = TrainingPath(self.train_dtype, bool(self.compile), "set explicitly")
-        elif self.accelerator is not None:
+        if self.accelerator is not None:
             path = TrainingPath(
                 "float32" if self.train_dtype == "auto" else self.train_dtype,
                 False if self.compile == "auto" else bool(self.compile),
@@ -1218,10 +1218,13 @@ def _train_cached(params, classes, X, y, seed, val=None, teacher_probs=None):
     ``params`` are the estimator's training parameters (post-processing ones
     are left out unless validation decodes with them), so that refits that
     differ only in post-processing hit the cache. ``classes`` are the fitted
-    classes: validation scores events by their labels.
+    classes: validation scores events by their labels. Returns what
+    ``_train`` returns and the training set-up it used (``training_path_``).
     """
     est = PseudoLabelSED(**params)
     est.classes_ = np.asarray(classes)
     est.class_weight_ = est._class_weight(y["weak"])
     est.n_frames_in_, est.n_frames_out_ = X.shape[1], y["frames"].shape[1]
-    return est._train(X, {k: v.copy() for k, v in y.items()}, seed, val, teacher_probs)
+    est.n_mels_in_ = X.shape[2]  # the training probe's input shape
+    y = {k: v.copy() for k, v in y.items()}
+    return (*est._train(X, y, seed, val, teacher_probs), est.training_path_)

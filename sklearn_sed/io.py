@@ -66,6 +66,19 @@ PIPELINE_SHAPES = (
     ["LogMelExtractor"],
 )
 _STEP_KINDS = ("LogMelExtractor", "PseudoLabelSED")
+
+
+def _check_pipeline_shape(steps, what):
+    """Raise unless the pipeline's step kinds are one of :data:`PIPELINE_SHAPES`."""
+    kinds = [type(step).__name__ for _, step in steps]
+    if kinds not in PIPELINE_SHAPES:
+        raise ValueError(
+            f"{what} a pipeline of {kinds}, which cannot predict: a saved "
+            f"pipeline is one of {PIPELINE_SHAPES} (the extractor first, the "
+            "detector last)."
+        )
+
+
 #: Most classes a model file may declare (DESED has 10, AudioSet 527).
 MAX_MODEL_CLASSES = 10_000
 #: Most epochs of training history, and of pseudo-label iterations, a model
@@ -257,13 +270,10 @@ def save(obj, path):
     from safetensors.torch import save as st_save
 
     steps = obj.steps if hasattr(obj, "steps") else [("model", obj)]
-    kinds = [type(step).__name__ for _, step in steps]
-    if hasattr(obj, "steps") and all(k in _STEP_KINDS for k in kinds):
-        if kinds not in PIPELINE_SHAPES:
-            raise ValueError(
-                f"A pipeline of {kinds} cannot predict: the safe format holds "
-                f"one of {PIPELINE_SHAPES} (the extractor first, the detector last)."
-            )
+    if hasattr(obj, "steps") and all(
+        type(step).__name__ in _STEP_KINDS for _, step in steps
+    ):  # other kinds get their own error below
+        _check_pipeline_shape(steps, "save was given")
     manifest = {
         "format": "sklearn-sed",
         "format_version": FORMAT_VERSION,
@@ -548,18 +558,11 @@ def _load_sed(entry, zf, device, version=FORMAT_VERSION, library_version=None):
     for k, v in fitted.items():
         setattr(sed, k, v)
     sed.classes_ = np.asarray(classes)
+    # One finite weight per class: checked by _check_fitted.
     sed.class_weight_ = np.asarray(fitted["class_weight_"], dtype=float)
-    if sed.classes_.ndim != 1 or sed.class_weight_.shape != sed.classes_.shape:
-        raise ValueError(
-            f"classes_ ({sed.classes_.shape}) and class_weight_ "
-            f"({sed.class_weight_.shape}) must be 1-D and of one length."
-        )
     for k in ("threshold_", "median_filter_sec_", "low_threshold_"):
         if fitted.get(k) is not None:
             setattr(sed, k, np.asarray(fitted[k], dtype=float))
-    for obj in (sed.lr_schedule, sed.augment, sed.decoder, sed.mean_teacher):
-        if obj is not None:  # every field as fit would check it
-            obj._validate_params()
     sed._parameter_decoding()  # per-class lists: one finite value per class
     # The declared architecture against the stored tensors, before any
     # allocation: the module is built on torch's "meta" device (shapes only).
@@ -766,13 +769,7 @@ def _load_members(zf, path, device):
     if manifest.get("pipeline"):
         from sklearn_sed.pipeline import Pipeline
 
-        kinds = [type(step).__name__ for _, step in steps]
-        if kinds not in PIPELINE_SHAPES:
-            raise ValueError(
-                f"{path!r} holds a pipeline of {kinds}, but a saved pipeline is "
-                f"one of {PIPELINE_SHAPES} (the extractor first, the detector "
-                "last). The file was damaged or altered."
-            )
+        _check_pipeline_shape(steps, f"{path!r} (damaged or altered) holds")
         return Pipeline(steps)
     if len(steps) != 1:
         raise ValueError(f"{path!r} holds {len(steps)} steps but no pipeline.")

@@ -252,3 +252,15 @@ def test_auto_is_refused_where_only_explicit_values_make_sense(tiny_dataset):
         PseudoLabelSED(**FAST_SED, train_dtype="fast").fit(
             d["F"][:8], d["y_weak"][:8], d["y_strong"][:8]
         )
+
+
+def test_a_child_that_prints_no_verdict_yields_eager(probe_on, module, monkeypatch):
+    monkeypatch.setattr(
+        fast_path,
+        "_child_command",
+        lambda: [sys.executable, "-c", "print('compiled fine, I think')"],
+    )
+    path = _choose(module)
+    assert path.compile is False
+    assert path.probes[0]["outcome"] == "failed"
+    assert "printed no verdict" in path.reason

@@ -340,7 +340,9 @@ def test_any_json_in_a_model_field_loads_checked_or_is_a_value_error(
 ):
     """Check a model file with any JSON value in one fitted attribute or
     parameter either is refused with a ValueError, or loads into a model
-    whose classes are printable names and whose predictions are finite."""
+    whose classes are printable names and whose predictions are finite (or
+    that refuses the clips with a ValueError: a valid ``duration`` shorter
+    than the clips is such a model)."""
 
     def change(entry):
         if field.startswith("params."):
@@ -355,7 +357,10 @@ def test_any_json_in_a_model_field_loads_checked_or_is_a_value_error(
         return
     sed = pipe[-1]
     assert all(str(c).isprintable() for c in sed.classes_)
-    frames = pipe.predict_frames(tiny_dataset["audio"][:1])
+    try:
+        frames = pipe.predict_frames(tiny_dataset["audio"][:1])
+    except ValueError:
+        return  # refused with a message, nothing half-computed came out
     assert np.all(np.isfinite(frames))
 
 

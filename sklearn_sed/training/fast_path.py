@@ -325,7 +325,20 @@ def probe_candidate(module, candidate, *, input_shape, batch_size, device, timeo
             "detail": f"exit {proc.returncode}: {tail}",
             "probe_seconds": seconds,
         }
-    result = json.loads(lines[-1])
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        result = None
+    fields = ("loss_rel_diff", "grad_rel_diff", "step_seconds")
+    if not (
+        isinstance(result, dict)
+        and all(isinstance(result.get(k), (int, float)) for k in fields)
+    ):
+        return {
+            "outcome": "failed",
+            "detail": f"the child printed no verdict: {lines[-1][:160]!r}",
+            "probe_seconds": seconds,
+        }
     result["probe_seconds"] = seconds
     return {**result, **_agreement(result, dtype)}
 
