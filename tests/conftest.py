@@ -1,10 +1,13 @@
+import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+import sklearn_sed
 from sklearn_sed import Decoder, PseudoLabelSchedule
 
 # The recipes train with compile="auto": the training probe would compile each
@@ -123,3 +126,44 @@ def fitted_sed(tiny_dataset):
 
     d = tiny_dataset
     return PseudoLabelSED(**TINY_SED).fit(d["F"], d["y_weak"], d["y_strong"])
+
+
+# -- model files to alter (tests/test_model_file_attacks.py, test_hostile_round4.py)
+MANIFEST = "sklearn_sed.json"
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tiny_dataset, tmp_path_factory):
+    """The bytes of a saved pipeline and its members (do not mutate)."""
+    from sklearn_sed import LogMelExtractor, PseudoLabelSED
+    from sklearn_sed.pipeline import make_pipeline
+
+    d = tiny_dataset
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe.fit(d["audio"][:12], d["y_weak"][:12], d["y_strong"][:12])
+    path = tmp_path_factory.mktemp("model") / "model.sed"
+    sklearn_sed.save(pipe, path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    return path.read_bytes(), members
+
+
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
+    """Write ``members`` (name: bytes) as a ZIP file at ``path``."""
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def with_manifest(members, tmp_path, change):
+    """Write a model file whose manifest ``change`` altered in place."""
+    manifest = json.loads(members[MANIFEST])
+    change(manifest)
+    members = {**members, MANIFEST: json.dumps(manifest).encode()}
+    return write_zip(tmp_path / "altered.sed", members)
+
+
+def sed_entry(manifest):
+    """The PseudoLabelSED step of a manifest."""
+    return next(s for s in manifest["steps"] if s["type"] == "PseudoLabelSED")

@@ -264,3 +264,17 @@ def test_a_child_that_prints_no_verdict_yields_eager(probe_on, module, monkeypat
     assert path.compile is False
     assert path.probes[0]["outcome"] == "failed"
     assert "printed no verdict" in path.reason
+
+
+def test_a_memory_cached_fit_resolves_auto_and_records_the_set_up(
+    tiny_dataset, tmp_path
+):
+    """Check compile="auto" with ``memory`` trains (the cached training gets
+    the input shape the probe needs) and keeps ``training_path_``, on a
+    cache miss and on a hit."""
+    d = tiny_dataset
+    for _ in range(2):  # miss, then hit
+        sed = PseudoLabelSED(**FAST_SED, compile="auto", memory=str(tmp_path))
+        sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
+        assert sed.training_path_.compile is False
+        assert "SKLEARN_SED_PROBE" in sed.training_path_.reason

@@ -5,7 +5,6 @@ Each test reproduces one finding of the round on main before the fix.
 """
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -15,32 +14,25 @@ from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed._device import check_device
 from sklearn_sed.cli.main import CLIError, _apply_set
 from sklearn_sed.pipeline import make_pipeline
-from tests.conftest import FAST_SED, TINY_FEATURES
-
-MANIFEST = "sklearn_sed.json"
+from tests.conftest import (
+    FAST_SED,
+    MANIFEST,
+    TINY_FEATURES,
+    sed_entry,
+    with_manifest,
+    write_zip,
+)
 
 
 @pytest.fixture(scope="module")
-def members(tiny_dataset, tmp_path_factory):
+def members(model_bytes):
     """The members of a saved pipeline's file (do not mutate)."""
-    d = tiny_dataset
-    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
-    pipe.fit(d["audio"][:12], d["y_weak"][:12], d["y_strong"][:12])
-    path = tmp_path_factory.mktemp("model") / "model.sed"
-    sklearn_sed.save(pipe, path)
-    with zipfile.ZipFile(path) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
+    return model_bytes[1]
 
 
 def _altered(members, tmp_path, change):
-    manifest = json.loads(members[MANIFEST])
-    entry = next(s for s in manifest["steps"] if s["type"] == "PseudoLabelSED")
-    change(entry)
-    path = tmp_path / "altered.sed"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in {**members, MANIFEST: json.dumps(manifest)}.items():
-            zf.writestr(name, data)
-    return path
+    """A model file whose detector entry ``change`` altered in place."""
+    return with_manifest(members, tmp_path, lambda m: change(sed_entry(m)))
 
 
 @pytest.mark.parametrize(
@@ -186,10 +178,9 @@ def test_a_pipeline_of_the_wrong_structure_is_refused_at_load(members, tmp_path,
         {**by_type[kind], "name": f"step{i}"} for i, kind in enumerate(order)
     ]
     weights = by_type["PseudoLabelSED"]["weights"]
-    path = tmp_path / "shuffled.sed"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in {**members, MANIFEST: json.dumps(manifest)}.items():
-            zf.writestr(name, data)
+    path = write_zip(
+        tmp_path / "shuffled.sed", {**members, MANIFEST: json.dumps(manifest)}
+    )
     assert weights in members
     with pytest.raises(ValueError, match="holds a pipeline of"):
         sklearn_sed.load(path)

@@ -17,44 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sklearn_sed
-from sklearn_sed import LogMelExtractor, PseudoLabelSED
+from sklearn_sed import PseudoLabelSED
 from sklearn_sed.io import MAX_MEMBER_BYTES
-from sklearn_sed.pipeline import make_pipeline
-from tests.conftest import FAST_SED, TINY_FEATURES
-
-MANIFEST = "sklearn_sed.json"
-
-
-@pytest.fixture(scope="module")
-def model_bytes(tiny_dataset, tmp_path_factory):
-    """The bytes of a saved pipeline and its manifest (do not mutate)."""
-    d = tiny_dataset
-    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
-    pipe.fit(d["audio"][:12], d["y_weak"][:12], d["y_strong"][:12])
-    path = tmp_path_factory.mktemp("model") / "model.sed"
-    sklearn_sed.save(pipe, path)
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    return path.read_bytes(), members
-
-
-def _write(path, members, compression=zipfile.ZIP_STORED):
-    with zipfile.ZipFile(path, "w", compression=compression) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return path
-
-
-def _with_manifest(model_bytes, tmp_path, change):
-    _, members = model_bytes
-    manifest = json.loads(members[MANIFEST])
-    change(manifest)
-    members = {**members, MANIFEST: json.dumps(manifest).encode()}
-    return _write(tmp_path / "altered.sed", members)
-
-
-def _sed_entry(manifest):
-    return next(s for s in manifest["steps"] if s["type"] == "PseudoLabelSED")
+from tests.conftest import (
+    FAST_SED,
+    MANIFEST,
+    TINY_FEATURES,
+    sed_entry,
+    with_manifest,
+    write_zip,
+)
 
 
 def test_path_parameters_are_never_restored_from_a_model_file(model_bytes, tmp_path):
@@ -63,10 +35,10 @@ def test_path_parameters_are_never_restored_from_a_model_file(model_bytes, tmp_p
     cache.mkdir()
 
     def change(m):
-        _sed_entry(m)["params"]["memory"] = str(cache)
-        _sed_entry(m)["params"]["checkpoint_dir"] = str(tmp_path / "ckpt")
+        sed_entry(m)["params"]["memory"] = str(cache)
+        sed_entry(m)["params"]["checkpoint_dir"] = str(tmp_path / "ckpt")
 
-    loaded = sklearn_sed.load(_with_manifest(model_bytes, tmp_path, change))
+    loaded = sklearn_sed.load(with_manifest(model_bytes[1], tmp_path, change))
     assert loaded[-1].memory is None
     assert loaded[-1].checkpoint_dir is None
 
@@ -87,7 +59,7 @@ def test_deflate_bomb_member_is_refused_before_reading(model_bytes, tmp_path):
     """Check a highly compressed member is refused from its header alone."""
     _, members = model_bytes
     bomb = {**members, MANIFEST: members[MANIFEST] + b" " * 20_000_000}
-    path = _write(tmp_path / "bomb.sed", bomb, compression=zipfile.ZIP_DEFLATED)
+    path = write_zip(tmp_path / "bomb.sed", bomb, compression=zipfile.ZIP_DEFLATED)
     with pytest.raises(ValueError, match="is compressed"):
         sklearn_sed.load(path)
 
@@ -123,7 +95,7 @@ def test_member_that_lies_about_its_size_is_refused_unread(
     memory grows."""
     _, members = model_bytes
     bomb = {**members, MANIFEST: members[MANIFEST] + b" " * 200_000_000}
-    path = _write(tmp_path / "liar.sed", bomb, compression=compression)
+    path = write_zip(tmp_path / "liar.sed", bomb, compression=compression)
     _state_small_sizes(path, MANIFEST)
     with zipfile.ZipFile(path) as zf:
         assert zf.getinfo(MANIFEST).file_size == 100  # the lie is read
@@ -163,7 +135,7 @@ def test_extractor_settings_beyond_their_bounds_are_refused(
         step["params"][param] = value
 
     with pytest.raises(ValueError, match=param):
-        sklearn_sed.load(_with_manifest(model_bytes, tmp_path, change))
+        sklearn_sed.load(with_manifest(model_bytes[1], tmp_path, change))
 
 
 @pytest.mark.parametrize(("param", "value"), [("n_filters", 6000), ("n_blocks", 10**6)])
@@ -171,19 +143,19 @@ def test_network_settings_beyond_their_bounds_are_refused(
     model_bytes, tmp_path, param, value
 ):
     def change(m):
-        _sed_entry(m)["params"][param] = value
+        sed_entry(m)["params"][param] = value
 
     with pytest.raises(ValueError, match=param):
-        sklearn_sed.load(_with_manifest(model_bytes, tmp_path, change))
+        sklearn_sed.load(with_manifest(model_bytes[1], tmp_path, change))
 
 
 def test_net_params_are_never_restored_from_a_model_file(model_bytes, tmp_path):
     """Check a model file cannot start DataLoader workers at predict."""
 
     def change(m):
-        _sed_entry(m)["params"]["net_params"] = {"iterator_valid__num_workers": 32}
+        sed_entry(m)["params"]["net_params"] = {"iterator_valid__num_workers": 32}
 
-    loaded = sklearn_sed.load(_with_manifest(model_bytes, tmp_path, change))
+    loaded = sklearn_sed.load(with_manifest(model_bytes[1], tmp_path, change))
     assert loaded[-1].net_params is None
     assert loaded[-1].net_.get_params().get("iterator_valid__num_workers", 0) == 0
 
@@ -193,10 +165,10 @@ def _with_weights(model_bytes, tmp_path, change):
     from safetensors.torch import save as st_save
 
     _, members = model_bytes
-    name = _sed_entry(json.loads(members[MANIFEST]))["weights"]
+    name = sed_entry(json.loads(members[MANIFEST]))["weights"]
     state = st_load(members[name])
     change(state)
-    return _write(tmp_path / "weights.sed", {**members, name: st_save(state)})
+    return write_zip(tmp_path / "weights.sed", {**members, name: st_save(state)})
 
 
 def test_weights_of_another_dtype_are_refused(model_bytes, tmp_path):
@@ -240,7 +212,7 @@ def test_oversized_member_is_refused(model_bytes, tmp_path, monkeypatch):
     """Check a member above MAX_MEMBER_BYTES is refused without being read."""
     monkeypatch.setitem(MAX_MEMBER_BYTES, "manifest", 100)
     with pytest.raises(ValueError, match="limit"):
-        sklearn_sed.load(_write(tmp_path / "m.sed", model_bytes[1]))
+        sklearn_sed.load(write_zip(tmp_path / "m.sed", model_bytes[1]))
 
 
 @pytest.mark.slow  # memory; runs in CI (make test)
@@ -249,9 +221,9 @@ def test_declared_architecture_is_checked_before_allocation(model_bytes, tmp_pat
     the weights do not match, without building the net."""
 
     def change(m):
-        _sed_entry(m)["params"]["n_filters"] = 1000
+        sed_entry(m)["params"]["n_filters"] = 1000
 
-    path = _with_manifest(model_bytes, tmp_path, change)
+    path = with_manifest(model_bytes[1], tmp_path, change)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ValueError, match="do not match"):
         sklearn_sed.load(path)
@@ -263,10 +235,10 @@ def _bad_cases():
     """(id, manifest change) pairs that must each be a ValueError."""
 
     def setp(key, value):
-        return lambda m: _sed_entry(m)["params"].__setitem__(key, value)
+        return lambda m: sed_entry(m)["params"].__setitem__(key, value)
 
     def setf(key, value):
-        return lambda m: _sed_entry(m)["fitted"].__setitem__(key, value)
+        return lambda m: sed_entry(m)["fitted"].__setitem__(key, value)
 
     return {
         "class count mismatch": lambda m: (
@@ -280,7 +252,7 @@ def _bad_cases():
         "no steps": lambda m: m.pop("steps"),
         "steps not a list": lambda m: m.__setitem__("steps", {"a": 1}),
         "step not an object": lambda m: m.__setitem__("steps", [1]),
-        "unnamed step": lambda m: _sed_entry(m).pop("name"),
+        "unnamed step": lambda m: sed_entry(m).pop("name"),
         "class outside the allow-list": setp("module", {"class": "os.system"}),
         "module of the library": setp("module", {"class": "sklearn_sed.cli.main.os"}),
         "function, not a class": setp("module", {"class": "sklearn_sed.load"}),
@@ -288,7 +260,7 @@ def _bad_cases():
             "optimizer", {"class": "sklearn_sed.networks.resnet.ResNetSED"}
         ),
         "fitted private attribute": setf("_secret", 1),
-        "missing weights member": lambda m: _sed_entry(m).__setitem__(
+        "missing weights member": lambda m: sed_entry(m).__setitem__(
             "weights", "nothing.safetensors"
         ),
         "extractor fitted junk": lambda m: m["steps"][0]["fitted"].__setitem__(
@@ -300,14 +272,14 @@ def _bad_cases():
 @pytest.mark.parametrize("case", list(_bad_cases()))
 def test_damaged_manifest_is_a_value_error_naming_the_file(model_bytes, tmp_path, case):
     """Check each tried damage raises the documented ValueError, nothing else."""
-    path = _with_manifest(model_bytes, tmp_path, _bad_cases()[case])
+    path = with_manifest(model_bytes[1], tmp_path, _bad_cases()[case])
     with pytest.raises(ValueError, match=r"altered\.sed"):
         sklearn_sed.load(path)
 
 
 def test_manifest_that_is_a_list_is_a_value_error(model_bytes, tmp_path):
     _, members = model_bytes
-    path = _write(tmp_path / "list.sed", {**members, MANIFEST: b"[1, 2]"})
+    path = write_zip(tmp_path / "list.sed", {**members, MANIFEST: b"[1, 2]"})
     with pytest.raises(ValueError, match=r"list\.sed"):
         sklearn_sed.load(path)
 
@@ -328,7 +300,7 @@ def test_shuffled_weights_are_a_value_error(model_bytes, tmp_path):
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
     damaged = len(blob).to_bytes(8, "little") + blob + members[name][8 + n :]
-    path = _write(tmp_path / "shapes.sed", {**members, name: damaged})
+    path = write_zip(tmp_path / "shapes.sed", {**members, name: damaged})
     with pytest.raises(ValueError, match=r"shapes\.sed"):
         sklearn_sed.load(path)
 
@@ -364,7 +336,7 @@ def test_fuzzed_model_files_load_cleanly_or_raise_value_error(
         pos = data.draw(st.integers(0, len(text) - 1))
         text[pos : pos + 1] = data.draw(st.binary(min_size=0, max_size=3))
         members[MANIFEST] = bytes(text)
-        _write(tmp_path / "fuzz.sed", members)
+        write_zip(tmp_path / "fuzz.sed", members)
         raw = (tmp_path / "fuzz.sed").read_bytes()
     path = tmp_path / "fuzz.sed"
     path.write_bytes(bytes(raw))
@@ -413,7 +385,7 @@ def test_fuzzed_extractor_settings_load_within_bounds_or_raise(
         step["params"][param] = value
 
     try:
-        path = _with_manifest(model_bytes, tmp_path, change)
+        path = with_manifest(model_bytes[1], tmp_path, change)
     except ValueError:  # NaN or infinity is no JSON number: nothing to load
         return
     from sklearn_sed.audio.features import LogMelExtractor as Extractor
