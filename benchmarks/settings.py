@@ -79,7 +79,7 @@ class Settings:
     mean_teacher: bool = False
     ema_decay: float = MeanTeacher().ema_decay
     train_dtype: str = "float32"
-    compile: bool = False
+    compile: str = "auto"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -87,6 +87,13 @@ class Settings:
             raise ValueError(
                 f"variant must be one of {sorted(VARIANTS)}; got {self.variant!r}."
             )
+        if isinstance(self.compile, str):
+            # "auto" (the probe decides), "true" or "false"; records made
+            # before "auto" existed hold a bool.
+            if self.compile.lower() not in ("auto", "true", "false"):
+                raise ValueError(
+                    f'compile must be "auto", "true" or "false"; got {self.compile!r}.'
+                )
         if self.teacher not in ("none", "crnn"):
             raise ValueError(f'teacher must be "none" or "crnn"; got {self.teacher!r}.')
         if self.unlabeled and not (self.mean_teacher or self.variant == "resnet_pl"):
@@ -94,6 +101,92 @@ class Settings:
                 "unlabeled clips need pseudo labels (variant resnet_pl) or the "
                 "mean teacher (mean_teacher=True)."
             )
+
+    def train_command(self, data="DATA"):
+        """The ``sklearn-sed train`` command that trains this run's system.
+
+        Same recipe, network, epochs, schedule, augmentation, dtype and seed
+        (``tests/test_benchmarks.py`` builds both and compares their
+        parameters). The run keeps its epoch and decoding on a dev split of
+        the strong clips, fixed for every run, where the command draws that
+        split with the seed (``validation_fraction``), and scores the
+        validation soundscapes, which the command leaves to ``sklearn-sed
+        predict`` and ``sklearn-sed evaluate``.
+
+        Parameters
+        ----------
+        data : str, default="DATA"
+            The ``benchmarks.make_data`` folder, as it appears in the command.
+
+        Returns
+        -------
+        command : str
+            One shell line.
+        """
+        # The mean teacher without pseudo labels is the "dcase2019" recipe
+        # (its CRNN, or the ResNet with --network resnet).
+        dcase2019 = self.mean_teacher and self.variant != "resnet_pl"
+        words = ["sklearn-sed train", f"--recipe {'dcase2019' if dcase2019 else 'cpu'}"]
+        for kind in ("strong", "weak") + (("unlabeled",) if self.unlabeled else ()):
+            words += [
+                f"--{kind}-tsv {data}/metadata/{kind}.tsv",
+                f"--{kind}-audio-dir {data}/audio/{kind}",
+            ]
+        sets = []
+        if self.variant == "crnn" and self.crnn_filters != 32:
+            sets.append(f"'module=crnn(n_filters={self.crnn_filters})'")
+        elif self.variant == "crnn" and not dcase2019:
+            words.append("--network crnn")
+        if self.variant == "resnet" and dcase2019:
+            words.append("--network resnet")
+        if self.variant != "resnet_pl" and not dcase2019:
+            sets += ["pseudo_labels=None", f"max_epochs={self.epochs}"]
+        if dcase2019:
+            if self.epochs != RECIPES["dcase2019"]["max_epochs"]:
+                sets.append(f"max_epochs={self.epochs}")
+            if self.ema_decay != RECIPES["dcase2019"]["mean_teacher"].ema_decay:
+                sets.append(f"mean_teacher__ema_decay={self.ema_decay}")
+        elif self.mean_teacher:
+            sets.append(f"'mean_teacher=MeanTeacher(ema_decay={self.ema_decay})'")
+        if self.teacher == "crnn":
+            words.append("--teacher crnn")
+        reference = Settings(
+            variant=self.variant,
+            seed=self.seed,
+            unlabeled=self.unlabeled,
+            mean_teacher=self.mean_teacher,
+            ema_decay=self.ema_decay,
+            crnn_filters=self.crnn_filters,
+            teacher=self.teacher,
+        )
+        flags = {
+            "n_filters": "n_filters",
+            "n_blocks": "n_blocks",
+            "lr": "lr",
+            "batch_size": "batch_size",
+            "max_iter": "pseudo_labels__max_iter",
+            "delta": "pseudo_labels__delta",
+            "weighting": "pseudo_labels__weighting",
+            "time_shift": "augment__time_shift",
+            "freq_mask": "augment__freq_mask",
+            "filter_augment": "augment__filter_augment",
+            "train_dtype": "train_dtype",
+            "device": "device",
+        }
+        for field, key in flags.items():
+            value = getattr(self, field)
+            if value != getattr(reference, field):
+                if key.startswith("pseudo_labels__") and self.variant != "resnet_pl":
+                    continue
+                sets.append(f"{key}={value}")
+        if self.variant == "resnet_pl" and self.epochs != reference.epochs:
+            sets.append(f"max_epochs={self.epochs - self.max_iter}")
+        if str(self.compile).lower() != "auto":
+            sets.append(f"compile={_compile_value(self.compile)}")
+        sets.append(f"random_state={self.seed}")
+        words += [f"--set {s}" for s in sets]
+        words.append(f"--output {self.variant}-s{self.seed}.sed")
+        return " ".join(words)
 
     def as_dict(self):
         """The settings as a plain dict (what a record holds)."""
@@ -157,7 +250,7 @@ class Settings:
             if self.mean_teacher
             else None,
             train_dtype=self.train_dtype,
-            compile=self.compile,
+            compile=_compile_value(self.compile),
             device=self.device,
             random_state=self.seed,
             verbose=verbose,
@@ -173,3 +266,10 @@ class Settings:
             crnn = dataclasses.replace(self, variant="crnn", teacher="none")
             sed.pseudo_labels.set_params(teacher=crnn.estimator(verbose))
         return sed
+
+
+def _compile_value(value):
+    """The estimator's ``compile`` for a settings value (bool or text)."""
+    if isinstance(value, bool):
+        return value
+    return {"auto": "auto", "true": True, "false": False}[value.lower()]

@@ -1,13 +1,18 @@
-"""One-glance figure of a recording: log-mel map, frame probabilities, events.
+"""One-glance figures: a recording's detections, and a fit's validation.
 
-The figure is a :class:`matplotlib.figure.Figure` built without pyplot, so
+- :func:`plot_detection`: log-mel map, frame probabilities and events of a
+  recording.
+- :func:`plot_training`: per-class F1 of the kept epoch and the validation
+  curve of each epoch (``sklearn-sed train`` writes it beside the model).
+
+Each figure is a :class:`matplotlib.figure.Figure` built without pyplot, so
 drawing it never changes the caller's matplotlib backend (a notebook keeps
 its inline backend; a script saves it with ``fig.savefig``).
 """
 
 import numpy as np
 
-__all__ = ["plot_detection"]
+__all__ = ["plot_detection", "plot_training"]
 
 
 def plot_detection(
@@ -156,4 +161,86 @@ def plot_detection(
     ax.set_title("events")
     for a in axes:
         a.label_outer()
+    return fig
+
+
+def plot_training(history, class_f1, *, classes, best_epoch=None, title=None):
+    """Draw a fit's validation: F1 per class, and F1 and loss per epoch.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One row per epoch, as ``sed.net_.history`` (or
+        :func:`~sklearn_sed.training.net.history_to_rows`) holds them: the
+        keys ``valid_event_f1`` (in [0, 1]), ``train_loss`` and ``stage``
+        are drawn where present.
+    class_f1 : array-like of shape (n_classes,)
+        Event-based F1 of each class, in [0, 1] (NaN: a class without
+        reference or output events, drawn as "n/a").
+    classes : array-like of shape (n_classes,)
+        Class labels.
+    best_epoch : int, default=None
+        The kept epoch (1-based), marked on the curve.
+    title : str, default=None
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Two panels: horizontal bars of the per-class F1 (%) with their
+        macro mean, and the validation F1 (%) and training loss of every
+        epoch, stage 2 shaded.
+    """
+    from matplotlib.figure import Figure
+
+    classes = [str(c) for c in classes]
+    f1 = np.asarray(class_f1, dtype=float)
+    if f1.shape != (len(classes),):
+        raise ValueError(
+            f"class_f1 must hold one F1 per class ({len(classes)}); got shape "
+            f"{f1.shape}."
+        )
+    rows = list(history)
+    fig = Figure(figsize=(12, 0.9 + 0.32 * max(len(classes), 8)), layout="constrained")
+    bars, curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    y = np.arange(len(classes))[::-1]
+    shown = np.nan_to_num(f1) * 100
+    bars.barh(y, shown, color="tab:blue")
+    for yi, value, raw in zip(y, shown, f1, strict=True):
+        text = "n/a" if np.isnan(raw) else f"{value:.1f}"
+        bars.text(value + 1, yi, text, va="center", fontsize=8)
+    if np.any(~np.isnan(f1)):
+        mean = 100 * np.nanmean(f1)
+        bars.axvline(mean, color="black", ls="--", lw=1)
+        bars.set_title(f"event-based F1 per class (macro mean {mean:.1f} %)")
+    else:
+        bars.set_title("event-based F1 per class")
+    bars.set_yticks(y, classes, fontsize=8)
+    bars.set_xlim(0, 110)
+    bars.set_xlabel("F1 (%)")
+    epochs = np.arange(1, len(rows) + 1)
+    valid = [r.get("valid_event_f1") for r in rows]
+    if rows and all(v is not None for v in valid):
+        curve.plot(epochs, 100 * np.asarray(valid, float), "o-", label="validation F1")
+    curve.set_xlabel("epoch")
+    curve.set_ylabel("validation event F1 (%)")
+    loss = [r.get("train_loss") for r in rows]
+    if rows and all(v is not None for v in loss):
+        twin = curve.twinx()
+        twin.plot(epochs, np.asarray(loss, float), color="tab:gray", lw=1)
+        twin.set_ylabel("training loss (grey)")
+    stage2 = [e for e, r in zip(epochs, rows, strict=True) if r.get("stage") == 2]
+    if stage2:
+        curve.axvspan(stage2[0] - 0.5, stage2[-1] + 0.5, color="tab:orange", alpha=0.12)
+        axis = curve.get_xaxis_transform()
+        curve.text(stage2[0] - 0.4, 0.98, "stage 2", transform=axis, va="top")
+    if best_epoch is not None:
+        curve.axvline(
+            best_epoch, color="tab:red", ls=":", label=f"kept: epoch {best_epoch}"
+        )
+    if curve.get_legend_handles_labels()[0]:
+        curve.legend(loc="lower right", fontsize=8)
+    curve.set_title("validation after each epoch")
+    if title:
+        fig.suptitle(title)
     return fig

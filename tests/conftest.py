@@ -1,5 +1,7 @@
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 
@@ -15,9 +17,10 @@ from sklearn_sed import Decoder, PseudoLabelSchedule
 # cache folder of their own (tests/test_fast_path.py); everywhere else "auto"
 # trains float32 and eager, and no test writes to the user's cache folder.
 os.environ["SKLEARN_SED_PROBE"] = "off"
-os.environ.setdefault(
-    "SKLEARN_SED_CACHE_DIR", tempfile.mkdtemp(prefix="sklearn-sed-test-cache-")
-)
+if "SKLEARN_SED_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="sklearn-sed-test-cache-")
+    os.environ["SKLEARN_SED_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # left no trace
 
 
 def pytest_addoption(parser):

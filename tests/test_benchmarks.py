@@ -209,3 +209,58 @@ def test_accelerator_speed_script_runs_its_check_on_the_cpu(tmp_path):
     record = record.results
     for key in ("bf16_matmul_tflops", "forward", "train_clips_per_s", "inference"):
         assert "error" not in str(record[key]), record[key]
+
+
+def _comparable(value):
+    """A parameter in a form that compares by content."""
+    import functools
+
+    if isinstance(value, functools.partial):
+        return ("partial", value.func, dict(value.keywords))
+    if hasattr(value, "get_params"):
+        return (type(value), {k: _comparable(v) for k, v in value.get_params().items()})
+    return value
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"variant": "resnet_pl"},
+        {"variant": "resnet"},
+        {"variant": "crnn"},
+        {"variant": "crnn", "crnn_filters": 16},
+        {"variant": "crnn", "mean_teacher": True, "unlabeled": True, "ema_decay": 0.99},
+        {"variant": "crnn", "mean_teacher": True, "unlabeled": True},
+        {"variant": "resnet", "mean_teacher": True, "unlabeled": True, "ema_decay": 0.99},
+        {"variant": "resnet_pl", "unlabeled": True},
+        {"variant": "resnet_pl", "unlabeled": True, "mean_teacher": True},
+        {"variant": "resnet_pl", "train_dtype": "bfloat16", "seed": 2, "epochs": 8},
+        {"variant": "resnet_pl", "teacher": "crnn", "weighting": "keep_strong"},
+    ],
+)
+def test_each_table_row_is_one_train_command_with_the_same_settings(fields):
+    """The command printed beside a row of docs/benchmarks.md builds, through
+    the command line's own parser, the detector the benchmark trains."""
+    import shlex
+
+    from sklearn_sed.cli.main import _train_pipeline, build_parser
+
+    settings = Settings(**fields)
+    argv = shlex.split(settings.train_command("/data"))
+    assert argv[0] == "sklearn-sed"
+    cli = _train_pipeline(build_parser().parse_args(argv[1:]))[-1]
+    bench = settings.estimator()
+    skip = {"verbose", "callbacks", "classes", "pseudo_labels"}
+    expected = {k: _comparable(v) for k, v in bench.get_params(deep=False).items()}
+    got = {k: _comparable(v) for k, v in cli.get_params(deep=False).items()}
+    for key in sorted(set(expected) - skip):
+        assert got[key] == expected[key], key
+    # The schedule without its teacher (an estimator built on each side).
+    schedules = [s.pseudo_labels for s in (bench, cli)]
+    assert [s is None for s in schedules] == [False, False] or schedules == [None, None]
+    if schedules[0] is not None:
+        own = [dict(s.get_params(deep=False), teacher=None) for s in schedules]
+        assert _comparable(own[0]) == _comparable(own[1])
+        teachers = [s.teacher for s in schedules]
+        assert [t is None for t in teachers] == [t is None for t in teachers[::-1]]
+    assert ("--unlabeled-tsv" in argv) == settings.unlabeled

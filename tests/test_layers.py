@@ -37,6 +37,7 @@ LAYERS = {
     "networks": 2,
     "networks.contract": 2,
     "networks.crnn": 2,
+    "networks.registry": 2,
     "networks.resnet": 2,
     "training.losses": 2,
     "training.augment": 2,

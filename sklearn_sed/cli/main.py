@@ -28,7 +28,7 @@ class CLIError(Exception):
 
 
 #: Parameters that hold Python objects and cannot be written on a command line.
-_NOT_SETTABLE = ("callbacks", "module", "memory")
+_NOT_SETTABLE = ("callbacks", "memory")
 
 
 def _literal(key, value):
@@ -68,6 +68,48 @@ def _literal(key, value):
         raise CLIError(f"--set {key}={value}: {exc}") from None
 
 
+def _network(key, value):
+    """Parse ``--set module=crnn(n_filters=32)``: a named network, literal fields.
+
+    Only the networks of :data:`sklearn_sed.networks.NETWORKS` can be named
+    (by name or class name), with literal keyword fields: the same
+    allow-list safety as the parameter objects.
+    """
+    from sklearn_sed.networks.registry import NETWORKS, network_factory
+
+    names = ", ".join(f"{n}(...)" for n in NETWORKS)
+    try:
+        node = ast.parse(value.strip(), mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        node = None
+    if isinstance(node, ast.Name):
+        node = ast.Call(func=node, args=[], keywords=[])
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        raise CLIError(
+            f"--set {key}={value}: give a network by name with literal fields, "
+            f"one of {names}, e.g. --set module=crnn(n_filters=32); a network "
+            "of your own needs the Python API."
+        )
+    known = {n.lower() for n in NETWORKS} | {
+        c.__name__.lower() for c in NETWORKS.values()
+    }
+    if node.func.id.lower() not in known:
+        raise CLIError(
+            f"--set {key}={value}: network must be one of {sorted(NETWORKS)}. "
+            f"Got {node.func.id!r} instead."
+        )
+    if node.args or any(kw.arg is None for kw in node.keywords):
+        raise CLIError(
+            f"--set {key}={value}: give the network's fields by name, e.g. "
+            f"{node.func.id}(n_filters=32)."
+        )
+    try:
+        fields = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        return network_factory(node.func.id, **fields)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+        raise CLIError(f"--set {key}={value}: {exc}") from None
+
+
 def _parse_set(pairs):
     import torch
 
@@ -84,6 +126,9 @@ def _parse_set(pairs):
                 f"--set {key}=...: {bare} holds Python objects and cannot be set "
                 "from the command line; use the Python API."
             )
+        if bare == "module":
+            params[key] = _network(key, value)
+            continue
         if bare == "optimizer":
             name = value.strip().removeprefix("torch.optim.")
             name = _OPTIMIZERS.get(name.lower(), name)
@@ -113,6 +158,7 @@ def _apply_set(pipe, params):
         if key in valid:
             owners = [key]
         if not owners:
+            _refuse_field_of_none(pipe, key, valid)
             raise CLIError(
                 f"--set {key}=...: unknown parameter. Parameters of PseudoLabelSED "
                 "and LogMelExtractor are accepted, e.g. --set max_epochs=5, and "
@@ -141,6 +187,35 @@ def _apply_set(pipe, params):
         except (ValueError, TypeError) as exc:
             raise CLIError(f"--set: {name}: {exc}") from None
     _check_device(pipe[-1].device)
+
+
+def _refuse_field_of_none(pipe, key, valid):
+    """Say so when ``key`` sets a field of a parameter object that is None."""
+    from sklearn_sed.io import parameter_object_classes
+
+    owner, sep, field = key.rpartition("__")
+    if not sep:
+        return
+    holders = [
+        k for k in (owner, *(f"{s}__{owner}" for s, _ in pipe.steps)) if k in valid
+    ]
+    if holders and valid[holders[0]] is None:
+        kind = {
+            "pseudo_labels": "PseudoLabelSchedule",
+            "mean_teacher": "MeanTeacher",
+            "lr_schedule": "WarmupCosine",
+            "augment": "Augment",
+            "decoder": "Decoder",
+        }.get(owner.rpartition("__")[2])
+        example = (
+            f" e.g. --set '{owner}={kind}({field}=...)'"
+            if kind in parameter_object_classes()
+            else ""
+        )
+        raise CLIError(
+            f"--set {key}=...: {owner} is None here, so it has no field {field}; "
+            f"set the whole object instead,{example}."
+        )
 
 
 def _check_device(device):
@@ -352,7 +427,7 @@ def _cmd_demo(args):
 
 
 def _train_pipeline(args):
-    """Build the unfitted pipeline of ``train``: recipe, ``--set``, teacher."""
+    """Build the unfitted pipeline of ``train``: recipe, network, ``--set``, teacher."""
     from sklearn_sed.audio.features import LogMelExtractor
     from sklearn_sed.pipeline import make_pipeline
     from sklearn_sed.recipes import RECIPES, make_detector, make_teacher
@@ -361,10 +436,25 @@ def _train_pipeline(args):
     verbose = 2 if sys.stderr.isatty() else 1
     # The teacher is built after --set, from the student's settings.
     recipe_teacher = getattr(RECIPES[args.recipe].get("pseudo_labels"), "teacher", None)
-    student = make_detector(args.recipe, verbose=verbose, pseudo_labels__teacher=None)
+    settings = _parse_set(args.set)
+    if args.network is not None and any(
+        k.rpartition("__")[2] == "module" for k in settings
+    ):
+        raise CLIError(
+            "--network and --set module=... both choose the network. Give one of them."
+        )
+    # The recipe's teacher shorthand is resolved below, after --set.
+    no_teacher = {"pseudo_labels__teacher": None} if recipe_teacher else {}
+    try:
+        student = make_detector(
+            args.recipe, network=args.network, verbose=verbose, **no_teacher
+        )
+    except ValueError as exc:
+        raise CLIError(f"--network: {exc}") from None
     pipe = make_pipeline(LogMelExtractor(verbose=1), student)
-    _apply_set(pipe, _parse_set(args.set))
+    _apply_set(pipe, settings)
     extractor, sed = pipe[0], pipe[-1]
+    _match_network_to_features(sed, extractor)
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
     if (args.teacher or recipe_teacher or "none") == "crnn":
@@ -379,6 +469,36 @@ def _train_pipeline(args):
         teacher = make_teacher(args.recipe, n_mels=extractor.n_mels, student=sed, **own)
         sed.set_params(pseudo_labels__teacher=teacher)
     return pipe
+
+
+def _match_network_to_features(sed, extractor):
+    """Give a named CRNN the extractor's mel bands, unless its fields set them."""
+    import functools
+
+    from sklearn_sed.networks.registry import network_name
+
+    module = sed.module
+    if (
+        network_name(module) == "crnn"
+        and isinstance(module, functools.partial)
+        and "n_mels" not in module.keywords
+        and extractor.n_mels != 64  # the CRNN's default
+    ):
+        sed.set_params(module=functools.partial(module, n_mels=extractor.n_mels))
+
+
+def _check_unlabeled_needed(args, sed):
+    """Refuse a recipe whose mean teacher needs unlabelled clips without them."""
+    from sklearn_sed.recipes import RECIPE_CARDS
+
+    card = RECIPE_CARDS[args.recipe]
+    if card.needs_unlabeled and sed.mean_teacher is not None and not args.unlabeled_tsv:
+        raise CLIError(
+            f"--recipe {args.recipe} needs unlabelled clips: its mean teacher "
+            "learns from them. Give --unlabeled-tsv (DESED's unlabel_in_domain "
+            "TSV, a 'filename' column) with its audio folder, or train without "
+            "the mean teacher (--set mean_teacher=None), or choose --recipe cpu."
+        )
 
 
 def _cmd_train(args):
@@ -397,6 +517,8 @@ def _cmd_train(args):
     _check_folder("--checkpoint-dir", args.checkpoint_dir)
     pipe = _train_pipeline(args)  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
+    _check_unlabeled_needed(args, sed)
+    figure = _training_figure_path(args)
     X, y_weak, y_strong = _load_listed(
         {"strong": "strong", "weak": "weak", "unlabeled": "unlabeled"},
         strong_tsv=args.strong_tsv,
@@ -427,14 +549,81 @@ def _cmd_train(args):
     if args.valid_tsv:
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
     sed.fit(features, y_weak, y_strong, **validation)
-    if sed.validation_f1_ is not None:
-        how = "tuned per class" if getattr(sed.decoder, "tune", False) else "as set"
-        print(
-            f"validation event-based F1: {100 * sed.validation_f1_:.1f} % "
-            f"(epoch {sed.best_epoch_} kept, post-processing {how})"
-        )
     _save_model(pipe, args.output)
     print(f"saved {args.output}")
+    _report_training(sed, validation, figure)
+
+
+def _training_figure_path(args):
+    """Return the figure written beside the model (checked first), or None."""
+    if not args.valid_tsv or args.no_figure:
+        return None
+    figure = os.path.splitext(args.output)[0] + ".training.png"
+    _check_replaceable(figure, "figure", flag="--output (its training figure)")
+    return figure
+
+
+def _report_training(sed, validation, figure):
+    """Print the kept epoch's per-class F1 and write the figure (or say why not)."""
+    how = "tuned per class" if getattr(sed.decoder, "tune", False) else "as set"
+    if not validation:
+        if sed.validation_f1_ is not None:
+            print(
+                f"dev-split event-based F1: {100 * sed.validation_f1_:.1f} % "
+                f"(epoch {sed.best_epoch_} kept, post-processing {how}; "
+                "validation_fraction of the strong training clips)"
+            )
+        print(
+            "Nothing was scored on held-out clips: no --valid-tsv. To score, "
+            "train with --valid-tsv (strong labels of clips kept out of "
+            "training), or run `sklearn-sed predict MODEL AUDIO --output "
+            "events.tsv` then `sklearn-sed evaluate events.tsv reference.tsv`."
+        )
+        return
+    from sklearn_sed.metrics.scoring import (
+        class_wise_f1,
+        classes_without_events_quietly,
+    )
+
+    with classes_without_events_quietly():
+        f1 = class_wise_f1(
+            validation["y_val"],
+            sed.predict_events(validation["X_val"]),
+            classes=sed.classes_,
+        )
+    width = max(len(str(c)) for c in sed.classes_)
+    kept = "the last epoch" if sed.best_epoch_ is None else f"epoch {sed.best_epoch_}"
+    print(
+        f"Validation event-based F1 per class, {kept} kept "
+        f"(post-processing {how}; these clips chose the epoch"
+        + (" and the decoding" if how.startswith("tuned") else "")
+        + ", so the figures are optimistic):"
+    )
+    for label, value in zip(sed.classes_, f1, strict=True):
+        text = (
+            "  n/a (no reference, no output)"
+            if np.isnan(value)
+            else f"{100 * value:6.1f} %"
+        )
+        print(f"  {label!s:<{width}}  {text}")
+    mean = 100 * np.nanmean(f1) if np.any(~np.isnan(f1)) else float("nan")
+    print(f"  {'macro mean':<{width}}  {mean:6.1f} %")
+    if figure is None:
+        return
+    from sklearn_sed._atomic import atomic_path
+    from sklearn_sed.plotting import plot_training
+    from sklearn_sed.training.net import history_to_rows
+
+    fig = plot_training(
+        history_to_rows(sed.net_.history),
+        f1,
+        classes=sed.classes_,
+        best_epoch=sed.best_epoch_,
+        title=f"validation of {os.path.basename(figure)[: -len('.training.png')]}",
+    )
+    with atomic_path(figure, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    print(f"wrote {figure} (per-class F1 and the validation curve)")
 
 
 def _train_folders(args):
@@ -876,9 +1065,59 @@ _PICKLE_HELP = (
 )
 
 
+def _recipes_epilog(order):
+    """Return the recipes, one paragraph each, with what they measured and need."""
+    import textwrap
+
+    from sklearn_sed.recipes import RECIPE_CARDS
+
+    def wrap(text, first="", rest=""):
+        return textwrap.wrap(
+            text, width=78, initial_indent=first, subsequent_indent=rest
+        )
+
+    lines = wrap(
+        "recipes, with their event-based macro F1 on the benchmark's "
+        "validation soundscapes (3-seed mean) and training time "
+        "(docs/benchmarks.md):"
+    )
+    for name in order:
+        card = RECIPE_CARDS[name]
+        needs = (
+            "needs unlabelled clips (--unlabeled-tsv)"
+            if card.needs_unlabeled
+            else "needs no unlabelled clips"
+        )
+        lines += [f"  {name}"]
+        lines += wrap(card.summary, " " * 4, " " * 4)
+        for label, text in (
+            ("F1", card.event_f1),
+            ("time", card.minutes),
+            ("data", needs),
+        ):
+            lines += wrap(text, f"    {label + ':':<6}", " " * 10)
+    lines.append("")
+    lines += wrap(
+        "Every recipe is compiled where a one-time probe in a child process "
+        "proves torch.compile safe and faster on this machine (docs/recipe.md; "
+        "SKLEARN_SED_PROBE=off trains eagerly); --set train_dtype=auto also "
+        "lets it choose bfloat16 on CPUs with AVX-512 BF16 or AMX."
+    )
+    return "\n".join(lines)
+
+
 def build_parser():
     """Return the argument parser of ``sklearn-sed``."""
     from sklearn_sed.demo import run_demo
+    from sklearn_sed.networks.registry import NETWORKS
+    from sklearn_sed.recipes import RECIPES
+
+    # The report's method first, then the best measured, then the others.
+    RECIPE_ORDER = [
+        "cpu",
+        "dcase2019",
+        *sorted(set(RECIPES) - {"cpu", "dcase2019"}),
+    ]
 
     parser = argparse.ArgumentParser(
         prog="sklearn-sed",
@@ -937,7 +1176,14 @@ def build_parser():
     )
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train on a DESED-layout dataset")
+    train = sub.add_parser(
+        "train",
+        help="train on a DESED-layout dataset",
+        description="Train a detector on DESED-layout TSV files and audio "
+        "folders and write it as a model file (sklearn_sed.load).",
+        epilog=_recipes_epilog(RECIPE_ORDER),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument(
         "--audio-dir",
         help="one folder holding the audio of every TSV (the default of the "
@@ -965,20 +1211,19 @@ def build_parser():
     train.add_argument("--valid-audio-dir", help="audio folder of --valid-tsv")
     train.add_argument(
         "--recipe",
-        choices=("cpu", "cpu_teacher", "paper"),
+        choices=sorted(RECIPES),
         default="cpu",
-        help="named settings (sklearn_sed.recipes): 'cpu' (default) trains "
-        "a width-16 ResNet in float32, compiled where a one-time probe in a "
-        "child process proves torch.compile safe and faster on this machine "
-        "(docs/recipe.md; SKLEARN_SED_PROBE=off trains eagerly); "
-        "--set train_dtype=auto also lets the probe choose bfloat16 on CPUs "
-        "with AVX-512 BF16 or AMX (F1 not yet measured against float32). "
-        "Measured per 1,000 clips x 10 epochs on 2 cores: see "
-        "docs/benchmarks.md, 'Training throughput'. 'cpu_teacher' is 'cpu' "
-        "with pseudo "
-        "labels from a "
-        "CRNN trained first (not the report; about twice the time); "
-        "'paper' is the report as written (64 filters, SGD: a GPU job)",
+        help="named settings (sklearn_sed.recipes), listed with what they "
+        "measured below (default: %(default)s)",
+    )
+    train.add_argument(
+        "--network",
+        choices=sorted(NETWORKS),
+        default=None,
+        help="the network trained, instead of the recipe's: 'resnet' (the "
+        "report's, at the recipe's n_filters and n_blocks) or 'crnn' (the "
+        "DCASE2019 baseline's, 32 filters); other sizes with --set "
+        "module=crnn(n_filters=64, hidden_size=128)",
     )
     train.add_argument(
         "--teacher",
@@ -994,6 +1239,12 @@ def build_parser():
         "--output", required=True, help="model file, safe format (sklearn_sed.load)"
     )
     train.add_argument(
+        "--no-figure",
+        action="store_true",
+        help="with --valid-tsv, do not write OUTPUT's stem + .training.png (the "
+        "kept epoch's per-class F1 and the validation curve of each epoch)",
+    )
+    train.add_argument(
         "--checkpoint-dir",
         help="checkpoint after every epoch; rerunning the same command resumes from it",
     )
@@ -1002,8 +1253,9 @@ def build_parser():
         action="append",
         metavar="KEY=VALUE",
         help="estimator parameter, e.g. max_epochs=5, pseudolabelsed__lr=0.01, "
-        "decoder__threshold=0.4 or 'mean_teacher=MeanTeacher()' (a parameter "
-        "object, literal fields only); repeatable",
+        "decoder__threshold=0.4, 'mean_teacher=MeanTeacher()' (a parameter "
+        "object, literal fields only) or 'module=crnn(n_filters=64)' (a named "
+        "network, literal fields only); repeatable",
     )
     train.set_defaults(func=_cmd_train)
 

@@ -16,6 +16,7 @@ from sklearn_sed._validation import check_n_clips
 __all__ = [
     "SEDScorer",
     "call_final",
+    "class_wise_f1",
     "final_estimator",
     "StrongLabelScorer",
     "event_based_f1",
@@ -226,6 +227,47 @@ def _f1(results, average):
     else:
         raise ValueError(f"average must be 'macro' or 'micro'. Got {average!r}.")
     return finite_or_zero(value)
+
+
+def class_wise_f1(y_true, y_pred, *, classes, metric="event", **kwargs):
+    """F1 of each class, as sed_eval's macro average takes them.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of sequence of (onset, offset, event_label)
+        Reference and estimated events per clip, times in seconds.
+    classes : array-like of shape (n_classes,)
+        Event labels, in the order of the result.
+    metric : {"event", "segment"}, default="event"
+        Event-based (DCASE2019 collars) or segment-based F1.
+    **kwargs
+        Passed to :func:`sed_eval_results` (``duration``, ``t_collar``, ...).
+
+    Returns
+    -------
+    f1 : ndarray of shape (n_classes,)
+        In [0, 1]; NaN for a class that is neither in ``y_true`` nor in
+        ``y_pred`` (left out of the macro mean), 0 for a class with
+        references and no output or output and no reference (DCASE2019's
+        zero score).
+
+    Examples
+    --------
+    >>> from sklearn_sed.metrics.scoring import class_wise_f1
+    >>> ref = [[(1.0, 3.0, "Dog"), (4.0, 5.0, "Cat")]]
+    >>> class_wise_f1(ref, [[(1.1, 3.1, "Dog")]], classes=["Cat", "Dog"])
+    array([0., 1.])
+    """
+    classes = [str(c) for c in classes]
+    results = sed_eval_results(y_true, y_pred, metric=metric, classes=classes, **kwargs)
+    f1 = []
+    for scores in (results["class_wise"][c] for c in classes):
+        counts = scores["count"]
+        if counts["Nref"] > 0 or counts["Nsys"] > 0:  # as _zero_score_macro
+            f1.append(finite_or_zero(scores["f_measure"]["f_measure"]))
+        else:
+            f1.append(np.nan)
+    return np.array(f1, dtype=float)
 
 
 def event_based_f1(y_true, y_pred, *, average="macro", **kwargs):
