@@ -231,7 +231,12 @@ def _comparable(value):
         {"variant": "crnn", "crnn_filters": 16},
         {"variant": "crnn", "mean_teacher": True, "unlabeled": True, "ema_decay": 0.99},
         {"variant": "crnn", "mean_teacher": True, "unlabeled": True},
-        {"variant": "resnet", "mean_teacher": True, "unlabeled": True, "ema_decay": 0.99},
+        {
+            "variant": "resnet",
+            "mean_teacher": True,
+            "unlabeled": True,
+            "ema_decay": 0.99,
+        },
         {"variant": "resnet_pl", "unlabeled": True},
         {"variant": "resnet_pl", "unlabeled": True, "mean_teacher": True},
         {"variant": "resnet_pl", "train_dtype": "bfloat16", "seed": 2, "epochs": 8},

@@ -15,8 +15,11 @@ from sklearn_sed.cli.main import (
 )
 from sklearn_sed.networks import CRNN, ResNetSED, network_factory
 from sklearn_sed.recipes import RECIPE_CARDS, RECIPES
+from tests import test_cli
+from tests.test_cli import _one_line_error, _train_argv
 
-from .test_cli import _one_line_error, _train_argv, desed_dir  # noqa: F401
+#: The DESED-layout folder of tests/test_cli.py (a fixture, module scope).
+desed_dir = test_cli.desed_dir
 
 
 def _sed_of(*extra):
@@ -158,7 +161,8 @@ def test_train_without_validation_clips_says_how_to_score(fitted_sed, capsys):
     _report_training(fitted_sed, {}, None)
     out = capsys.readouterr().out
     assert "Nothing was scored on held-out clips" in out
-    assert "--valid-tsv" in out and "sklearn-sed evaluate" in out
+    assert "--valid-tsv" in out
+    assert "sklearn-sed evaluate" in out
 
 
 def test_help_lists_every_recipe_with_its_measured_f1_and_needs():
@@ -193,7 +197,8 @@ def test_network_factory_names_and_refusals():
     with pytest.raises(ValueError, match="no field 'n_classes'"):
         network_factory("crnn", n_classes=3)
     sed = make_detector("cpu", network="crnn")
-    assert sed.module.func is CRNN and sed.pseudo_labels is not None
+    assert sed.module.func is CRNN
+    assert sed.pseudo_labels is not None
 
 
 def test_plot_training_draws_the_bars_and_the_curve(fitted_sed):
