@@ -181,8 +181,25 @@ def table(records):
             f"| {', '.join(f'{k}={v}' for k, v in differs.items()) or 'defaults'} "
             f"| {'; '.join(origin)} |"
         )
+    lines += _commands(groups)
     lines += _mean_teacher_epochs(groups) + _unlabeled_rule(groups)
     return "\n".join(lines)
+
+
+def _commands(groups, data="DATA"):
+    """The ``sklearn-sed train`` command of each row (its settings, seed 0)."""
+    lines = [
+        "",
+        "Each row with the command line (`DATA` a `benchmarks.make_data` folder; "
+        "`--set random_state=S` for seed S; then `sklearn-sed predict MODEL "
+        "DATA/audio/validation --output events.tsv` and `sklearn-sed evaluate "
+        "events.tsv DATA/metadata/validation.tsv` score it):",
+        "",
+    ]
+    for shared, _ in groups:
+        settings = Settings.from_dict({**shared, "seed": 0})
+        lines.append(f"- {_label(shared)}: `{settings.train_command(data)}`")
+    return lines
 
 
 def _label(shared):

@@ -172,6 +172,9 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
     text = page.read_text()
     assert "ResNet with pseudo label (proposed)" in text
     assert text.endswith("after\n")
+    # Each row names the command line that trains it.
+    command = "- ResNet with pseudo label (proposed): `sklearn-sed train --recipe cpu"
+    assert command in text
     # The rows of unlabelled clips: the CRNN mean teacher, the ResNet + PL.
     for variant, flag in (("crnn", "--mean-teacher"), ("resnet_pl", "--unlabeled")):
         _run(

@@ -213,3 +213,19 @@ def test_plot_training_draws_the_bars_and_the_curve(fitted_sed):
     assert "macro mean 50.0 %" in bars.get_title()
     with pytest.raises(ValueError, match="one F1 per class"):
         plot_training(rows, [0.5], classes=["a", "b"])
+
+
+def test_every_train_command_in_the_benchmarks_page_builds_its_detector():
+    """The commands printed beside the rows of docs/benchmarks.md parse and
+    build a detector (a stale flag or setting fails here)."""
+    import pathlib
+    import re
+    import shlex
+
+    page = pathlib.Path(__file__).parents[1] / "docs" / "benchmarks.md"
+    commands = re.findall(r"`(sklearn-sed train [^`]+)`", page.read_text())
+    assert len(commands) >= 9
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        sed = _train_pipeline(build_parser().parse_args(argv))[-1]
+        assert sed.random_state == 0
