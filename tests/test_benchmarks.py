@@ -251,7 +251,8 @@ def test_each_table_row_is_one_train_command_with_the_same_settings(fields):
     the command line's own parser, the detector the benchmark trains."""
     import shlex
 
-    from sklearn_sed.cli.main import _train_pipeline, build_parser
+    from sklearn_sed.cli.main import build_parser
+    from sklearn_sed.cli.train import _train_pipeline
 
     settings = Settings(**fields)
     argv = shlex.split(settings.train_command("/data"))

@@ -149,7 +149,8 @@ def test_train_recipe_sets_the_teacher_unless_teacher_says_otherwise(tmp_path):
     """Check `--recipe cpu_teacher` trains with the recipe's CRNN teacher,
     built after --set (it takes the student's seed and epochs), and that
     `--teacher none` turns it off while `--teacher crnn` adds one to "cpu"."""
-    from sklearn_sed.cli.main import _train_pipeline, build_parser
+    from sklearn_sed.cli.main import build_parser
+    from sklearn_sed.cli.train import _train_pipeline
     from sklearn_sed.networks.crnn import CRNN
 
     def sed_of(*extra):
@@ -374,7 +375,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     same recipe in Python give the same predictions and tuned settings."""
 
     from sklearn_sed import LogMelExtractor, make_detector
-    from sklearn_sed.cli.main import _parse_set
+    from sklearn_sed.cli.settings import _parse_set
     from sklearn_sed.datasets import load_desed
     from sklearn_sed.pipeline import make_pipeline
 
@@ -665,7 +666,7 @@ def test_paths_of_the_wrong_kind_are_one_line(
 def test_shared_setting_reaches_every_step():
     """Check a bare --set key that two steps own (duration) reaches both."""
     from sklearn_sed import LogMelExtractor, PseudoLabelSED
-    from sklearn_sed.cli.main import _apply_set, _parse_set
+    from sklearn_sed.cli.settings import _apply_set, _parse_set
     from sklearn_sed.pipeline import make_pipeline
 
     pipe = make_pipeline(LogMelExtractor(), PseudoLabelSED())
@@ -677,7 +678,7 @@ def test_shared_setting_reaches_every_step():
 def test_optimizer_is_reachable_by_name():
     import torch
 
-    from sklearn_sed.cli.main import _parse_set
+    from sklearn_sed.cli.settings import _parse_set
 
     assert _parse_set(["optimizer=adam"])["optimizer"] is torch.optim.Adam
     assert _parse_set(["optimizer=torch.optim.SGD"])["optimizer"] is torch.optim.SGD

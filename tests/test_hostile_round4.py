@@ -12,7 +12,8 @@ import pytest
 import sklearn_sed
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed._device import check_device
-from sklearn_sed.cli.main import CLIError, _apply_set
+from sklearn_sed.cli._common import CLIError
+from sklearn_sed.cli.settings import _apply_set
 from sklearn_sed.pipeline import make_pipeline
 from tests.conftest import (
     FAST_SED,
@@ -262,7 +263,7 @@ def test_a_waveform_pair_with_an_absurd_rate_is_refused():
 
 
 def test_predict_scores_dir_with_missing_parents_is_refused(tmp_path):
-    from sklearn_sed.cli.main import _check_folder
+    from sklearn_sed.cli._common import _check_folder
 
     target = tmp_path / "no" / "such" / "scores"
     with pytest.raises(CLIError, match="parent folder"):
@@ -408,7 +409,7 @@ _set_values = st.one_of(
 def test_any_set_literals_are_applied_checked_or_are_a_cli_error(pairs):
     """Check any --set pairs either give a CLIError or a pipeline whose every
     parameter passes its constraints (nothing half-applied reaches fit)."""
-    from sklearn_sed.cli.main import _parse_set
+    from sklearn_sed.cli.settings import _parse_set
 
     pipe = _fresh_pipe()
     try:

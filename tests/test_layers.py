@@ -59,6 +59,13 @@ LAYERS = {
     "io": 7,  # writes and reads model files of estimators and pipelines
     "demo": 8,
     "cli.main": 9,
+    "cli._common": 9,
+    "cli.settings": 9,
+    "cli.demo": 9,
+    "cli.train": 9,
+    "cli.predict": 9,
+    "cli.evaluate": 9,
+    "cli.plot": 9,
     "cli": 9,
     "cli.__main__": 10,
     "": 10,  # the package's __init__: the public API
