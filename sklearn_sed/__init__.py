@@ -3,28 +3,60 @@
 The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
 :class:`PseudoLabelSED` estimator, log-mel extraction as a
 :class:`LogMelExtractor` transformer, and sed_eval metrics as scorers.
+
+The names load on first use (PEP 562): the modules that need no PyTorch
+(reading audio, decoding, the ONNX detector of :mod:`sklearn_sed.deploy`)
+import and run where PyTorch is not installed.
 """
 
+import importlib
+
 from sklearn_sed._version import __version__
-from sklearn_sed.audio.features import LogMelExtractor, load_audio, log_mel_spectrogram
-from sklearn_sed.decoding.decode import Decoder
-from sklearn_sed.estimator import PseudoLabelSED
-from sklearn_sed.io import load, save
-from sklearn_sed.labels import EventEncoder
-from sklearn_sed.metrics.scoring import (
-    event_based_f1,
-    event_f1_scorer,
-    make_sed_scorer,
-    segment_based_f1,
-    segment_f1_scorer,
-)
-from sklearn_sed.networks import ResNetSED
-from sklearn_sed.pipeline import Pipeline, make_pipeline
-from sklearn_sed.recipes import make_detector
-from sklearn_sed.training.augment import Augment
-from sklearn_sed.training.callbacks import MeanTeacher, WarmupCosine
-from sklearn_sed.training.net import SEDNet, make_sed_net
-from sklearn_sed.training.pseudo_labels import PseudoLabelSchedule
+
+#: Where each public name lives (imported on first access).
+_HOMES = {
+    "Augment": "training.augment",
+    "Decoder": "decoding.decode",
+    "EventEncoder": "labels",
+    "LogMelExtractor": "audio.features",
+    "MeanTeacher": "training.callbacks",
+    "Pipeline": "pipeline",
+    "PseudoLabelSED": "estimator",
+    "PseudoLabelSchedule": "training.pseudo_labels",
+    "ResNetSED": "networks",
+    "SEDNet": "training.net",
+    "WarmupCosine": "training.callbacks",
+    "event_based_f1": "metrics.scoring",
+    "event_f1_scorer": "metrics.scoring",
+    "load": "io",
+    "load_audio": "audio.reading",
+    "log_mel_spectrogram": "audio.features",
+    "make_detector": "recipes",
+    "make_pipeline": "pipeline",
+    "make_sed_net": "training.net",
+    "make_sed_scorer": "metrics.scoring",
+    "save": "io",
+    "segment_based_f1": "metrics.scoring",
+    "segment_f1_scorer": "metrics.scoring",
+}
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        globals()[name] = value  # once
+        return value
+    try:  # a submodule, as eager imports used to make available
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Augment",

@@ -163,7 +163,7 @@ def test_every_format_that_declares_its_length_is_checked_for_truncation(
 def test_only_the_used_stretch_of_a_long_file_is_read(tmp_path, monkeypatch):
     """Check the extractor reads at most its clip (plus a small margin) of a
     long file, not the whole file."""
-    import sklearn_sed.audio.features as features
+    import sklearn_sed.audio.reading as features
 
     path = tmp_path / "long.wav"
     sf.write(path, np.zeros(8000 * 60, dtype=np.float32), 8000)

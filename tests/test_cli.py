@@ -375,7 +375,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     same recipe in Python give the same predictions and tuned settings."""
 
     from sklearn_sed import LogMelExtractor, make_detector
-    from sklearn_sed.cli.settings import _parse_set
+    from sklearn_sed.cli.settings import parse_set
     from sklearn_sed.datasets import load_desed
     from sklearn_sed.pipeline import make_pipeline
 
@@ -389,7 +389,7 @@ def test_train_and_python_recipe_give_the_same_model(trained_model, desed_dir):
     sed_names = set(make_detector("cpu").get_params())
     ext_names = set(LogMelExtractor().get_params())
     ext_params, sed_params = {}, {}
-    for key, value in _parse_set(SETS).items():
+    for key, value in parse_set(SETS).items():
         step, _, name = key.partition("__")
         if step not in ("logmelextractor", "pseudolabelsed"):
             step, name = "", key
@@ -666,11 +666,11 @@ def test_paths_of_the_wrong_kind_are_one_line(
 def test_shared_setting_reaches_every_step():
     """Check a bare --set key that two steps own (duration) reaches both."""
     from sklearn_sed import LogMelExtractor, PseudoLabelSED
-    from sklearn_sed.cli.settings import _apply_set, _parse_set
+    from sklearn_sed.cli.settings import apply_set, parse_set
     from sklearn_sed.pipeline import make_pipeline
 
     pipe = make_pipeline(LogMelExtractor(), PseudoLabelSED())
-    _apply_set(pipe, _parse_set(["duration=1.0"]))
+    apply_set(pipe, parse_set(["duration=1.0"]))
     assert pipe[0].duration == 1.0
     assert pipe[-1].duration == 1.0
 
@@ -678,10 +678,10 @@ def test_shared_setting_reaches_every_step():
 def test_optimizer_is_reachable_by_name():
     import torch
 
-    from sklearn_sed.cli.settings import _parse_set
+    from sklearn_sed.cli.settings import parse_set
 
-    assert _parse_set(["optimizer=adam"])["optimizer"] is torch.optim.Adam
-    assert _parse_set(["optimizer=torch.optim.SGD"])["optimizer"] is torch.optim.SGD
+    assert parse_set(["optimizer=adam"])["optimizer"] is torch.optim.Adam
+    assert parse_set(["optimizer=torch.optim.SGD"])["optimizer"] is torch.optim.SGD
 
 
 def test_non_utf8_tsv_names_the_file_and_line(desed_dir, tmp_path, capsys):

@@ -13,7 +13,7 @@ import sklearn_sed
 from sklearn_sed import LogMelExtractor, PseudoLabelSED
 from sklearn_sed._device import check_device
 from sklearn_sed.cli._common import CLIError
-from sklearn_sed.cli.settings import _apply_set
+from sklearn_sed.cli.settings import apply_set
 from sklearn_sed.pipeline import make_pipeline
 from tests.conftest import (
     FAST_SED,
@@ -152,7 +152,7 @@ def test_set_of_an_object_to_none_and_of_its_field_names_both(params):
     pipe = _fresh_pipe()
     keys = list(params)
     with pytest.raises(CLIError, match="conflict") as info:
-        _apply_set(pipe, params)
+        apply_set(pipe, params)
     assert all(k in str(info.value) for k in keys)
 
 
@@ -160,7 +160,7 @@ def test_set_of_an_object_and_of_its_field_still_works():
     from sklearn_sed import PseudoLabelSchedule
 
     pipe = _fresh_pipe()
-    _apply_set(
+    apply_set(
         pipe,
         {"pseudo_labels": PseudoLabelSchedule(), "pseudo_labels__max_iter": 2},
     )
@@ -222,7 +222,7 @@ def test_a_field_that_sizes_a_loop_or_cannot_train_is_refused_by_its_bound(
         pseudo_labels=PseudoLabelSchedule(),
     )
     with pytest.raises(CLIError, match=name):
-        _apply_set(pipe, params)
+        apply_set(pipe, params)
 
 
 def test_a_diverging_loss_stops_the_fit_with_a_clear_message(
@@ -263,13 +263,13 @@ def test_a_waveform_pair_with_an_absurd_rate_is_refused():
 
 
 def test_predict_scores_dir_with_missing_parents_is_refused(tmp_path):
-    from sklearn_sed.cli._common import _check_folder
+    from sklearn_sed.cli._common import check_folder
 
     target = tmp_path / "no" / "such" / "scores"
     with pytest.raises(CLIError, match="parent folder"):
-        _check_folder("--scores-dir", str(target), parent_must_exist=True)
+        check_folder("--scores-dir", str(target), parent_must_exist=True)
     assert not (tmp_path / "no").exists()
-    _check_folder("--scores-dir", str(tmp_path / "scores"), parent_must_exist=True)
+    check_folder("--scores-dir", str(tmp_path / "scores"), parent_must_exist=True)
 
 
 def test_an_unlabelled_clip_that_is_a_labelled_one_through_a_symlink_is_refused(
@@ -409,11 +409,11 @@ _set_values = st.one_of(
 def test_any_set_literals_are_applied_checked_or_are_a_cli_error(pairs):
     """Check any --set pairs either give a CLIError or a pipeline whose every
     parameter passes its constraints (nothing half-applied reaches fit)."""
-    from sklearn_sed.cli.settings import _parse_set
+    from sklearn_sed.cli.settings import parse_set
 
     pipe = _fresh_pipe()
     try:
-        _apply_set(pipe, _parse_set([f"{k}={v}" for k, v in pairs]))
+        apply_set(pipe, parse_set([f"{k}={v}" for k, v in pairs]))
     except CLIError:
         return
     sed = pipe[-1]

@@ -7,14 +7,14 @@ import argparse
 import os
 import sys
 
-_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _same_file(a, b):
+def same_file(a, b):
     a, b = os.path.realpath(a), os.path.realpath(b)
     if a == b:
         return True
@@ -26,7 +26,7 @@ def _same_file(a, b):
 
 #: What an existing output file must look like to be replaced, by kind: the
 #: first bytes of a file this command writes. Anything else is the user's.
-_OUTPUT_KINDS = {
+OUTPUT_KINDS = {
     "model": (b"PK\x03\x04", "a sklearn-sed model file"),
     "events": (b"filename\tonset\toffset\tevent_label", "an events TSV"),
     "scores": (b"onset\toffset\t", "a frame-score TSV"),
@@ -34,7 +34,7 @@ _OUTPUT_KINDS = {
 }
 
 
-def _check_replaceable(path, kind, flag="--output"):
+def check_replaceable(path, kind, flag="--output"):
     """Refuse to replace an existing file that this command did not write.
 
     A file is replaced only when it starts as the command's own output of
@@ -43,7 +43,7 @@ def _check_replaceable(path, kind, flag="--output"):
     """
     if not os.path.isfile(path):
         return
-    magic, what = _OUTPUT_KINDS[kind]
+    magic, what = OUTPUT_KINDS[kind]
     try:
         with open(path, "rb") as f:
             head = f.read(len(magic))
@@ -56,7 +56,7 @@ def _check_replaceable(path, kind, flag="--output"):
         )
 
 
-def _file_identity(path):
+def file_identity(path):
     """``(device, inode)`` of an existing file, None for none (or no path)."""
     if not path:
         return None
@@ -67,7 +67,7 @@ def _file_identity(path):
     return st.st_dev, st.st_ino
 
 
-def _check_output(path, inputs, kind=None):
+def check_output(path, inputs, kind=None):
     """Refuse an output that is a folder, lacks its folder or is an input.
 
     Called before any work, so that nothing is trained or read in vain.
@@ -83,20 +83,20 @@ def _check_output(path, inputs, kind=None):
             "another output file."
         )
     for item in inputs:
-        if item and os.path.exists(item) and _same_file(path, item):
+        if item and os.path.exists(item) and same_file(path, item):
             raise CLIError(
                 f"--output {path!r} is also an input ({item!r}); it would be "
                 "overwritten. Choose another output file."
             )
     if kind is not None:
-        _check_replaceable(path, kind)
+        check_replaceable(path, kind)
 
 
 #: Largest count that a demo option takes (beyond it nothing fits in memory).
-_MAX_DEMO_COUNT = 100_000
+MAX_DEMO_COUNT = 100_000
 
 
-def _positive_int(flag):
+def positive_int(flag):
     """Build an argparse type: an integer in [1, 100000], or a one-line error."""
 
     def parse(text):
@@ -106,16 +106,16 @@ def _positive_int(flag):
             raise argparse.ArgumentTypeError(
                 f"{flag} must be a whole number; got {text!r}."
             ) from None
-        if not 1 <= value <= _MAX_DEMO_COUNT:
+        if not 1 <= value <= MAX_DEMO_COUNT:
             raise argparse.ArgumentTypeError(
-                f"{flag} must be between 1 and {_MAX_DEMO_COUNT}; got {value}."
+                f"{flag} must be between 1 and {MAX_DEMO_COUNT}; got {value}."
             )
         return value
 
     return parse
 
 
-def _check_folder(flag, path, *, parent_must_exist=False):
+def check_folder(flag, path, *, parent_must_exist=False):
     """Refuse a folder option that names an existing file (None passes).
 
     With ``parent_must_exist``, also one whose parent folder does not exist:
@@ -132,13 +132,13 @@ def _check_folder(flag, path, *, parent_must_exist=False):
         )
 
 
-def _save_model(pipe, path):
+def save_model(pipe, path):
     from sklearn_sed.io import save
 
     save(pipe, path)
 
 
-def _load_model(path, *, allow_pickle=False):
+def load_model(path, *, allow_pickle=False):
     import zipfile
 
     from sklearn_sed.io import load
@@ -156,7 +156,7 @@ def _load_model(path, *, allow_pickle=False):
             "permissions."
         ) from None
     if magic == b"PK\x03\x04" or zipfile.is_zipfile(path):
-        return _audio_pipeline(load(path), path)
+        return audio_pipeline(load(path), path)
     if not allow_pickle:
         raise CLIError(
             f"model file {path!r} is not in the safe format (sklearn_sed.save); it "
@@ -173,10 +173,10 @@ def _load_model(path, *, allow_pickle=False):
         model = joblib.load(path)
     except Exception as exc:  # unpickling raises many types
         raise CLIError(f"model file {path!r} could not be loaded: {exc}") from exc
-    return _audio_pipeline(model, path)
+    return audio_pipeline(model, path)
 
 
-def _audio_pipeline(model, path):
+def audio_pipeline(model, path):
     """Refuse a model that is not an audio pipeline (extractor, then detector)."""
     steps = getattr(model, "steps", None)
     if (
@@ -194,7 +194,7 @@ def _audio_pipeline(model, path):
     return model
 
 
-def _walk(folder):
+def walk(folder):
     """List ``(folder, file names)`` of a tree, symlinked sub-folders included.
 
     Each real folder is visited once, so a link that loops back ends the
@@ -211,7 +211,7 @@ def _walk(folder):
     return sorted(out)
 
 
-def _audio_files(inputs):
+def audio_files(inputs):
     """Return ``(key, path)`` of every audio file; keys never repeat.
 
     The key is the path relative to the folder given (the base name for a
@@ -220,9 +220,9 @@ def _audio_files(inputs):
     files, seen = [], {}
     for item in inputs:
         if os.path.isdir(item):
-            for root, names in _walk(item):
+            for root, names in walk(item):
                 for n in sorted(names):
-                    if n.lower().endswith(_AUDIO_EXTENSIONS):
+                    if n.lower().endswith(AUDIO_EXTENSIONS):
                         path = os.path.join(root, n)
                         key = os.path.relpath(path, item).replace(os.sep, "/")
                         files.append((key, path))
@@ -240,7 +240,7 @@ def _audio_files(inputs):
     return files
 
 
-def _progress(items, enabled, what):
+def progress(items, enabled, what):
     """Yield ``items`` with one overall progress bar on stderr when enabled."""
     if not enabled:
         yield from items
@@ -250,17 +250,17 @@ def _progress(items, enabled, what):
     yield from tqdm(items, desc=what, unit="file", file=sys.stderr)
 
 
-_PICKLE_HELP = (
+PICKLE_HELP = (
     "also read a joblib/pickle model file. Loading a pickle runs whatever code "
     "the file holds: use it only for files you made yourself"
 )
 
 
-def _one_line(exc):
+def one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _sed_scores_eval():
+def sed_scores_eval():
     """Return the sed_scores_eval package (``--scores-dir``) or a one-line error."""
     from sklearn_sed.metrics.psds import sed_scores_eval
 

@@ -2,13 +2,13 @@
 
 import inspect
 
-from sklearn_sed.cli._common import _check_folder, _positive_int
+from sklearn_sed.cli._common import check_folder, positive_int
 
 
 def _cmd_demo(args):
     from sklearn_sed.demo import run_demo
 
-    _check_folder("--output-dir", args.output_dir)
+    check_folder("--output-dir", args.output_dir)
 
     run_demo(
         n_train=args.n_train,
@@ -56,7 +56,7 @@ def add_parser(sub):
     for flag, text in counts:
         demo.add_argument(
             flag,
-            type=_positive_int(flag),
+            type=positive_int(flag),
             default=defaults[flag[2:].replace("-", "_")],
             help=f"{text} (default: %(default)s)",
         )

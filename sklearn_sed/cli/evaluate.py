@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from sklearn_sed.cli._common import CLIError, _sed_scores_eval
+from sklearn_sed.cli._common import CLIError, sed_scores_eval
 
 
 def _cmd_evaluate(args):
@@ -76,7 +76,7 @@ def _psds_from_scores(folder, reference):
     """PSDS1 and PSDS2 of the score files in ``folder`` against ``reference``."""
     from sklearn_sed.metrics.psds import psds_from_scores
 
-    io = _sed_scores_eval().io
+    io = sed_scores_eval().io
 
     if not os.path.isdir(folder):
         raise CLIError(f"--scores-dir {folder!r} is not a folder.")

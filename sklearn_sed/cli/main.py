@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from sklearn_sed.cli._common import CLIError, _one_line
+from sklearn_sed.cli._common import CLIError, one_line
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -44,7 +44,7 @@ def main(argv=None):
 
     def one_line_warning(message, category, *_, **__):
         print(
-            f"sklearn-sed {args.command}: warning: {_one_line(message)}",
+            f"sklearn-sed {args.command}: warning: {one_line(message)}",
             file=sys.stderr,
         )
 
@@ -61,14 +61,14 @@ def main(argv=None):
         OSError,
         RecursionError,
     ) as exc:
-        print(f"sklearn-sed {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"sklearn-sed {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:
         if os.environ.get("SKLEARN_SED_DEBUG"):
             raise
         print(
             f"sklearn-sed {args.command}: internal error: {type(exc).__name__}: "
-            f"{_one_line(exc)} (set SKLEARN_SED_DEBUG=1 for the traceback)",
+            f"{one_line(exc)} (set SKLEARN_SED_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from sklearn_sed.cli._common import _PICKLE_HELP, CLIError, _check_output, _load_model
+from sklearn_sed.cli._common import PICKLE_HELP, CLIError, check_output, load_model
 
 
 def _cmd_plot(args):
@@ -13,7 +13,7 @@ def _cmd_plot(args):
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
     from sklearn_sed.plotting import plot_detection
 
-    _check_output(args.output, [args.model, args.audio, args.reference], kind="figure")
+    check_output(args.output, [args.model, args.audio, args.reference], kind="figure")
     info = audio_info(args.audio)  # the span is checked before any work
     length = info.frames / info.samplerate
     start = 0.0 if args.start is None else args.start
@@ -23,7 +23,7 @@ def _cmd_plot(args):
             f"--start {start} / --end {end}: need 0 <= start < end <= the "
             f"recording's {length:.2f} s."
         )
-    model = _load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model(args.model, allow_pickle=args.allow_pickle)
     sed, extractor = model[-1], model[0]
     if hasattr(extractor, "verbose"):
         extractor.set_params(verbose=0)
@@ -84,5 +84,5 @@ def add_parser(sub):
     plot.add_argument(
         "--end", type=float, help="last second drawn (default: the whole file)"
     )
-    plot.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
+    plot.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     plot.set_defaults(func=_cmd_plot)

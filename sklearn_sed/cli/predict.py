@@ -10,16 +10,16 @@ import sys
 import numpy as np
 
 from sklearn_sed.cli._common import (
-    _PICKLE_HELP,
+    PICKLE_HELP,
     CLIError,
-    _audio_files,
-    _check_folder,
-    _check_output,
-    _check_replaceable,
-    _file_identity,
-    _load_model,
-    _progress,
-    _sed_scores_eval,
+    audio_files,
+    check_folder,
+    check_output,
+    check_replaceable,
+    file_identity,
+    load_model,
+    progress,
+    sed_scores_eval,
 )
 
 
@@ -100,7 +100,7 @@ def _check_scores_targets(args, files):
     # one lookup per score file, not one comparison per pair.
     inputs = {}
     for item in [args.model, args.output, *args.audio, *(p for _, p in files)]:
-        identity = _file_identity(item)
+        identity = file_identity(item)
         if identity is not None:
             inputs.setdefault(identity, item)
     targets = {}
@@ -112,18 +112,18 @@ def _check_scores_targets(args, files):
                 f"{target!r}. Rename one of them, or predict them separately."
             )
         targets[target] = path
-        item = inputs.get(_file_identity(target))
+        item = inputs.get(file_identity(target))
         if item is not None:
             raise CLIError(
                 f"--scores-dir would overwrite {item!r}, an input, with the "
                 f"scores of {path!r}. Choose another folder."
             )
-        _check_replaceable(target, "scores", "--scores-dir")
+        check_replaceable(target, "scores", "--scores-dir")
 
 
 def _write_scores(folder, key, sed, probs, frame_sec, length_sec):
     """Write one recording's frame probabilities as a sed_scores_eval TSV."""
-    io = _sed_scores_eval().io
+    io = sed_scores_eval().io
     n = min(len(probs), max(1, int(np.ceil(length_sec / frame_sec))))
     timestamps = np.minimum(np.arange(n + 1) * frame_sec, length_sec)
     path = _scores_path(folder, key)
@@ -140,14 +140,14 @@ def _cmd_predict(args):
     from sklearn_sed.datasets import write_events_tsv
     from sklearn_sed.inference import decode_file_frames, predict_file_frames
 
-    files = _audio_files(args.audio)
-    _check_output(
+    files = audio_files(args.audio)
+    check_output(
         args.output, [args.model, *args.audio, *(p for _, p in files)], kind="events"
     )
-    _check_folder("--scores-dir", args.scores_dir, parent_must_exist=True)
+    check_folder("--scores-dir", args.scores_dir, parent_must_exist=True)
     if args.scores_dir:
         _check_scores_targets(args, files)
-    model = _load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model(args.model, allow_pickle=args.allow_pickle)
     sed = model[-1]
     if hasattr(model[0], "verbose"):  # one overall bar, not one per file
         model[0].set_params(verbose=0)
@@ -157,7 +157,7 @@ def _cmd_predict(args):
         sed.set_params(inference_dtype="bfloat16")
     _override_decoding(sed, args)
     results, failed = {}, []
-    for key, path in _progress(files, args.progress, "predict"):
+    for key, path in progress(files, args.progress, "predict"):
         try:
             frames = predict_file_frames(model, path, overlap=args.overlap)
         except (FileNotFoundError, ValueError) as exc:
@@ -235,7 +235,7 @@ def add_parser(sub):
         default=None,
         help="one progress bar over all files (default: when stderr is a terminal)",
     )
-    predict.add_argument("--allow-pickle", action="store_true", help=_PICKLE_HELP)
+    predict.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     predict.add_argument(
         "--bfloat16",
         action="store_true",

@@ -8,10 +8,10 @@ import ast
 from sklearn_sed.cli._common import CLIError
 
 #: Parameters that hold Python objects and cannot be written on a command line.
-_NOT_SETTABLE = ("callbacks", "memory")
+NOT_SETTABLE = ("callbacks", "memory")
 
 
-def _literal(key, value):
+def literal(key, value):
     """Parse a ``--set`` value.
 
     A Python literal, a parameter object such as ``MeanTeacher(consistency=1)``
@@ -48,7 +48,7 @@ def _literal(key, value):
         raise CLIError(f"--set {key}={value}: {exc}") from None
 
 
-def _network(key, value):
+def network(key, value):
     """Parse ``--set module=crnn(n_filters=32)``: a named network, literal fields.
 
     Only the networks of :data:`sklearn_sed.networks.NETWORKS` can be named
@@ -90,7 +90,13 @@ def _network(key, value):
         raise CLIError(f"--set {key}={value}: {exc}") from None
 
 
-def _parse_set(pairs):
+def parse_set(pairs):
+    """Return ``--set KEY=VALUE`` pairs as a dict of parsed values.
+
+    Raises :class:`CLIError` for a malformed pair, a parameter that holds
+    Python objects, an unknown optimizer or network, or a value that cannot
+    be parsed safely.
+    """
     import torch
 
     from sklearn_sed.training.build import OPTIMIZERS as _OPTIMIZERS
@@ -101,13 +107,13 @@ def _parse_set(pairs):
         if not sep or not key:
             raise CLIError(f"--set must be key=value. Got {pair!r} instead.")
         bare = key.rpartition("__")[2]
-        if bare in _NOT_SETTABLE:
+        if bare in NOT_SETTABLE:
             raise CLIError(
                 f"--set {key}=...: {bare} holds Python objects and cannot be set "
                 "from the command line; use the Python API."
             )
         if bare == "module":
-            params[key] = _network(key, value)
+            params[key] = network(key, value)
             continue
         if bare == "optimizer":
             name = value.strip().removeprefix("torch.optim.")
@@ -119,11 +125,11 @@ def _parse_set(pairs):
                 )
             params[key] = getattr(torch.optim, name)
             continue
-        params[key] = _literal(key, value)
+        params[key] = literal(key, value)
     return params
 
 
-def _apply_set(pipe, params):
+def apply_set(pipe, params):
     """Route ``--set`` keys to the steps that own them, then validate them.
 
     A name goes to every step that has it (``duration`` and ``sr`` are
@@ -138,7 +144,7 @@ def _apply_set(pipe, params):
         if key in valid:
             owners = [key]
         if not owners:
-            _refuse_field_of_none(pipe, key, valid)
+            refuse_field_of_none(pipe, key, valid)
             raise CLIError(
                 f"--set {key}=...: unknown parameter. Parameters of PseudoLabelSED "
                 "and LogMelExtractor are accepted, e.g. --set max_epochs=5, and "
@@ -166,10 +172,10 @@ def _apply_set(pipe, params):
                 obj._validate_params()
         except (ValueError, TypeError) as exc:
             raise CLIError(f"--set: {name}: {exc}") from None
-    _check_device(pipe[-1].device)
+    check_training_device(pipe[-1].device)
 
 
-def _refuse_field_of_none(pipe, key, valid):
+def refuse_field_of_none(pipe, key, valid):
     """Say so when ``key`` sets a field of a parameter object that is None."""
     from sklearn_sed.io import parameter_object_classes
 
@@ -198,7 +204,8 @@ def _refuse_field_of_none(pipe, key, valid):
         )
 
 
-def _check_device(device):
+def check_training_device(device):
+    """Raise a :class:`CLIError` unless ``device`` can train here."""
     from sklearn_sed._device import check_device
 
     try:

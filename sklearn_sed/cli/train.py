@@ -12,12 +12,12 @@ import numpy as np
 
 from sklearn_sed.cli._common import (
     CLIError,
-    _check_folder,
-    _check_output,
-    _check_replaceable,
-    _save_model,
+    check_folder,
+    check_output,
+    check_replaceable,
+    save_model,
 )
-from sklearn_sed.cli.settings import _apply_set, _parse_set
+from sklearn_sed.cli.settings import apply_set, parse_set
 
 
 def _train_pipeline(args):
@@ -30,7 +30,7 @@ def _train_pipeline(args):
     verbose = 2 if sys.stderr.isatty() else 1
     # The teacher is built after --set, from the student's settings.
     recipe_teacher = getattr(RECIPES[args.recipe].get("pseudo_labels"), "teacher", None)
-    settings = _parse_set(args.set)
+    settings = parse_set(args.set)
     if args.network is not None and any(
         k.rpartition("__")[2] == "module" for k in settings
     ):
@@ -46,7 +46,7 @@ def _train_pipeline(args):
     except ValueError as exc:
         raise CLIError(f"--network: {exc}") from None
     pipe = make_pipeline(LogMelExtractor(verbose=1), student)
-    _apply_set(pipe, settings)
+    apply_set(pipe, settings)
     extractor, sed = pipe[0], pipe[-1]
     _match_network_to_features(sed, extractor)
     if args.checkpoint_dir:
@@ -97,7 +97,7 @@ def _check_unlabeled_needed(args, sed):
 
 def _cmd_train(args):
     folders = _train_folders(args)  # checked before any work
-    _check_output(
+    check_output(
         args.output,
         [
             args.strong_tsv,
@@ -108,7 +108,7 @@ def _cmd_train(args):
         ],
         kind="model",
     )
-    _check_folder("--checkpoint-dir", args.checkpoint_dir)
+    check_folder("--checkpoint-dir", args.checkpoint_dir)
     pipe = _train_pipeline(args)  # settings checked before any work
     extractor, sed = pipe[0], pipe[-1]
     _check_unlabeled_needed(args, sed)
@@ -133,7 +133,7 @@ def _cmd_train(args):
             strong_audio_dir=folders["valid"],
         )
     # Every listed clip is an input too: the model never overwrites one.
-    _check_output(args.output, [*X, *X_val])
+    check_output(args.output, [*X, *X_val])
     from sklearn_sed.pipeline import check_training_lengths
 
     check_training_lengths(
@@ -143,7 +143,7 @@ def _cmd_train(args):
     if args.valid_tsv:
         validation = {"X_val": extractor.transform(X_val), "y_val": y_val}
     sed.fit(features, y_weak, y_strong, **validation)
-    _save_model(pipe, args.output)
+    save_model(pipe, args.output)
     print(f"saved {args.output}")
     _report_training(sed, validation, figure)
 
@@ -153,7 +153,7 @@ def _training_figure_path(args):
     if not args.valid_tsv or args.no_figure:
         return None
     figure = os.path.splitext(args.output)[0] + ".training.png"
-    _check_replaceable(figure, "figure", flag="--output (its training figure)")
+    check_replaceable(figure, "figure", flag="--output (its training figure)")
     return figure
 
 
