@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	# does not pull a multi-GB CUDA build; setuptools<81 keeps pkg_resources
 	# for dcase_util (imported by sed_eval).
 	$(PY) -m pip install -q "$(TORCH_SPEC)" "setuptools<81"
-	$(PY) -m pip install -q -e ".[test,distributed,psds,docs,accelerate]"
+	$(PY) -m pip install -q -e ".[test,distributed,psds,docs,accelerate,onnx]"
 	touch $@
 
 install: $(VENV)/.installed

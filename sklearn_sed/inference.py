@@ -9,22 +9,55 @@ comes out as one event.
 """
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
-from sklearn_sed.audio.features import audio_info, load_audio
+from sklearn_sed.audio.reading import audio_info, load_audio
 
 __all__ = ["decode_file_frames", "predict_file_events", "predict_file_frames"]
 
 
-def _split(model):
+class _Windowed(NamedTuple):
+    """What windowed inference needs of a model."""
+
+    transform: object  # clips (waveforms at sr) -> feature maps
+    predict_frames: object  # feature maps -> (n_clips, n_frames_out, n_classes)
+    decoder: object  # .decode(frame_probs, duration=...)
+    sr: int
+    duration: float
+    n_frames_out: int
+    n_classes: int
+
+
+def _windowed(model):
+    """Return the parts of a fitted pipeline, or of an ``OnnxDetector``."""
+    if hasattr(model, "predict_frames_from_features"):  # deploy.OnnxDetector
+        return _Windowed(
+            model.transform,
+            lambda F: model.predict_frames_from_features(F)[0],
+            model,
+            model.frontend.sr,
+            float(model.duration),
+            model.n_frames_out_,
+            len(model.classes_),
+        )
     if not hasattr(model, "steps") or len(model.steps) < 2:
         raise TypeError(
             "model must be a fitted Pipeline of a LogMelExtractor and a "
-            "PseudoLabelSED (as saved by `sklearn-sed train`). Got "
-            f"{type(model).__name__} instead."
+            "PseudoLabelSED (as saved by `sklearn-sed train`), or an OnnxDetector. "
+            f"Got {type(model).__name__} instead."
         )
-    return model[:-1], model[-1], model[0]
+    features, sed, extractor = model[:-1], model[-1], model[0]
+    return _Windowed(
+        features.transform,
+        sed.predict_frames,
+        sed,
+        extractor.sr,
+        float(sed.duration),
+        sed.n_frames_out_,
+        len(sed.classes_),
+    )
 
 
 def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
@@ -32,9 +65,10 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
 
     Parameters
     ----------
-    model : Pipeline
+    model : Pipeline or OnnxDetector
         Fitted pipeline whose first step is a ``LogMelExtractor`` and last a
-        ``PseudoLabelSED``.
+        ``PseudoLabelSED``, or an exported one
+        (:class:`~sklearn_sed.deploy.OnnxDetector`).
     path : str or os.PathLike
         Audio file of any length, rate and channel count.
     overlap : float, default=0.5
@@ -51,13 +85,13 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
     length_sec : float
         Length of the recording in seconds.
     """
-    features, sed, extractor = _split(model)
+    parts = _windowed(model)
     path = os.fspath(path)
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1). Got {overlap!r} instead.")
     info = audio_info(path)
-    duration = float(sed.duration)
-    n_out = sed.n_frames_out_
+    duration = parts.duration
+    n_out = parts.n_frames_out
     frame_sec = duration / n_out
     hop_frames = max(1, round(n_out * (1 - overlap)))
     hop_sec = hop_frames * frame_sec
@@ -65,7 +99,7 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
     length_sec = info.frames / file_sr
     n_total = max(1, int(np.ceil(length_sec / frame_sec)))
     n_windows = max(1, int(np.ceil(max(length_sec - duration, 0) / hop_sec)) + 1)
-    acc = np.zeros((n_total + n_out, len(sed.classes_)))
+    acc = np.zeros((n_total + n_out, parts.n_classes))
     count = np.zeros(n_total + n_out)
     win_samples = round(duration * file_sr)
     starts = [round(w * hop_sec * file_sr) for w in range(n_windows)]
@@ -74,12 +108,12 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
         for start in starts[b : b + batch_size]:
             y = load_audio(
                 path,
-                sr=extractor.sr,
+                sr=parts.sr,
                 offset=start / file_sr,
                 duration=win_samples / file_sr,
             )
             clips.append(y if y.size else np.zeros(1, np.float32))
-        probs = sed.predict_frames(features.transform(clips))
+        probs = parts.predict_frames(parts.transform(clips))
         for k, p in enumerate(probs):
             first = (b + k) * hop_frames
             acc[first : first + n_out] += p
@@ -93,8 +127,9 @@ def predict_file_events(model, path, *, overlap=0.5):
 
     Parameters
     ----------
-    model : Pipeline
-        Fitted ``LogMelExtractor`` + ``PseudoLabelSED`` pipeline.
+    model : Pipeline or OnnxDetector
+        Fitted ``LogMelExtractor`` + ``PseudoLabelSED`` pipeline, or an
+        exported one.
     path : str or os.PathLike
         Audio file of any length.
     overlap : float, default=0.5
@@ -105,8 +140,10 @@ def predict_file_events(model, path, *, overlap=0.5):
     events : list of (onset, offset, event_label)
         In seconds from the start of the file, within ``[0, length]``.
     """
-    _, sed, _ = _split(model)
-    return decode_file_frames(sed, *predict_file_frames(model, path, overlap=overlap))
+    decoder = _windowed(model).decoder
+    return decode_file_frames(
+        decoder, *predict_file_frames(model, path, overlap=overlap)
+    )
 
 
 def decode_file_frames(sed, frame_probs, frame_sec, length_sec):
@@ -114,7 +151,7 @@ def decode_file_frames(sed, frame_probs, frame_sec, length_sec):
 
     Parameters
     ----------
-    sed : PseudoLabelSED
+    sed : PseudoLabelSED or OnnxDetector
         Fitted detector; its own decoding (tuned per-class settings when it
         has them) is used, without clip gating (a recording has no clip
         probability).

@@ -59,6 +59,10 @@ LAYERS = {
     "decoding.cv": 5,
     "pipeline": 6,
     "io": 7,  # writes and reads model files of estimators and pipelines
+    "deploy.frontend": 1,
+    "deploy.onnx_detector": 6,
+    "deploy.onnx_export": 6,
+    "deploy": 6,
     "demo": 8,
     # The command line: the checks every command shares, the --set parser,
     # one module per command, then the parser that gathers them.

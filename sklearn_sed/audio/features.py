@@ -27,6 +27,10 @@ from sklearn_sed._device import check_device
 from sklearn_sed._validation import check_finite
 from sklearn_sed.audio.levels import power_to_db, scale_levels
 from sklearn_sed.audio.reading import (  # re-exported: their historic home
+    MAX_DURATION_SEC,
+    MAX_N_FFT,
+    MAX_N_MELS,
+    MAX_SR,
     audio_info,
     fix_length,
     load_audio,
@@ -35,9 +39,6 @@ from sklearn_sed.audio.reading import (  # re-exported: their historic home
 
 __all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
 
-#: Largest sample rate (Hz), FFT size (samples), mel band count and clip
-#: duration (s) of :class:`LogMelExtractor`: the bounds of its settings.
-MAX_SR, MAX_N_FFT, MAX_N_MELS, MAX_DURATION_SEC = 384_000, 65_536, 1024, 600.0
 
 #: Seconds read past a clip's ``duration`` (the resampler's edge stays exact).
 _READ_MARGIN_SEC = 0.1

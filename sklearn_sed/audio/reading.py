@@ -17,12 +17,20 @@ import soundfile as sf
 from sklearn_sed._validation import check_finite
 
 __all__ = [
+    "MAX_DURATION_SEC",
+    "MAX_N_FFT",
+    "MAX_N_MELS",
+    "MAX_SR",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
     "audio_info",
     "check_sample_rate",
     "load_audio",
 ]
+
+#: Largest sample rate (Hz), FFT size (samples), mel band count and clip
+#: duration (s) of :class:`LogMelExtractor`: the bounds of its settings.
+MAX_SR, MAX_N_FFT, MAX_N_MELS, MAX_DURATION_SEC = 384_000, 65_536, 1024, 600.0
 
 
 def _missing_bytes(path):

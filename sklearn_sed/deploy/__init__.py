@@ -1,0 +1,28 @@
+"""Detection where it is used: an ONNX model that runs without PyTorch.
+
+- :func:`export_onnx` (needs PyTorch): a fitted pipeline's network as an
+  ONNX file, with its front end and decoding settings inside.
+- :class:`OnnxDetector` (needs ``onnxruntime`` only, ``pip install
+  "sklearn-sed[onnx]"``): reads that file and detects events as the
+  pipeline does, from files or waveforms, with the same log-mel front end
+  (:mod:`.frontend`, librosa) and the same decoding.
+
+Names load on first use, so importing :class:`OnnxDetector` never imports
+PyTorch.
+"""
+
+import importlib
+
+__all__ = ["OnnxDetector", "export_onnx"]
+
+_HOMES = {"OnnxDetector": "onnx_detector", "export_onnx": "onnx_export"}
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
