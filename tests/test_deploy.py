@@ -89,7 +89,9 @@ def test_a_long_file_goes_through_the_same_windows(exported, tiny_dataset, tmp_p
     assert OnnxDetector(path).predict_file_events(wav) == expected
 
 
-def test_the_detector_runs_where_torch_cannot_be_imported(exported, tiny_dataset, tmp_path):
+def test_the_detector_runs_where_torch_cannot_be_imported(
+    exported, tiny_dataset, tmp_path
+):
     pipe, path = exported
     clips = tiny_dataset["audio_test"][:6]
     names = []
@@ -228,3 +230,34 @@ def test_files_that_are_not_models_are_refused(tmp_path):
         OnnxDetector(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         OnnxDetector(tmp_path / "missing.onnx")
+
+
+def test_export_command_writes_a_file_the_detector_reads(tmp_path, capsys):
+    """`sklearn-sed export` on a model file of `train`: one line, a file that
+    OnnxDetector reads, and the model file is never its output."""
+    import sklearn_sed
+    from sklearn_sed.cli.main import main
+    from tests.conftest import make_tiny_dataset
+
+    d = make_tiny_dataset(n_train=16, n_test=4)
+    pipe = make_pipeline(LogMelExtractor(**TINY_FEATURES), PseudoLabelSED(**FAST_SED))
+    pipe.fit(d["audio"], d["y_weak"], d["y_strong"])
+    model = tmp_path / "model.sed"
+    sklearn_sed.save(pipe, model)
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(model), str(out)]) == 0
+    assert "onnxruntime's probabilities equal torch's" in capsys.readouterr().out
+    np.testing.assert_allclose(
+        OnnxDetector(out).predict_frames(d["audio_test"]),
+        pipe.predict_frames(d["audio_test"]),
+        atol=1e-4,
+    )
+    assert main(["export", str(model), str(out)]) == 0  # its own file: replaced
+    before = model.read_bytes()
+    assert main(["export", str(model), str(model)]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert model.read_bytes() == before
+    other = tmp_path / "notes.onnx"
+    other.write_text("my notes")
+    assert main(["export", str(model), str(other)]) == 2
+    assert other.read_text() == "my notes"

@@ -73,6 +73,7 @@ LAYERS = {
     "cli.predict": 11,
     "cli.evaluate": 11,
     "cli.plot": 11,
+    "cli.export": 11,
     "cli.main": 12,
     "cli": 12,
     "cli.__main__": 13,

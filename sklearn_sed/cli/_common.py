@@ -31,6 +31,8 @@ OUTPUT_KINDS = {
     "events": (b"filename\tonset\toffset\tevent_label", "an events TSV"),
     "scores": (b"onset\toffset\t", "a frame-score TSV"),
     "figure": (b"\x89PNG", "a PNG figure"),
+    # An ONNX model's first field: ir_version (protobuf tag 1, varint).
+    "onnx": (b"\x08", "an ONNX model"),
 }
 
 
