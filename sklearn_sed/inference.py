@@ -15,28 +15,68 @@ import numpy as np
 
 from sklearn_sed.audio.reading import audio_info, load_audio
 
-__all__ = ["decode_file_frames", "predict_file_events", "predict_file_frames"]
+__all__ = [
+    "decode_file_frames",
+    "predict_file_events",
+    "predict_file_frames",
+    "windowed_parts",
+]
 
 
-class _Windowed(NamedTuple):
-    """What windowed inference needs of a model."""
+class WindowedParts(NamedTuple):
+    """What inference on windows needs of a model (:func:`windowed_parts`).
 
-    transform: object  # clips (waveforms at sr) -> feature maps
-    predict_frames: object  # feature maps -> (n_clips, n_frames_out, n_classes)
-    decoder: object  # .decode(frame_probs, duration=...)
+    Attributes
+    ----------
+    transform : callable
+        Clips (waveforms at ``sr``, or ``(waveform, rate)`` pairs) to
+        feature maps.
+    predict_frames : callable
+        Feature maps to frame probabilities, ``(n_clips, n_frames_out,
+        n_classes)``.
+    decoder : object
+        Its ``decode(frame_probs, duration=...)`` gives events.
+    decoding : Decoding
+        The decoding settings (per-class thresholds, filters, hysteresis).
+    sr : int
+        Sample rate of the features, in Hz.
+    duration : float
+        Seconds of one window (the training clip length).
+    n_frames_out : int
+        Frames of probabilities per window.
+    n_classes : int
+        Number of classes.
+    """
+
+    transform: object
+    predict_frames: object
+    decoder: object
+    decoding: object
     sr: int
     duration: float
     n_frames_out: int
     n_classes: int
 
 
-def _windowed(model):
-    """Return the parts of a fitted pipeline, or of an ``OnnxDetector``."""
+def windowed_parts(model):
+    """Return what inference on windows needs of a fitted pipeline or ONNX model.
+
+    Parameters
+    ----------
+    model : Pipeline or OnnxDetector
+        A fitted ``LogMelExtractor`` + ``PseudoLabelSED`` pipeline, or an
+        :class:`~sklearn_sed.deploy.OnnxDetector`.
+
+    Returns
+    -------
+    parts : WindowedParts
+    """
     if hasattr(model, "predict_frames_from_features"):  # deploy.OnnxDetector
-        return _Windowed(
+        return WindowedParts(
             model.transform,
             lambda F: model.predict_frames_from_features(F)[0],
             model,
+            model.decoding,
             model.frontend.sr,
             float(model.duration),
             model.n_frames_out_,
@@ -49,10 +89,11 @@ def _windowed(model):
             f"Got {type(model).__name__} instead."
         )
     features, sed, extractor = model[:-1], model[-1], model[0]
-    return _Windowed(
+    return WindowedParts(
         features.transform,
         sed.predict_frames,
         sed,
+        sed._decoding(),
         extractor.sr,
         float(sed.duration),
         sed.n_frames_out_,
@@ -85,7 +126,7 @@ def predict_file_frames(model, path, *, overlap=0.5, batch_size=8):
     length_sec : float
         Length of the recording in seconds.
     """
-    parts = _windowed(model)
+    parts = windowed_parts(model)
     path = os.fspath(path)
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1). Got {overlap!r} instead.")
@@ -140,7 +181,7 @@ def predict_file_events(model, path, *, overlap=0.5):
     events : list of (onset, offset, event_label)
         In seconds from the start of the file, within ``[0, length]``.
     """
-    decoder = _windowed(model).decoder
+    decoder = windowed_parts(model).decoder
     return decode_file_frames(
         decoder, *predict_file_frames(model, path, overlap=overlap)
     )

@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main", "run"]
 
 
 #: The commands, in the order ``sklearn-sed --help`` lists them.
-COMMANDS = ("demo", "train", "predict", "evaluate", "plot", "export")
+COMMANDS = ("demo", "train", "predict", "evaluate", "plot", "listen", "export")
 
 
 def build_parser():
