@@ -6,6 +6,9 @@
   "sklearn-sed[onnx]"``): reads that file and detects events as the
   pipeline does, from files or waveforms, with the same log-mel front end
   (:mod:`.frontend`, librosa) and the same decoding.
+- :class:`StreamingDetector`: events of a live stream (a pipeline or an
+  :class:`OnnxDetector`), each reported once (:mod:`.streaming`);
+  :mod:`.pcm` reads WAV or raw PCM from a pipe for ``sklearn-sed listen``.
 
 Names load on first use, so importing :class:`OnnxDetector` never imports
 PyTorch.
@@ -13,9 +16,14 @@ PyTorch.
 
 import importlib
 
-__all__ = ["OnnxDetector", "export_onnx"]
+__all__ = ["OnnxDetector", "StreamEvent", "StreamingDetector", "export_onnx"]
 
-_HOMES = {"OnnxDetector": "onnx_detector", "export_onnx": "onnx_export"}
+_HOMES = {
+    "OnnxDetector": "onnx_detector",
+    "StreamEvent": "streaming",
+    "StreamingDetector": "streaming",
+    "export_onnx": "onnx_export",
+}
 
 
 def __getattr__(name):
