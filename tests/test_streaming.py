@@ -264,3 +264,56 @@ def test_listen_reports_a_stalled_stream(model_file, recording):
     assert proc.returncode == 2
     assert "stalled" in err.decode()
     assert out.decode().startswith("onset\toffset")
+
+
+def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
+    """SIGINT (Ctrl-C) mid-stream: the events still open are printed, as the
+    end of the stream would print them, and listen exits cleanly."""
+    import signal
+    import time
+
+    y, _ = recording
+    pcm = np.round(y[: 12 * SR] * 32767).astype(np.int16)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file),
+         "--stall-timeout", "60"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )  # fmt: skip
+    try:
+        proc.stdin.write(_wav_bytes(pcm, SR, stream=True))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # until it has read and run the audio
+            time.sleep(1.0)
+            if _cpu_idle(proc.pid):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert "interrupted" in err
+    detector = StreamingDetector(pipe)
+    expected = detector.push(pcm) + detector.flush()  # the same int16 samples
+    lines = out.splitlines()[1:]
+    assert len(lines) == len(expected) > 0
+
+
+def _cpu_idle(pid, seconds=0.5):
+    """Whether process ``pid`` used (almost) no CPU for ``seconds``."""
+    import time
+
+    def ticks():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    before = ticks()
+    time.sleep(seconds)
+    return ticks() - before <= 1
