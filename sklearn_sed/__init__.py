@@ -9,8 +9,7 @@ The names load on first use (PEP 562): the modules that need no PyTorch
 import and run where PyTorch is not installed.
 """
 
-import importlib
-
+from sklearn_sed._lazy import lazy_names
 from sklearn_sed._version import __version__
 
 #: Where each public name lives (imported on first access).
@@ -41,21 +40,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name):
-    if name in _HOMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-        globals()[name] = value  # once
-        return value
-    try:  # a submodule, as eager imports used to make available
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, submodules=True)
 
 
 __all__ = [

@@ -17,6 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "sklearn_sed"
 #: counts as its ``__init__``, named by the package).
 LAYERS = {
     "_atomic": 0,
+    "_lazy": 0,
     "_json": 0,
     "_version": 0,
     "_validation": 0,

@@ -239,20 +239,22 @@ def test_listen_refuses_bad_streams_and_keeps_the_events(model_file, recording):
     assert "NaN" in proc.stderr.decode()
 
 
-def test_listen_reports_a_stalled_stream(model_file, recording):
-    y, _ = recording
-    pcm = np.round(y[: 6 * SR] * 32767).astype(np.int16)
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file),
-            "--stall-timeout", "2",
-        ],
+def _listen_process(model_file, *args):
+    """`sklearn-sed listen` as a process whose standard input stays open."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
+    )
+
+
+def test_listen_reports_a_stalled_stream(model_file, recording):
+    y, _ = recording
+    pcm = np.round(y[: 6 * SR] * 32767).astype(np.int16)
+    proc = _listen_process(model_file, "--stall-timeout", "2")
     proc.stdin.write(_wav_bytes(pcm, SR, stream=True))
     proc.stdin.flush()  # ... and nothing more, the pipe left open
     try:
@@ -274,15 +276,7 @@ def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
 
     y, _ = recording
     pcm = np.round(y[: 12 * SR] * 32767).astype(np.int16)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file),
-         "--stall-timeout", "60"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
+    proc = _listen_process(model_file, "--stall-timeout", "60")
     try:
         proc.stdin.write(_wav_bytes(pcm, SR, stream=True))
         proc.stdin.flush()

@@ -4,7 +4,7 @@ The submodules load on first use (PEP 562), so that reading audio
 (:mod:`.reading`) never imports PyTorch, which :mod:`.features` needs.
 """
 
-import importlib
+from sklearn_sed._lazy import lazy_names
 
 __all__ = ["LogMelExtractor", "load_audio", "log_mel_spectrogram"]
 
@@ -15,11 +15,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name):
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

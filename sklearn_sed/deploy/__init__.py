@@ -14,7 +14,7 @@ Names load on first use, so importing :class:`OnnxDetector` never imports
 PyTorch.
 """
 
-import importlib
+from sklearn_sed._lazy import lazy_names
 
 __all__ = ["OnnxDetector", "StreamEvent", "StreamingDetector", "export_onnx"]
 
@@ -26,11 +26,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name):
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
