@@ -261,3 +261,44 @@ def test_export_command_writes_a_file_the_detector_reads(tmp_path, capsys):
     other.write_text("my notes")
     assert main(["export", str(model), str(other)]) == 2
     assert other.read_text() == "my notes"
+
+
+def test_predict_writes_the_same_events_from_the_onnx_file(exported, tmp_path, capsys):
+    """`sklearn-sed predict model.onnx` (onnxruntime) and `predict model.sed`
+    (torch) write the same events TSV, with and without --threshold."""
+    import sklearn_sed
+    from sklearn_sed.cli.main import main
+    from tests.conftest import make_tiny_dataset
+
+    pipe, onnx_path = exported
+    d = make_tiny_dataset(n_train=4, n_test=6)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for k, y in enumerate(d["audio_test"]):
+        sf.write(audio / f"c{k}.wav", y, TINY_FEATURES["sr"], subtype="FLOAT")
+    model = tmp_path / "model.sed"
+    sklearn_sed.save(pipe, model)
+    for extra in ([], ["--threshold", "0.3", "--median-filter", "0.1"]):
+        outs = []
+        for m in (model, onnx_path):
+            out = tmp_path / f"{m.suffix[1:]}.tsv"
+            assert (
+                main(["predict", str(m), str(audio), "--output", str(out), *extra]) == 0
+            )
+            outs.append(out.read_text())
+        assert outs[0] == outs[1]
+        assert len(outs[0].splitlines()) > 1
+    assert (
+        main(
+            [
+                "predict",
+                str(onnx_path),
+                str(audio),
+                "--output",
+                str(tmp_path / "x.tsv"),
+                "--bfloat16",
+            ]
+        )
+        == 2
+    )
+    assert "ONNX model runs as exported" in capsys.readouterr().err

@@ -178,6 +178,28 @@ def load_model(path, *, allow_pickle=False):
     return audio_pipeline(model, path)
 
 
+def load_detector(path, *, allow_pickle=False):
+    """Return a model file's pipeline, or an ONNX file's ``OnnxDetector``.
+
+    An ``.onnx`` file (``sklearn-sed export``) is read by
+    :class:`sklearn_sed.deploy.OnnxDetector` (its own checks, no PyTorch);
+    anything else by :func:`load_model`.
+    """
+    if not str(path).lower().endswith(".onnx"):
+        model = load_model(path, allow_pickle=allow_pickle)
+        if hasattr(model[0], "verbose"):  # one overall bar, not one per file
+            model[0].set_params(verbose=0)
+        return model
+    from sklearn_sed.deploy.onnx_detector import OnnxDetector
+
+    if not os.path.isfile(path):
+        raise CLIError(f"model file {path!r} does not exist.")
+    try:
+        return OnnxDetector(path)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def audio_pipeline(model, path):
     """Refuse a model that is not an audio pipeline (extractor, then detector)."""
     steps = getattr(model, "steps", None)

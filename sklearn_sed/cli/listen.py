@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from sklearn_sed.cli._common import PICKLE_HELP, CLIError, load_model
+from sklearn_sed.cli._common import PICKLE_HELP, CLIError, load_detector
 
 #: The columns printed, one line per event.
 HEADER = "onset\toffset\tevent_label\tstatus\twall_clock"
@@ -16,20 +16,6 @@ def _print_events(events):
     for e in events:
         status = "ongoing" if e.ongoing else "ended"
         print(f"{e.onset:.3f}\t{e.offset:.3f}\t{e.label}\t{status}\t{now}", flush=True)
-
-
-def _open_model(path, allow_pickle):
-    if str(path).lower().endswith(".onnx"):
-        from sklearn_sed.deploy.onnx_detector import OnnxDetector
-
-        try:
-            return OnnxDetector(path)
-        except ImportError as exc:
-            raise CLIError(str(exc)) from None
-    model = load_model(path, allow_pickle=allow_pickle)
-    if hasattr(model[0], "verbose"):
-        model[0].set_params(verbose=0)
-    return model
 
 
 def _stream(args):
@@ -62,7 +48,7 @@ def _cmd_listen(args):
     from sklearn_sed.deploy.pcm import StreamError
     from sklearn_sed.deploy.streaming import StreamingDetector
 
-    model = _open_model(args.model, args.allow_pickle)
+    model = load_detector(args.model, allow_pickle=args.allow_pickle)
     stream = _stream(args)
     detector = StreamingDetector(
         model,

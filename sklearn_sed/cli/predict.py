@@ -17,7 +17,7 @@ from sklearn_sed.cli._common import (
     check_output,
     check_replaceable,
     file_identity,
-    load_model,
+    load_detector,
     progress,
     sed_scores_eval,
 )
@@ -54,11 +54,17 @@ def _per_class(option, value, classes, current):
 _MAX_MEDIAN_FILTER_SEC = 60.0
 
 
-def _override_decoding(sed, args):
+def _override_decoding(model, args):
     """Apply ``--threshold`` and ``--median-filter`` to the loaded model."""
     if args.threshold is None and args.median_filter is None:
         return
-    threshold, median, low = sed.decoding_settings()
+    onnx = not hasattr(model, "steps")
+    sed = model if onnx else model[-1]
+    if onnx:
+        d = model.decoding
+        threshold, median, low = d.threshold, d.median_filter_sec, d.low_threshold
+    else:
+        threshold, median, low = sed.decoding_settings()
     if args.threshold is not None:
         threshold = _per_class("--threshold", args.threshold, sed.classes_, threshold)
         if not ((threshold >= 0) & (threshold <= 1)).all():
@@ -70,6 +76,18 @@ def _override_decoding(sed, args):
                 f"--median-filter {args.median_filter}: lengths must be numbers of "
                 f"seconds in [0, {_MAX_MEDIAN_FILTER_SEC:g}]."
             )
+    # The tuned hysteresis stays, lowered where a new threshold is below it.
+    low = np.minimum(low, threshold)
+    if onnx:
+        import dataclasses
+
+        model.decoding = dataclasses.replace(
+            model.decoding,
+            threshold=np.asarray(threshold, float),
+            median_filter_sec=np.asarray(median, float),
+            low_threshold=low,
+        )
+        return
     from sklearn_sed.decoding.decode import Decoder
 
     decoder = sed.decoder if sed.decoder is not None else Decoder()
@@ -77,8 +95,7 @@ def _override_decoding(sed, args):
         decoder=Decoder(
             threshold=threshold.tolist(),
             median_filter_sec=median.tolist(),
-            # The tuned hysteresis stays, lowered where a new threshold is below it.
-            low_threshold=np.minimum(low, threshold).tolist(),
+            low_threshold=low.tolist(),
             order=decoder.order,
         )
     )
@@ -147,15 +164,19 @@ def _cmd_predict(args):
     check_folder("--scores-dir", args.scores_dir, parent_must_exist=True)
     if args.scores_dir:
         _check_scores_targets(args, files)
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
-    sed = model[-1]
-    if hasattr(model[0], "verbose"):  # one overall bar, not one per file
-        model[0].set_params(verbose=0)
+    model = load_detector(args.model, allow_pickle=args.allow_pickle)
+    onnx = not hasattr(model, "steps")
+    sed = model if onnx else model[-1]  # what decodes, and names the classes
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     if args.bfloat16:
+        if onnx:
+            raise CLIError(
+                "--bfloat16 runs the PyTorch network in bfloat16; an ONNX model "
+                "runs as exported (float32). Drop --bfloat16."
+            )
         sed.set_params(inference_dtype="bfloat16")
-    _override_decoding(sed, args)
+    _override_decoding(model, args)
     results, failed = {}, []
     for key, path in progress(files, args.progress, "predict"):
         try:
@@ -185,7 +206,9 @@ def add_parser(sub):
     """Add the ``predict`` command to ``sub`` (argparse subparsers)."""
     predict = sub.add_parser("predict", help="detect events in audio files")
     predict.add_argument(
-        "model", help="model file written by train or sklearn_sed.save"
+        "model",
+        help="model file written by train or sklearn_sed.save, or an ONNX file "
+        "of sklearn-sed export (run with onnxruntime, without PyTorch)",
     )
     predict.add_argument(
         "audio",
