@@ -34,6 +34,9 @@ import numpy as np
 
 __all__ = ["StreamEvent", "StreamingDetector"]
 
+#: Windows that go through the model together.
+_BATCH = 8
+
 
 class StreamEvent(NamedTuple):
     """An event of a stream.
@@ -238,10 +241,11 @@ class StreamingDetector:
             y = self._audio[a : a + self._win_samples]
             y = y if y.size else np.zeros(1, np.float32)
             clips.append(y if self.sr == self._parts.sr else (y, self.sr))
-        probs = self._parts.predict_frames(self._parts.transform(clips))
-        for p in probs:
-            self._add(self.windows_run * self.hop_frames, np.asarray(p, float))
-            self.windows_run += 1
+        for b in range(0, len(clips), _BATCH):  # a batch at a time: bounded memory
+            batch = clips[b : b + _BATCH]
+            for p in self._parts.predict_frames(self._parts.transform(batch)):
+                self._add(self.windows_run * self.hop_frames, np.asarray(p, float))
+                self.windows_run += 1
         keep_from = self._window_start(self.windows_run) - self._audio_start
         self._audio = self._audio[max(0, keep_from) :].copy()
         self._audio_start += max(0, keep_from)
@@ -289,6 +293,7 @@ class StreamingDetector:
         self._pending = self._pending[n:]
         self._count = self._count[n:]
         self._pending_start += len(frames) if final else n
+        return len(frames)
 
     def _merged(self, n):
         if self.merge == "mean":
@@ -307,7 +312,8 @@ class StreamingDetector:
         }
 
     def _advance(self, final):
-        self._finalize(final)
+        if not self._finalize(final) and not final:
+            return []  # nothing new to decode
         P, b0 = self._final, self._final_start
         n = len(P)
         if n == 0:
