@@ -93,7 +93,8 @@ def windowed_parts(model):
         features.transform,
         sed.predict_frames,
         sed,
-        sed._decoding(),
+        # The decoding settings, for streams; a stand-in detector may lack them.
+        sed._decoding() if hasattr(sed, "_decoding") else None,
         extractor.sr,
         float(sed.duration),
         sed.n_frames_out_,

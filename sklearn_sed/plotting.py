@@ -171,7 +171,7 @@ def plot_training(history, class_f1, *, classes, best_epoch=None, title=None):
     ----------
     history : sequence of dict
         One row per epoch, as ``sed.net_.history`` (or
-        :func:`~sklearn_sed.training.net.history_to_rows`) holds them: the
+        ``sklearn_sed.training.net.history_to_rows``) holds them: the
         keys ``valid_event_f1`` (in [0, 1]), ``train_loss`` and ``stage``
         are drawn where present.
     class_f1 : array-like of shape (n_classes,)

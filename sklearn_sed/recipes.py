@@ -147,7 +147,7 @@ class RecipeCard:
         )
 
 
-#: One card per recipe of :data:`RECIPES`.
+#: One card per recipe of :data:`~sklearn_sed.recipes.RECIPES`.
 RECIPE_CARDS = {
     "cpu": RecipeCard(
         summary="the report's method: ResNet (width 16 x 2 blocks) with "

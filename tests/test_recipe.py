@@ -205,7 +205,7 @@ def test_make_detector_merges_recipe_and_overrides():
     assert paper == default
     # Every detector gets parameter objects of its own.
     assert make_detector("cpu").decoder is not make_detector("cpu").decoder
-    assert set(RECIPES) == {"cpu", "cpu_teacher", "paper"}
+    assert set(RECIPES) == {"cpu", "cpu_teacher", "dcase2019", "paper"}
     with pytest.raises(ValueError, match="recipe must be one of"):
         make_detector("gpu")
 

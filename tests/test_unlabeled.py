@@ -144,6 +144,24 @@ def test_the_cpu_recipe_takes_unlabelled_clips_without_another_setting(data):
     assert sed.n_unlabeled_ == len(data["unlabeled"])
 
 
+def test_the_dcase2019_recipe_is_the_baseline_crnn_mean_teacher_and_trains(data):
+    """The recipe is the DCASE2019 baseline's CRNN and mean teacher, and it
+    trains with unlabelled clips (its consistency cost is recorded)."""
+    from sklearn_sed.networks import CRNN, network_factory
+
+    sed = make_detector("dcase2019")
+    assert sed.module.func is CRNN
+    assert sed.module.keywords == {"n_filters": 32, "hidden_size": 64}
+    assert sed.mean_teacher.ema_decay == 0.99
+    assert sed.pseudo_labels is None
+    assert sed.max_epochs == 14
+    small = network_factory("crnn", n_filters=4, hidden_size=4, n_mels=32)
+    sed.set_params(module=small, max_epochs=2, duration=2.0, random_state=0, verbose=0)
+    sed.fit(data["F"], data["y_weak"], data["y_strong"])
+    assert sed.n_unlabeled_ == len(data["unlabeled"])
+    assert all(row["consistency"] > 0 for row in sed.net_.history)
+
+
 def test_mean_teacher_adds_a_ramped_consistency_cost_and_is_the_fitted_model(data):
     """The history records the cost and its weight, which ramps up to the
     maximum; with no cost and no averaging the fit is the plain fit."""

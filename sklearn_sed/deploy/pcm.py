@@ -35,7 +35,7 @@ class PCMStream:
         A readable file descriptor (a pipe, a file, standard input).
     raw : dict or None, default=None
         Raw PCM's ``rate``, ``channels`` and ``sample_format`` (a key of
-        :data:`SAMPLE_FORMATS`); None reads a WAV header first.
+        ``SAMPLE_FORMATS``); None reads a WAV header first.
     stall_timeout : float or None, default=10.0
         Seconds without a byte after which the stream counts as stalled;
         None waits for ever.

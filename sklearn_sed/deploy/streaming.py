@@ -145,6 +145,11 @@ class StreamingDetector:
             raise ValueError(f"max_event_sec must be > 0. Got {max_event_sec!r}.")
         self.max_event_sec = float(max_event_sec)
         decoding = self._decoding = parts.decoding
+        if decoding is None:
+            raise TypeError(
+                "model must be a fitted pipeline whose detector is a PseudoLabelSED, "
+                "or an OnnxDetector: its decoding settings decode the stream."
+            )
         self.classes_ = np.asarray(decoding.classes)
         self._low = np.minimum(
             np.asarray(decoding.low_threshold, float),

@@ -2,7 +2,7 @@
 
 - :class:`ResNetSED`: the NEC report's ResNet (section 2.2).
 - :class:`CRNN`: the DCASE2019 Task 4 baseline.
-- :data:`NETWORKS` and :func:`network_factory`: the networks by name, as
+- ``NETWORKS`` and :func:`network_factory`: the networks by name, as
   ``make_detector(network=...)`` and ``sklearn-sed train --network`` take
   them (:mod:`.registry`).
 - :class:`SEDNetwork` and :func:`check_module_output`: the contract that

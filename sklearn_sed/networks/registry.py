@@ -50,20 +50,22 @@ def network_factory(name, **fields):
     Parameters
     ----------
     name : {"resnet", "crnn"}
-        A network of :data:`NETWORKS` (class names, any case, are accepted
-        too: ``"CRNN"``, ``"ResNetSED"``).
+        A network of :data:`~sklearn_sed.networks.registry.NETWORKS`
+        (class names, any case, are accepted too: ``"CRNN"``,
+        ``"ResNetSED"``).
     **fields
         Keyword arguments of the network's class besides ``n_classes``
         (for ``"crnn"``: ``n_filters``, ``n_mels``, ``hidden_size``,
-        ``pooling``), over :data:`NETWORK_DEFAULTS`. The ResNet takes none:
-        its width and depth are the estimator's ``n_filters`` and
-        ``n_blocks``.
+        ``pooling``), over
+        :data:`~sklearn_sed.networks.registry.NETWORK_DEFAULTS`. The ResNet
+        takes none: its width and depth are the estimator's ``n_filters``
+        and ``n_blocks``.
 
     Returns
     -------
     module : functools.partial or None
         None for ``"resnet"`` (the estimator's default network), else a
-        :func:`functools.partial` of the class, which model files store by
+        ``functools.partial`` of the class, which model files store by
         name (:func:`sklearn_sed.save`).
 
     Raises
@@ -122,7 +124,7 @@ def network_factory(name, **fields):
 
 
 def network_name(module):
-    """Return the name of :data:`NETWORKS` that ``module`` builds, or None.
+    """Return the name of the named network that ``module`` builds, or None.
 
     Parameters
     ----------
