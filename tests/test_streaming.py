@@ -194,8 +194,21 @@ def _listen(model_file, stdin, *args, timeout=120):
     return proc, events
 
 
+def _listen_file(model_file, data, tmp_path, capsys, *args):
+    """`sklearn-sed listen --input FILE` in this process (the stream reader of
+    standard input, on a file): exit status, events, error text."""
+    from sklearn_sed.cli.main import main
+
+    stream = tmp_path / "stream.bin"
+    stream.write_bytes(data)
+    status = main(["listen", str(model_file), "--input", str(stream), *args])
+    captured = capsys.readouterr()
+    rows = [x.split("\t") for x in captured.out.splitlines()[1:]]
+    return status, [(float(a), float(b), c) for a, b, c, *_ in rows], captured.err
+
+
 def test_listen_on_a_wav_pipe_prints_the_offline_events(
-    model_file, pipe, recording, tmp_path
+    model_file, pipe, recording, tmp_path, capsys
 ):
     y, _ = recording
     pcm = np.round(y * 32767).astype(np.int16)
@@ -208,35 +221,38 @@ def test_listen_on_a_wav_pipe_prints_the_offline_events(
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     expected = sorted((round(a, 3), round(b, 3), c) for a, b, c in offline)
     assert sorted(events) == expected  # in the order they ended
-    # Raw PCM on standard input, the same samples.
-    proc, raw = _listen(
-        model_file, pcm.tobytes(), "--raw", "--rate", str(SR), "--max-event-sec", "1000"
-    )
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    # Raw PCM, the same samples.
+    status, raw, err = _listen_file(
+        model_file, pcm.tobytes(), tmp_path, capsys,
+        "--raw", "--rate", str(SR), "--max-event-sec", "1000",
+    )  # fmt: skip
+    assert status == 0, err
     assert raw == events
 
 
-def test_listen_refuses_bad_streams_and_keeps_the_events(model_file, recording):
+def test_listen_refuses_bad_streams_and_keeps_the_events(
+    model_file, recording, tmp_path, capsys
+):
     y, _ = recording
     pcm = np.round(y * 32767).astype(np.int16)
     half = len(pcm) // 2
     # A second header with another rate, after a first stream of stated size.
     changed = _wav_bytes(pcm[:half], SR) + _wav_bytes(pcm[half:], 2 * SR)
-    proc, events = _listen(model_file, changed)
-    assert proc.returncode == 2
-    err = proc.stderr.decode()
+    status, events, err = _listen_file(model_file, changed, tmp_path, capsys)
+    assert status == 2
     assert "changed from 16000 Hz" in err
     assert "events detected until then were printed" in err
     assert events  # the first half's events were not lost
-    proc, _ = _listen(model_file, os.urandom(4096))
-    assert proc.returncode == 2
-    assert "not WAV" in proc.stderr.decode()
+    status, _, err = _listen_file(model_file, os.urandom(4096), tmp_path, capsys)
+    assert status == 2
+    assert "not WAV" in err
     nan = np.full(SR, np.nan, np.float32).tobytes()
-    proc, _ = _listen(
-        model_file, nan, "--raw", "--rate", str(SR), "--sample-format", "f32le"
-    )
-    assert proc.returncode == 2
-    assert "NaN" in proc.stderr.decode()
+    status, _, err = _listen_file(
+        model_file, nan, tmp_path, capsys, "--raw", "--rate", str(SR),
+        "--sample-format", "f32le",
+    )  # fmt: skip
+    assert status == 2
+    assert "NaN" in err
 
 
 def _listen_process(model_file, *args):
