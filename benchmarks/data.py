@@ -51,6 +51,23 @@ PLATFORMS = (
 
 
 # -- pack (here) -----------------------------------------------------------
+def training_audio(data):
+    """The strong and the weak training clips of a make_data folder.
+
+    Returns ``(paths, y_weak, y_strong)`` of the strong clips, then of the
+    weak ones (``load_desed``'s).
+    """
+    strong = load_desed(
+        os.path.join(data, "audio", "strong"),
+        strong_tsv=os.path.join(data, "metadata", "strong.tsv"),
+    )
+    weak = load_desed(
+        os.path.join(data, "audio", "weak"),
+        weak_tsv=os.path.join(data, "metadata", "weak.tsv"),
+    )
+    return strong, weak
+
+
 def extract(data, cache):
     """Features of every split, extracted once (cached on disk).
 
@@ -61,14 +78,7 @@ def extract(data, cache):
     """
     ext = LogMelExtractor()
     split = {}
-    X_s, w_s, s_s = load_desed(
-        os.path.join(data, "audio", "strong"),
-        strong_tsv=os.path.join(data, "metadata", "strong.tsv"),
-    )
-    X_w, w_w, s_w = load_desed(
-        os.path.join(data, "audio", "weak"),
-        weak_tsv=os.path.join(data, "metadata", "weak.tsv"),
-    )
+    (X_s, w_s, s_s), (X_w, w_w, s_w) = training_audio(data)
     X_v, _, s_v = load_desed(
         os.path.join(data, "audio", "validation"),
         strong_tsv=os.path.join(data, "metadata", "validation.tsv"),

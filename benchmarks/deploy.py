@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.common import ROOT, commit, machine, require
+from benchmarks.data import training_audio
 from sklearn_sed import LogMelExtractor, make_detector, make_pipeline
 from sklearn_sed.datasets import load_desed
 from sklearn_sed.metrics.scoring import (
@@ -44,14 +45,7 @@ DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "deploy")
 
 def train_small(data, n_train, seed=0, **params):
     """A quickly trained pipeline on the benchmark's strong and weak clips."""
-    X_s, w_s, s_s = load_desed(
-        os.path.join(data, "audio", "strong"),
-        strong_tsv=os.path.join(data, "metadata", "strong.tsv"),
-    )
-    X_w, w_w, s_w = load_desed(
-        os.path.join(data, "audio", "weak"),
-        weak_tsv=os.path.join(data, "metadata", "weak.tsv"),
-    )
+    (X_s, w_s, s_s), (X_w, w_w, s_w) = training_audio(data)
     k = n_train // 2
     X, y_weak, y_strong = X_s[:k] + X_w[:k], w_s[:k] + w_w[:k], s_s[:k] + s_w[:k]
     sed = make_detector(
