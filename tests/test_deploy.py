@@ -302,3 +302,26 @@ def test_predict_writes_the_same_events_from_the_onnx_file(exported, tmp_path, c
         == 2
     )
     assert "ONNX model runs as exported" in capsys.readouterr().err
+
+
+def test_a_stream_through_the_onnx_file_gives_its_offline_events(
+    exported, tiny_dataset, tmp_path
+):
+    """StreamingDetector takes an OnnxDetector as it takes a pipeline."""
+    from sklearn_sed.deploy import StreamingDetector
+    from sklearn_sed.inference import predict_file_events
+
+    _, path = exported
+    detector = OnnxDetector(path)
+    y = np.concatenate(list(tiny_dataset["audio_test"][:5])).astype(np.float32)
+    wav = tmp_path / "long.wav"
+    sf.write(wav, y, TINY_FEATURES["sr"], subtype="FLOAT")
+    expected = predict_file_events(detector, wav, overlap=0.5)
+    assert expected
+    stream = StreamingDetector(detector, hop=1.0, max_event_sec=1e4)
+    events = []
+    for i in range(0, len(y), 3000):
+        events += stream.push(y[i : i + 3000])
+    events += stream.flush()
+    key = sorted((round(a, 6), round(b, 6), c) for a, b, c, _ in events)
+    assert key == sorted((round(a, 6), round(b, 6), c) for a, b, c in expected)
