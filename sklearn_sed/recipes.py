@@ -67,8 +67,9 @@ RECIPES = {
         "lr_schedule": WarmupCosine(warmup_epochs=1),
         "augment": Augment(time_shift=0.3, freq_mask=8, filter_augment=6.0),
         "pseudo_labels": PseudoLabelSchedule(max_iter=4, delta=0.1),
-        # float32: bfloat16 autocast is 1.8x faster on CPUs with AVX-512 BF16
-        # but its effect on F1 is unmeasured (train_dtype="auto" is opt-in).
+        # float32: bfloat16 autocast is 1.8x faster on CPUs with AVX-512 BF16,
+        # but its F1 against float32 is measured on one seed only, inside the
+        # seeds' spread (docs/benchmarks.md); train_dtype="auto" is opt-in.
         # Compiled only where the training probe ran this exact step in a
         # child process, safely and faster (training.fast_path).
         "train_dtype": "float32",
