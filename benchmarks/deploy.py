@@ -84,17 +84,17 @@ def bench_onnx(data, repeats=5, n_clips=16):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "net.onnx")
             diff = export_onnx(pipe, path)
-            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            runtime = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         X = rng.random((n_clips, sed.n_frames_in_, sed.n_mels_in_), dtype=np.float32)
         for batch in (1, 8):
 
             def run_torch(batch=batch, sed=sed, X=X):
                 return forward_probabilities(sed.net_, X, None, batch)[0]
 
-            def run_ort(batch=batch, session=session, X=X):
+            def run_ort(batch=batch, runtime=runtime, X=X):
                 return np.concatenate(
                     [
-                        session.run(["frame_probs"], {"features": X[i : i + batch]})[0]
+                        runtime.run(["frame_probs"], {"features": X[i : i + batch]})[0]
                         for i in range(0, len(X), batch)
                     ]
                 )

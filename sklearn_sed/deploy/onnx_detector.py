@@ -103,13 +103,13 @@ class OnnxDetector:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         try:
-            self._session = ort.InferenceSession(
+            self._runtime = ort.InferenceSession(
                 data, options, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own types
             why = f"onnxruntime refused it: {exc}"
             raise ValueError(_refused(self.path, why)) from None
-        _check_graph(self._session, meta, self.path)
+        _check_graph(self._runtime, meta, self.path)
         self.metadata = meta
         self.classes_ = np.asarray(meta["classes"])
         self.frontend = FrontEnd(**meta["frontend"])
@@ -169,7 +169,7 @@ class OnnxDetector:
             )
         frames, clips = [], []
         for start in range(0, len(F), self.batch_size):
-            f, c = self._session.run(
+            f, c = self._runtime.run(
                 list(self.metadata["network"]["outputs"]),
                 {self.metadata["network"]["input"]: F[start : start + self.batch_size]},
             )
@@ -446,10 +446,10 @@ def _check_metadata(proto, path):
     return meta
 
 
-def _check_graph(session, meta, path):
+def _check_graph(runtime, meta, path):
     """Refuse a graph whose input or outputs are not the ones the metadata names."""
     network = meta["network"]
-    inputs, outputs = session.get_inputs(), session.get_outputs()
+    inputs, outputs = runtime.get_inputs(), runtime.get_outputs()
     n_classes = len(meta["classes"])
     ok = (
         len(inputs) == 1

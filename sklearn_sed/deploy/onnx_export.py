@@ -195,10 +195,10 @@ def _check(data, sed, shape):
     from sklearn_sed.training.net import forward_probabilities
 
     ort = _require("onnxruntime")
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    runtime = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     X = rng.random((shape[0] + 1, *shape[1:]), dtype=np.float32)  # another batch
-    frames, clips = session.run(list(OUTPUTS), {INPUT: X})
+    frames, clips = runtime.run(list(OUTPUTS), {INPUT: X})
     with torch.inference_mode():
         t_frames, t_clips = forward_probabilities(sed.net_, X, None, len(X))
     diff = max(
