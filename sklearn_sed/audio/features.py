@@ -30,8 +30,11 @@ from sklearn_sed.audio.reading import (  # re-exported: their historic home
     MAX_DURATION_SEC,
     MAX_N_FFT,
     MAX_N_MELS,
+    MAX_SAMPLE_RATE,  # noqa: F401 - importable here as before
     MAX_SR,
+    MIN_SAMPLE_RATE,  # noqa: F401
     audio_info,
+    check_sample_rate,  # noqa: F401
     fix_length,
     load_audio,
     to_waveform,
