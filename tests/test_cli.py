@@ -1213,3 +1213,9 @@ def test_scores_dir_never_overwrites_an_input(
     assert main([*argv, "--output", str(out), "--scores-dir", str(scores)]) == 2
     assert "an input" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_train_with_a_validation_tsv_writes_its_figure_beside_the_model(trained_model):
+    """`train --valid-tsv` writes MODEL.training.png next to the model file."""
+    figure = trained_model.with_suffix(".training.png")
+    assert figure.read_bytes()[:4] == b"\x89PNG"
