@@ -2,7 +2,9 @@
 
 The NEC DCASE2019 Task 4 system (class-frame pseudo labels on a ResNet) as a
 :class:`PseudoLabelSED` estimator, log-mel extraction as a
-:class:`LogMelExtractor` transformer, and sed_eval metrics as scorers.
+:class:`LogMelExtractor` transformer, pretrained frame embeddings (PANNs)
+as a :class:`PretrainedEmbedding` transformer, and sed_eval metrics as
+scorers.
 
 The names load on first use (PEP 562): the modules that need no PyTorch
 (reading audio, decoding, the ONNX detector of :mod:`sklearn_sed.deploy`)
@@ -17,9 +19,11 @@ _HOMES = {
     "Augment": "training.augment",
     "Decoder": "decoding.decode",
     "EventEncoder": "labels",
+    "FusedFeatures": "embeddings.fusion",
     "LogMelExtractor": "audio.features",
     "MeanTeacher": "training.callbacks",
     "Pipeline": "pipeline",
+    "PretrainedEmbedding": "embeddings.transformer",
     "PseudoLabelSED": "estimator",
     "PseudoLabelSchedule": "training.pseudo_labels",
     "ResNetSED": "networks",
@@ -47,9 +51,11 @@ __all__ = [
     "Augment",
     "Decoder",
     "EventEncoder",
+    "FusedFeatures",
     "LogMelExtractor",
     "MeanTeacher",
     "Pipeline",
+    "PretrainedEmbedding",
     "PseudoLabelSED",
     "PseudoLabelSchedule",
     "ResNetSED",

@@ -826,11 +826,13 @@ class PseudoLabelSED(BaseEstimator):
         """Return the skorch net of these settings (``train=False``: to load into)."""
         schedule = self._schedule()
         collate = None
+        module = self._build_module(len(self.classes_))
         if self.augment is not None:
             collate = self.augment.collate(
-                pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_))
+                pooling=max(1, round(self.n_frames_in_ / self.n_frames_out_)),
+                # Networks whose input holds more than mel bands say how many.
+                n_bands=getattr(module, "n_mel_bands", None),
             )
-        module = self._build_module(len(self.classes_))
         if train:
             path = self._training_path(module)
             train_dtype, compile_ = path.train_dtype, path.compile

@@ -62,10 +62,19 @@ PATH_PARAMS = ("memory", "checkpoint_dir")
 #: The step kinds of a pipeline that the safe format writes and reads.
 PIPELINE_SHAPES = (
     ["LogMelExtractor", "PseudoLabelSED"],
+    ["FusedFeatures", "PseudoLabelSED"],
+    ["PretrainedEmbedding", "PseudoLabelSED"],
     ["PseudoLabelSED"],
     ["LogMelExtractor"],
+    ["FusedFeatures"],
+    ["PretrainedEmbedding"],
 )
-_STEP_KINDS = ("LogMelExtractor", "PseudoLabelSED")
+_STEP_KINDS = (
+    "LogMelExtractor",
+    "FusedFeatures",
+    "PretrainedEmbedding",
+    "PseudoLabelSED",
+)
 
 
 def _check_pipeline_shape(steps, what):
@@ -187,6 +196,47 @@ def _extractor_to_json(ext):
     }
 
 
+def _embedding_to_json(emb, name, blobs, bundle):
+    """Write a PretrainedEmbedding: settings and the checkpoint's SHA-256.
+
+    The checkpoint itself goes in only with ``bundle`` (as safetensors).
+    """
+    from safetensors.torch import save as st_save
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(emb, "checkpoint_sha256_")
+    params = emb.get_params()
+    params["checkpoint"] = os.path.abspath(os.fspath(params["checkpoint"]))
+    params["checkpoint_sha256"] = emb.checkpoint_sha256_
+    entry = {
+        "type": "PretrainedEmbedding",
+        "params": to_jsonable(params),
+        "fitted": {
+            k: to_jsonable(getattr(emb, k))
+            for k in ("checkpoint_sha256_", "n_features_out_", "n_frames_")
+        },
+        "bundled": None,
+    }
+    if bundle:
+        member = f"{name}.checkpoint.safetensors"
+        blobs[member] = st_save(
+            {k: v.contiguous() for k, v in emb._network().state_dict().items()}
+        )
+        entry["bundled"] = member
+    return entry
+
+
+def _fused_to_json(fused, name, blobs, bundle):
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(fused, "fold_")
+    return {
+        "type": "FusedFeatures",
+        "logmel": _extractor_to_json(fused.logmel_),
+        "embedding": _embedding_to_json(fused.embedding_, name, blobs, bundle),
+    }
+
+
 #: The estimator's parameters that hold parameter objects.
 PARAM_OBJECTS = ("lr_schedule", "augment", "pseudo_labels", "mean_teacher", "decoder")
 
@@ -252,16 +302,22 @@ def _sed_to_json(sed, weights_name):
     }
 
 
-def save(obj, path):
+def save(obj, path, *, bundle_checkpoint=False):
     """Save a fitted PseudoLabelSED or Pipeline in the safe format, atomically.
 
     Parameters
     ----------
-    obj : PseudoLabelSED, LogMelExtractor or Pipeline of them
-        Fitted estimator(s).
+    obj : estimator or Pipeline
+        Fitted PseudoLabelSED, LogMelExtractor, FusedFeatures or
+        PretrainedEmbedding, or a Pipeline of them.
     path : str or os.PathLike
         Target file (by convention ``.sed``); replaced only once the new file is
         complete.
+    bundle_checkpoint : bool, default=False
+        Write a pretrained embedding's weights into the file (as
+        safetensors, about 320 MB for Cnn14), so that it loads without the
+        checkpoint. By default the file records the checkpoint's place and
+        SHA-256 only, and :func:`load` reads the checkpoint and checks it.
 
     See Also
     --------
@@ -286,14 +342,19 @@ def save(obj, path):
         kind = type(step).__name__
         if kind == "LogMelExtractor":
             entry = _extractor_to_json(step)
+        elif kind == "PretrainedEmbedding":
+            entry = _embedding_to_json(step, name, blobs, bundle_checkpoint)
+        elif kind == "FusedFeatures":
+            entry = _fused_to_json(step, name, blobs, bundle_checkpoint)
         elif kind == "PseudoLabelSED":
             weights = f"{name}.safetensors"
             entry = _sed_to_json(step, weights)
             blobs[weights] = st_save(module_state(step.net_.module_))
         else:
             raise TypeError(
-                f"Step {name!r} is a {kind}; the safe format holds LogMelExtractor "
-                "and PseudoLabelSED. Consider joblib.dump for other estimators."
+                f"Step {name!r} is a {kind}; the safe format holds "
+                f"{', '.join(_STEP_KINDS)}. Consider joblib.dump for other "
+                "estimators."
             )
         entry["name"] = name
         manifest["steps"].append(entry)
@@ -374,6 +435,64 @@ def _load_extractor(entry, device=None):
             raise ValueError(f"LogMelExtractor.{k} must be a number; got {v!r}.")
         setattr(ext, k, v)
     return ext
+
+
+def _load_embedding(entry, zf, device, checkpoint):
+    """Build a PretrainedEmbedding: from its bundled weights, or its checkpoint."""
+    from sklearn_sed.embeddings.checkpoints import CheckpointError
+    from sklearn_sed.embeddings.transformer import PretrainedEmbedding
+
+    params = dict(entry["params"])
+    fitted = entry["fitted"]
+    if not isinstance(fitted, dict) or set(fitted) != {
+        "checkpoint_sha256_",
+        "n_features_out_",
+        "n_frames_",
+    }:
+        raise ValueError(
+            f"unexpected fitted attributes of PretrainedEmbedding: {fitted!r}"
+        )
+    if checkpoint is not None:
+        params["checkpoint"] = os.fspath(checkpoint)
+    if device is not None:
+        params["device"] = device
+    params["checkpoint_sha256"] = fitted["checkpoint_sha256_"]
+    emb = PretrainedEmbedding(**params)
+    emb._validate_params()
+    bundled = entry.get("bundled")
+    if bundled:
+        from safetensors.torch import load as st_load
+
+        from sklearn_sed.embeddings.models import empty_network
+
+        network = empty_network(emb.model)
+        state = st_load(zf.read(bundled))
+        _check_weights(state, network.state_dict(), bundled)
+        network.load_state_dict(state, strict=True)
+        network.eval().requires_grad_(False)
+        emb.network_ = network.to(emb.device)
+        for k, v in fitted.items():
+            setattr(emb, k, v)
+        return emb
+    try:
+        emb.fit()
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc} (The model file names the {emb.model} checkpoint it was "
+            "trained with; give its place with sklearn_sed.load(..., "
+            "checkpoint=PATH) or --checkpoint PATH.)"
+        ) from None
+    if emb.n_features_out_ != fitted["n_features_out_"]:
+        raise ValueError("the embedding's dimension differs from the file's.")
+    return emb
+
+
+def _load_fused(entry, zf, device, checkpoint):
+    from sklearn_sed.embeddings.fusion import FusedFeatures
+
+    logmel = _load_extractor(entry["logmel"], device)
+    emb = _load_embedding(entry["embedding"], zf, device, checkpoint)
+    return FusedFeatures(emb, logmel)._set_fitted(logmel)
 
 
 def _safetensors_shapes(zf, name):
@@ -641,7 +760,7 @@ def _check_members(zf, path):
             )
 
 
-def load(path, *, device="cpu"):
+def load(path, *, device="cpu", checkpoint=None):
     """Load a model saved by :func:`save`, without unpickling anything.
 
     Parameters
@@ -652,6 +771,10 @@ def load(path, *, device="cpu"):
         Device to load the weights to, and the device of the extractor's
         STFT (a model trained on GPU loads on CPU); None keeps the saved
         devices.
+    checkpoint : str or os.PathLike, default=None
+        Where the pretrained embedding's checkpoint is now, when it has
+        moved since training (its SHA-256 must still equal the recorded
+        one); None reads it where the file says. Unused for other models.
 
     Returns
     -------
@@ -699,7 +822,7 @@ def load(path, *, device="cpu"):
         ) from exc
     with zf:
         try:
-            return _load_members(zf, path, device)
+            return _load_members(zf, path, device, checkpoint)
         except ValueError as exc:
             if str(exc).startswith(repr(path)):
                 raise
@@ -724,7 +847,7 @@ def load(path, *, device="cpu"):
             ) from exc
 
 
-def _load_members(zf, path, device):
+def _load_members(zf, path, device, checkpoint=None):
     _check_members(zf, path)
     try:
         manifest = json.loads(zf.read(MANIFEST_NAME))
@@ -753,6 +876,12 @@ def _load_members(zf, path, device):
             raise ValueError(f"{path!r}: a step must be an object, got {entry!r}.")
         if entry.get("type") == "LogMelExtractor":
             steps.append((entry["name"], _load_extractor(entry, device)))
+        elif entry.get("type") == "PretrainedEmbedding":
+            steps.append(
+                (entry["name"], _load_embedding(entry, zf, device, checkpoint))
+            )
+        elif entry.get("type") == "FusedFeatures":
+            steps.append((entry["name"], _load_fused(entry, zf, device, checkpoint)))
         elif entry.get("type") == "PseudoLabelSED":
             steps.append(
                 (

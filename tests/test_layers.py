@@ -40,6 +40,13 @@ LAYERS = {
     "networks": 2,
     "networks.contract": 2,
     "networks.crnn": 2,
+    "networks.embedding_crnn": 2,
+    "embeddings.checkpoints": 2,  # torch.load(weights_only=True), checked
+    "embeddings.panns": 2,
+    "embeddings.models": 3,  # the models by name: checkpoint + network
+    "embeddings.transformer": 4,
+    "embeddings.fusion": 5,
+    "embeddings": 6,
     "networks.registry": 2,
     "networks.resnet": 2,
     "training.losses": 2,

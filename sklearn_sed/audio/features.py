@@ -40,7 +40,13 @@ from sklearn_sed.audio.reading import (  # re-exported: their historic home
     to_waveform,
 )
 
-__all__ = ["LogMelExtractor", "audio_info", "load_audio", "log_mel_spectrogram"]
+__all__ = [
+    "LogMelExtractor",
+    "audio_info",
+    "clip_items",
+    "load_audio",
+    "log_mel_spectrogram",
+]
 
 
 #: Seconds read past a clip's ``duration`` (the resampler's edge stays exact).
@@ -248,8 +254,26 @@ class _ClipWorkers:
             torch.set_num_threads(n_threads)
 
 
-def _as_items(X):
-    """Split X into a list of clips."""
+def clip_items(X):
+    """Split the audio input of a transformer into a list of clips.
+
+    Parameters
+    ----------
+    X : list or ndarray of shape (n_clips, n_samples)
+        File paths, waveforms or ``(waveform, rate)`` pairs, or one waveform
+        per row.
+
+    Returns
+    -------
+    items : list
+        One item per clip, unread.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a single path, sparse or complex input, an empty list, or an
+        array that is not one clip per row.
+    """
     if isinstance(X, (str, os.PathLike)):
         raise TypeError(
             "X must be a list of clips (file paths or waveforms). Got a single "
@@ -257,7 +281,7 @@ def _as_items(X):
         )
     if sp.issparse(X):
         raise TypeError(
-            "Sparse input is not supported by LogMelExtractor: X must be waveforms "
+            "Sparse input is not supported: X must be waveforms "
             "or file paths. Consider X.toarray()."
         )
     if isinstance(X, np.ndarray):
@@ -270,13 +294,13 @@ def _as_items(X):
         if X.dtype.kind in "fiu":
             if X.ndim == 1:
                 raise ValueError(
-                    f"X has shape {X.shape} but LogMelExtractor expects a list of "
+                    f"X has shape {X.shape} but the extractor expects a list of "
                     "clips or a 2-D array (n_clips, n_samples). Consider X[None] "
                     "for a single clip."
                 )
             if X.ndim != 2:
                 raise ValueError(
-                    f"X has shape {X.shape} but LogMelExtractor expects a 2-D "
+                    f"X has shape {X.shape} but the extractor expects a 2-D "
                     "array (n_clips, n_samples) of waveforms, or a list of clips."
                 )
             # Thousands of "clips" of at most 8 samples: a recording of
@@ -496,7 +520,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     def _iter_db(self, X):
         """Yield dB feature maps chunk by chunk, in order."""
         self._check_settings()
-        items = _as_items(X)
+        items = clip_items(X)
         starts = range(0, len(items), _CHUNK)
         if effective_n_jobs(self.n_jobs) == 1:  # threads of this process
             chunks = self._threaded_chunks(items, starts)
@@ -546,7 +570,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             The fitted transformer.
         """
         if self.scaling != "dataset":
-            items = _as_items(X)  # validates without computing features
+            items = clip_items(X)  # validates without computing features
             if isinstance(X, np.ndarray) and X.dtype.kind == "f":
                 check_finite(X, name="X")
             elif not items:

@@ -119,17 +119,46 @@ def _identity(st):
     return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+#: Parameters that do not change the features (a store stays valid), and the
+#: checkpoint's place on disk (its SHA-256 is compared instead).
+_NEUTRAL_PARAMS = ("n_jobs", "verbose", "device", "batch_size", "checkpoint")
+
+
+def _fitted(extractor, name):
+    """Return a fitted attribute of the extractor or of its steps, or None."""
+    for obj in (
+        extractor,
+        getattr(extractor, "logmel_", None),
+        getattr(extractor, "embedding_", None),
+    ):
+        if obj is not None and getattr(obj, name, None) is not None:
+            return getattr(obj, name)
+    return None
+
+
 def _settings(extractor):
-    params = extractor.get_params()
-    for name in ("n_jobs", "verbose"):  # do not change the features
-        params.pop(name)
+    params = {
+        k: v
+        for k, v in extractor.get_params(deep=True).items()
+        if k.rpartition("__")[2] not in _NEUTRAL_PARAMS and not hasattr(v, "get_params")
+    }
     return to_jsonable(
         {
             "params": params,
-            "data_min_": getattr(extractor, "data_min_", None),
-            "data_max_": getattr(extractor, "data_max_", None),
+            "data_min_": _fitted(extractor, "data_min_"),
+            "data_max_": _fitted(extractor, "data_max_"),
+            "checkpoint_sha256_": _fitted(extractor, "checkpoint_sha256_"),
         }
     )
+
+
+def _fit_unless_fitted(extractor, X):
+    """Fit a LogMelExtractor as before; fit any other extractor once."""
+    if getattr(extractor, "scaling", None) == "dataset":
+        if not hasattr(extractor, "data_min_"):
+            extractor.fit(X)
+    elif not hasattr(extractor, "n_frames_"):
+        extractor.fit(X)
 
 
 def extract_to_store(extractor, X, path, *, dtype="float32"):
@@ -137,8 +166,9 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
 
     Parameters
     ----------
-    extractor : LogMelExtractor
-        Fitted extractor (fitted on ``X`` first when it is not).
+    extractor : LogMelExtractor, PretrainedEmbedding or FusedFeatures
+        Fitted extractor (fitted on ``X`` first when it is not): anything
+        with ``iter_transform``, ``n_frames_`` and ``get_feature_names_out``.
     X : list of str or list of ndarray
         Audio clips.
     path : str or os.PathLike
@@ -155,11 +185,9 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16'. Got {dtype!r}.")
-    if extractor.scaling == "dataset" and not hasattr(extractor, "data_min_"):
-        extractor.fit(X)
-    if extractor.scaling != "dataset" and not hasattr(extractor, "n_frames_"):
-        extractor.fit(X)
+    _fit_unless_fitted(extractor, X)
     check_is_fitted(extractor, "n_frames_")
+    n_features = len(extractor.get_feature_names_out())
     path = os.fspath(path)
     n_clips = len(X)
     # The data and its settings are committed as one unit: the settings name
@@ -172,7 +200,7 @@ def extract_to_store(extractor, X, path, *, dtype="float32"):
                 data_tmp,
                 mode="w+",
                 dtype=dtype,
-                shape=(n_clips, extractor.n_frames_, extractor.n_mels),
+                shape=(n_clips, extractor.n_frames_, n_features),
             )
             _reserve(data_tmp)
             start = 0
@@ -274,8 +302,9 @@ def open_store(path, extractor=None, *, lazy=True, X=None):
     ----------
     path : str or os.PathLike
         Store written by :func:`extract_to_store`.
-    extractor : LogMelExtractor, default=None
-        When given, its settings and learnt range must equal the store's.
+    extractor : LogMelExtractor, PretrainedEmbedding or FusedFeatures, default=None
+        When given, its settings, learnt range and checkpoint hash must
+        equal the store's.
     lazy : bool, default=True
         Return a :class:`FeatureView` (cross-validation folds stay on disk)
         instead of the bare memory map.
@@ -316,8 +345,13 @@ def open_store(path, extractor=None, *, lazy=True, X=None):
             k
             for k in set(mine["params"]) | set(meta["params"])
             if mine["params"].get(k) != meta["params"].get(k)
+            and k.rpartition("__")[2] not in _NEUTRAL_PARAMS  # older stores had some
         )
-        diff += [k for k in ("data_min_", "data_max_") if mine[k] != meta[k]]
+        diff += [
+            k
+            for k in ("data_min_", "data_max_", "checkpoint_sha256_")
+            if mine[k] != meta.get(k)
+        ]
         if diff:
             raise ValueError(
                 f"Feature store {path!r} was extracted with other settings: "

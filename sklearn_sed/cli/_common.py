@@ -140,7 +140,7 @@ def save_model(pipe, path):
     save(pipe, path)
 
 
-def load_model(path, *, allow_pickle=False):
+def load_model(path, *, allow_pickle=False, checkpoint=None):
     import zipfile
 
     from sklearn_sed.io import load
@@ -158,7 +158,7 @@ def load_model(path, *, allow_pickle=False):
             "permissions."
         ) from None
     if magic == b"PK\x03\x04" or zipfile.is_zipfile(path):
-        return audio_pipeline(load(path), path)
+        return audio_pipeline(load(path, checkpoint=checkpoint), path)
     if not allow_pickle:
         raise CLIError(
             f"model file {path!r} is not in the safe format (sklearn_sed.save); it "
@@ -178,7 +178,7 @@ def load_model(path, *, allow_pickle=False):
     return audio_pipeline(model, path)
 
 
-def load_detector(path, *, allow_pickle=False):
+def load_detector(path, *, allow_pickle=False, checkpoint=None):
     """Return a model file's pipeline, or an ONNX file's ``OnnxDetector``.
 
     An ``.onnx`` file (``sklearn-sed export``) is read by
@@ -186,7 +186,7 @@ def load_detector(path, *, allow_pickle=False):
     anything else by :func:`load_model`.
     """
     if not str(path).lower().endswith(".onnx"):
-        model = load_model(path, allow_pickle=allow_pickle)
+        model = load_model(path, allow_pickle=allow_pickle, checkpoint=checkpoint)
         if hasattr(model[0], "verbose"):  # one overall bar, not one per file
             model[0].set_params(verbose=0)
         return model
@@ -277,6 +277,13 @@ def progress(items, enabled, what):
 PICKLE_HELP = (
     "also read a joblib/pickle model file. Loading a pickle runs whatever code "
     "the file holds: use it only for files you made yourself"
+)
+
+
+CHECKPOINT_HELP = (
+    "where the pretrained embedding's checkpoint is now, for a model trained "
+    "with --embeddings whose checkpoint has moved (its SHA-256 must equal the "
+    "one the model file records)"
 )
 
 

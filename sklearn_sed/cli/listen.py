@@ -5,7 +5,12 @@ import os
 import sys
 import time
 
-from sklearn_sed.cli._common import PICKLE_HELP, CLIError, load_detector
+from sklearn_sed.cli._common import (
+    CHECKPOINT_HELP,
+    PICKLE_HELP,
+    CLIError,
+    load_detector,
+)
 
 #: The columns printed, one line per event.
 HEADER = "onset\toffset\tevent_label\tstatus\twall_clock"
@@ -48,7 +53,9 @@ def _cmd_listen(args):
     from sklearn_sed.deploy.pcm import StreamError
     from sklearn_sed.deploy.streaming import StreamingDetector
 
-    model = load_detector(args.model, allow_pickle=args.allow_pickle)
+    model = load_detector(
+        args.model, allow_pickle=args.allow_pickle, checkpoint=args.checkpoint
+    )
     stream = _stream(args)
     detector = StreamingDetector(
         model,
@@ -157,4 +164,5 @@ def add_parser(sub):
         "(default: 10): the events so far are printed and listen stops",
     )
     listen.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
+    listen.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     listen.set_defaults(func=_cmd_listen)

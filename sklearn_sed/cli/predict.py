@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from sklearn_sed.cli._common import (
+    CHECKPOINT_HELP,
     PICKLE_HELP,
     CLIError,
     audio_files,
@@ -164,7 +165,9 @@ def _cmd_predict(args):
     check_folder("--scores-dir", args.scores_dir, parent_must_exist=True)
     if args.scores_dir:
         _check_scores_targets(args, files)
-    model = load_detector(args.model, allow_pickle=args.allow_pickle)
+    model = load_detector(
+        args.model, allow_pickle=args.allow_pickle, checkpoint=args.checkpoint
+    )
     onnx = not hasattr(model, "steps")
     sed = model if onnx else model[-1]  # what decodes, and names the classes
     if args.progress is None:
@@ -259,6 +262,7 @@ def add_parser(sub):
         help="one progress bar over all files (default: when stderr is a terminal)",
     )
     predict.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
+    predict.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     predict.add_argument(
         "--bfloat16",
         action="store_true",

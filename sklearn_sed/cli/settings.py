@@ -133,14 +133,26 @@ def apply_set(pipe, params):
     """Route ``--set`` keys to the steps that own them, then validate them.
 
     A name goes to every step that has it (``duration`` and ``sr`` are
-    shared by the extractor and the detector, and must agree), a field of a
-    parameter object too (``decoder__threshold``); a step-prefixed name
-    (``pseudolabelsed__lr``) is used as it is.
+    shared by the extractor and the detector, and must agree), or to the
+    transformers of a step that has them (the log-mel extractor and the
+    embedding of ``FusedFeatures``), a field of a parameter object too
+    (``decoder__threshold``); a step-prefixed name (``pseudolabelsed__lr``)
+    is used as it is.
     """
     valid = pipe.get_params()
     routed, typed = {}, {}  # routed key: value, and the key as typed
     for key, value in params.items():
-        owners = [f"{s}__{key}" for s, _ in pipe.steps if f"{s}__{key}" in valid]
+        owners = []
+        for s, step in pipe.steps:
+            if f"{s}__{key}" in valid:
+                owners.append(f"{s}__{key}")
+                continue
+            # A step made of transformers (FusedFeatures): those that have it.
+            owners += [
+                f"{s}__{sub}__{key}"
+                for sub, v in step.get_params(deep=False).items()
+                if hasattr(v, "transform") and f"{s}__{sub}__{key}" in valid
+            ]
         if key in valid:
             owners = [key]
         if not owners:

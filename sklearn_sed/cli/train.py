@@ -37,17 +37,43 @@ def _train_pipeline(args):
         raise CLIError(
             "--network and --set module=... both choose the network. Give one of them."
         )
+    embedding = embedding_spec(args.embeddings)
+    network = args.network
+    if embedding is not None:
+        if network not in (None, "embedding_crnn") or any(
+            k.rpartition("__")[2] == "module" for k in settings
+        ):
+            raise CLIError(
+                "--embeddings trains the embedding CRNN (the embeddings fused "
+                "before its GRU); drop --network and --set module=..."
+            )
+        if (args.teacher or recipe_teacher or "none") == "crnn":
+            raise CLIError(
+                "--embeddings and --teacher crnn cannot be combined: the CRNN "
+                "teacher reads log-mel maps only. Drop --teacher crnn."
+            )
+        network = "embedding_crnn"
     # The recipe's teacher shorthand is resolved below, after --set.
     no_teacher = {"pseudo_labels__teacher": None} if recipe_teacher else {}
     try:
         student = make_detector(
-            args.recipe, network=args.network, verbose=verbose, **no_teacher
+            args.recipe, network=network, verbose=verbose, **no_teacher
         )
     except ValueError as exc:
         raise CLIError(f"--network: {exc}") from None
-    pipe = make_pipeline(LogMelExtractor(verbose=1), student)
+    features = LogMelExtractor(verbose=1)
+    if embedding is not None:
+        from sklearn_sed.embeddings.fusion import FusedFeatures
+        from sklearn_sed.embeddings.transformer import PretrainedEmbedding
+
+        name, path = embedding
+        features = FusedFeatures(
+            PretrainedEmbedding(path, model=name, verbose=1), features
+        )
+    pipe = make_pipeline(features, student)
     apply_set(pipe, settings)
     extractor, sed = pipe[0], pipe[-1]
+    _check_embedding_network(sed, extractor)
     _match_network_to_features(sed, extractor)
     if args.checkpoint_dir:
         sed.set_params(checkpoint_dir=args.checkpoint_dir)
@@ -65,13 +91,75 @@ def _train_pipeline(args):
     return pipe
 
 
+def embedding_spec(value):
+    """Parse ``--embeddings NAME:PATH`` into ``(name, path)``; None for None."""
+    if value is None:
+        return None
+    from sklearn_sed.embeddings.models import EMBEDDING_MODELS
+
+    name, sep, path = value.partition(":")
+    if not sep or name not in EMBEDDING_MODELS or not path:
+        raise CLIError(
+            f"--embeddings {value!r}: expected NAME:PATH, NAME one of "
+            f"{sorted(EMBEDDING_MODELS)} and PATH its checkpoint file, e.g. "
+            "panns-cnn14:Cnn14_mAP=0.431.pth."
+        )
+    if not os.path.isfile(path):
+        raise CLIError(
+            f"--embeddings: checkpoint {path!r} does not exist (or is not a "
+            "file). docs/embeddings.md says where to download each."
+        )
+    return name, path
+
+
+def _align_embedding_frames(fused):
+    """Give the embedding one frame per CRNN output frame (8 log-mel frames)."""
+    logmel = fused.logmel
+    n_frames = 1 + round(logmel.duration * logmel.sr) // logmel.hop_length
+    if n_frames % 8:
+        raise CLIError(
+            f"with --embeddings the log-mel frames per clip must be a multiple of "
+            f"8 (the CRNN's time pooling); these settings give {n_frames}. Adjust "
+            "duration or hop_length (the defaults give 1024)."
+        )
+    fused.embedding.set_params(n_frames=n_frames // 8)
+
+
+def _check_embedding_network(sed, extractor):
+    """Refuse the embedding CRNN without embeddings to read."""
+    from sklearn_sed.networks.registry import network_name
+
+    if network_name(sed.module) == "embedding_crnn" and not hasattr(
+        extractor, "embedding"
+    ):
+        raise CLIError(
+            "the embedding CRNN reads pretrained embeddings beside the log-mel "
+            "features: give --embeddings NAME:PATH (it chooses this network)."
+        )
+
+
 def _match_network_to_features(sed, extractor):
-    """Give a named CRNN the extractor's mel bands, unless its fields set them."""
+    """Give a named CRNN the extractor's mel bands, unless its fields set them.
+
+    The embedding CRNN gets the embedding's dimension too.
+    """
     import functools
 
     from sklearn_sed.networks.registry import network_name
 
     module = sed.module
+    if network_name(module) == "embedding_crnn" and isinstance(
+        module, functools.partial
+    ):
+        from sklearn_sed.embeddings.models import model_spec
+
+        fields = {"n_mels": extractor.n_mels}
+        if hasattr(extractor, "embedding"):
+            fields["embed_dim"] = model_spec(extractor.embedding.model)["dim"]
+            _align_embedding_frames(extractor)
+        fields = {k: v for k, v in fields.items() if k not in module.keywords}
+        sed.set_params(module=functools.partial(module, **fields))
+        return
     if (
         network_name(module) == "crnn"
         and isinstance(module, functools.partial)
@@ -105,6 +193,7 @@ def _cmd_train(args):
             args.unlabeled_tsv,
             args.valid_tsv,
             *folders.values(),
+            *(embedding_spec(args.embeddings) or ())[1:],
         ],
         kind="model",
     )
@@ -364,7 +453,17 @@ def add_parser(sub):
         help="the network trained, instead of the recipe's: 'resnet' (the "
         "report's, at the recipe's n_filters and n_blocks) or 'crnn' (the "
         "DCASE2019 baseline's, 32 filters); other sizes with --set "
-        "module=crnn(n_filters=64, hidden_size=128)",
+        "module=crnn(n_filters=64, hidden_size=128); 'embedding_crnn' is "
+        "what --embeddings trains",
+    )
+    train.add_argument(
+        "--embeddings",
+        metavar="NAME:PATH",
+        help="fuse a pretrained network's frame embeddings with the log-mel "
+        "features (late fusion before the GRU of the embedding CRNN, as the "
+        "DCASE baselines since 2023): NAME is panns-cnn14 or panns-cnn14-16k, "
+        "PATH its checkpoint file (docs/embeddings.md); the network runs once "
+        "per clip and never trains",
     )
     train.add_argument(
         "--teacher",

@@ -106,8 +106,15 @@ class CRNN(nn.Module):
         clip_probs : Tensor of shape (batch, n_classes)
             Clip probabilities.
         """
+        return self._head(self._cnn(X))
+
+    def _cnn(self, X):
+        """(batch, n_frames, n_mels) -> (batch, ceil(n_frames / 8), n_filters)."""
         x = self.blocks(X.unsqueeze(1))  # (batch, channels, T', 1)
-        x = x.mean(dim=3).transpose(1, 2)  # (batch, T', channels)
+        return x.mean(dim=3).transpose(1, 2)  # (batch, T', channels)
+
+    def _head(self, x):
+        """(batch, T', n_filters) -> frame and clip probabilities."""
         x, _ = self.gru(x)
         # The sigmoid in float32 even under autocast: eqs. 1-3 take log(1 - p).
         frame_probs = torch.sigmoid(self.fc(x).float())

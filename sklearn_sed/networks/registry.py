@@ -5,7 +5,9 @@ so that a recipe, a ``--network`` flag and a model file all say the same
 thing: ``"resnet"`` is the NEC report's ResNet (:class:`ResNetSED`), whose
 width and depth are the estimator's ``n_filters`` and ``n_blocks``;
 ``"crnn"`` is the DCASE2019 Task 4 baseline (:class:`CRNN`) at the
-baseline's size, 32 filters and 64 GRU units per direction.
+baseline's size, 32 filters and 64 GRU units per direction;
+``"embedding_crnn"`` is that CRNN with pretrained frame embeddings fused
+before its GRU (:class:`EmbeddingCRNN`, the DCASE baselines since 2023).
 """
 
 import functools
@@ -14,23 +16,25 @@ import inspect
 import torch
 
 from sklearn_sed.networks.crnn import CRNN
+from sklearn_sed.networks.embedding_crnn import EmbeddingCRNN
 from sklearn_sed.networks.resnet import ResNetSED
 
 __all__ = ["NETWORKS", "NETWORK_DEFAULTS", "network_factory", "network_name"]
 
 #: The networks that can be chosen by name.
-NETWORKS = {"resnet": ResNetSED, "crnn": CRNN}
+NETWORKS = {"resnet": ResNetSED, "crnn": CRNN, "embedding_crnn": EmbeddingCRNN}
 
 #: The fields each named network is built with unless given.
 NETWORK_DEFAULTS = {
     "resnet": {},
     # The DCASE2019 baseline's CRNN (the teacher of "cpu_teacher" too).
     "crnn": {"n_filters": 32, "hidden_size": 64},
+    "embedding_crnn": {"n_filters": 32, "hidden_size": 64},
 }
 
 
 #: Size fields and their largest value (the ResNet's width has the same cap).
-_SIZES = {"n_filters": 1024, "hidden_size": 1024, "n_mels": 1024}
+_SIZES = {"n_filters": 1024, "hidden_size": 1024, "n_mels": 1024, "embed_dim": 65536}
 
 
 def _check_name(name):
@@ -49,14 +53,14 @@ def network_factory(name, **fields):
 
     Parameters
     ----------
-    name : {"resnet", "crnn"}
+    name : {"resnet", "crnn", "embedding_crnn"}
         A network of :data:`~sklearn_sed.networks.registry.NETWORKS`
         (class names, any case, are accepted too: ``"CRNN"``,
         ``"ResNetSED"``).
     **fields
         Keyword arguments of the network's class besides ``n_classes``
         (for ``"crnn"``: ``n_filters``, ``n_mels``, ``hidden_size``,
-        ``pooling``), over
+        ``pooling``; for ``"embedding_crnn"`` also ``embed_dim``), over
         :data:`~sklearn_sed.networks.registry.NETWORK_DEFAULTS`. The ResNet
         takes none: its width and depth are the estimator's ``n_filters``
         and ``n_blocks``.
@@ -106,13 +110,15 @@ def network_factory(name, **fields):
         )
     kwargs = {**NETWORK_DEFAULTS[key], **fields}
     for field, value in kwargs.items():
+        # The embedding CRNN may have no log-mel branch (n_mels=0).
+        low = 0 if (cls is EmbeddingCRNN and field == "n_mels") else 1
         if field in _SIZES and not (
             isinstance(value, int)
             and not isinstance(value, bool)
-            and 1 <= value <= _SIZES[field]
+            and low <= value <= _SIZES[field]
         ):
             raise ValueError(
-                f"{cls.__name__}'s {field} must be an int in [1, {_SIZES[field]}]. "
+                f"{cls.__name__}'s {field} must be an int in [{low}, {_SIZES[field]}]. "
                 f"Got {value!r} instead."
             )
     try:

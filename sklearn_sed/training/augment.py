@@ -67,6 +67,11 @@ class SEDAugment:
     db_range : float, default=80.0
         dB spanned by one unit of the features (the extractor's ``top_db``
         when the features are min-max scaled per clip).
+    n_bands : int, default=None
+        The leading feature columns that are mel bands, which frequency
+        masking and FilterAugment touch (the columns after them, pretrained
+        embeddings in :class:`~sklearn_sed.FusedFeatures`, are left as they
+        are); None means every column.
 
     Examples
     --------
@@ -87,7 +92,9 @@ class SEDAugment:
         filter_augment=0.0,
         filter_bands=(3, 6),
         db_range=80.0,
+        n_bands=None,
     ):
+        self.n_bands = n_bands
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.pooling = pooling
@@ -101,6 +108,7 @@ class SEDAugment:
         frames = y["frames"].clone() if isinstance(y, dict) else None
         n_out = frames.shape[1] if frames is not None else X.shape[1] // self.pooling
         max_k = int(self.time_shift * n_out)
+        bands = X.shape[2] if self.n_bands is None else min(self.n_bands, X.shape[2])
         for i in range(X.shape[0]):
             if max_k > 0:
                 k = int(torch.randint(-max_k, max_k + 1, ()).item())
@@ -108,14 +116,14 @@ class SEDAugment:
                     X[i] = torch.roll(X[i], k * self.pooling, dims=0)
                     if frames is not None:
                         frames[i] = torch.roll(frames[i], k, dims=0)
-            if self.freq_mask > 0:
+            if self.freq_mask > 0 and bands:
                 width = int(torch.randint(0, self.freq_mask + 1, ()).item())
-                width = min(width, X.shape[2])  # a mask wider than the mel axis
+                width = min(width, bands)  # a mask wider than the mel axis
                 if width:
-                    start = int(torch.randint(0, X.shape[2] - width + 1, ()).item())
+                    start = int(torch.randint(0, bands - width + 1, ()).item())
                     X[i, :, start : start + width] = 0.0
-            if self.filter_augment > 0:
-                X[i] += self._filter(X.shape[2])
+            if self.filter_augment > 0 and bands:
+                X[i, :, :bands] += self._filter(bands)
         if frames is not None:
             y = {**y, "frames": frames}
         return X, y
@@ -190,13 +198,16 @@ class Augment(BaseEstimator):
         self.freq_mask = freq_mask
         self.filter_augment = filter_augment
 
-    def collate(self, pooling):
+    def collate(self, pooling, n_bands=None):
         """Return the collate function of these settings, or None if all are off.
 
         Parameters
         ----------
         pooling : int
             Input frames per output frame of the network.
+        n_bands : int, default=None
+            The leading feature columns that are mel bands (the network's
+            ``n_mel_bands``); None means every column.
 
         Returns
         -------
@@ -212,4 +223,5 @@ class Augment(BaseEstimator):
             freq_mask=self.freq_mask,
             filter_augment=self.filter_augment,
             pooling=pooling,
+            n_bands=n_bands,
         )
