@@ -143,7 +143,8 @@ def test_official_layout_checkpoint_loads_and_embeds_as_the_reference(
     out = emb.fit(X).transform(X)
     ref = torch.as_tensor(_reference_embeddings(reference_16k, X))
     pooled = F.adaptive_avg_pool1d(ref.transpose(1, 2), 5).transpose(1, 2).numpy()
-    assert out.shape == (3, 5, 2048) and out.dtype == np.float32
+    assert out.shape == (3, 5, 2048)
+    assert out.dtype == np.float32
     np.testing.assert_allclose(out, pooled, rtol=1e-5, atol=1e-5)
     assert len(emb.checkpoint_sha256_) == 64
     assert list(emb.get_feature_names_out()[:2]) == [
@@ -236,7 +237,7 @@ def test_a_changed_checkpoint_is_refused_by_its_hash(checkpoint_16k, tmp_path):
     torch.save(
         {"model": _reference_cnn14("panns-cnn14-16k", seed=5).state_dict()}, other
     )
-    with pytest.raises(CheckpointError, match="has SHA-256 .* was made with"):
+    with pytest.raises(CheckpointError, match=r"has SHA-256 .* was made with"):
         PretrainedEmbedding(
             other, "panns-cnn14-16k", checkpoint_sha256=emb.checkpoint_sha256_
         ).fit()
@@ -348,7 +349,8 @@ def test_fused_features_are_log_mel_then_folded_embeddings(checkpoint_16k, sound
     np.testing.assert_array_equal(out[..., :16], fused.logmel_.transform(X))
     emb = fused.embedding_.transform([(x, 16000) for x in X])
     np.testing.assert_array_equal(out[..., 16:].reshape(3, 8, 2048), emb)
-    assert fused.fold_ == 8 and len(fused.get_feature_names_out()) == 272
+    assert fused.fold_ == 8
+    assert len(fused.get_feature_names_out()) == 272
 
 
 def test_a_pipeline_with_embeddings_fits_predicts_and_round_trips(
