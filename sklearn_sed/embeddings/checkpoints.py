@@ -113,8 +113,7 @@ def read_checkpoint(path):
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         names = [found.group(1)] if found else _named_objects(path)
         what = (
-            f"names the Python object {names[0]}, which a weights file never "
-            "needs"
+            f"names the Python object {names[0]}, which a weights file never needs"
             if names
             else "uses pickle instructions that a torch weights file does not"
         )
