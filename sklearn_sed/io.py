@@ -213,7 +213,12 @@ def _embedding_to_json(emb, name, blobs, bundle):
         "params": to_jsonable(params),
         "fitted": {
             k: to_jsonable(getattr(emb, k))
-            for k in ("checkpoint_sha256_", "n_features_out_", "n_frames_")
+            for k in (
+                "checkpoint_sha256_",
+                "n_features_out_",
+                "n_frames_",
+                "network_config_",
+            )
         },
         "bundled": None,
     }
@@ -448,6 +453,7 @@ def _load_embedding(entry, zf, device, checkpoint):
         "checkpoint_sha256_",
         "n_features_out_",
         "n_frames_",
+        "network_config_",
     }:
         raise ValueError(
             f"unexpected fitted attributes of PretrainedEmbedding: {fitted!r}"
@@ -465,7 +471,7 @@ def _load_embedding(entry, zf, device, checkpoint):
 
         from sklearn_sed.embeddings.models import empty_network
 
-        network = empty_network(emb.model)
+        network = empty_network(emb.model, fitted["network_config_"])
         state = st_load(zf.read(bundled))
         _check_weights(state, network.state_dict(), bundled)
         network.load_state_dict(state, strict=True)

@@ -27,6 +27,7 @@ from sklearn_sed import (
     PseudoLabelSED,
 )
 from sklearn_sed.audio.store import extract_to_store, open_store
+from sklearn_sed.embeddings.beats import BEATS_CONFIG, BEATsEmbedding, kaldi_fbank
 from sklearn_sed.embeddings.checkpoints import CheckpointError, read_checkpoint
 from sklearn_sed.embeddings.fusion import fold_embeddings
 from sklearn_sed.embeddings.panns import PANNS_MODELS, Cnn14Embedding
@@ -519,3 +520,104 @@ def test_train_with_embeddings_from_the_command_line(checkpoint_16k, tmp_path):
     bad = [a if not a.startswith("panns") else "panns-cnn14-16k" for a in argv]
     assert main(bad) == 2  # NAME without :PATH
     assert main([*argv[:-1], "panns-cnn14-16k:" + str(tmp_path / "none.pth")]) == 2
+
+
+# -- BEATs ------------------------------------------------------------------------
+@pytest.mark.parametrize("n_mels", [23, 64, 80, 120])
+def test_kaldi_fbank_equals_kaldi_native_fbank(n_mels):
+    import kaldi_native_fbank as knf  # a test dependency (Kaldi's algorithm, in C++)
+    x = (0.1 * np.random.default_rng(n_mels).standard_normal(16000)).astype(np.float32)
+    got = kaldi_fbank(torch.from_numpy(x)[None] * 2**15, n_mels=n_mels)[0].numpy()
+    opts = knf.FbankOptions()
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.samp_freq = 16000
+    opts.mel_opts.num_bins = n_mels
+    fbank = knf.OnlineFbank(opts)
+    fbank.accept_waveform(16000, (x * 2**15).tolist())
+    fbank.input_finished()
+    expected = np.stack([fbank.get_frame(i) for i in range(fbank.num_frames_ready)])
+    assert got.shape == expected.shape == (98, n_mels)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+#: The published BEATs encoder's state-dict names (layer 0 stands for each).
+BEATS_KEYS = {
+    "patch_embedding.weight",
+    "layer_norm.weight",
+    "layer_norm.bias",
+    "post_extract_proj.weight",
+    "post_extract_proj.bias",
+    "encoder.pos_conv.0.weight_g",
+    "encoder.pos_conv.0.weight_v",
+    "encoder.pos_conv.0.bias",
+    "encoder.layer_norm.weight",
+    "encoder.layer_norm.bias",
+    *(
+        f"encoder.layers.0.{k}"
+        for k in (
+            "self_attn.grep_a",
+            "self_attn.relative_attention_bias.weight",
+            *(f"self_attn.{p}_proj.{w}" for p in "qkv" for w in ("weight", "bias")),
+            "self_attn.out_proj.weight",
+            "self_attn.out_proj.bias",
+            "self_attn.grep_linear.weight",
+            "self_attn.grep_linear.bias",
+            "self_attn_layer_norm.weight",
+            "self_attn_layer_norm.bias",
+            "fc1.weight",
+            "fc1.bias",
+            "fc2.weight",
+            "fc2.bias",
+            "final_layer_norm.weight",
+            "final_layer_norm.bias",
+        )
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def beats_checkpoint(tmp_path_factory):
+    """Random BEATs weights in the official layout, with its cfg."""
+    torch.manual_seed(0)
+    net = BEATsEmbedding()
+    path = tmp_path_factory.mktemp("beats") / "BEATs_iter3_plus_AS2M.pt"
+    torch.save(
+        {"cfg": dict(BEATS_CONFIG, dropout=0.1), "model": net.state_dict()}, path
+    )
+    return str(path), net
+
+
+def test_beats_keeps_the_published_key_layout():
+    keys = set(BEATsEmbedding().state_dict())
+    assert {k for k in keys if not k.startswith("encoder.layers.")} | {
+        k for k in keys if k.startswith("encoder.layers.0.")
+    } == BEATS_KEYS
+    assert len([k for k in keys if k.endswith("relative_attention_bias.weight")]) == 12
+
+
+def test_beats_checkpoint_embeds_16_khz_frames_through_the_pipeline(beats_checkpoint):
+    path, net = beats_checkpoint
+    X = _clips(2, 1.0, 16000, seed=4)
+    emb = PretrainedEmbedding(path, "beats", n_frames=4, duration=1.0)
+    out = emb.fit_transform(X)
+    with torch.no_grad():
+        frames = net.eval()(torch.as_tensor(X))  # 1 s: 98 fbank frames, 6 tokens
+    pooled = F.adaptive_avg_pool1d(frames.transpose(1, 2), 4).transpose(1, 2)
+    assert frames.shape == (2, 6, 768)
+    np.testing.assert_allclose(out, pooled.numpy(), rtol=1e-5, atol=1e-5)
+    assert emb.network_config_["encoder_layers"] == 12
+    fused = FusedFeatures(emb, LogMelExtractor(**{**LOGMEL, "duration": 1.0}))
+    with pytest.raises(ValueError, match="differs"):  # durations disagree first
+        fused.set_params(logmel__duration=1.008).fit(X)
+
+
+def test_a_beats_variant_not_implemented_is_refused(beats_checkpoint, tmp_path):
+    path, net = beats_checkpoint
+    torch.save(
+        {"cfg": dict(BEATS_CONFIG, layer_norm_first=True), "model": net.state_dict()},
+        tmp_path / "prenorm.pt",
+    )
+    with pytest.raises(CheckpointError, match="layer_norm_first=True"):
+        PretrainedEmbedding(tmp_path / "prenorm.pt", "beats").fit()
+    with pytest.raises(CheckpointError, match="fits 'beats'"):
+        PretrainedEmbedding(path, "panns-cnn14").fit()

@@ -43,6 +43,7 @@ LAYERS = {
     "networks.embedding_crnn": 2,
     "embeddings.checkpoints": 2,  # torch.load(weights_only=True), checked
     "embeddings.panns": 2,
+    "embeddings.beats": 2,
     "embeddings.models": 3,  # the models by name: checkpoint + network
     "embeddings.transformer": 4,
     "embeddings.fusion": 5,

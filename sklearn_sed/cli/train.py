@@ -461,7 +461,8 @@ def add_parser(sub):
         metavar="NAME:PATH",
         help="fuse a pretrained network's frame embeddings with the log-mel "
         "features (late fusion before the GRU of the embedding CRNN, as the "
-        "DCASE baselines since 2023): NAME is panns-cnn14 or panns-cnn14-16k, "
+        "DCASE baselines since 2023): NAME is panns-cnn14, panns-cnn14-16k or "
+        "beats, "
         "PATH its checkpoint file (docs/embeddings.md); the network runs once "
         "per clip and never trains",
     )

@@ -77,14 +77,15 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
     checkpoint : str or os.PathLike
         The published checkpoint file (``Cnn14_mAP=0.431.pth`` ...); read
         without unpickling code, and checked against ``model``.
-    model : {"panns-cnn14", "panns-cnn14-16k"}, default="panns-cnn14"
+    model : {"panns-cnn14", "panns-cnn14-16k", "beats"}, default="panns-cnn14"
         The network: PANNs' Cnn14 at 32 kHz (``Cnn14_mAP=0.431.pth``,
         ``Cnn14_DecisionLevelMax_mAP=0.385.pth``) or at 16 kHz
-        (``Cnn14_16k_mAP=0.438.pth``); 2048 dimensions per frame.
+        (``Cnn14_16k_mAP=0.438.pth``), 2048 dimensions per frame; or BEATs
+        (``BEATs_iter3_plus_AS2M.pt``, 16 kHz), 768 dimensions per frame.
     n_frames : int, default=128
         Frames per clip returned: the network's own frames (31 per 10 s for
-        Cnn14), adaptive-average-pooled in time to the detector's output
-        frames (128 for the ResNet and the CRNN).
+        Cnn14, 62 for BEATs), adaptive-average-pooled in time to the
+        detector's output frames (128 for the ResNet and the CRNN).
     sr_in : int, default=None
         Rate in Hz of waveforms given as arrays; None means the model's
         rate. Files and ``(waveform, rate)`` pairs carry their own; every
@@ -111,6 +112,9 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
         Dimension of one embedding frame.
     n_frames_ : int
         Frames per clip (``n_frames``).
+    network_config_ : dict or None
+        BEATs' configuration read from the checkpoint (checked); None for
+        PANNs, whose architecture the name fixes.
 
     See Also
     --------
@@ -225,6 +229,7 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
                 "for one embedding frame. Use longer clips."
             )
         self.n_features_out_ = int(network.embedding_dim)
+        self.network_config_ = getattr(network, "cfg", None)
         self.n_frames_ = int(self.n_frames)
         return self
 
@@ -248,7 +253,11 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
                 f"audio, and from below {self.sr // 2} Hz the top half of its band "
                 "would be empty, which its embeddings never saw in training. Use "
                 "audio at a higher rate"
-                + (", or model='panns-cnn14-16k'." if self.sr > 16000 else ".")
+                + (
+                    ", or a 16 kHz model ('panns-cnn14-16k', 'beats')."
+                    if self.sr > 16000
+                    else "."
+                )
             )
         y = to_waveform(
             item,
