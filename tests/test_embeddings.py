@@ -526,6 +526,7 @@ def test_train_with_embeddings_from_the_command_line(checkpoint_16k, tmp_path):
 @pytest.mark.parametrize("n_mels", [23, 64, 80, 120])
 def test_kaldi_fbank_equals_kaldi_native_fbank(n_mels):
     import kaldi_native_fbank as knf  # a test dependency (Kaldi's algorithm, in C++)
+
     x = (0.1 * np.random.default_rng(n_mels).standard_normal(16000)).astype(np.float32)
     got = kaldi_fbank(torch.from_numpy(x)[None] * 2**15, n_mels=n_mels)[0].numpy()
     opts = knf.FbankOptions()

@@ -262,10 +262,11 @@ class BEATsEmbedding(nn.Module):
     Parameters
     ----------
     cfg : dict, default=None
-        The checkpoint's ``cfg``; None means :data:`BEATS_CONFIG`. Fields
+        The checkpoint's ``cfg``; None means
+        :data:`~sklearn_sed.embeddings.beats.BEATS_CONFIG`. Fields
         this module does not implement otherwise (``layer_norm_first``,
         ``activation_fn``, ...) must have the values of
-        :data:`BEATS_CONFIG`.
+        :data:`~sklearn_sed.embeddings.beats.BEATS_CONFIG`.
 
     Attributes
     ----------

@@ -89,7 +89,8 @@ def read_checkpoint(path):
     ------
     CheckpointError
         If the file is missing, empty, larger than
-        :data:`MAX_CHECKPOINT_BYTES`, truncated or not a torch file, names
+        :data:`~sklearn_sed.embeddings.checkpoints.MAX_CHECKPOINT_BYTES`,
+        truncated or not a torch file, names
         a Python type beyond tensors, containers and numpy scalars (it is
         refused with the type's name), or does not hold a dict.
     """

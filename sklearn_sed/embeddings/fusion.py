@@ -90,7 +90,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
     See Also
     --------
-    fold_embeddings : The layout, as a function.
+    sklearn_sed.embeddings.fusion.fold_embeddings : The layout, as a function.
     sklearn_sed.networks.EmbeddingCRNN : The network that reads it.
 
     Examples
@@ -212,7 +212,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
         Returns
         -------
-        fused : ndarray of shape (n_clips, n_frames_, n_features_out_)
+        fused : ndarray of shape (n_clips, n_frames, n_features)
         """
         self._validate_params()
         self._check_durations()
@@ -232,7 +232,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
         Yields
         ------
-        fused : ndarray of shape (n_chunk, n_frames_, n_features_out_)
+        fused : ndarray of shape (n_chunk, n_frames, n_features)
         """
         check_is_fitted(self, "fold_")
         items = clip_items(X)
@@ -253,7 +253,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
         Returns
         -------
-        fused : ndarray of shape (n_clips, n_frames_, n_features_out_)
+        fused : ndarray of shape (n_clips, n_frames, n_features)
             float32, laid out as the module docstring says.
         """
         return np.concatenate(list(self.iter_transform(X)))
@@ -268,7 +268,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
 
         Returns
         -------
-        names : ndarray of shape (n_features_out_,), dtype object
+        names : ndarray of shape (n_features,), dtype object
         """
         check_is_fitted(self, "fold_")
         width = self.n_features_out_ - self.logmel_.n_mels

@@ -144,9 +144,11 @@ def empty_network(model, cfg=None):
     Parameters
     ----------
     model : str
-        A name of :data:`EMBEDDING_MODELS`.
+        A name of :data:`~sklearn_sed.embeddings.models.EMBEDDING_MODELS`.
     cfg : dict, default=None
-        BEATs' configuration (:func:`check_beats_config`); None for PANNs.
+        BEATs' configuration
+        (:func:`~sklearn_sed.embeddings.models.check_beats_config`); None for
+        PANNs.
 
     Returns
     -------
@@ -164,7 +166,7 @@ def build_embedding_network(model, path):
     Parameters
     ----------
     model : str
-        A name of :data:`EMBEDDING_MODELS`.
+        A name of :data:`~sklearn_sed.embeddings.models.EMBEDDING_MODELS`.
     path : str
         The checkpoint file (read with
         :func:`~sklearn_sed.embeddings.checkpoints.read_checkpoint`).

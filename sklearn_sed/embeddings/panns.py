@@ -117,7 +117,7 @@ class Cnn14Embedding(nn.Module):
 
     See Also
     --------
-    sklearn_sed.embeddings.PretrainedEmbedding : The transformer that loads
+    sklearn_sed.PretrainedEmbedding : The transformer that loads
         a checkpoint into it.
 
     Examples

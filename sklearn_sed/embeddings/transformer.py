@@ -292,7 +292,7 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
 
         Yields
         ------
-        embeddings : ndarray of shape (n_batch, n_frames, n_features_out_)
+        embeddings : ndarray of shape (n_batch, n_frames, n_features)
         """
         from sklearn_sed.audio.features import clip_items
 
@@ -317,7 +317,7 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
 
         Returns
         -------
-        embeddings : ndarray of shape (n_clips, n_frames, n_features_out_)
+        embeddings : ndarray of shape (n_clips, n_frames, n_features)
             float32.
         """
         return np.concatenate(list(self.iter_transform(X)))
@@ -332,7 +332,7 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
 
         Returns
         -------
-        names : ndarray of shape (n_features_out_,), dtype object
+        names : ndarray of shape (n_features,), dtype object
             ``"<model>0"`` ... .
         """
         check_is_fitted(self, "n_features_out_")
