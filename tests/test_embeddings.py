@@ -631,3 +631,65 @@ def test_a_beats_variant_not_implemented_is_refused(beats_checkpoint, tmp_path):
         PretrainedEmbedding(tmp_path / "prenorm.pt", "beats").fit()
     with pytest.raises(CheckpointError, match="fits 'beats'"):
         PretrainedEmbedding(path, "panns-cnn14").fit()
+
+
+def test_pseudo_labels_and_the_mean_teacher_train_on_fused_features(
+    fitted_pipeline, soundscapes
+):
+    from sklearn_sed import MeanTeacher, PseudoLabelSchedule
+    from sklearn_sed.labels import UNLABELED
+
+    X, y_weak, y_strong = soundscapes
+    F_ = fitted_pipeline[0].transform(X)
+    y_weak = list(y_weak)
+    unlabeled = [i for i, s in enumerate(y_strong) if s is None][:2]
+    for i in unlabeled:
+        y_weak[i] = UNLABELED
+    sed = _detector().set_params(
+        pseudo_labels=PseudoLabelSchedule(max_iter=1, unlabeled_confidence=0.51),
+        mean_teacher=MeanTeacher(ema_decay=0.9),
+        max_epochs=1,
+    )
+    sed.fit(F_, y_weak, y_strong)
+    assert sed.n_unlabeled_ == len(unlabeled)
+    assert sed.n_iter_ == 1
+    assert sed.predict_frames(F_).shape == (8, 8, 2)
+
+
+def test_grid_search_tunes_a_pipeline_with_embeddings_reading_them_once(
+    checkpoint_16k, soundscapes, tmp_path, monkeypatch
+):
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from sklearn_sed import Decoder, event_f1_scorer
+
+    X, y_weak, y_strong = soundscapes
+    calls = []
+    forward = Cnn14Embedding.forward
+    monkeypatch.setattr(
+        Cnn14Embedding,
+        "forward",
+        lambda self, x: calls.append(len(x)) or forward(self, x),
+    )
+    pipe = Pipeline(
+        [
+            ("features", _fused(checkpoint_16k)),
+            ("sed", _detector().set_params(max_epochs=1, decoder=Decoder())),
+        ],
+        memory=str(tmp_path / "cache"),
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            pipe,
+            {"sed__decoder__threshold": [0.3, 0.5]},
+            cv=KFold(2),
+            scoring=event_f1_scorer,
+            error_score="raise",
+        )
+        search.fit(X, y_weak, y_strong=y_strong)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    # Without a cache: each of 2 candidates x 2 folds embeds its 4 training
+    # and 4 scored clips, and the refit all 8 (40). The second candidate of
+    # each fold reads its training clips' embeddings from the cache.
+    assert sum(calls) <= 40 - 2 * 4
