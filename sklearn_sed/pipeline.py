@@ -179,11 +179,17 @@ class Pipeline(sk_pipeline.Pipeline):
         """
         steps = [s for _, s in self.steps if s not in (None, "passthrough")]
         for name in ("duration",):
-            values = {
-                type(s).__name__: s.get_params()[name]
-                for s in steps
-                if hasattr(s, "get_params") and name in s.get_params(deep=False)
-            }
+            values = {}
+            for s in steps:
+                if not hasattr(s, "get_params"):
+                    continue
+                for key, value in s.get_params(deep=True).items():
+                    # The step's own, or that of a transformer it holds
+                    # (the log-mel extractor and embedding of FusedFeatures).
+                    if key == name or key.endswith(f"__{name}"):
+                        owner = key[: -len(name)].rstrip("_")
+                        label = type(s).__name__ + (f".{owner}" if owner else "")
+                        values[label] = value
             if len(set(values.values())) > 1:
                 raise ValueError(
                     f"The steps disagree on {name}: {values}. Set it on every "

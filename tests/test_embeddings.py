@@ -693,3 +693,16 @@ def test_grid_search_tunes_a_pipeline_with_embeddings_reading_them_once(
     # and 4 scored clips, and the refit all 8 (40). The second candidate of
     # each fold reads its training clips' embeddings from the cache.
     assert sum(calls) <= 40 - 2 * 4
+
+
+def test_a_pipeline_refuses_a_detector_whose_duration_differs_from_the_features(
+    checkpoint_16k, soundscapes
+):
+    X, y_weak, y_strong = soundscapes
+    pipe = Pipeline(
+        [("features", _fused(checkpoint_16k)), ("sed", _detector())]
+    ).set_params(sed__duration=10.0)
+    with pytest.raises(
+        ValueError, match=r"disagree on duration.*FusedFeatures\.logmel"
+    ):
+        pipe.fit(X, y_weak, y_strong)
