@@ -706,3 +706,33 @@ def test_a_pipeline_refuses_a_detector_whose_duration_differs_from_the_features(
         ValueError, match=r"disagree on duration.*FusedFeatures\.logmel"
     ):
         pipe.fit(X, y_weak, y_strong)
+
+
+def test_an_altered_model_file_cannot_make_load_run_a_pickle(
+    fitted_pipeline, tmp_path, monkeypatch
+):
+    import zipfile
+
+    from tests.conftest import with_manifest
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.sed"
+    sklearn_sed.save(fitted_pipeline, path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as f:
+        pickle.dump({"model": _RunsCode()}, f, protocol=2)
+
+    def point_at_evil(manifest):
+        manifest["steps"][0]["embedding"]["params"]["checkpoint"] = str(evil)
+
+    with pytest.raises(ValueError, match="refused unread"):
+        sklearn_sed.load(with_manifest(members, tmp_path, point_at_evil))
+
+    def bundled_missing(manifest):
+        manifest["steps"][0]["embedding"]["bundled"] = "nothing.safetensors"
+
+    with pytest.raises(ValueError, match="damaged or altered"):
+        sklearn_sed.load(with_manifest(members, tmp_path, bundled_missing))
+    assert not (tmp_path / "PWNED").exists()
