@@ -736,3 +736,29 @@ def test_an_altered_model_file_cannot_make_load_run_a_pickle(
     with pytest.raises(ValueError, match="damaged or altered"):
         sklearn_sed.load(with_manifest(members, tmp_path, bundled_missing))
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_stream_through_fused_features_gives_the_offline_events(
+    fitted_pipeline, soundscapes, tmp_path
+):
+    import soundfile as sf
+
+    from sklearn_sed import Decoder
+    from sklearn_sed.deploy.streaming import StreamingDetector
+    from sklearn_sed.inference import predict_file_events
+
+    sklearn_sed.save(fitted_pipeline, tmp_path / "m.sed")
+    pipe = sklearn_sed.load(tmp_path / "m.sed")
+    y = np.concatenate(soundscapes[0]).astype(np.float32)  # 8 s
+    probs = pipe.predict_frames(soundscapes[0])
+    pipe[-1].set_params(decoder=Decoder(threshold=float(np.median(probs))))
+    sf.write(tmp_path / "long.wav", y, 16000, subtype="FLOAT")
+    offline = predict_file_events(pipe, tmp_path / "long.wav", overlap=0.5)
+    assert offline  # the median threshold leaves events to compare
+    detector = StreamingDetector(pipe, hop=0.504, max_event_sec=1e4)
+    streamed = []
+    for i in range(0, len(y), 3000):
+        streamed += detector.push(y[i : i + 3000])
+    streamed += detector.flush()
+    key = sorted((round(a, 3), round(b, 3), c) for a, b, c, *_ in streamed)
+    assert key == sorted((round(a, 3), round(b, 3), c) for a, b, c in offline)
