@@ -49,7 +49,10 @@ def random_checkpoint(model, folder, seed=0):
     torch.manual_seed(seed)
     network = empty_network(model)
     path = os.path.join(folder, f"{model}-random.pth")
-    torch.save({"iteration": 0, "model": network.state_dict()}, path)
+    obj = {"iteration": 0, "model": network.state_dict()}
+    if hasattr(network, "cfg"):  # BEATs keeps its configuration beside its weights
+        obj["cfg"] = dict(network.cfg)
+    torch.save(obj, path)
     return path
 
 
