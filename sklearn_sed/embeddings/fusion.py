@@ -48,8 +48,8 @@ def fold_embeddings(logmel, embeddings):
     --------
     >>> import numpy as np
     >>> from sklearn_sed.embeddings.fusion import fold_embeddings
-    >>> fold_embeddings(np.zeros((2, 16, 4)), np.ones((2, 2, 6))).shape
-    (2, 16, 5)
+    >>> fold_embeddings(np.zeros((2, 16, 4)), np.ones((2, 2, 16))).shape
+    (2, 16, 6)
     """
     n, frames, _ = logmel.shape
     _, emb_frames, dim = embeddings.shape
