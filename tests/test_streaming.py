@@ -287,6 +287,7 @@ def test_listen_reports_a_stalled_stream(model_file, recording):
 def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
     """SIGINT (Ctrl-C) mid-stream: the events still open are printed, as the
     end of the stream would print them, and listen exits cleanly."""
+    import select
     import signal
     import time
 
@@ -298,6 +299,12 @@ def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
     try:
         proc.stdin.write(_wav_bytes(pcm, SR, stream=True))
         proc.stdin.flush()
+        # The header is printed once the model is loaded and the stream
+        # read: an interrupt before it would land in start-up (slow and
+        # idle at times while a fresh environment reads its libraries).
+        ready, _, _ = select.select([proc.stdout], [], [], 240)
+        assert ready, "listen printed no header within 240 s"
+        header = proc.stdout.readline()
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:  # until it has read and run the audio
             time.sleep(1.0)
@@ -305,7 +312,8 @@ def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
                 break
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-        out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+        out = (header + proc.stdout.read()).decode()
+        err = proc.stderr.read().decode()
     finally:
         proc.kill()
         proc.stdin.close()
