@@ -421,17 +421,23 @@ def test_a_bundled_checkpoint_loads_without_the_file(
     )
 
 
-def test_pipeline_memory_runs_the_pretrained_network_once(
-    checkpoint_16k, soundscapes, tmp_path, monkeypatch
-):
-    X, y_weak, y_strong = soundscapes
-    calls = []
+@pytest.fixture
+def calls(monkeypatch):
+    """The clips each forward pass of Cnn14 embeds, in order."""
+    seen = []
     forward = Cnn14Embedding.forward
     monkeypatch.setattr(
         Cnn14Embedding,
         "forward",
-        lambda self, x: calls.append(len(x)) or forward(self, x),
+        lambda self, x: seen.append(len(x)) or forward(self, x),
     )
+    return seen
+
+
+def test_pipeline_memory_runs_the_pretrained_network_once(
+    checkpoint_16k, soundscapes, tmp_path, calls
+):
+    X, y_weak, y_strong = soundscapes
     for _ in range(2):
         pipe = Pipeline(
             [("features", _fused(checkpoint_16k)), ("sed", _detector())],
@@ -657,7 +663,7 @@ def test_pseudo_labels_and_the_mean_teacher_train_on_fused_features(
 
 
 def test_grid_search_tunes_a_pipeline_with_embeddings_reading_them_once(
-    checkpoint_16k, soundscapes, tmp_path, monkeypatch
+    checkpoint_16k, soundscapes, tmp_path, calls
 ):
     import sklearn
     from sklearn.model_selection import GridSearchCV, KFold
@@ -665,13 +671,6 @@ def test_grid_search_tunes_a_pipeline_with_embeddings_reading_them_once(
     from sklearn_sed import Decoder, event_f1_scorer
 
     X, y_weak, y_strong = soundscapes
-    calls = []
-    forward = Cnn14Embedding.forward
-    monkeypatch.setattr(
-        Cnn14Embedding,
-        "forward",
-        lambda self, x: calls.append(len(x)) or forward(self, x),
-    )
     pipe = Pipeline(
         [
             ("features", _fused(checkpoint_16k)),
