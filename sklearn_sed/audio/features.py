@@ -35,6 +35,7 @@ from sklearn_sed.audio.reading import (  # re-exported: their historic home
     MIN_SAMPLE_RATE,  # noqa: F401
     audio_info,
     check_sample_rate,  # noqa: F401
+    clip_frames,
     fix_length,
     load_audio,
     to_waveform,
@@ -550,7 +551,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         self.data_min_ = float(lo) if lo is not None else None
         self.data_max_ = float(hi) if hi is not None else None
-        self.n_frames_ = 1 + round(self.duration * self.sr) // self.hop_length
+        self.n_frames_ = clip_frames(self.duration, self.sr, self.hop_length)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

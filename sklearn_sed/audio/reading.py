@@ -25,6 +25,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "audio_info",
     "check_sample_rate",
+    "clip_frames",
     "load_audio",
 ]
 
@@ -289,6 +290,27 @@ def to_waveform(item, *, index, sr, sr_in, max_seconds=None):
     if item_sr != sr:
         y = librosa.resample(y, orig_sr=item_sr, target_sr=sr)
     return y
+
+
+def clip_frames(duration, sr, hop_length):
+    """Return the frames of one clip's feature map (centred STFT frames).
+
+    Parameters
+    ----------
+    duration : float
+        Clip length in seconds.
+    sr : int
+        Sample rate in Hz.
+    hop_length : int
+        Hop in samples.
+
+    Returns
+    -------
+    n_frames : int
+        ``1 + round(duration * sr) // hop_length``: 1024 for 10 s at 44.1 kHz
+        with a 431-sample hop.
+    """
+    return 1 + round(duration * sr) // hop_length
 
 
 def fix_length(y, n_samples):

@@ -114,8 +114,10 @@ def embedding_spec(value):
 
 def _align_embedding_frames(fused):
     """Give the embedding one frame per CRNN output frame (8 log-mel frames)."""
+    from sklearn_sed.audio.reading import clip_frames
+
     logmel = fused.logmel
-    n_frames = 1 + round(logmel.duration * logmel.sr) // logmel.hop_length
+    n_frames = clip_frames(logmel.duration, logmel.sr, logmel.hop_length)
     if n_frames % 8:
         raise CLIError(
             f"with --embeddings the log-mel frames per clip must be a multiple of "

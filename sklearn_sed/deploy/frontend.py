@@ -16,7 +16,7 @@ import librosa
 import numpy as np
 
 from sklearn_sed.audio.levels import power_to_db, scale_levels
-from sklearn_sed.audio.reading import fix_length, to_waveform
+from sklearn_sed.audio.reading import clip_frames, fix_length, to_waveform
 
 __all__ = ["FrontEnd"]
 
@@ -78,7 +78,7 @@ class FrontEnd:
     @property
     def n_frames(self):
         """Frames of one clip's feature map."""
-        return 1 + self.n_samples // self.hop_length
+        return clip_frames(self.duration, self.sr, self.hop_length)
 
     def waveforms(self, X):
         """Return the clips of ``X`` as mono float32 waveforms of one clip each.

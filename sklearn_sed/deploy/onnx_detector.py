@@ -22,6 +22,7 @@ from sklearn_sed.audio.reading import (
     MAX_N_FFT,
     MAX_N_MELS,
     MAX_SR,
+    clip_frames,
 )
 from sklearn_sed.decoding.decode import Decoding
 from sklearn_sed.deploy.frontend import SETTINGS, FrontEnd
@@ -401,7 +402,7 @@ def _check_metadata(proto, path):
         and all(isinstance(o, str) for o in network["outputs"]),
         "its network's input and outputs are not named",
     )
-    n_frames = 1 + round(front["duration"] * front["sr"]) // front["hop_length"]
+    n_frames = clip_frames(front["duration"], front["sr"], front["hop_length"])
     need(
         (network["n_frames_in"], network["n_mels"]) == (n_frames, front["n_mels"]),
         "its network's input does not match its front end",
