@@ -15,7 +15,7 @@ import sklearn
 from sklearn import pipeline as sk_pipeline
 from sklearn.utils.metaestimators import available_if
 
-__all__ = ["Pipeline", "check_training_lengths", "make_pipeline"]
+__all__ = ["Pipeline", "check_training_lengths", "make_pipeline", "step_parts"]
 
 
 def _routing_enabled():
@@ -103,6 +103,29 @@ def _crop_to_recordings(events, seconds):
     ]
 
 
+def step_parts(step):
+    """Return a step and the transformers it holds, with their parameter prefixes.
+
+    Parameters
+    ----------
+    step : estimator
+        A pipeline step.
+
+    Returns
+    -------
+    parts : list of (str, estimator)
+        ``("", step)``, then ``("<param>__", transformer)`` for each
+        parameter of the step that is itself a transformer (the log-mel
+        extractor and the embedding of ``FusedFeatures``).
+    """
+    held = step.get_params(deep=False) if hasattr(step, "get_params") else {}
+    return [("", step)] + [
+        (f"{name}__", value)
+        for name, value in held.items()
+        if hasattr(value, "transform") and hasattr(value, "get_params")
+    ]
+
+
 def _final_has(attr):
     def check(self):
         return hasattr(self._final_estimator, attr)
@@ -180,16 +203,14 @@ class Pipeline(sk_pipeline.Pipeline):
         steps = [s for _, s in self.steps if s not in (None, "passthrough")]
         for name in ("duration",):
             values = {}
-            for s in steps:
-                if not hasattr(s, "get_params"):
-                    continue
-                for key, value in s.get_params(deep=True).items():
-                    # The step's own, or that of a transformer it holds
-                    # (the log-mel extractor and embedding of FusedFeatures).
-                    if key == name or key.endswith(f"__{name}"):
-                        owner = key[: -len(name)].rstrip("_")
-                        label = type(s).__name__ + (f".{owner}" if owner else "")
-                        values[label] = value
+            for s in steps:  # and the transformers a step holds
+                for prefix, part in step_parts(s):
+                    if not hasattr(part, "get_params"):
+                        continue
+                    params = part.get_params(deep=False)
+                    if name in params:
+                        label = type(s).__name__ + (f".{prefix[:-2]}" if prefix else "")
+                        values[label] = params[name]
             if len(set(values.values())) > 1:
                 raise ValueError(
                     f"The steps disagree on {name}: {values}. Set it on every "

@@ -139,20 +139,17 @@ def apply_set(pipe, params):
     (``decoder__threshold``); a step-prefixed name (``pseudolabelsed__lr``)
     is used as it is.
     """
+    from sklearn_sed.pipeline import step_parts
+
     valid = pipe.get_params()
     routed, typed = {}, {}  # routed key: value, and the key as typed
     for key, value in params.items():
         owners = []
         for s, step in pipe.steps:
-            if f"{s}__{key}" in valid:
-                owners.append(f"{s}__{key}")
-                continue
-            # A step made of transformers (FusedFeatures): those that have it.
-            owners += [
-                f"{s}__{sub}__{key}"
-                for sub, v in step.get_params(deep=False).items()
-                if hasattr(v, "transform") and f"{s}__{sub}__{key}" in valid
-            ]
+            # The step's own, else those of the transformers it holds.
+            names = [f"{s}__{prefix}{key}" for prefix, _ in step_parts(step)]
+            found = [n for n in names if n in valid]
+            owners += found[:1] if names[0] in valid else found
         if key in valid:
             owners = [key]
         if not owners:
