@@ -18,6 +18,8 @@ undoes the reshape. Time shifts of whole output frames keep both parts
 aligned; frequency augmentation touches the log-mel columns only.
 """
 
+import os
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
@@ -25,7 +27,35 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_sed.audio.features import LogMelExtractor, clip_items
 from sklearn_sed.embeddings.transformer import PretrainedEmbedding
 
-__all__ = ["FusedFeatures", "fold_embeddings"]
+__all__ = ["FusedFeatures", "fold_embeddings", "fold_of"]
+
+
+def fold_of(frames, emb_frames, dim):
+    """Return the log-mel frames per embedding frame, or raise saying why none.
+
+    Parameters
+    ----------
+    frames : int
+        Log-mel frames per clip.
+    emb_frames : int
+        Embedding frames per clip.
+    dim : int
+        Values per embedding frame.
+
+    Returns
+    -------
+    fold : int
+        ``frames / emb_frames``, which divides both ``frames`` and ``dim``.
+    """
+    if frames % emb_frames or dim % (frames // emb_frames):
+        raise ValueError(
+            f"{emb_frames} embedding frames of {dim} values cannot sit beside "
+            f"{frames} log-mel frames: the log-mel frames must be a multiple of "
+            "the embedding frames, and the embedding's dimension a multiple of "
+            "their ratio. Set the embedding's n_frames to a divisor of "
+            f"{frames} (e.g. {frames // 8})."
+        )
+    return frames // emb_frames
 
 
 def fold_embeddings(logmel, embeddings):
@@ -53,15 +83,7 @@ def fold_embeddings(logmel, embeddings):
     """
     n, frames, _ = logmel.shape
     _, emb_frames, dim = embeddings.shape
-    if frames % emb_frames or dim % (frames // emb_frames):
-        raise ValueError(
-            f"{emb_frames} embedding frames of {dim} values cannot sit beside "
-            f"{frames} log-mel frames: the log-mel frames must be a multiple of "
-            "the embedding frames, and the embedding's dimension a multiple of "
-            "their ratio. Set the embedding's n_frames to a divisor of "
-            f"{frames} (e.g. {frames // 8})."
-        )
-    folded = embeddings.reshape(n, frames, dim * emb_frames // frames)
+    folded = embeddings.reshape(n, frames, dim // fold_of(frames, emb_frames, dim))
     return np.concatenate([logmel, folded], axis=2).astype(np.float32, copy=False)
 
 
@@ -146,9 +168,7 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         rate = self.sr_in or self.sr
         items = clip_items(X)
         return [
-            item
-            if isinstance(item, (str, tuple)) or hasattr(item, "__fspath__")
-            else (item, rate)
+            item if isinstance(item, (str, os.PathLike, tuple)) else (item, rate)
             for item in items
         ]
 
@@ -164,19 +184,8 @@ class FusedFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         self.logmel_ = logmel
         self.embedding_ = self.embedding
         self.n_frames_ = logmel.n_frames_
-        if self.n_frames_ % self.embedding.n_frames_:
-            fold_embeddings(  # raises with the explanation
-                np.zeros((1, self.n_frames_, 1)),
-                np.zeros((1, self.embedding.n_frames_, 1)),
-            )
-        self.fold_ = self.n_frames_ // self.embedding.n_frames_
         dim = self.embedding.n_features_out_
-        if dim % self.fold_:
-            raise ValueError(
-                f"The embedding's {dim} dimensions do not split into "
-                f"{self.fold_} pieces (log-mel frames per embedding frame); "
-                "choose the embedding's n_frames so that they do."
-            )
+        self.fold_ = fold_of(self.n_frames_, self.embedding.n_frames_, dim)
         self.n_features_out_ = logmel.n_mels + dim // self.fold_
         return self
 

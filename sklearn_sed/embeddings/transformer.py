@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_sed._device import check_device
+from sklearn_sed.audio.features import clip_items
 from sklearn_sed.audio.reading import (
     MAX_DURATION_SEC,
     audio_info,
@@ -294,8 +295,6 @@ class PretrainedEmbedding(TransformerMixin, BaseEstimator, auto_wrap_output_keys
         ------
         embeddings : ndarray of shape (n_batch, n_frames, n_features)
         """
-        from sklearn_sed.audio.features import clip_items
-
         check_is_fitted(self, "checkpoint_sha256_")
         items = clip_items(X)
         starts = range(0, len(items), self.batch_size)

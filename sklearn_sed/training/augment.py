@@ -94,13 +94,13 @@ class SEDAugment:
         db_range=80.0,
         n_bands=None,
     ):
-        self.n_bands = n_bands
         self.time_shift = time_shift
         self.freq_mask = freq_mask
         self.pooling = pooling
         self.filter_augment = filter_augment
         self.filter_bands = filter_bands
         self.db_range = db_range
+        self.n_bands = n_bands
 
     def __call__(self, items):
         """Collate ``[(X_i, y_i), ...]`` and augment each clip."""
