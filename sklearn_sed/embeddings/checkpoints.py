@@ -190,8 +190,9 @@ def check_state_dict(state, expected, *, path, model, others=None):
         The checkpoint, for the message.
     model : str
         The model's name, for the message.
-    others : dict of str to torch.nn.Module, default=None
-        Other known models: the message names the one the checkpoint fits.
+    others : dict of str to callable, default=None
+        Other known models, each built by its callable only when the
+        checkpoint is refused: the message names the one it fits.
 
     Raises
     ------
@@ -222,8 +223,8 @@ def check_state_dict(state, expected, *, path, model, others=None):
         return
     fits = [
         name
-        for name, module in (others or {}).items()
-        if _shapes(module.state_dict()) == theirs
+        for name, build in (others or {}).items()
+        if _shapes(build().state_dict()) == theirs
     ]
     hint = f" It fits {fits[0]!r}: consider model={fits[0]!r}." if fits else ""
     raise CheckpointError(

@@ -6,6 +6,7 @@ command line's ``--embeddings NAME:PATH`` and a model file all say the
 same thing.
 """
 
+import functools
 import numbers
 
 import torch
@@ -188,9 +189,12 @@ def build_embedding_network(model, path):
     cfg = None
     if model == "beats":
         cfg = check_beats_config(obj.get("cfg"), path=path)
-    others = {name: _empty(name) for name in PANNS_MODELS if name != model}
-    if model != "beats":
-        others["beats"] = _empty("beats")
+    # The other models, built only to name the one a refused file fits.
+    others = {
+        name: functools.partial(_empty, name)
+        for name in EMBEDDING_MODELS
+        if name != model
+    }
     check_state_dict(state, _empty(model, cfg), path=path, model=model, others=others)
     network = _network(model, cfg)
     try:
