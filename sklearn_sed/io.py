@@ -184,13 +184,23 @@ def callable_to_json(obj, name):
     )
 
 
+#: The fitted attributes a model file holds, by step kind (written and read).
+_EXTRACTOR_FITTED = ("data_min_", "data_max_", "n_frames_")
+_EMBEDDING_FITTED = (
+    "checkpoint_sha256_",
+    "n_features_out_",
+    "n_frames_",
+    "network_config_",
+)
+
+
 def _extractor_to_json(ext):
     return {
         "type": "LogMelExtractor",
         "params": to_jsonable(ext.get_params()),
         "fitted": {
             k: to_jsonable(getattr(ext, k))
-            for k in ("data_min_", "data_max_", "n_frames_")
+            for k in _EXTRACTOR_FITTED
             if hasattr(ext, k)
         },
     }
@@ -211,15 +221,7 @@ def _embedding_to_json(emb, name, blobs, bundle):
     entry = {
         "type": "PretrainedEmbedding",
         "params": to_jsonable(params),
-        "fitted": {
-            k: to_jsonable(getattr(emb, k))
-            for k in (
-                "checkpoint_sha256_",
-                "n_features_out_",
-                "n_frames_",
-                "network_config_",
-            )
-        },
+        "fitted": {k: to_jsonable(getattr(emb, k)) for k in _EMBEDDING_FITTED},
         "bundled": None,
     }
     if bundle:
@@ -429,11 +431,7 @@ def _load_extractor(entry, device=None):
     ext = LogMelExtractor(**params)
     ext._validate_params()
     fitted = entry["fitted"]
-    if not isinstance(fitted, dict) or not set(fitted) <= {
-        "data_min_",
-        "data_max_",
-        "n_frames_",
-    }:
+    if not isinstance(fitted, dict) or not set(fitted) <= set(_EXTRACTOR_FITTED):
         raise ValueError(f"unexpected fitted attributes of LogMelExtractor: {fitted!r}")
     for k, v in fitted.items():
         if v is not None and not isinstance(v, (int, float)):
@@ -449,12 +447,7 @@ def _load_embedding(entry, zf, device, checkpoint):
 
     params = dict(entry["params"])
     fitted = entry["fitted"]
-    if not isinstance(fitted, dict) or set(fitted) != {
-        "checkpoint_sha256_",
-        "n_features_out_",
-        "n_frames_",
-        "network_config_",
-    }:
+    if not isinstance(fitted, dict) or set(fitted) != set(_EMBEDDING_FITTED):
         raise ValueError(
             f"unexpected fitted attributes of PretrainedEmbedding: {fitted!r}"
         )
