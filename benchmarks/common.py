@@ -87,6 +87,22 @@ def write_json(path, obj):
         f.write("\n")
 
 
+def write_record(folder, name, result):
+    """Write ``result`` as ``folder/<name>-<UTC time>.json`` and say where.
+
+    Returns
+    -------
+    path : str
+        The file written.
+    """
+    os.makedirs(folder, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    path = os.path.join(folder, f"{name}-{stamp}.json")
+    write_json(path, result)
+    print("wrote", path)
+    return path
+
+
 def replace_section(md_path, marker, text):
     """Replace the block between ``<!-- marker -->`` lines in a Markdown file."""
     start, end = f"<!-- {marker} start -->", f"<!-- {marker} end -->"

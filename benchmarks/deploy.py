@@ -21,7 +21,6 @@ stream's handling, not on the detector's quality.
 """
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -30,7 +29,7 @@ import time
 import numpy as np
 import soundfile as sf
 
-from benchmarks.common import ROOT, commit, machine, require
+from benchmarks.common import ROOT, commit, machine, now, require, write_record
 from benchmarks.data import training_audio
 from sklearn_sed import LogMelExtractor, make_detector, make_pipeline
 from sklearn_sed.datasets import load_desed
@@ -200,7 +199,7 @@ def main(argv=None):
     parser.add_argument("--skip-onnx", action="store_true")
     args = parser.parse_args(argv)
     require(os.path.join(args.data, "metadata", "validation.tsv"), "benchmark data")
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    started = now()
     result = {"machine": machine(), "date": started, "commit": commit()}
     if not args.skip_onnx:
         result["onnx"] = bench_onnx(args.data)
@@ -231,11 +230,7 @@ def main(argv=None):
         found = {c for _, _, c in predict_file_events(pipe, recording, overlap=0.9)}
         result["detector"]["classes_detected_offline"] = sorted(found)
     result["stream_seconds"] = len(y) / 44100
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"deploy-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote", path)
+    write_record(args.out, "deploy", result)
     return 0
 
 

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.common import ROOT, commit, machine
+from benchmarks.common import ROOT, commit, machine, now, write_record
 from sklearn_sed import (
     FusedFeatures,
     LogMelExtractor,
@@ -150,7 +150,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = {
         "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": now(),
         "commit": commit(),
         "throughput": [],
     }
@@ -169,11 +169,7 @@ def main(argv=None):
         print(json.dumps(result["store"]), flush=True)
         result["fit"] = bench_fit(checkpoint, "panns-cnn14", args.fit_epochs)
         print(json.dumps(result["fit"]), flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"embeddings-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote", path)
+    write_record(args.out, "embeddings", result)
     return 0
 
 
