@@ -123,6 +123,12 @@ def log_mel_spectrogram(
     return power_to_db(S, top_db).reshape(*y.shape[:-1], *S.shape[1:])
 
 
+#: Mel filters per band of the filter product (:func:`_mel_bands`): 16 ran
+#: the product 2.4x faster than the dense one on 2 AVX-512 cores, where 4
+#: and 8 ran slower than dense (small products take another BLAS path).
+_FILTERS_PER_BAND = 16
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr, n_fft, win_length, n_mels, fmin, fmax):
     """Build librosa's Hann window and mel filters, cut to the FFT bins used.
@@ -130,7 +136,7 @@ def _mel_basis(sr, n_fft, win_length, n_mels, fmin, fmax):
     Returns the window padded to ``n_fft``, the transposed filter bank with
     each bin's row twice, of shape (2 * n_bins_used, n_mels) (one row for the
     squared real part, one for the imaginary part), both as float32 tensors,
-    and ``n_bins_used``.
+    ``n_bins_used``, and the same filters as bands (:func:`_mel_bands`).
     """
     window = librosa.filters.get_window("hann", win_length, fftbins=True)
     window = librosa.util.pad_center(window, size=n_fft).astype(np.float32)
@@ -139,8 +145,38 @@ def _mel_basis(sr, n_fft, win_length, n_mels, fmin, fmax):
     ).astype(np.float32)
     used = np.flatnonzero(mel.any(axis=0))
     n_bins = int(used[-1]) + 1 if used.size else 1
-    pairs = np.repeat(mel[:, :n_bins].T, 2, axis=0)
-    return torch.from_numpy(window), torch.from_numpy(pairs), n_bins
+    pairs = torch.from_numpy(np.repeat(mel[:, :n_bins].T, 2, axis=0))
+    return torch.from_numpy(window), pairs, n_bins, _mel_bands(pairs)
+
+
+def _mel_bands(pairs):
+    """Split the filter product into the blocks where the filters are not zero.
+
+    A mel filter is a triangle over a few FFT bins, so the dense product
+    multiplies mostly zeros (97 % of them at 64 bands). Each run of
+    :data:`_FILTERS_PER_BAND` consecutive filters touches one stretch of
+    rows; its block is that stretch, and the product is these small
+    products side by side, equal to the dense one but for float32 rounding.
+
+    Parameters
+    ----------
+    pairs : torch.Tensor of shape (2 * n_bins, n_mels)
+
+    Returns
+    -------
+    bands : tuple of (int, int, int, int, torch.Tensor)
+        ``(first_filter, end_filter, first_row, end_row, block)`` with
+        ``block = pairs[first_row:end_row, first_filter:end_filter]``;
+        filters that are zero everywhere are left out (their output is 0).
+    """
+    bands = []
+    for first in range(0, pairs.shape[1], _FILTERS_PER_BAND):
+        end = min(first + _FILTERS_PER_BAND, pairs.shape[1])
+        rows = torch.nonzero(pairs[:, first:end].any(dim=1)).flatten()
+        if len(rows):
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            bands.append((first, end, lo, hi, pairs[lo:hi, first:end].contiguous()))
+    return tuple(bands)
 
 
 def _mel_power(
@@ -160,7 +196,7 @@ def _mel_power(
     awake. On another ``device`` (a GPU) all clips go through one batched
     ``torch.stft`` there and only the mel powers come back.
     """
-    window, mel_pairs, n_bins = _mel_basis(
+    window, mel_pairs, n_bins, bands = _mel_basis(
         int(sr), int(n_fft), int(win_length), int(n_mels), float(fmin), float(fmax)
     )
     if torch.device(device).type != "cpu":
@@ -169,7 +205,8 @@ def _mel_power(
         )
     n_samples = len(clips[0]) if len(clips) else 0
     n_frames = 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
-    out = torch.empty((len(clips), n_frames, n_mels), dtype=torch.float32)
+    # Zeros: a filter that is zero everywhere is in no band.
+    out = torch.zeros((len(clips), n_frames, n_mels), dtype=torch.float32)
     with torch.inference_mode():
         for k, clip in enumerate(clips):
             if not clip.flags.writeable:  # torch.from_numpy warns on read-only
@@ -183,9 +220,11 @@ def _mel_power(
                 pad_mode="constant",
                 return_complex=True,
             )[:n_bins].T
-            # |X|^2 @ mel as (re^2, im^2 interleaved) @ (each filter row twice).
+            # |X|^2 @ mel as (re^2, im^2 interleaved) @ (each filter row twice),
+            # band by band: only the blocks where the filters are not zero.
             pairs = torch.view_as_real(spec).square().reshape(len(spec), -1)
-            torch.matmul(pairs, mel_pairs, out=out[k])
+            for first, end, lo, hi, block in bands:
+                torch.matmul(pairs[:, lo:hi], block, out=out[k, :, first:end])
     return out.numpy()
 
 
