@@ -190,8 +190,9 @@ def _mel_power(
     Equal to ``librosa.feature.melspectrogram(..., power=2.0).swapaxes(-1, -2)``
     (centred frames, zero padding, periodic Hann window, librosa's filters;
     float32 rounding apart) but several times as fast here: a float32
-    ``torch.stft`` (multi-threaded), only the bins below ``fmax``, and one
-    matrix product with the filters, one clip at a time so that the spectrum
+    ``torch.stft`` (multi-threaded), only the bins below ``fmax``, and the
+    product with the filters band by band, only where they are not zero
+    (:func:`_mel_bands`), one clip at a time so that the spectrum
     stays in cache, and the clips back to back so that torch's threads stay
     awake. On another ``device`` (a GPU) all clips go through one batched
     ``torch.stft`` there and only the mel powers come back.
