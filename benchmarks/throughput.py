@@ -1,5 +1,5 @@
 """Training throughput of PseudoLabelSED: float32 or bfloat16 autocast, eager
-or through ``torch.compile``, and the recipes' default (``compile="auto"``,
+or through ``torch.compile``, and the ``"cpu"`` recipe's default (``"auto"``:
 the training probe's choice), at the demo's and the ``"cpu"`` recipe's sizes,
 against the machine's measured matmul peaks.
 
@@ -41,11 +41,19 @@ SETUPS = {
     "bfloat16": ("bfloat16", False),
     "float32 + compile": ("float32", True),
     "bfloat16 + compile": ("bfloat16", True),
-    # The recipes' default, and the fastest set-up the probe may choose.
-    "default (float32, compile=auto)": ("float32", "auto"),
+    # What the training probe may choose: compiled or not, and the dtype too.
+    "float32, compile=auto": ("float32", "auto"),
     "auto (dtype and compile)": ("auto", "auto"),
 }
 AUTO = [name for name, (d, c) in SETUPS.items() if "auto" in (d, c)]
+
+
+def default_setup():
+    """Return the name in :data:`SETUPS` of the ``"cpu"`` recipe's set-up."""
+    from sklearn_sed.recipes import RECIPES
+
+    recipe = (RECIPES["cpu"]["train_dtype"], RECIPES["cpu"]["compile"])
+    return next(name for name, setup in SETUPS.items() if setup == recipe)
 
 
 def clips_per_second(
@@ -187,7 +195,7 @@ def main(argv=None):
                     f"{len(values) - len(numbers)} of {len(values)} runs "
                     + "; ".join(failures)
                 )
-        default = next(iter(AUTO))
+        default = default_setup()
         done = [v for v in results[default] if isinstance(v, dict)]
         chose = sorted({v["chose"] for v in done}) or ["n/a"]
         probe = sum(
@@ -229,10 +237,11 @@ def main(argv=None):
             "(stage 1, Adam), clips per second of the second epoch, median of "
             f"{args.repeats} alternating runs, each in a child process, nothing "
             "else running. A cell that names a signal is a set-up that killed "
-            'the interpreter. "default" is the recipes\' set-up '
-            '(`compile="auto"`, float32): what the training probe chose, '
+            'the interpreter. "default" is the `"cpu"` recipe\'s set-up, '
+            f"{default_setup()}: what the training probe chose, "
             "and its one-time cost on this machine (every `auto` probe of the "
-            'network, summed); "auto" also lets the probe choose bfloat16. '
+            'network, summed); "auto (dtype and compile)" lets the probe '
+            "choose bfloat16 where the CPU has it, as well as compilation. "
             f"Matmul peaks in the same run: {peaks['float32']:.0f} GFLOP/s "
             f"float32, {peaks['bfloat16']:.0f} GFLOP/s bfloat16.",
             "",
