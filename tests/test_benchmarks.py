@@ -273,3 +273,25 @@ def test_each_table_row_is_one_train_command_with_the_same_settings(fields):
         teachers = [s.teacher for s in schedules]
         assert [t is None for t in teachers] == [t is None for t in teachers[::-1]]
     assert ("--unlabeled-tsv" in argv) == settings.unlabeled
+
+
+@pytest.mark.slow
+def test_eager_wins_times_both_layouts_in_children_and_writes_its_section(tmp_path):
+    """``benchmarks.eager_wins --tiny``: eager float32 in both memory
+    layouts, a step time per cell and the collate function's, in the section
+    of the Markdown file it is given. A layout whose kernels kill the child
+    (channels-last at 2 filters does on some CPUs) is named, not fatal."""
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n")
+    _run("-m", "benchmarks.eager_wins", "--tiny", "--repeats", "1", "--docs", str(docs))
+    text = docs.read_text()
+    assert "<!-- eager_wins start -->" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| float32 |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) > 0, row  # contiguous: the layout that trains
+    if cells[3].startswith("killed by SIG"):
+        assert cells[4] == "n/a", row
+    else:
+        assert float(cells[3]) > 0, row
+        assert cells[4].endswith("x"), row
+    assert "ms a batch" in text
