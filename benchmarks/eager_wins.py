@@ -47,8 +47,11 @@ def step_seconds(dtype, compiled, layout, size=FULL):
     n_filters, n_blocks, batch, n_frames, steps = size
     torch.manual_seed(0)
     module = ResNetSED(n_classes=10, n_filters=n_filters, n_blocks=n_blocks)
-    if layout == "contiguous":
-        module = module.to(memory_format=torch.contiguous_format)
+    layouts = {
+        "contiguous": torch.contiguous_format,
+        "channels_last": torch.channels_last,
+    }
+    module = module.to(memory_format=layouts[layout])
     x = torch.rand(batch, n_frames, 64)
     y = (torch.rand(batch, n_frames // 8, 10) > 0.8).float()
     optimizer = torch.optim.Adam(module.parameters(), 2e-3)
