@@ -5,7 +5,8 @@
 localises within half an hour of a 2-core CPU (``docs/recipe.md`` and
 ``docs/benchmarks.md`` give its measurements): the report's network and loss
 at width 16, trained with Adam, warm-up and cosine decay in float32 (bfloat16
-autocast is opt-in: ``docs/recipe.md`` says why), time
+autocast is opt-in: it lost 1.1 points of event F1 on one of Table 1's
+rows, ``docs/recipe.md``), time
 shift and frequency masks, the best epoch on validation clips
 and per-class thresholds and median filters tuned on them.
 ``"cpu_teacher"`` (not the report) is ``"cpu"`` whose pseudo labels are drawn
@@ -67,9 +68,10 @@ RECIPES = {
         "lr_schedule": WarmupCosine(warmup_epochs=1),
         "augment": Augment(time_shift=0.3, freq_mask=8, filter_augment=6.0),
         "pseudo_labels": PseudoLabelSchedule(max_iter=4, delta=0.1),
-        # float32: bfloat16 autocast is 1.8x faster on CPUs with AVX-512 BF16,
-        # but its F1 against float32 is measured on one seed only, inside the
-        # seeds' spread (docs/benchmarks.md); train_dtype="auto" is opt-in.
+        # float32: bfloat16 autocast trains 1.6-1.9x faster on CPUs with
+        # AVX-512 BF16, but scored 1.1 points of event F1 below float32 on
+        # Table 1's ResNet row (3 seeds each; docs/benchmarks.md), outside
+        # the 0.5 point a default may lose; train_dtype="auto" is opt-in.
         # Compiled only where the training probe ran this exact step in a
         # child process, safely and faster (training.fast_path).
         "train_dtype": "float32",
@@ -154,8 +156,8 @@ RECIPE_CARDS = {
         summary="the report's method: ResNet (width 16 x 2 blocks) with "
         "class-frame pseudo labels, Adam, tuned per-class decoding",
         event_f1="19.8 % (3 seeds; 19.4 % without pseudo labels)",
-        minutes="for 1,000 clips x 14 epochs on 2 cores: 27 min in float32, "
-        "17 min with train_dtype='bfloat16' (both compiled) on an AMD EPYC "
+        minutes="for 1,000 clips x 14 epochs on 2 cores: 24-27 min in float32, "
+        "14-17 min with train_dtype='bfloat16' (both compiled) on an AMD EPYC "
         "with AVX-512 BF16; 65-120 min on one with AVX2 only (float32 eager)",
         source="Table 1 on real recordings, 2-core CPU",
     ),
