@@ -4,6 +4,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 
@@ -19,6 +20,36 @@ CPU_FEATURES = (
     ("avx512_bf16", "AVX-512 BF16"),
     ("amx_bf16", "AMX-BF16"),
 )
+
+
+def run_in_child(module, payload, *, env=None, timeout=None):
+    """Run ``python -m MODULE --one PAYLOAD`` from the root; its JSON result.
+
+    A benchmark measures a set-up that may abort the interpreter (compiled or
+    channels-last kernels do on some CPUs) in a child process, so that the
+    abort is recorded instead of ending the benchmark.
+
+    Returns
+    -------
+    result : object or str
+        The JSON of the child's last line of output; or, when it gave none,
+        why: "killed by SIGABRT", "failed (exit 1: its last message)".
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--one", json.dumps(payload)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+    if proc.returncode == 0:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    if proc.returncode < 0:
+        return f"killed by {signal.Signals(-proc.returncode).name}"
+    last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:80]
+    return f"failed (exit {proc.returncode}: {last})"
 
 
 def require(path, what):

@@ -16,13 +16,11 @@ maps, median of 50 calls. Writes the ``eager_wins`` section of
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import time
 
-from benchmarks.common import ROOT, commit, machine, now, replace_section
+from benchmarks.common import ROOT, commit, machine, now, replace_section, run_in_child
 
 #: (dtype, compiled, layout)
 SETUPS = [
@@ -36,6 +34,18 @@ SETUPS = [
 FULL = (16, 2, 16, 1024, 12)
 #: A check that the script runs, in seconds (``--tiny``: float32 eager only).
 TINY = (2, 1, 2, 64, 1)
+
+
+def median_seconds(fn, calls, warmups=3):
+    """Median seconds of ``calls`` calls of ``fn``, after ``warmups`` calls."""
+    for _ in range(warmups):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def step_seconds(dtype, compiled, layout, size=FULL):
@@ -65,14 +75,7 @@ def step_seconds(dtype, compiled, layout, size=FULL):
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(step, calls=steps)
 
 
 def collate_seconds(calls=50):
@@ -88,30 +91,12 @@ def collate_seconds(calls=50):
         (rng.random((1024, 64)).astype(np.float16), {"frames": torch.zeros(128, 10)})
         for _ in range(16)
     ]
-    for _ in range(3):
-        collate(items)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        collate(items)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: collate(items), calls=calls)
 
 
 def in_child(setup, size=FULL):
     """:func:`step_seconds` in a child process; a string says how it failed."""
-    one = json.dumps([*setup, size])
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.eager_wins", "--one", one],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if out.returncode < 0:
-        return f"killed by {signal.Signals(-out.returncode).name}"
-    if out.returncode != 0:
-        return f"exit {out.returncode}"
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_child("benchmarks.eager_wins", [*setup, size])
 
 
 def main(argv=None):

@@ -22,14 +22,19 @@ in the same run. Writes the throughput section of ``docs/benchmarks.md``.
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, commit, machine, now, replace_section
+from benchmarks.common import (
+    ROOT,
+    commit,
+    machine,
+    now,
+    replace_section,
+    run_in_child,
+)
 
 SIZES = {
     # name: (n_filters, n_blocks, batch_size, n_clips)
@@ -131,25 +136,15 @@ def measure_in_child(size, setup, timeout=1800, cache=None):
     """Run one fit in a child process; its result, or why it gave none."""
     n_filters, n_blocks, batch_size, n_clips = SIZES[size]
     dtype, compile = SETUPS[setup]
-    args = json.dumps([n_filters, dtype, n_clips, batch_size, n_blocks, compile])
     env = {**os.environ, "SKLEARN_SED_PROBE": "on"}
     if cache is not None:
         env["SKLEARN_SED_CACHE_DIR"] = cache
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.throughput", "--one", args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return run_in_child(
+        "benchmarks.throughput",
+        [n_filters, dtype, n_clips, batch_size, n_blocks, compile],
         env=env,
+        timeout=timeout,
     )
-    if proc.returncode == 0:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    if proc.returncode < 0:
-        return f"killed by {signal.Signals(-proc.returncode).name}"
-    last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:80]
-    return f"failed (exit {proc.returncode}: {last})"
 
 
 def main(argv=None):
@@ -165,6 +160,7 @@ def main(argv=None):
         )
         print(json.dumps(result))
         return 0
+    default = default_setup()
     peaks = matmul_peaks()
     print(f"matmul peaks: {peaks}", flush=True)
     header = " | ".join(f"{s} clips/s" for s in SETUPS)
@@ -195,7 +191,6 @@ def main(argv=None):
                     f"{len(values) - len(numbers)} of {len(values)} runs "
                     + "; ".join(failures)
                 )
-        default = default_setup()
         done = [v for v in results[default] if isinstance(v, dict)]
         chose = sorted({v["chose"] for v in done}) or ["n/a"]
         probe = sum(
@@ -238,7 +233,7 @@ def main(argv=None):
             f"{args.repeats} alternating runs, each in a child process, nothing "
             "else running. A cell that names a signal is a set-up that killed "
             'the interpreter. "default" is the `"cpu"` recipe\'s set-up, '
-            f"{default_setup()}: what the training probe chose, "
+            f"{default}: what the training probe chose, "
             "and its one-time cost on this machine (every `auto` probe of the "
             'network, summed); "auto (dtype and compile)" lets the probe '
             "choose bfloat16 where the CPU has it, as well as compilation. "
