@@ -128,6 +128,11 @@ def log_mel_spectrogram(
 #: timed beside a training run), where 4 and 8 ran slower than dense.
 _FILTERS_PER_BAND = 16
 
+#: Frames per real FFT in :func:`_mel_power`: 256 frames (0.5 MB of spectrum
+#: at 1024-point FFTs) ran the mel power 1.3x faster than the whole clip at
+#: once, and faster than 128 or 512 (one thread, AVX-512 EPYC).
+_FRAMES_PER_STEP = 256
+
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr, n_fft, win_length, n_mels, fmin, fmax):
@@ -189,13 +194,15 @@ def _mel_power(
 
     Equal to ``librosa.feature.melspectrogram(..., power=2.0).swapaxes(-1, -2)``
     (centred frames, zero padding, periodic Hann window, librosa's filters;
-    float32 rounding apart) but several times as fast here: a float32
-    ``torch.stft`` (multi-threaded), only the bins below ``fmax``, and the
-    product with the filters band by band, only where they are not zero
-    (:func:`_mel_bands`), one clip at a time so that the spectrum
-    stays in cache, and the clips back to back so that torch's threads stay
-    awake. On another ``device`` (a GPU) all clips go through one batched
-    ``torch.stft`` there and only the mel powers come back.
+    float32 rounding apart) but several times as fast here: float32 real
+    FFTs of the frames cut to the window's ``win_length`` samples (the
+    window is zero elsewhere),
+    :data:`_FRAMES_PER_STEP` frames at a time so that their spectrum stays in
+    cache, only the bins below ``fmax``, and the product with the filters
+    band by band, only where they are not zero (:func:`_mel_bands`), the
+    clips back to back so that torch's threads stay awake. On another
+    ``device`` (a GPU) all clips go through one batched ``torch.stft`` there
+    and only the mel powers come back.
     """
     window, mel_pairs, n_bins, bands = _mel_basis(
         int(sr), int(n_fft), int(win_length), int(n_mels), float(fmin), float(fmax)
@@ -206,26 +213,34 @@ def _mel_power(
         )
     n_samples = len(clips[0]) if len(clips) else 0
     n_frames = 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
+    # The window is zero outside its win_length centre samples; the frame cut
+    # there and zero-padded at the end to n_fft is the centred frame shifted
+    # circularly, which leaves |X|^2 as it is.
+    offset = (n_fft - win_length) // 2
+    window = window[offset : offset + win_length]
     # Zeros: a filter that is zero everywhere is in no band.
     out = torch.zeros((len(clips), n_frames, n_mels), dtype=torch.float32)
     with torch.inference_mode():
         for k, clip in enumerate(clips):
             if not clip.flags.writeable:  # torch.from_numpy warns on read-only
                 clip = clip.copy()
-            spec = torch.stft(
-                torch.from_numpy(np.ascontiguousarray(clip)),
-                n_fft,
-                hop_length,
-                window=window,
-                center=True,
-                pad_mode="constant",
-                return_complex=True,
-            )[:n_bins].T
-            # |X|^2 @ mel as (re^2, im^2 interleaved) @ (each filter row twice),
-            # band by band: only the blocks where the filters are not zero.
-            pairs = torch.view_as_real(spec).square().reshape(len(spec), -1)
-            for first, end, lo, hi, block in bands:
-                torch.matmul(pairs[:, lo:hi], block, out=out[k, :, first:end])
+            padded = torch.nn.functional.pad(
+                torch.from_numpy(np.ascontiguousarray(clip)), (n_fft // 2, n_fft // 2)
+            )
+            frames = padded[offset:].unfold(0, win_length, hop_length)[:n_frames]
+            # A few frames at a time, so that their spectrum stays in cache.
+            for start in range(0, n_frames, _FRAMES_PER_STEP):
+                stop = min(start + _FRAMES_PER_STEP, n_frames)
+                spec = torch.fft.rfft(frames[start:stop] * window, n=n_fft)
+                # |X|^2 @ mel as (re^2, im^2 interleaved) @ (each filter row
+                # twice), band by band: only the blocks where the filters are
+                # not zero.
+                pairs = torch.view_as_real(spec[:, :n_bins]).square()
+                pairs = pairs.reshape(stop - start, -1)
+                for first, end, lo, hi, block in bands:
+                    torch.matmul(
+                        pairs[:, lo:hi], block, out=out[k, start:stop, first:end]
+                    )
     return out.numpy()
 
 
