@@ -284,6 +284,29 @@ def test_listen_reports_a_stalled_stream(model_file, recording):
     assert out.decode().startswith("onset\toffset")
 
 
+def test_a_stream_drains_the_samples_of_an_unfinished_block():
+    """What ``blocks`` holds while it waits for the rest of a block (Ctrl-C
+    lands there) comes out of ``drain``: whole samples only, once."""
+    from sklearn_sed.deploy.pcm import PCMStream, StreamError
+
+    pcm = np.arange(1500, dtype="<i2")
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, pcm.tobytes() + b"\x01")  # and half a sample
+        raw = {"rate": 1000, "channels": 1, "sample_format": "s16le"}
+        stream = PCMStream(read_fd, raw=raw, stall_timeout=0.2)
+        blocks = stream.blocks(1.0)
+        np.testing.assert_array_equal(next(blocks), pcm[:1000] / np.float32(32768))
+        with pytest.raises(StreamError, match="stalled"):
+            next(blocks)  # waits for 500 more samples that do not come
+        np.testing.assert_array_equal(stream.drain(), pcm[1000:] / np.float32(32768))
+        assert stream.seconds == 1.5
+        assert stream.drain().size == 0
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
 def test_listen_prints_the_open_events_on_ctrl_c(model_file, pipe, recording):
     """SIGINT (Ctrl-C) mid-stream: the events still open are printed, as the
     end of the stream would print them, and listen exits cleanly."""

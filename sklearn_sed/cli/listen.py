@@ -77,6 +77,8 @@ def _cmd_listen(args):
             _print_events(detector.push(samples))
     except KeyboardInterrupt:
         print("interrupted: the events still open are printed", file=sys.stderr)
+        # The samples received since the last whole block count too.
+        _print_events(detector.push(stream.drain()))
     except StreamError as exc:
         _print_events(detector.flush())  # nothing detected is lost
         raise CLIError(f"{exc} The events detected until then were printed.") from None

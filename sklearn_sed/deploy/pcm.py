@@ -175,6 +175,32 @@ class PCMStream:
                 self._left -= usable
             yield self._samples(data)
 
+    def drain(self):
+        """Return the samples read but not yet yielded by :meth:`blocks`.
+
+        :meth:`blocks` waits for a whole block; a stream that is interrupted
+        (Ctrl-C) holds up to a block of samples that were received but not
+        yielded. ``drain`` hands them over so that nothing received is lost.
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples,), dtype float32
+            Mono samples (whole sample frames only; empty before the header
+            or when nothing is left).
+        """
+        if not hasattr(self, "_frame_bytes"):
+            return np.zeros(0, np.float32)
+        usable = len(self._buffer)
+        if self._left is not None:
+            usable = min(usable, self._left)
+        usable -= usable % self._frame_bytes
+        if usable == 0:
+            return np.zeros(0, np.float32)
+        data, self._buffer = self._buffer[:usable], self._buffer[usable:]
+        if self._left is not None:
+            self._left -= usable
+        return self._samples(data)
+
     def _samples(self, data):
         frames = np.frombuffer(data, dtype=self.dtype).reshape(-1, self.channels)
         if self.dtype.kind == "f":
