@@ -163,8 +163,8 @@ def table(records):
     """Markdown of Table 1: one row per group of runs (equal settings but seed)."""
     lines = [
         "| system | event-based F1 (%) | segment-based F1 (%) | training minutes "
-        "| seeds: event F1 (%) | settings | commit, machine |",
-        "|---|---|---|---|---|---|---|",
+        "| seeds: event F1 (%) | seeds: best epoch | settings | commit, machine |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     groups = merge(records)
     for shared, runs in groups:
@@ -178,10 +178,11 @@ def table(records):
             f"| {summarise(100 * r['segment_f1'] for r in res)} "
             f"| {summarise(r['fit_seconds'] / 60 for r in res)} "
             f"| {', '.join(_seed_f1(r) for r in runs)} "
+            f"| {', '.join(_seed_best_epoch(r) for r in runs)} "
             f"| {', '.join(f'{k}={v}' for k, v in differs.items()) or 'defaults'} "
             f"| {'; '.join(origin)} |"
         )
-    lines += _commands(groups)
+    lines += _commands(groups) + _per_class(groups)
     lines += _mean_teacher_epochs(groups) + _unlabeled_rule(groups)
     return "\n".join(lines)
 
@@ -216,6 +217,38 @@ def _differs(shared):
 
 def _seed_f1(record):
     return f"{record.settings['seed']}: {100 * record.results['event_f1']:.1f}"
+
+
+def _seed_best_epoch(record):
+    """``seed: epoch`` of the kept epoch; ``seed: -`` in a record without one."""
+    return f"{record.settings['seed']}: {record.results.get('best_epoch', '-')}"
+
+
+def _per_class(groups):
+    """Event F1 per class of every row, mean over its seeds (%)."""
+    scored = [
+        (shared, [r.results["per_class_event_f1"] for r in runs])
+        for shared, runs in groups
+        if all("per_class_event_f1" in r.results for r in runs)
+    ]
+    if not scored:
+        return []
+    classes = list(scored[0][1][0])
+    lines = [
+        "",
+        "Event-based F1 per class (%), mean over each row's seeds:",
+        "",
+        "| system | " + " | ".join(classes) + " |",
+        "|---|" + "---|" * len(classes),
+    ]
+    for shared, per_class in scored:
+        cells = [
+            np.mean([100 * run.get(c, np.nan) for run in per_class]) for c in classes
+        ]
+        lines.append(
+            f"| {_label(shared)} | " + " | ".join(f"{c:.1f}" for c in cells) + " |"
+        )
+    return lines
 
 
 def _mean_teacher_epochs(groups):

@@ -175,6 +175,15 @@ def test_table1_runs_tiny_from_a_pack_and_reports(pack, tmp_path):
     # Each row names the command line that trains it.
     command = "- ResNet with pseudo label (proposed): `sklearn-sed train --recipe cpu"
     assert command in text
+    # Each row names its seeds' kept epochs, and has a row of F1 per class.
+    best = {r.settings["variant"]: r.results["best_epoch"] for r in records}
+    row = next(line for line in text.splitlines() if line.startswith("| ResNet with"))
+    assert row.split(" | ")[5] == f"0: {best['resnet_pl']}"
+    per_class = text.split("Event-based F1 per class")[1].split("\n\n")[1]
+    assert per_class.startswith("| system | Alarm_bell_ringing | Blender |")
+    rows = per_class.splitlines()[2:]
+    assert len(rows) == 3
+    assert all(len(r.split(" | ")) == 11 for r in rows)
     # The rows of unlabelled clips: the CRNN mean teacher, the ResNet + PL.
     for variant, flag in (("crnn", "--mean-teacher"), ("resnet_pl", "--unlabeled")):
         _run(
