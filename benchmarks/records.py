@@ -145,9 +145,13 @@ def merge(records, over=("seed",)):
 
 
 def summarise(values):
-    """``mean ± spread`` of a list of numbers (population standard deviation)."""
+    """``mean ± spread`` of a list of numbers (population standard deviation).
+
+    One number has no spread: it is given alone, with ``(1 run)``.
+    """
     values = [float(v) for v in values]
     if not values:
         return "n/a"
-    spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f} (1 run)"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"

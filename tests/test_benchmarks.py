@@ -82,6 +82,7 @@ def test_merge_groups_seeds_of_equal_settings_and_keeps_the_latest_rerun(tmp_pat
     first = groups[0][1]
     assert sorted(r.results["event_f1"] for r in first) == [0.2, 0.3]
     assert summarise([1.0, 3.0]) == "2.0 ± 1.0"
+    assert summarise([2.0]) == "2.0 (1 run)"  # no spread to show
 
 
 def test_a_file_that_is_not_a_record_is_refused_by_name(tmp_path):
