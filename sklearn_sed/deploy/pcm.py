@@ -166,14 +166,10 @@ class PCMStream:
                 if not chunk:
                     break
                 self._buffer += chunk
-            usable = min(len(self._buffer), limit)
-            usable -= usable % self._frame_bytes
-            if usable == 0:
+            samples = self._take(limit)
+            if samples is None:
                 break  # the end (a partial sample at the very end is dropped)
-            data, self._buffer = self._buffer[:usable], self._buffer[usable:]
-            if self._left is not None:
-                self._left -= usable
-            yield self._samples(data)
+            yield samples
 
     def drain(self):
         """Return the samples read but not yet yielded by :meth:`blocks`.
@@ -188,14 +184,22 @@ class PCMStream:
             Mono samples (whole sample frames only; empty before the header
             or when nothing is left).
         """
-        if not hasattr(self, "_frame_bytes"):
-            return np.zeros(0, np.float32)
-        usable = len(self._buffer)
+        samples = None
+        if hasattr(self, "_frame_bytes"):  # the format is known
+            samples = self._take(len(self._buffer))
+        return np.zeros(0, np.float32) if samples is None else samples
+
+    def _take(self, limit):
+        """Take the buffer's whole sample frames as samples, or None if none.
+
+        At most ``limit`` bytes, and at most the rest of the data chunk.
+        """
         if self._left is not None:
-            usable = min(usable, self._left)
+            limit = min(limit, self._left)
+        usable = min(len(self._buffer), limit)
         usable -= usable % self._frame_bytes
         if usable == 0:
-            return np.zeros(0, np.float32)
+            return None
         data, self._buffer = self._buffer[:usable], self._buffer[usable:]
         if self._left is not None:
             self._left -= usable
