@@ -191,6 +191,27 @@ def test_log_mel_equals_librosa_melspectrogram(kw):
     )
 
 
+def test_log_mel_of_a_long_clip_equals_librosa_across_fft_steps():
+    """The paper's settings on 6 s (614 frames): the real FFTs run in steps of
+    256 frames, the last one short; every step's frames land in their rows."""
+    import librosa
+
+    from sklearn_sed.audio.features import _FRAMES_PER_STEP
+
+    kw = dict(
+        sr=44100, n_fft=1024, hop_length=431, win_length=882, n_mels=64,
+        fmin=0.0, fmax=16000.0,
+    )  # fmt: skip
+    y = (np.random.default_rng(1).normal(size=6 * 44100) * 0.1).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=y, power=2.0, **kw)
+    ref_db = 10 * np.log10(np.maximum(ref, 1e-10)).T
+    assert len(ref_db) > 2 * _FRAMES_PER_STEP
+    assert len(ref_db) % _FRAMES_PER_STEP  # the last step is short
+    np.testing.assert_allclose(
+        log_mel_spectrogram(y, top_db=None, **kw), ref_db, atol=1e-3
+    )
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
 def test_load_audio_equals_soundfile_for_every_sample_format(tmp_path, subtype):
     """Check load_audio (with its own int16 conversion for PCM_16 files) gives
