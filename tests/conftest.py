@@ -2,6 +2,8 @@ import atexit
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 
@@ -21,6 +23,36 @@ if "SKLEARN_SED_CACHE_DIR" not in os.environ:
     _CACHE = tempfile.mkdtemp(prefix="sklearn-sed-test-cache-")
     os.environ["SKLEARN_SED_CACHE_DIR"] = _CACHE
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # left no trace
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`sklearn-sed demo` at a tiny size, run once in a child process.
+
+    Its own interpreter, with every default resolved as on this machine: an
+    abort there is a signal, not the end of the test run. The tests of the
+    main job share it (the demo takes some 13 s).
+
+    Returns
+    -------
+    proc : subprocess.CompletedProcess
+        The finished child, its output captured as text.
+    out : pathlib.Path
+        The demo's output folder.
+    """
+    out = tmp_path_factory.mktemp("demo")
+    code = "import sys; from sklearn_sed.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["demo", "--n-train", "8", "--n-valid", "4", "--n-dev", "4"]
+    argv += ["--max-epochs", "2", "--max-iter", "1", "--output-dir", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    return proc, out
 
 
 def pytest_addoption(parser):

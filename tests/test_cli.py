@@ -720,13 +720,11 @@ def test_pipeline_and_make_pipeline_are_top_level():
     assert sklearn_sed.make_pipeline is sklearn_sed.pipeline.make_pipeline
 
 
-def test_demo_writes_a_safe_model_that_predict_reads(tmp_path, capsys):
+def test_demo_writes_a_safe_model_that_predict_reads(demo_run, tmp_path):
     """Check the main job end to end at a tiny size: its model is a .sed file
     (even when a small training set misses classes) that predict reads."""
-    out = tmp_path / "demo"
-    argv = ["demo", "--n-train", "8", "--n-valid", "4", "--max-epochs", "1",
-            "--max-iter", "1", "--output-dir", str(out)]  # fmt: skip
-    assert main(argv) == 0
+    proc, out = demo_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert len(results) == 2
     model = sklearn_sed.load(out / "model.sed")

@@ -50,16 +50,11 @@ def _child(code, *args, timeout=600):
     )
 
 
-def test_demo_runs_in_a_child_process_with_the_defaults_and_shows_epochs(tmp_path):
+def test_demo_runs_in_a_child_process_with_the_defaults_and_shows_epochs(demo_run):
     """Check `sklearn-sed demo` at a tiny size, with every default resolved
     as on this machine, exits 0 in its own interpreter (an abort there would
     be a signal) and prints a line per training epoch."""
-    code = "import sys; from sklearn_sed.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = _child(
-        code,
-        *("demo", "--n-train", "8", "--n-valid", "4", "--n-dev", "4"),
-        *("--max-epochs", "2", "--max-iter", "1", "--output-dir", str(tmp_path)),
-    )
+    proc, folder = demo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     # skorch's epoch table: a row per epoch, 3 for each variant, uncoloured
@@ -70,7 +65,7 @@ def test_demo_runs_in_a_child_process_with_the_defaults_and_shows_epochs(tmp_pat
     assert epochs.count("3") == 2
     assert "\x1b[" not in out
     assert "Event-based F1" in out
-    assert (tmp_path / "detection.png").is_file()
+    assert (folder / "detection.png").is_file()
 
 
 @pytest.mark.parametrize("n_filters", [8, 16])

@@ -136,6 +136,7 @@ def test_weak_sources_disjoint_keeps_validation_and_moves_weak_recordings(
         out[mode] = tmp_path / mode
         argv = ["--data", str(tmp_path / "data"), "--output", str(out[mode])]
         argv += ["--n-strong", "3", "--n-weak", "12", "--n-valid", "2"]
+        argv += ["--n-unlabeled", "2"]  # the default, 1,000, takes 8 s
         assert make_data.main([*argv, "--weak-sources", mode]) == 0
 
     def weak_labels(folder):
