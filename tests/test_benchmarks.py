@@ -310,3 +310,12 @@ def test_eager_wins_times_both_layouts_in_children_and_writes_its_section(tmp_pa
         assert float(cells[3]) > 0, row
         assert cells[4].endswith("x"), row
     assert "ms a batch" in text
+
+
+def test_mean_teacher_epoch_prints_the_seconds_of_each_epoch(capsys):
+    from benchmarks import mean_teacher_epoch
+
+    assert mean_teacher_epoch.main(["--clips", "4", "--epochs", "2"]) == 0
+    seconds = [float(s) for s in capsys.readouterr().out.split()]
+    assert len(seconds) == 2
+    assert all(s > 0 for s in seconds)

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from skorch.callbacks import Callback
 
 import sklearn_sed
@@ -391,3 +392,37 @@ def test_the_fitted_model_is_the_mean_teacher_not_the_last_student(data):
         sed.net_, data["F_test"], None, 8, module=teacher
     )
     np.testing.assert_allclose(frames, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("train_dtype", ["float32", "bfloat16"])
+def test_the_mean_teacher_computes_its_targets_in_the_training_dtype(
+    data, monkeypatch, train_dtype
+):
+    """Check the teacher's forward pass (the consistency cost's targets) runs
+    under the student's autocast: bfloat16 with train_dtype="bfloat16"
+    (a float32 teacher beside a bfloat16 student took half of each batch's
+    time), none in float32."""
+    from sklearn_sed.training.callbacks import MeanTeacherCallback
+
+    seen = []
+    consistency_loss = MeanTeacherCallback.consistency_loss
+
+    def spy(self, net, X, y_pred):
+        teacher = self.averaged_.module if self.averaged_ is not None else None
+        if teacher is not None:
+            hook = teacher.register_forward_pre_hook(
+                lambda *_: seen.append(torch.is_autocast_enabled("cpu"))
+            )
+        try:
+            return consistency_loss(self, net, X, y_pred)
+        finally:
+            if teacher is not None:
+                hook.remove()
+
+    monkeypatch.setattr(MeanTeacherCallback, "consistency_loss", spy)
+    params = {**FAST_SED, "max_epochs": 1, "pseudo_labels": None, "batch_size": 4}
+    teacher = MeanTeacher(ema_decay=0.5)
+    sed = PseudoLabelSED(**params, mean_teacher=teacher, train_dtype=train_dtype)
+    sed.fit(data["F"], data["y_weak"], data["y_strong"])
+    assert seen  # the teacher ran on the batches after the first
+    assert set(seen) == {train_dtype == "bfloat16"}

@@ -174,16 +174,36 @@ class SEDNet(NeuralNet):
         float32, so that the loss (eqs. 1-3 take logarithms of
         probabilities) and the decoding are always in full precision.
         """
-        dtype = self.train_dtype if self.module_.training else self.inference_dtype
-        enabled = dtype == "bfloat16"
-        kind = device_type(self)
+        training = self.module_.training
         x = to_tensor(x, device=self.device)
         module = self._module_for(x)
-        with torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled):
+        with self.autocast(training):
             out = module(x, **fit_params)
-        if enabled:
+        if (self.train_dtype if training else self.inference_dtype) == "bfloat16":
             out = tuple(o.float() for o in out)
         return out
+
+    def autocast(self, training):
+        """Return the autocast context of a forward pass.
+
+        Parameters
+        ----------
+        training : bool
+            A forward pass of the training (the student's, and the mean
+            teacher's targets of the consistency cost): ``train_dtype``
+            applies; else (validation, pseudo labels, prediction)
+            ``inference_dtype``.
+
+        Returns
+        -------
+        context : torch.autocast
+            bfloat16 autocast on the net's device where that dtype is
+            ``"bfloat16"``; a disabled one otherwise.
+        """
+        dtype = self.train_dtype if training else self.inference_dtype
+        return torch.autocast(
+            device_type(self), dtype=torch.bfloat16, enabled=dtype == "bfloat16"
+        )
 
     def _module_for(self, x):
         """Return the compiled network for full training batches, else the plain one.
