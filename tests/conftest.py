@@ -25,7 +25,7 @@ if "SKLEARN_SED_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # left no trace
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_run(tmp_path_factory):
     """`sklearn-sed demo` at a tiny size, run once in a child process.
 

@@ -179,7 +179,7 @@ class SEDNet(NeuralNet):
         module = self._module_for(x)
         with self.autocast(training):
             out = module(x, **fit_params)
-        if (self.train_dtype if training else self.inference_dtype) == "bfloat16":
+        if self._dtype(training) == "bfloat16":
             out = tuple(o.float() for o in out)
         return out
 
@@ -200,10 +200,12 @@ class SEDNet(NeuralNet):
             bfloat16 autocast on the net's device where that dtype is
             ``"bfloat16"``; a disabled one otherwise.
         """
-        dtype = self.train_dtype if training else self.inference_dtype
-        return torch.autocast(
-            device_type(self), dtype=torch.bfloat16, enabled=dtype == "bfloat16"
-        )
+        enabled = self._dtype(training) == "bfloat16"
+        return torch.autocast(device_type(self), dtype=torch.bfloat16, enabled=enabled)
+
+    def _dtype(self, training):
+        """``train_dtype`` for a training forward pass, else ``inference_dtype``."""
+        return self.train_dtype if training else self.inference_dtype
 
     def _module_for(self, x):
         """Return the compiled network for full training batches, else the plain one.
