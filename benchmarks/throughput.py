@@ -16,7 +16,13 @@ by ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward);
 the float32 and bfloat16 peaks are those of a 2048 x 2048 ``torch.matmul``
 in the same run. Writes the throughput section of ``docs/benchmarks.md``.
 
-    python -m benchmarks.throughput [--repeats 3]
+``--isa avx2`` runs every fit and the matmul peaks on the code paths of a CPU
+with AVX2 only (ATen and Inductor, oneDNN and MKL limited by
+:data:`ISA_LIMITS`), on a CPU that has AVX-512; it writes a section of its
+own. The code is that of an AVX2-only CPU, the core executing it is not: its
+ratios, not its clips per second, stand for such a CPU.
+
+    python -m benchmarks.throughput [--repeats 3] [--isa avx2] [--size cpu]
 """
 
 import argparse
@@ -51,6 +57,16 @@ SETUPS = {
     "auto (dtype and compile)": ("auto", "auto"),
 }
 AUTO = [name for name, (d, c) in SETUPS.items() if "auto" in (d, c)]
+#: Environment that holds torch's CPU kernels to an instruction set: ATen's
+#: dispatch and Inductor's generated code, oneDNN's convolutions, MKL's
+#: matrix products (``sklearn_sed.training.fast_path.ISA_VARIABLES``).
+ISA_LIMITS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
 
 
 def default_setup():
@@ -151,8 +167,28 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--docs", default=f"{ROOT}/docs/benchmarks.md")
+    p.add_argument(
+        "--isa",
+        choices=["native", *ISA_LIMITS],
+        default="native",
+        help="instruction set of torch's kernels (default: the CPU's own)",
+    )
+    p.add_argument(
+        "--size",
+        choices=["all", "demo", "cpu"],
+        default="all",
+        help="the networks measured (default: both)",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    limits = ISA_LIMITS.get(args.isa, {})
+    # Before this process's torch starts: the peaks and every child follow it.
+    os.environ.update(limits)
+    sizes = [s for s in SIZES if args.size == "all" or s.startswith(args.size)]
+    # bfloat16 where the code paths have no native bfloat16 is not what such
+    # a CPU runs (oneDNN would fall back to its reference kernels here, torch
+    # to other ones there): not measured.
+    active = [n for n in SETUPS if not (limits and SETUPS[n][0] == "bfloat16")]
     if args.one:
         n_filters, dtype, n_clips, batch_size, n_blocks, compile = json.loads(args.one)
         result = clips_per_second(
@@ -170,17 +206,21 @@ def main(argv=None):
         "GFLOP/s (% of float32 / bf16 matmul peak) |",
         "|---|---|---|" + "---|" * (len(SETUPS) + 5),
     ]
-    for size in SIZES:
-        results = {name: [] for name in SETUPS}
+    for size in sizes:
+        results = {name: [] for name in active}
         cache = tempfile.mkdtemp(prefix="throughput-probe-")
         for _ in range(args.repeats):
-            for name in SETUPS:
+            for name in active:
                 time.sleep(0.5)
                 results[name].append(
                     measure_in_child(size, name, cache=cache if name in AUTO else None)
                 )
         cells, medians = [], {}
-        for name, values in results.items():
+        for name in SETUPS:
+            if name not in results:
+                cells.append("not run (no native bfloat16)")
+                continue
+            values = results[name]
             numbers = [v["clips_per_second"] for v in values if isinstance(v, dict)]
             failures = sorted({v for v in values if not isinstance(v, dict)})
             if numbers and not failures:
@@ -222,12 +262,25 @@ def main(argv=None):
             f"{ratio(best, 'float32') if best else 'n/a'} ({best}) | {speed} |"
         )
         print(rows[-1], flush=True)
+    options = f"--repeats {args.repeats}"
+    options += f" --isa {args.isa}" if limits else ""
+    options += f" --size {args.size}" if args.size != "all" else ""
+    limited = ""
+    if limits:
+        limited = (
+            f" **Instruction set held to {args.isa.upper()}** ("
+            + " ".join(f"`{k}={v}`" for k, v in limits.items())
+            + "): the code of a CPU without AVX-512, run by this one."
+        )
+    title = "### Training throughput (`benchmarks.throughput`)"
+    if limits:
+        title = f"### Training throughput on {args.isa.upper()} code paths"
     text = "\n".join(
         [
-            "### Training throughput (`benchmarks.throughput`)",
+            title,
             "",
-            f"Command: `python -m benchmarks.throughput --repeats {args.repeats}`. "
-            f"Commit: {commit()}. Machine: {machine()}. Date: {now()}. "
+            f"Command: `python -m benchmarks.throughput {options}`. "
+            f"Commit: {commit()}. Machine: {machine()}.{limited} Date: {now()}. "
             "`PseudoLabelSED.fit` "
             "(stage 1, Adam), clips per second of the second epoch, median of "
             f"{args.repeats} alternating runs, each in a child process, nothing "
@@ -243,7 +296,7 @@ def main(argv=None):
             *rows,
         ]
     )
-    replace_section(args.docs, "throughput", text)
+    replace_section(args.docs, f"throughput{'_' + args.isa if limits else ''}", text)
     print(text)
     return 0
 

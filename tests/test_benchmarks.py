@@ -319,3 +319,37 @@ def test_mean_teacher_epoch_prints_the_seconds_of_each_epoch(capsys):
     seconds = [float(s) for s in capsys.readouterr().out.split()]
     assert len(seconds) == 2
     assert all(s > 0 for s in seconds)
+
+
+def _cpu_has(flag):
+    try:
+        return flag in pathlib.Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _cpu_has("avx512f"), reason="needs a CPU with AVX-512")
+def test_throughput_avx2_limits_run_torch_and_the_probe_on_avx2_code():
+    # What `benchmarks.throughput --isa avx2` relies on: a child given the
+    # limits dispatches ATen and Inductor to AVX2, and the probe neither
+    # offers bfloat16 nor reuses an unlimited verdict there.
+    from benchmarks.throughput import ISA_LIMITS
+
+    code = (
+        "import json, torch\n"
+        "from torch._inductor.cpu_vec_isa import pick_vec_isa\n"
+        "from sklearn_sed.training import fast_path\n"
+        "print(json.dumps([torch.backends.cpu.get_cpu_capability(),"
+        " str(pick_vec_isa()), fast_path.has_native_bfloat16('cpu'),"
+        " sorted(fast_path._isa_limits())]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT, **ISA_LIMITS["avx2"]}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    aten, inductor, native_bf16, limits = json.loads(proc.stdout.splitlines()[-1])
+    assert aten == "AVX2"
+    assert inductor == "avx2"
+    assert native_bf16 is False
+    assert limits == sorted(ISA_LIMITS["avx2"])

@@ -278,3 +278,54 @@ def test_a_memory_cached_fit_resolves_auto_and_records_the_set_up(
         sed.fit(d["F"][:16], d["y_weak"][:16], d["y_strong"][:16])
         assert sed.training_path_.compile is False
         assert "SKLEARN_SED_PROBE" in sed.training_path_.reason
+
+
+def test_a_limited_instruction_set_probes_again(probe_on, module, monkeypatch):
+    # ATEN_CPU_CAPABILITY=avx2 runs ATen and Inductor's code on AVX2 paths:
+    # a verdict probed on AVX-512 paths says nothing of them.
+    for name in fast_path.ISA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    log = probe_on / "calls.txt"
+    monkeypatch.setattr(fast_path, "_child_command", lambda: _child_printing(log=log))
+    _choose(module)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    limited = _choose(module)
+    assert log.read_text() == "xx"
+    assert limited.probes[0]["cached"] is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    _choose(module)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(fast_path, "_MEMO", {})
+    assert _choose(module).probes[0]["cached"] is True  # the unlimited verdict
+    assert log.read_text() == "xxx"
+
+
+@pytest.mark.parametrize(
+    ("capability", "onednn", "native"),
+    [
+        ("AVX512", None, True),
+        ("AVX512", "AVX512_CORE_BF16", True),
+        ("AVX512", "AVX512_CORE_AMX", True),
+        ("AVX512", "AVX2", False),
+        ("AVX512", "AVX512_CORE_VNNI", False),
+        ("AVX2", None, False),
+    ],
+)
+def test_bfloat16_is_native_only_where_the_environment_leaves_it_on(
+    capability, onednn, native, monkeypatch
+):
+    monkeypatch.setattr(fast_path, "_cpu_flags", lambda: ("CPU", "avx2 avx512_bf16"))
+    monkeypatch.setattr(fast_path, "_aten_capability", lambda: capability)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if onednn is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+    assert fast_path.has_native_bfloat16("cpu") is native
+
+
+def test_bfloat16_is_not_native_on_a_cpu_without_it(monkeypatch):
+    monkeypatch.setattr(fast_path, "_cpu_flags", lambda: ("CPU", "avx2 fma"))
+    monkeypatch.setattr(fast_path, "_aten_capability", lambda: "AVX2")
+    assert fast_path.has_native_bfloat16("cpu") is False

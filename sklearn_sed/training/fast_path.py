@@ -12,10 +12,11 @@ with eager float32, and one that is not faster, each leave the fit eager,
 with one line saying which and why. The interpreter that trains never runs a
 compilation that was not probed.
 
-Verdicts are cached per CPU (model name and instruction-set flags) or GPU,
-torch version, network, batch and input shape and candidate, in a JSON file
-of the user's cache folder, so that a machine pays for a probe once per
-shape. Environment variables:
+Verdicts are cached per CPU (model name and instruction-set flags, and the
+variables that limit the instruction set torch's kernels use,
+:data:`ISA_VARIABLES`) or GPU, torch version, network, batch and input shape
+and candidate, in a JSON file of the user's cache folder, so that a machine
+pays for a probe once per shape. Environment variables:
 
 ``SKLEARN_SED_PROBE``
     ``off`` (or ``0``, ``false``, ``no``): no probe; ``"auto"`` trains float32
@@ -24,6 +25,11 @@ shape. Environment variables:
     Folder of the verdicts; default ``platformdirs.user_cache_dir("sklearn-sed")``.
 ``SKLEARN_SED_PROBE_TIMEOUT``
     Seconds a candidate's child may run (default 900), compilation included.
+``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``
+    Limit the instruction set of ATen and Inductor, oneDNN and MKL:
+    ``avx2``, ``AVX2`` and ``AVX2`` run a CPU with AVX-512 on the code paths
+    of one with AVX2 only. A verdict is cached per value, and bfloat16 is
+    native only where they leave AVX-512 (ATen) and bfloat16 (oneDNN) on.
 ``TORCHINDUCTOR_COMPILE_THREADS``
     Set to 1 in the child and in the training process when compiling (unless
     already set): compiling with one thread was reported to avoid the heap
@@ -55,6 +61,7 @@ __all__ = [
     "TrainingPath",
     "cache_dir",
     "choose_training_path",
+    "ISA_VARIABLES",
     "has_native_bfloat16",
     "probe_enabled",
 ]
@@ -81,6 +88,20 @@ DEFAULT_TIMEOUT = 900
 #: Bump when the probe's procedure changes: old verdicts are probed again.
 PROBE_VERSION = 1
 _OFF = {"0", "off", "false", "no"}
+#: Environment variables that limit the instruction set of torch's CPU
+#: kernels: ATen's dispatch and Inductor's generated code
+#: (``ATEN_CPU_CAPABILITY``), oneDNN's convolutions (``ONEDNN_MAX_CPU_ISA``,
+#: or its older name ``DNNL_MAX_CPU_ISA``) and MKL's matrix products
+#: (``MKL_ENABLE_INSTRUCTIONS``). Part of a verdict's cache key when set.
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
+#: oneDNN instruction-set limits (``ONEDNN_MAX_CPU_ISA``) under which its
+#: bfloat16 kernels are native: AVX-512 BF16 and every later level.
+_ONEDNN_BF16_LEVELS = ("BF16", "FP16", "AMX", "AVX10", "ALL")
 #: Verdicts already read in this process, by cache key.
 _MEMO = {}
 
@@ -151,7 +172,10 @@ def has_native_bfloat16(device="cpu"):
 
     CPUs with AVX-512 BF16 or AMX, and CUDA devices that torch says support
     it. On other CPUs bfloat16 autocast is emulated and slower than float32,
-    so ``train_dtype="auto"`` does not try it there.
+    so ``train_dtype="auto"`` does not try it there. Nor does it where the
+    environment holds torch below the CPU's own instruction set
+    (:data:`ISA_VARIABLES`): ATen below AVX-512 (``ATEN_CPU_CAPABILITY``), or
+    oneDNN below AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA``).
     """
     kind = torch.device(device or "cpu").type
     if kind == "cuda":
@@ -159,7 +183,25 @@ def has_native_bfloat16(device="cpu"):
     if kind != "cpu":
         return False
     flags = set(_cpu_flags()[1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    if not _aten_capability().upper().startswith("AVX512"):
+        return False
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get(
+        "DNNL_MAX_CPU_ISA", "ALL"
+    )
+    return any(level in limit.upper() for level in _ONEDNN_BF16_LEVELS)
+
+
+def _aten_capability():
+    """Return the instruction set ATen dispatches to ("AVX512", "AVX2", ...)."""
+    get = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return get() if get is not None else ""
+
+
+def _isa_limits():
+    """Return the :data:`ISA_VARIABLES` set in this environment, by name."""
+    return {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ}
 
 
 def _device_name(device):
@@ -193,6 +235,9 @@ def _cache_key(module, *, input_shape, batch_size, device, candidate):
         "candidate": list(candidate),
         "compile_threads": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", "1"),
     }
+    if torch.device(device or "cpu").type == "cpu" and _isa_limits():
+        # Only when set, so that the verdicts of an unlimited CPU keep their key.
+        fields["isa_limits"] = _isa_limits()
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24], fields
 
