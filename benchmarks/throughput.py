@@ -226,9 +226,13 @@ def main(argv=None):
                 continue
             values = results[name]
             numbers = [v["clips_per_second"] for v in values if isinstance(v, dict)]
-            # A failure's first sentence: "exit 1: FloatingPointError: ... nan."
+            # A failure's first sentence: "failed (exit 1: ...Error: ... nan.)"
             failures = sorted(
-                {re.sub(r"\.\s.*", ".", v) for v in values if not isinstance(v, dict)}
+                {
+                    re.sub(r"\.\s[^)]*", ".", v)
+                    for v in values
+                    if not isinstance(v, dict)
+                }
             )
             if numbers and not failures:
                 medians[name] = statistics.median(numbers)
