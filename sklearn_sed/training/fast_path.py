@@ -14,7 +14,7 @@ compilation that was not probed.
 
 Verdicts are cached per CPU (model name and instruction-set flags, and the
 variables that limit the instruction set torch's kernels use,
-:data:`ISA_VARIABLES`) or GPU, torch version, network, batch and input shape
+``ISA_VARIABLES``) or GPU, torch version, network, batch and input shape
 and candidate, in a JSON file of the user's cache folder, so that a machine
 pays for a probe once per shape. Environment variables:
 
@@ -174,7 +174,7 @@ def has_native_bfloat16(device="cpu"):
     it. On other CPUs bfloat16 autocast is emulated and slower than float32,
     so ``train_dtype="auto"`` does not try it there. Nor does it where the
     environment holds torch below the CPU's own instruction set
-    (:data:`ISA_VARIABLES`): ATen below AVX-512 (``ATEN_CPU_CAPABILITY``), or
+    (``ISA_VARIABLES``): ATen below AVX-512 (``ATEN_CPU_CAPABILITY``), or
     oneDNN below AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA``).
     """
     kind = torch.device(device or "cpu").type
