@@ -331,8 +331,8 @@ def _cpu_has(flag):
 @pytest.mark.skipif(not _cpu_has("avx512f"), reason="needs a CPU with AVX-512")
 def test_throughput_avx2_limits_run_torch_and_the_probe_on_avx2_code():
     # What `benchmarks.throughput --isa avx2` relies on: a child given the
-    # limits dispatches ATen and Inductor to AVX2, and the probe neither
-    # offers bfloat16 nor reuses an unlimited verdict there.
+    # limits dispatches ATen and Inductor to AVX2, the probe offers no
+    # bfloat16 there, and its cache key sees every limit.
     from benchmarks.throughput import ISA_LIMITS
 
     code = (

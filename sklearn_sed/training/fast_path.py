@@ -235,9 +235,9 @@ def _cache_key(module, *, input_shape, batch_size, device, candidate):
         "candidate": list(candidate),
         "compile_threads": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", "1"),
     }
-    if torch.device(device or "cpu").type == "cpu" and _isa_limits():
-        # Only when set, so that the verdicts of an unlimited CPU keep their key.
-        fields["isa_limits"] = _isa_limits()
+    limits = _isa_limits() if torch.device(device or "cpu").type == "cpu" else {}
+    if limits:  # only when set, so that an unlimited CPU's verdicts keep their key
+        fields["isa_limits"] = limits
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24], fields
 
