@@ -9,6 +9,11 @@ from sklearn_sed.training.pseudo_labels import select_unlabeled
 __all__ = ["PseudoLabelQuality", "unlabeled_rule_quality"]
 
 
+def _ratio(part, whole):
+    """``part / whole``, NaN where ``whole`` is 0 (nothing to count)."""
+    return part / whole if whole > 0 else float("nan")
+
+
 class PseudoLabelQuality(Callback):
     """Precision and recall of the class-frame pseudo labels against a truth.
 
@@ -34,7 +39,9 @@ class PseudoLabelQuality(Callback):
         Per iteration: ``iteration``, ``threshold``, ``n_pseudo``,
         ``precision`` and ``recall`` of the positive pseudo-labelled frames
         (over the selected clips with a truth), and ``clip_precision``, the
-        share of those clips whose clip labels equal the truth's.
+        share of those clips whose clip labels equal the truth's. A ratio
+        with nothing to count (no clip selected, no positive frame) is NaN,
+        not 0: it is undefined, and a mean over runs must leave it out.
     """
 
     def __init__(self, y_true_events, *, classes, duration=10.0):
@@ -73,8 +80,8 @@ class PseudoLabelQuality(Callback):
                 "iteration": int(iteration),
                 "threshold": float(threshold),
                 "n_pseudo": len(clip_index),
-                "precision": tp / max(float(pred.sum()), 1.0),
-                "recall": tp / max(float(truth.sum()), 1.0),
+                "precision": _ratio(tp, float(pred.sum())),
+                "recall": _ratio(tp, float(truth.sum())),
                 "clip_precision": float(
                     np.mean(np.all(truth.any(axis=1) == pred.any(axis=1), axis=1))
                 )

@@ -287,7 +287,8 @@ def _unlabeled_rule(groups):
                 "",
                 "Pseudo labels of the unlabelled clips by the confidence rule "
                 "(`select_unlabeled`), with each run's fitted model, against "
-                "their kept-aside events (mean over seeds, %):",
+                "their kept-aside events (mean over seeds, %; the ratios over "
+                "the seeds that selected clips, - where none did):",
                 "",
                 "| model | confidence | theta | clips selected | clip labels "
                 "right | frame precision | frame recall | seeds |",
@@ -295,16 +296,29 @@ def _unlabeled_rule(groups):
             ]
         name = _label(shared)
         for k, row in enumerate(rules[0]):
-            cells = [
-                np.mean([100 * rule[k][key] for rule in rules])
-                for key in ("selected", "clip_precision", "precision", "recall")
+            rows = [rule[k] for rule in rules]
+            # A run that selected no clip has no precision or recall (older
+            # records stored 0 for them): the ratios average the others.
+            some = [r for r in rows if r["n_pseudo"] > 0]
+            cells = [np.mean([100 * r["selected"] for r in rows])] + [
+                _mean_defined([100 * r[key] for r in some])
+                for key in ("clip_precision", "precision", "recall")
             ]
+            seeds = f"{len(rows)}"
+            if len(some) < len(rows):
+                seeds += f" ({len(rows) - len(some)} selected none)"
             lines.append(
                 f"| {name} | {row['confidence']} | {row['threshold']} | "
-                + " | ".join(f"{c:.1f}" for c in cells)
-                + f" | {len(rules)} |"
+                + " | ".join("-" if np.isnan(c) else f"{c:.1f}" for c in cells)
+                + f" | {seeds} |"
             )
     return lines
+
+
+def _mean_defined(values):
+    """The mean of the values that are not NaN; NaN where none is."""
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def report(args):

@@ -117,6 +117,56 @@ def test_pseudo_label_quality_counts_frames_against_the_truth():
     assert rec["clip_precision"] == pytest.approx(1.0)
 
 
+def test_pseudo_label_quality_is_undefined_when_nothing_is_selected():
+    """No selected clip has no precision, recall or clip agreement: NaN, not 0
+    (a 0 would pull a mean over seeds down)."""
+    quality = PseudoLabelQuality([[(0.0, 5.0, "a")]], classes=["a"]).initialize()
+    quality.on_pseudo_labels(
+        None,
+        iteration=0,
+        threshold=0.5,
+        clip_index=[],
+        frame_labels=np.zeros((0, 4, 1), np.float32),
+    )
+    (rec,) = quality.records_
+    assert rec["n_pseudo"] == 0
+    assert np.isnan([rec["precision"], rec["recall"], rec["clip_precision"]]).all()
+
+
+def test_rule_table_averages_ratios_over_the_seeds_that_selected_clips():
+    """A seed that selected no clip counts in the share selected, not in the
+    ratios, and the row says so; a stored 0 precision of such a seed (records
+    written before it was NaN) is left out too."""
+    from benchmarks.table1 import _unlabeled_rule
+
+    def rule(selected, precision):
+        return {
+            "confidence": 0.9,
+            "threshold": 0.75,
+            "selected": selected,
+            "n_pseudo": int(100 * selected),
+            "precision": precision,
+            "recall": 0.0 if selected == 0 else 0.5,
+            "clip_precision": float("nan") if selected == 0 else 0.9,
+        }
+
+    settings = {"variant": "resnet_pl", "unlabeled": True}
+    records = [
+        Record(
+            "table1",
+            Settings(**settings, seed=seed).as_dict(),
+            {"unlabeled_rule": [rule(selected, precision)]},
+        )
+        for seed, (selected, precision) in enumerate([(0.4, 0.98), (0.2, 0.96), (0, 0)])
+    ]
+    (row,) = [line for line in _unlabeled_rule(merge(records)) if "| 0.9 |" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:] == ["20.0", "90.0", "97.0", "50.0", "3 (1 selected none)"]
+    # Where no seed selected a clip, the ratios are blank, not 0 or nan.
+    (row,) = [line for line in _unlabeled_rule(merge(records[2:])) if "| 0.9 |" in line]
+    assert row.endswith("| 0.0 | - | - | - | 1 (1 selected none) |")
+
+
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
     """A pack as ``gpu_table1.py pack`` writes it, of 48 + 8 random maps."""
