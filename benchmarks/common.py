@@ -22,6 +22,82 @@ CPU_FEATURES = (
 )
 
 
+#: Environment that holds torch's CPU kernels to an instruction set: ATen's
+#: dispatch and Inductor's generated code, oneDNN's convolutions, MKL's
+#: matrix products (``sklearn_sed.training.fast_path.ISA_VARIABLES``).
+ISA_LIMITS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
+
+
+def numpy_isa_limits(isa):
+    """The environment that holds numpy's and OpenBLAS's kernels to ``isa``.
+
+    numpy picks its SIMD kernels at import among the targets it was built
+    for (``NPY_DISABLE_CPU_FEATURES`` turns targets off by their names, which
+    differ between numpy versions: ``X86_V4`` in numpy 2.4, ``AVX512F`` and
+    ``AVX512_SKX`` before); OpenBLAS picks its kernels by CPU model
+    (``OPENBLAS_CORETYPE``; Haswell is its AVX2 one). Both must be set
+    before the process imports numpy.
+
+    Parameters
+    ----------
+    isa : str
+        A key of :data:`ISA_LIMITS`, or ``"native"`` (no limit).
+
+    Returns
+    -------
+    dict of str to str
+        The variables to add to a child process's environment.
+    """
+    if isa == "native":
+        return {}
+    if isa != "avx2":
+        raise ValueError(
+            f"isa must be 'native' or one of {list(ISA_LIMITS)}, got {isa!r}"
+        )
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    above = [
+        t
+        for t in core._multiarray_umath.__cpu_dispatch__
+        if t.startswith("AVX512") or t == "X86_V4"
+    ]
+    return {"OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": " ".join(above)}
+
+
+def isa_in_effect():
+    """What this process's torch, numpy and OpenBLAS dispatch to, in words."""
+    import numpy as np
+    import torch
+
+    core = getattr(np, "_core", None) or np.core
+    umath = core._multiarray_umath
+    # numpy's targets in use: its dispatch targets that this CPU has and that
+    # were not turned off (``__cpu_features__`` shows them False).
+    found = [t for t in umath.__cpu_dispatch__ if umath.__cpu_features__.get(t)]
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(
+            f"{i['internal_api']} {i['architecture']}"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas" and i.get("architecture")
+        )
+    except ImportError:
+        pass
+    return (
+        f"ATen {torch.backends.cpu.get_cpu_capability()}; numpy's SIMD targets "
+        f"{' '.join(found) or 'baseline only'}; BLAS {blas or 'unknown'}"
+    )
+
+
 def run_in_child(module, payload, *, env=None, timeout=None):
     """Run ``python -m MODULE --one PAYLOAD`` from the root; its JSON result.
 

@@ -11,6 +11,14 @@ Every figure is measured in this one run on this machine (medians of repeats):
 6. peak memory of training from a feature store as the clip count grows.
 
     python -m benchmarks.speed --data /tmp/sed_bench
+
+``--only features`` measures the first alone and writes a section of its
+own; with ``--isa avx2`` it runs in a child process whose torch (ATen,
+oneDNN, MKL), numpy and OpenBLAS are held to AVX2 code, on a CPU that has
+AVX-512: the code of an AVX2-only CPU, whose ratios (not clips per second)
+stand for such a CPU.
+
+    python -m benchmarks.speed --data /tmp/sed_bench --only features --isa avx2
 """
 
 import argparse
@@ -27,7 +35,17 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.common import ROOT, machine, now, replace_section, require
+from benchmarks.common import (
+    ISA_LIMITS,
+    ROOT,
+    commit,
+    isa_in_effect,
+    machine,
+    now,
+    numpy_isa_limits,
+    replace_section,
+    require,
+)
 from benchmarks.records import Record
 from sklearn_sed import (
     Augment,
@@ -372,17 +390,87 @@ def bench_memory(counts, folder):
     return out
 
 
+def features_only(args, audio, argv):
+    """``--only features``: the extraction against the loops, its own section.
+
+    With a limited ``--isa``, runs itself again in a child process whose
+    environment holds every library to it (numpy reads its limit at import,
+    which this process has done).
+    """
+    limits = {**ISA_LIMITS.get(args.isa, {}), **numpy_isa_limits(args.isa)}
+    if limits and any(os.environ.get(k) != v for k, v in limits.items()):
+        argv = sys.argv[1:] if argv is None else list(argv)
+        env = {**os.environ, **limits}
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (ROOT, env.get("PYTHONPATH")) if p
+        )
+        cmd = [sys.executable, "-m", "benchmarks.speed", *argv]
+        return subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+    paths = sorted(glob.glob(os.path.join(audio, "*.wav")))[: args.n_files]
+    r = bench_features(paths, repeats=args.repeats)
+    options = f"--only features{f' --isa {args.isa}' if limits else ''}"
+    options += f" --repeats {args.repeats}" if args.repeats != 7 else ""
+    held = ""
+    if limits:
+        held = (
+            f" **Instruction set held to {args.isa.upper()}** ("
+            + " ".join(f"`{k}={v}`" for k, v in limits.items())
+            + f"; in effect: {isa_in_effect()}): the code of a CPU without "
+            "AVX-512, run by this one."
+        )
+    title = "### Log-mel extraction against a librosa loop"
+    title += f" on {args.isa.upper()} code paths" if limits else ""
+    text = f"""{title}
+
+Command: `python -m benchmarks.speed {options}`. Commit: {commit()}. Machine: {machine()}.{held} Date: {now()}. {r["n_files"]} files of 10 s, medians of {args.repeats} alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each), nothing else running.
+
+| what | clips/s | the library against it |
+|---|---|---|
+| `LogMelExtractor` | {r["library_clips_per_s"]:.1f} | |
+| `soundfile.read` + `librosa.feature.melspectrogram` (the plain loop) | {r["plain_loop_clips_per_s"]:.1f} | **{r["speedup"]:.2f}x** (bar: 3x); max difference {r["max_abs_diff_db"]:.2g} dB |
+| `librosa.load` + `librosa.feature.melspectrogram` | {r["librosa_loop_clips_per_s"]:.1f} | {r["speedup_librosa_load"]:.2f}x |
+| `LogMelExtractor` right after the plain loop (its BLAS threads still spinning) | {r["library_after_plain_clips_per_s"]:.1f} | {r["speedup_after_plain"]:.2f}x the plain loop |
+"""
+    marker = f"speed_features{'_' + args.isa if limits else ''}"
+    replace_section(args.docs, marker, text)
+    print(text)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/sed_bench")
     p.add_argument("--n-files", type=int, default=32)
     p.add_argument("--memory-clips", type=int, nargs="+", default=[200, 800, 3200])
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=7,
+        help="alternating runs of the extraction's timings (default: 7)",
+    )
+    p.add_argument(
+        "--only",
+        choices=["all", "features"],
+        default="all",
+        help="measure every figure (default) or the log-mel extraction alone",
+    )
+    p.add_argument(
+        "--isa",
+        choices=["native", *ISA_LIMITS],
+        default="native",
+        help="instruction set of torch's, numpy's and OpenBLAS's kernels "
+        "(default: the CPU's own; needs --only features)",
+    )
     args = p.parse_args(argv)
+    if args.isa != "native" and args.only != "features":
+        p.error("--isa needs --only features")
     audio = require(
         os.path.join(args.data, "audio", "strong"),
         "benchmark data (run benchmarks/make_data.py first)",
     )
+    if args.only == "features":
+        return features_only(args, audio, argv)
     from sklearn_sed.datasets import load_desed
 
     X, y_weak, y_strong = load_desed(
@@ -391,7 +479,7 @@ def main(argv=None):
     paths = sorted(glob.glob(os.path.join(audio, "*.wav")))[: args.n_files]
     results = {"machine": machine(), "date": now()}
     t0 = time.perf_counter()
-    results["features"] = bench_features(paths)
+    results["features"] = bench_features(paths, repeats=args.repeats)
     print("features", results["features"], flush=True)
     ext = LogMelExtractor()
     F_all = ext.fit_transform(X)
@@ -431,7 +519,7 @@ def main(argv=None):
     text = f"""### Speed, side by side
 
 Command: `python -m benchmarks.speed {" ".join(sys.argv[1:])}`. Machine: {r["machine"]}.
-Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Extraction: medians of 7 alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each); training: medians of 5 alternating runs (0.5 s pause); other figures: medians of 3 runs.
+Date: {r["date"]}. Wall time: {(time.perf_counter() - t0) / 60:.1f} min. Extraction: medians of {args.repeats} alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each); training: medians of 5 alternating runs (0.5 s pause); other figures: medians of 3 runs.
 Figures: `benchmarks/speed.json` (not kept in git).
 
 | what | sklearn-sed | by hand | ratio | target |

@@ -18,7 +18,7 @@ in the same run. Writes the throughput section of ``docs/benchmarks.md``.
 
 ``--isa avx2`` runs every fit and the matmul peaks on the code paths of a CPU
 with AVX2 only (ATen and Inductor, oneDNN and MKL limited by
-:data:`ISA_LIMITS`), on a CPU that has AVX-512; it writes a section of its
+``benchmarks.common.ISA_LIMITS``), on a CPU that has AVX-512; it writes a section of its
 own. The code is that of an AVX2-only CPU, the core executing it is not: its
 ratios, not its clips per second, stand for such a CPU.
 
@@ -35,6 +35,7 @@ import tempfile
 import time
 
 from benchmarks.common import (
+    ISA_LIMITS,
     ROOT,
     commit,
     machine,
@@ -58,16 +59,6 @@ SETUPS = {
     "auto (dtype and compile)": ("auto", "auto"),
 }
 AUTO = [name for name, (d, c) in SETUPS.items() if "auto" in (d, c)]
-#: Environment that holds torch's CPU kernels to an instruction set: ATen's
-#: dispatch and Inductor's generated code, oneDNN's convolutions, MKL's
-#: matrix products (``sklearn_sed.training.fast_path.ISA_VARIABLES``).
-ISA_LIMITS = {
-    "avx2": {
-        "ATEN_CPU_CAPABILITY": "avx2",
-        "ONEDNN_MAX_CPU_ISA": "AVX2",
-        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-    },
-}
 
 
 def default_setup():

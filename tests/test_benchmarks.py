@@ -403,3 +403,44 @@ def test_throughput_avx2_limits_run_torch_and_the_probe_on_avx2_code():
     assert inductor == "avx2"
     assert native_bf16 is False
     assert limits == sorted(ISA_LIMITS["avx2"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cpu_has("avx512f"), reason="needs a CPU with AVX-512")
+def test_speed_features_on_avx2_code_holds_every_library_and_writes_its_section(
+    tmp_path,
+):
+    """``benchmarks.speed --only features --isa avx2`` measures in a child
+    whose torch, numpy and OpenBLAS dispatch to AVX2 code, and writes its own
+    section of the page, naming what was in effect."""
+    import soundfile as sf
+
+    audio = tmp_path / "data" / "audio" / "strong"
+    audio.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(1):
+        sf.write(audio / f"{k}.wav", 0.1 * rng.standard_normal(441000), 44100)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- speed_features_avx2 start -->\n<!-- speed_features_avx2 end -->\n"
+    )
+    _run(
+        "-m", "benchmarks.speed", "--data", str(tmp_path / "data"), "--only",
+        "features", "--isa", "avx2", "--repeats", "1", "--docs", str(page),
+    )  # fmt: skip
+    text = page.read_text()
+    assert "### Log-mel extraction against a librosa loop on AVX2 code paths" in text
+    effect = text.split("in effect: ")[1].split(")")[0]
+    assert effect.startswith("ATen AVX2; numpy's SIMD targets "), effect
+    assert "AVX512" not in effect, effect
+    assert "X86_V4" not in effect, effect
+    assert "BLAS openblas Haswell" in text
+    assert "| `LogMelExtractor` |" in text
+
+
+def test_speed_refuses_an_instruction_set_limit_for_every_figure(capsys):
+    from benchmarks import speed
+
+    with pytest.raises(SystemExit):
+        speed.main(["--isa", "avx2"])
+    assert "--isa needs --only features" in capsys.readouterr().err
