@@ -86,9 +86,13 @@ def isa_in_effect():
         from threadpoolctl import threadpool_info
 
         blas = ", ".join(
-            f"{i['internal_api']} {i['architecture']}"
-            for i in threadpool_info()
-            if i.get("user_api") == "blas" and i.get("architecture")
+            sorted(
+                {
+                    f"{i['internal_api']} {i['architecture']}"
+                    for i in threadpool_info()
+                    if i.get("user_api") == "blas" and i.get("architecture")
+                }
+            )
         )
     except ImportError:
         pass
