@@ -407,35 +407,87 @@ def test_throughput_avx2_limits_run_torch_and_the_probe_on_avx2_code():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _cpu_has("avx512f"), reason="needs a CPU with AVX-512")
-def test_speed_features_on_avx2_code_holds_every_library_and_writes_its_section(
-    tmp_path,
-):
-    """``benchmarks.speed --only features --isa avx2`` measures in a child
-    whose torch, numpy and OpenBLAS dispatch to AVX2 code, and writes its own
-    section of the page, naming what was in effect."""
+def test_avx2_limits_hold_torch_numpy_and_openblas_in_a_child():
+    """What ``benchmarks.speed --isa avx2`` gives its child: ATen, numpy's
+    SIMD targets and OpenBLAS's kernels all on AVX2 code, as the section
+    it writes says."""
+    from benchmarks.common import ISA_LIMITS, numpy_isa_limits
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        **ISA_LIMITS["avx2"],
+        **numpy_isa_limits("avx2"),
+    }
+    code = (
+        "import numpy as np\n"
+        "np.ones((64, 64)) @ np.ones((64, 64))\n"
+        "from benchmarks.common import isa_in_effect\n"
+        "print(isa_in_effect())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    effect = proc.stdout.splitlines()[-1]
+    assert effect.startswith("ATen AVX2; numpy's SIMD targets "), effect
+    assert "AVX512" not in effect, effect
+    assert "X86_V4" not in effect, effect
+    assert effect.endswith("BLAS openblas Haswell"), effect
+
+
+def _one_clip_folder(tmp_path):
     import soundfile as sf
 
     audio = tmp_path / "data" / "audio" / "strong"
     audio.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for k in range(1):
-        sf.write(audio / f"{k}.wav", 0.1 * rng.standard_normal(441000), 44100)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(441000)
+    sf.write(audio / "0.wav", noise, 44100)
+    return tmp_path / "data"
+
+
+def test_speed_features_only_writes_its_own_section(tmp_path, monkeypatch):
+    """``--only features`` times the extraction against the loops and
+    replaces its own section of the page, nothing else."""
+    from benchmarks import speed
+
+    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
     page = tmp_path / "page.md"
     page.write_text(
-        "<!-- speed_features_avx2 start -->\n<!-- speed_features_avx2 end -->\n"
+        "<!-- speed_features start -->\nold\n<!-- speed_features end -->\n"
+        "<!-- speed start -->\nkept\n<!-- speed end -->\n"
     )
-    _run(
-        "-m", "benchmarks.speed", "--data", str(tmp_path / "data"), "--only",
-        "features", "--isa", "avx2", "--repeats", "1", "--docs", str(page),
-    )  # fmt: skip
+    data = _one_clip_folder(tmp_path)
+    argv = ["--data", str(data), "--only", "features", "--repeats", "1"]
+    assert speed.main([*argv, "--docs", str(page)]) == 0
     text = page.read_text()
-    assert "### Log-mel extraction against a librosa loop on AVX2 code paths" in text
-    effect = text.split("in effect: ")[1].split(")")[0]
-    assert effect.startswith("ATen AVX2; numpy's SIMD targets "), effect
-    assert "AVX512" not in effect, effect
-    assert "X86_V4" not in effect, effect
-    assert "BLAS openblas Haswell" in text
+    assert "### Log-mel extraction against a librosa loop\n" in text
+    assert "--only features --repeats 1`" in text
     assert "| `LogMelExtractor` |" in text
+    assert "old" not in text
+    assert "kept" in text
+
+
+def test_speed_on_avx2_code_runs_itself_again_with_the_limits(tmp_path, monkeypatch):
+    """numpy reads its limit at import: ``--isa avx2`` measures in a child
+    given every limit, and returns the child's exit status."""
+    from benchmarks import speed
+    from benchmarks.common import ISA_LIMITS, numpy_isa_limits
+
+    calls = []
+
+    def run(cmd, env, **kwargs):
+        calls.append((cmd, env))
+        return subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(speed.subprocess, "run", run)
+    argv = ["--data", str(_one_clip_folder(tmp_path)), "--only", "features"]
+    assert speed.main([*argv, "--isa", "avx2"]) == 3
+    ((cmd, env),) = calls
+    assert cmd[1:3] == ["-m", "benchmarks.speed"]
+    assert cmd[3:] == [*argv, "--isa", "avx2"]
+    limits = {**ISA_LIMITS["avx2"], **numpy_isa_limits("avx2")}
+    assert {k: env[k] for k in limits} == limits
 
 
 def test_speed_refuses_an_instruction_set_limit_for_every_figure(capsys):

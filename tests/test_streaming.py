@@ -256,15 +256,30 @@ def test_listen_refuses_bad_streams_and_keeps_the_events(
 
 
 def _listen_process(model_file, *args):
-    """`sklearn-sed listen` as a process whose standard input stays open."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
-    )
+    """`sklearn-sed listen` as a process whose standard input stays open.
+
+    Its Ctrl-C (SIGINT) acts as from a terminal even where the tests were
+    started in the background by a shell (``make test &``), which leaves
+    SIGINT ignored, and an ignored signal stays ignored across ``exec``: a
+    handler set here instead is reset to the default in the child.
+    """
+    import signal
+
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sklearn_sed.cli", "listen", str(model_file), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT},
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_listen_reports_a_stalled_stream(model_file, recording):
