@@ -34,6 +34,13 @@ ISA_LIMITS = {
 }
 
 
+def _numpy_umath():
+    """numpy's C module, which lists its SIMD targets (``numpy.core`` before 2.0)."""
+    import numpy as np
+
+    return (getattr(np, "_core", None) or np.core)._multiarray_umath
+
+
 def numpy_isa_limits(isa):
     """The environment that holds numpy's and OpenBLAS's kernels to ``isa``.
 
@@ -60,12 +67,9 @@ def numpy_isa_limits(isa):
         raise ValueError(
             f"isa must be 'native' or one of {list(ISA_LIMITS)}, got {isa!r}"
         )
-    import numpy as np
-
-    core = getattr(np, "_core", None) or np.core
     above = [
         t
-        for t in core._multiarray_umath.__cpu_dispatch__
+        for t in _numpy_umath().__cpu_dispatch__
         if t.startswith("AVX512") or t == "X86_V4"
     ]
     return {"OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": " ".join(above)}
@@ -73,11 +77,9 @@ def numpy_isa_limits(isa):
 
 def isa_in_effect():
     """What this process's torch, numpy and OpenBLAS dispatch to, in words."""
-    import numpy as np
     import torch
 
-    core = getattr(np, "_core", None) or np.core
-    umath = core._multiarray_umath
+    umath = _numpy_umath()
     # numpy's targets in use: its dispatch targets that this CPU has and that
     # were not turned off (``__cpu_features__`` shows them False).
     found = [t for t in umath.__cpu_dispatch__ if umath.__cpu_features__.get(t)]
