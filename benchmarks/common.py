@@ -34,6 +34,94 @@ ISA_LIMITS = {
 }
 
 
+def cpu_flags():
+    """This CPU's instruction-set flags (``/proc/cpuinfo``); empty where unknown."""
+    if not os.path.exists("/proc/cpuinfo"):
+        return frozenset()
+    with open("/proc/cpuinfo") as f:
+        return frozenset(f.read().split())
+
+
+def native_bfloat16(flags=None):
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def avx2_only(flags=None):
+    """Whether this CPU has AVX2 and no AVX-512 (its own code is AVX2 code)."""
+    flags = cpu_flags() if flags is None else flags
+    return "avx2" in flags and "avx512f" not in flags
+
+
+def check_isa(isa, flags=None):
+    """Refuse an instruction-set limit that this CPU cannot hold its code to.
+
+    Holding the code to AVX2 is a way to run, on a CPU with AVX-512, what a
+    CPU without it runs; on a CPU without AVX-512 it would change nothing
+    but the section the figures go to.
+
+    Raises
+    ------
+    SystemExit
+        With a message saying what to run instead.
+    """
+    if isa != "native" and avx2_only(flags):
+        sys.exit(
+            f"error: --isa {isa} holds a CPU with AVX-512 to the code of one "
+            "without it, but this CPU has AVX2 only: its own code is already "
+            "AVX2 code. Run without --isa; the figures go to the section of "
+            "CPUs with AVX2 only."
+        )
+
+
+def isa_section(marker, title, isa="native", flags=None):
+    """The section marker and title of figures measured with ``isa``.
+
+    Three kinds of figures are kept apart in ``docs/benchmarks.md``: a CPU
+    with AVX-512 running its own code (``marker``, ``title``), the same CPU
+    held to AVX2 code (``marker_avx2``, "... on AVX2 code paths"), and a
+    CPU with AVX2 only (``marker_avx2_cpu``, "... on a CPU with AVX2 only").
+
+    Returns
+    -------
+    marker, title : str
+    """
+    if isa != "native":
+        return f"{marker}_{isa}", f"{title} on {isa.upper()} code paths"
+    if avx2_only(flags):
+        return f"{marker}_avx2_cpu", f"{title} on a CPU with AVX2 only"
+    return marker, title
+
+
+def isa_held(isa, limits, in_effect=None):
+    """The sentence saying which instruction-set limit a figure ran under.
+
+    Parameters
+    ----------
+    isa : str
+        ``"native"`` (no limit: the empty string) or a key of
+        :data:`ISA_LIMITS`.
+    limits : dict of str to str
+        The environment variables that held the code.
+    in_effect : str, optional
+        What the code dispatched to (:func:`isa_in_effect`).
+
+    Returns
+    -------
+    str
+        Empty, or a sentence that starts with a space.
+    """
+    if isa == "native" or not limits:
+        return ""
+    effect = f"; in effect: {in_effect}" if in_effect else ""
+    return (
+        f" **Instruction set held to {isa.upper()}** ("
+        + " ".join(f"`{k}={v}`" for k, v in limits.items())
+        + f"{effect}): the code of a CPU without AVX-512, run by this one."
+    )
+
+
 def _numpy_umath():
     """numpy's C module, which lists its SIMD targets (``numpy.core`` before 2.0)."""
     import numpy as np
@@ -161,9 +249,8 @@ def machine():
     import torch
 
     flags = ""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            words = set(f.read().split())
+    words = cpu_flags()
+    if words:
         found = [n for f, n in CPU_FEATURES if f in words]
         flags = f", {' '.join(found) or 'no AVX2'}"
     return (

@@ -16,7 +16,8 @@ Every figure is measured in this one run on this machine (medians of repeats):
 own; with ``--isa avx2`` it runs in a child process whose torch (ATen,
 oneDNN, MKL), numpy and OpenBLAS are held to AVX2 code, on a CPU that has
 AVX-512: the code of an AVX2-only CPU, whose ratios (not clips per second)
-stand for such a CPU.
+stand for such a CPU. On a CPU with AVX2 only, ``--isa`` is refused (its
+own code is AVX2 code) and ``--only features`` writes a section of its own.
 
     python -m benchmarks.speed --data /tmp/sed_bench --only features --isa avx2
 """
@@ -38,8 +39,11 @@ import torch
 from benchmarks.common import (
     ISA_LIMITS,
     ROOT,
+    check_isa,
     commit,
+    isa_held,
     isa_in_effect,
+    isa_section,
     machine,
     now,
     numpy_isa_limits,
@@ -410,16 +414,10 @@ def features_only(args, audio, argv):
     r = bench_features(paths, repeats=args.repeats)
     options = f"--only features{f' --isa {args.isa}' if limits else ''}"
     options += f" --repeats {args.repeats}" if args.repeats != 7 else ""
-    held = ""
-    if limits:
-        held = (
-            f" **Instruction set held to {args.isa.upper()}** ("
-            + " ".join(f"`{k}={v}`" for k, v in limits.items())
-            + f"; in effect: {isa_in_effect()}): the code of a CPU without "
-            "AVX-512, run by this one."
-        )
-    title = "### Log-mel extraction against a librosa loop"
-    title += f" on {args.isa.upper()} code paths" if limits else ""
+    held = isa_held(args.isa, limits, isa_in_effect()) if limits else ""
+    marker, title = isa_section(
+        "speed_features", "### Log-mel extraction against a librosa loop", args.isa
+    )
     text = f"""{title}
 
 Command: `python -m benchmarks.speed {options}`. Commit: {commit()}. Machine: {machine()}.{held} Date: {now()}. {r["n_files"]} files of 10 s, medians of {args.repeats} alternating runs (library, plain loop, librosa loop, plain loop then library at once; 1 s pause before each), nothing else running.
@@ -431,7 +429,6 @@ Command: `python -m benchmarks.speed {options}`. Commit: {commit()}. Machine: {m
 | `librosa.load` + `librosa.feature.melspectrogram` | {r["librosa_loop_clips_per_s"]:.1f} | {r["speedup_librosa_load"]:.2f}x |
 | `LogMelExtractor` right after the plain loop (its BLAS threads still spinning) | {r["library_after_plain_clips_per_s"]:.1f} | {r["speedup_after_plain"]:.2f}x the plain loop |
 """
-    marker = f"speed_features{'_' + args.isa if limits else ''}"
     replace_section(args.docs, marker, text)
     print(text)
     return 0
@@ -465,6 +462,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.isa != "native" and args.only != "features":
         p.error("--isa needs --only features")
+    check_isa(args.isa)
     audio = require(
         os.path.join(args.data, "audio", "strong"),
         "benchmark data (run benchmarks/make_data.py first)",

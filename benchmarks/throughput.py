@@ -18,9 +18,13 @@ in the same run. Writes the throughput section of ``docs/benchmarks.md``.
 
 ``--isa avx2`` runs every fit and the matmul peaks on the code paths of a CPU
 with AVX2 only (ATen and Inductor, oneDNN and MKL limited by
-``benchmarks.common.ISA_LIMITS``), on a CPU that has AVX-512; it writes a section of its
-own. The code is that of an AVX2-only CPU, the core executing it is not: its
-ratios, not its clips per second, stand for such a CPU.
+``benchmarks.common.ISA_LIMITS``), on a CPU that has AVX-512; it writes a
+section of its own. The code is that of an AVX2-only CPU, the core executing
+it is not: its ratios, not its clips per second, stand for such a CPU. On a
+CPU with AVX2 only, ``--isa`` is refused (its own code is AVX2 code) and the
+figures go to a section of their own as well
+(``benchmarks.common.isa_section``). Where the CPU has no native bfloat16
+(AVX-512 BF16 or AMX) or is held to AVX2, bfloat16 is not measured.
 
     python -m benchmarks.throughput [--repeats 3] [--isa avx2] [--size cpu]
 """
@@ -37,8 +41,12 @@ import time
 from benchmarks.common import (
     ISA_LIMITS,
     ROOT,
+    check_isa,
     commit,
+    isa_held,
+    isa_section,
     machine,
+    native_bfloat16,
     now,
     replace_section,
     run_in_child,
@@ -174,6 +182,8 @@ def main(argv=None):
     )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.one:
+        check_isa(args.isa)
     limits = ISA_LIMITS.get(args.isa, {})
     # Before this process's torch starts: the peaks and every child follow it.
     os.environ.update(limits)
@@ -181,7 +191,8 @@ def main(argv=None):
     # bfloat16 where the code paths have no native bfloat16 is not what such
     # a CPU runs (oneDNN would fall back to its reference kernels here, torch
     # to other ones there): not measured.
-    active = [n for n in SETUPS if not (limits and SETUPS[n][0] == "bfloat16")]
+    bfloat16 = native_bfloat16() and not limits
+    active = [n for n in SETUPS if bfloat16 or SETUPS[n][0] != "bfloat16"]
     if args.one:
         n_filters, dtype, n_clips, batch_size, n_blocks, compile = json.loads(args.one)
         result = clips_per_second(
@@ -192,7 +203,7 @@ def main(argv=None):
     default = default_setup()
     # No bfloat16 peak on code paths without native bfloat16: oneDNN's
     # reference kernels (0.4 GFLOP/s, 6 minutes) are no peak.
-    peaks = matmul_peaks(dtypes=("float32",) if limits else ("float32", "bfloat16"))
+    peaks = matmul_peaks(dtypes=("float32", "bfloat16") if bfloat16 else ("float32",))
     print(f"matmul peaks: {peaks}", flush=True)
     header = " | ".join(f"{s} clips/s" for s in SETUPS)
     rows = [
@@ -265,16 +276,10 @@ def main(argv=None):
     options = f"--repeats {args.repeats}"
     options += f" --isa {args.isa}" if limits else ""
     options += f" --size {args.size}" if args.size != "all" else ""
-    limited = ""
-    if limits:
-        limited = (
-            f" **Instruction set held to {args.isa.upper()}** ("
-            + " ".join(f"`{k}={v}`" for k, v in limits.items())
-            + "): the code of a CPU without AVX-512, run by this one."
-        )
-    title = "### Training throughput (`benchmarks.throughput`)"
-    if limits:
-        title = f"### Training throughput on {args.isa.upper()} code paths"
+    limited = isa_held(args.isa, limits)
+    marker, title = isa_section("throughput", "### Training throughput", args.isa)
+    if marker == "throughput":
+        title += " (`benchmarks.throughput`)"
     text = "\n".join(
         [
             title,
@@ -297,7 +302,7 @@ def main(argv=None):
             *rows,
         ]
     )
-    replace_section(args.docs, f"throughput{'_' + args.isa if limits else ''}", text)
+    replace_section(args.docs, marker, text)
     print(text)
     return 0
 

@@ -371,6 +371,11 @@ def test_mean_teacher_epoch_prints_the_seconds_of_each_epoch(capsys):
     assert all(s > 0 for s in seconds)
 
 
+#: /proc/cpuinfo flags of the CPU kinds the benchmarks tell apart.
+AVX2_FLAGS = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})
+AVX512_BF16_FLAGS = AVX2_FLAGS | {"avx512f", "avx512bw", "avx512_bf16"}
+
+
 def _cpu_has(flag):
     try:
         return flag in pathlib.Path("/proc/cpuinfo").read_text().split()
@@ -449,8 +454,9 @@ def _one_clip_folder(tmp_path):
 def test_speed_features_only_writes_its_own_section(tmp_path, monkeypatch):
     """``--only features`` times the extraction against the loops and
     replaces its own section of the page, nothing else."""
-    from benchmarks import speed
+    from benchmarks import common, speed
 
+    monkeypatch.setattr(common, "cpu_flags", lambda: AVX512_BF16_FLAGS)
     monkeypatch.setattr(speed.time, "sleep", lambda s: None)
     page = tmp_path / "page.md"
     page.write_text(
@@ -468,12 +474,89 @@ def test_speed_features_only_writes_its_own_section(tmp_path, monkeypatch):
     assert "kept" in text
 
 
+def test_speed_features_on_an_avx2_only_cpu_go_to_their_own_section(
+    tmp_path, monkeypatch
+):
+    """Figures of a CPU without AVX-512 never replace those of one with it."""
+    from benchmarks import common, speed
+
+    monkeypatch.setattr(common, "cpu_flags", lambda: AVX2_FLAGS)
+    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- speed_features start -->\nkept\n<!-- speed_features end -->\n"
+    )
+    data = _one_clip_folder(tmp_path)
+    argv = ["--data", str(data), "--only", "features", "--repeats", "1"]
+    assert speed.main([*argv, "--docs", str(page)]) == 0
+    text = page.read_text()
+    assert "kept" in text
+    start = text.index("<!-- speed_features_avx2_cpu start -->")
+    section = text[start : text.index("<!-- speed_features_avx2_cpu end -->")]
+    title = "### Log-mel extraction against a librosa loop on a CPU with AVX2 only"
+    assert f"{title}\n" in section
+    assert "Instruction set held" not in section
+
+
+@pytest.mark.parametrize("module", ["speed", "throughput"])
+def test_an_avx2_only_cpu_refuses_to_be_held_to_avx2(module, monkeypatch, capsys):
+    """``--isa avx2`` on a CPU without AVX-512 would measure its own code
+    under another section's name: refused, saying what to run."""
+    import importlib
+
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "cpu_flags", lambda: AVX2_FLAGS)
+    bench = importlib.import_module(f"benchmarks.{module}")
+    argv = ["--isa", "avx2"] + (["--only", "features"] if module == "speed" else [])
+    with pytest.raises(SystemExit, match="this CPU has AVX2 only") as raised:
+        bench.main([*argv, "--data", "/nonexistent"] if module == "speed" else argv)
+    assert "Run without --isa" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "isa", "expected"),
+    [
+        (
+            "AVX512_BF16_FLAGS",
+            "native",
+            ("throughput", "### Training throughput"),
+        ),
+        (
+            "AVX512_BF16_FLAGS",
+            "avx2",
+            ("throughput_avx2", "### Training throughput on AVX2 code paths"),
+        ),
+        (
+            "AVX2_FLAGS",
+            "native",
+            ("throughput_avx2_cpu", "### Training throughput on a CPU with AVX2 only"),
+        ),
+    ],
+)
+def test_each_cpu_kind_has_its_own_section(flags, isa, expected):
+    from benchmarks.common import isa_section
+
+    flags = globals()[flags]
+    assert isa_section("throughput", "### Training throughput", isa, flags) == expected
+
+
+def test_throughput_measures_bfloat16_only_where_the_cpu_has_it():
+    from benchmarks.common import native_bfloat16
+
+    assert native_bfloat16(AVX512_BF16_FLAGS)
+    assert native_bfloat16(frozenset({"avx2", "avx512f", "amx_bf16"}))
+    assert not native_bfloat16(AVX2_FLAGS)
+    assert not native_bfloat16(frozenset({"avx2", "avx512f"}))
+
+
 def test_speed_on_avx2_code_runs_itself_again_with_the_limits(tmp_path, monkeypatch):
     """numpy reads its limit at import: ``--isa avx2`` measures in a child
     given every limit, and returns the child's exit status."""
-    from benchmarks import speed
+    from benchmarks import common, speed
     from benchmarks.common import ISA_LIMITS, numpy_isa_limits
 
+    monkeypatch.setattr(common, "cpu_flags", lambda: AVX512_BF16_FLAGS)
     calls = []
 
     def run(cmd, env, **kwargs):
