@@ -42,12 +42,6 @@ def cpu_flags():
         return frozenset(f.read().split())
 
 
-def native_bfloat16(flags=None):
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
-    flags = cpu_flags() if flags is None else flags
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
 def avx2_only(flags=None):
     """Whether this CPU has AVX2 and no AVX-512 (its own code is AVX2 code)."""
     flags = cpu_flags() if flags is None else flags

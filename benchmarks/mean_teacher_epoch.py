@@ -2,8 +2,8 @@
 
 The ResNet (16 filters, 2 blocks, batch 16) trains stage 1 with the
 DCASE2019 mean teacher (EMA 0.99) in bfloat16 (``--train-dtype``), on random
-10 s feature maps (1024 x 64), half of them unlabelled, without validation; each epoch's
-seconds come from skorch's history (``dur``). The first epoch includes a
+10 s feature maps (1024 x 64), half of them unlabelled, without validation;
+each epoch's seconds come from skorch's history (``dur``). The first epoch includes a
 compilation. Run it from two checkouts, alternately, to compare them side by
 side; ``docs/benchmarks.md`` says where it was run and what it gave.
 

@@ -544,15 +544,6 @@ def test_each_cpu_kind_has_its_own_section(flags, isa, expected):
     assert isa_section("throughput", "### Training throughput", isa, flags) == expected
 
 
-def test_throughput_measures_bfloat16_only_where_the_cpu_has_it():
-    from benchmarks.common import native_bfloat16
-
-    assert native_bfloat16(AVX512_BF16_FLAGS)
-    assert native_bfloat16(frozenset({"avx2", "avx512f", "amx_bf16"}))
-    assert not native_bfloat16(AVX2_FLAGS)
-    assert not native_bfloat16(frozenset({"avx2", "avx512f"}))
-
-
 def test_speed_on_avx2_code_runs_itself_again_with_the_limits(tmp_path, monkeypatch):
     """numpy reads its limit at import: ``--isa avx2`` measures in a child
     given every limit, and returns the child's exit status."""
